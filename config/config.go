@@ -1,0 +1,253 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole of Trove's configuration. Every key is documented, with
+// its default, in config.example.toml; a test keeps the two in step.
+type Config struct {
+	Listen     string   `toml:"listen"`
+	DataDir    string   `toml:"data_dir"`
+	AdminToken string   `toml:"admin_token"`
+	Retention  Duration `toml:"retention"`
+	LogLevel   string   `toml:"log_level"`
+
+	Ingest  Ingest  `toml:"ingest"`
+	Storage Storage `toml:"storage"`
+	Apps    []App   `toml:"apps"`
+	Tokens  []Token `toml:"tokens"`
+}
+
+// Ingest configures the Events API.
+type Ingest struct {
+	Sync            bool     `toml:"sync"`
+	DedupWindow     Duration `toml:"dedup_window"`
+	SkewThreshold   Duration `toml:"skew_threshold"`
+	MaxFuture       Duration `toml:"max_future"`
+	MaxEventBytes   int64    `toml:"max_event_bytes"`
+	MaxRequestBytes int64    `toml:"max_request_bytes"`
+	MaxAttributes   int      `toml:"max_attributes"`
+	CORSOrigins     []string `toml:"cors_origins"`
+}
+
+// Storage configures the embedded Pebble store.
+type Storage struct {
+	MinFreeDisk Size `toml:"min_free_disk"`
+	CacheSize   Size `toml:"cache_size"`
+	// MergeInterval is how often the background merger looks for small
+	// segments to combine into large, better-compressed ones.
+	MergeInterval Duration `toml:"merge_interval"`
+}
+
+// App is an application whose events Trove stores, declared in the file.
+type App struct {
+	Name         string   `toml:"name"`
+	AppKey       string   `toml:"app_key"`
+	RequireToken bool     `toml:"require_token"`
+	RateLimit    float64  `toml:"rate_limit"`
+	RateBurst    int      `toml:"rate_burst"`
+	Retention    Duration `toml:"retention"`
+}
+
+// Token is an API credential declared in the file. Exactly one of Secret
+// and SHA256 is set; SHA256 keeps the plain secret out of the file.
+type Token struct {
+	Name   string   `toml:"name"`
+	Secret string   `toml:"secret"`
+	SHA256 string   `toml:"sha256"`
+	Scopes []string `toml:"scopes"`
+	Apps   []string `toml:"apps"`
+}
+
+// Default returns the configuration used when no file and no flag says
+// otherwise.
+func Default() Config {
+	return Config{
+		Listen:   ":8080",
+		DataDir:  "./data",
+		LogLevel: "info",
+		Ingest: Ingest{
+			Sync:            true,
+			DedupWindow:     Duration(720 * time.Hour),
+			SkewThreshold:   Duration(60 * time.Second),
+			MaxFuture:       Duration(24 * time.Hour),
+			MaxEventBytes:   32 << 10,
+			MaxRequestBytes: 5 << 20,
+			MaxAttributes:   255,
+			CORSOrigins:     []string{"*"},
+		},
+		Storage: Storage{
+			MinFreeDisk:   1 << 30,
+			CacheSize:     64 << 20,
+			MergeInterval: Duration(5 * time.Second),
+		},
+	}
+}
+
+// DefaultApp returns the values an [[apps]] entry takes for keys it omits.
+func DefaultApp() App { return App{} }
+
+// Load reads and strictly decodes the TOML file at path on top of the
+// defaults. An unknown key is an error naming its line and column.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config file: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse strictly decodes TOML text on top of the defaults.
+func Parse(b []byte) (Config, error) {
+	cfg := Default()
+	// Lists replace, not extend, the defaults.
+	cfg.Ingest.CORSOrigins = nil
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, describeDecodeError(err)
+	}
+	if cfg.Ingest.CORSOrigins == nil {
+		cfg.Ingest.CORSOrigins = Default().Ingest.CORSOrigins
+	}
+	return cfg, nil
+}
+
+func describeDecodeError(err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) {
+		var errs []error
+		for i := range sme.Errors {
+			e := &sme.Errors[i]
+			row, col := e.Position()
+			errs = append(errs, fmt.Errorf("line %d, column %d: unknown key %q", row, col, strings.Join(e.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err
+}
+
+var (
+	appKeyRE = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// ValidScopes are the scopes a token may carry.
+var ValidScopes = []string{"ingest", "export", "admin"}
+
+// Validate reports every problem in cfg at once, each prefixed with its key.
+func (cfg *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		bad("listen", "%q is not host:port (e.g. \":8080\" or \"127.0.0.1:8080\")", cfg.Listen)
+	}
+	if cfg.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch cfg.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)
+	}
+	in := &cfg.Ingest
+	if in.MaxEventBytes < 256 {
+		bad("ingest.max_event_bytes", "must be at least 256, got %d", in.MaxEventBytes)
+	}
+	if in.MaxRequestBytes < in.MaxEventBytes {
+		bad("ingest.max_request_bytes", "must be at least ingest.max_event_bytes (%d), got %d", in.MaxEventBytes, in.MaxRequestBytes)
+	}
+	if in.MaxRequestBytes > 1<<30 {
+		bad("ingest.max_request_bytes", "must be at most 1GiB, got %d", in.MaxRequestBytes)
+	}
+	if in.MaxAttributes < 1 {
+		bad("ingest.max_attributes", "must be at least 1, got %d", in.MaxAttributes)
+	}
+	if in.SkewThreshold <= 0 {
+		bad("ingest.skew_threshold", "must be positive")
+	}
+	if in.MaxFuture <= 0 {
+		bad("ingest.max_future", "must be positive")
+	}
+	if cfg.Storage.CacheSize < 8<<20 {
+		bad("storage.cache_size", "must be at least 8MiB")
+	}
+	if cfg.Storage.MergeInterval < Duration(100*time.Millisecond) {
+		bad("storage.merge_interval", "must be at least 100ms")
+	}
+	keys := map[string]bool{}
+	for i, a := range cfg.Apps {
+		p := fmt.Sprintf("apps[%d]", i)
+		if a.Name == "" {
+			bad(p+".name", "must not be empty")
+		}
+		if !appKeyRE.MatchString(a.AppKey) {
+			bad(p+".app_key", "%q must be 8-64 letters, digits, '-' or '_'", a.AppKey)
+		}
+		if keys[a.AppKey] {
+			bad(p+".app_key", "%q is declared twice", a.AppKey)
+		}
+		keys[a.AppKey] = true
+		if a.RateLimit < 0 {
+			bad(p+".rate_limit", "must not be negative")
+		}
+		if a.RateBurst < 0 {
+			bad(p+".rate_burst", "must not be negative")
+		}
+	}
+	for i, t := range cfg.Tokens {
+		p := fmt.Sprintf("tokens[%d]", i)
+		if t.Name == "" {
+			bad(p+".name", "must not be empty")
+		}
+		switch {
+		case t.Secret != "" && t.SHA256 != "":
+			bad(p, "set secret or sha256, not both")
+		case t.Secret == "" && t.SHA256 == "":
+			bad(p, "set secret or sha256 (the hex SHA-256 of the secret)")
+		case t.Secret != "" && len(t.Secret) < 8:
+			bad(p+".secret", "must be at least 8 characters")
+		case t.SHA256 != "" && !sha256RE.MatchString(t.SHA256):
+			bad(p+".sha256", "must be 64 lowercase hex digits")
+		}
+		if len(t.Scopes) == 0 {
+			bad(p+".scopes", "must list at least one of ingest, export, admin")
+		}
+		for _, s := range t.Scopes {
+			switch s {
+			case "ingest", "export", "admin":
+			default:
+				bad(p+".scopes", "%q is not one of ingest, export, admin", s)
+			}
+		}
+		if len(t.Apps) == 0 {
+			bad(p+".apps", "must list app keys, or \"*\" for all")
+		}
+		for _, k := range t.Apps {
+			if k != "*" && !keys[k] {
+				bad(p+".apps", "%q is not an app_key declared in [[apps]]", k)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

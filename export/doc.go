@@ -1,0 +1,6 @@
+// Package export streams stored events and quarantined events as NDJSON.
+// It validates parameters and opens a storage snapshot before the first
+// byte, then writes stored bytes straight into a 64 KiB buffered writer: the
+// export copies, it never re-encodes. The X-Trove-Watermark header names the
+// highest ingest sequence the export can contain.
+package export

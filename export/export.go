@@ -1,0 +1,242 @@
+package export
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/storage"
+)
+
+var (
+	// ErrInvalid means a bad parameter (HTTP 400).
+	ErrInvalid = errors.New("export: invalid parameter")
+	// ErrUnknownApp means the app has nothing stored and is not declared.
+	ErrUnknownApp = errors.New("export: unknown app")
+)
+
+// ParamError names the parameter at fault.
+type ParamError struct {
+	Field, Message string
+}
+
+func (e *ParamError) Error() string { return e.Message }
+
+// Unwrap returns ErrInvalid.
+func (e *ParamError) Unwrap() error { return ErrInvalid }
+
+// ErrorField returns the parameter's name.
+func (e *ParamError) ErrorField() string { return e.Field }
+
+// Handler serves the export endpoints.
+type Handler struct {
+	db  *storage.DB
+	reg *auth.Registry
+	log *slog.Logger
+}
+
+// NewHandler returns a Handler reading from db.
+func NewHandler(db *storage.DB, reg *auth.Registry, log *slog.Logger) *Handler {
+	return &Handler{db: db, reg: reg, log: log}
+}
+
+// flushEvery is the buffered writer's size: large writes keep fasthttp's
+// streaming path fast.
+const flushEvery = 64 << 10
+
+// appParam returns the appKey parameter, checked against the request's
+// token for export scope.
+func (h *Handler) appParam(ctx *fasthttp.RequestCtx) (string, error) {
+	app := string(ctx.QueryArgs().Peek("appKey"))
+	if app == "" {
+		return "", &ParamError{Field: "appKey", Message: "appKey is required"}
+	}
+	if err := h.reg.Authorize(auth.TokenOf(ctx), app, auth.ScopeExport); err != nil {
+		return "", err
+	}
+	return app, nil
+}
+
+func uintParam(ctx *fasthttp.RequestCtx, name string, def uint64) (uint64, error) {
+	v := ctx.QueryArgs().Peek(name)
+	if len(v) == 0 {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0, &ParamError{Field: name, Message: name + " must be a non-negative integer"}
+	}
+	return n, nil
+}
+
+// Events serves GET /v1/export/events: every stored event of the app, in
+// ingest order, as NDJSON. since/until (ingest sequences) and limit narrow
+// it.
+func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
+	app, err := h.appParam(ctx)
+	if err != nil {
+		return err
+	}
+	since, err := uintParam(ctx, "since", 0)
+	if err != nil {
+		return err
+	}
+	until, err := uintParam(ctx, "until", math.MaxUint64)
+	if err != nil {
+		return err
+	}
+	limit, err := uintParam(ctx, "limit", math.MaxUint64)
+	if err != nil {
+		return err
+	}
+	id, err := h.db.App(app)
+	if errors.Is(err, storage.ErrUnknownApp) {
+		id = 0 // declared but nothing stored yet: an empty export
+	} else if err != nil {
+		return err
+	}
+	snap, err := h.db.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	h.stream(ctx, snap, func(w *bufio.Writer) error {
+		if id == 0 {
+			return nil
+		}
+		n := uint64(0)
+		return snap.EventsBySeq(id, since, until, func(_ uint64, _ int64, body []byte) error {
+			if n == limit {
+				return errLimit
+			}
+			n++
+			w.Write(body)
+			return w.WriteByte('\n')
+		})
+	})
+	return nil
+}
+
+// Rejected serves GET /v1/export/rejected: the app's quarantine as NDJSON.
+func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
+	app, err := h.appParam(ctx)
+	if err != nil {
+		return err
+	}
+	since, err := uintParam(ctx, "since", 0)
+	if err != nil {
+		return err
+	}
+	id, err := h.db.App(app)
+	if errors.Is(err, storage.ErrUnknownApp) {
+		id = 0
+	} else if err != nil {
+		return err
+	}
+	snap, err := h.db.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	h.stream(ctx, snap, func(w *bufio.Writer) error {
+		if id == 0 {
+			return nil
+		}
+		return snap.Rejected(id, since, func(_ uint64, line []byte) error {
+			w.Write(line)
+			return w.WriteByte('\n')
+		})
+	})
+	return nil
+}
+
+var errLimit = errors.New("export: limit reached")
+
+// stream sends the NDJSON produced by fill with the snapshot's watermark.
+func (h *Handler) stream(ctx *fasthttp.RequestCtx, snap *storage.Snapshot, fill func(w *bufio.Writer) error) {
+	ctx.SetContentType("application/x-ndjson")
+	ctx.Response.Header.Set("X-Trove-Watermark", strconv.FormatUint(snap.Watermark(), 10))
+	ctx.SetBodyStream(&body{snap: snap, fill: fill, log: h.log}, -1)
+}
+
+// body is an export's response body. fasthttp calls WriteTo, which frames
+// each 64 KiB write as one chunk with no extra copy; Read, for the other
+// paths, goes through a pipe. An error after the headers are sent can only
+// be reported by breaking the connection: WriteTo returns it, fasthttp
+// then leaves out the terminating chunk and closes, so the client sees an
+// incomplete transfer rather than a short file that looks whole.
+type body struct {
+	snap   *storage.Snapshot
+	fill   func(w *bufio.Writer) error
+	log    *slog.Logger
+	pr     *io.PipeReader
+	closed bool
+}
+
+// SupportsBodyWriteTo tells fasthttp to use WriteTo.
+func (b *body) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo writes the whole export to w.
+func (b *body) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, flushEvery)
+	err := b.fill(bw)
+	if errors.Is(err, errLimit) {
+		err = nil
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	b.release()
+	if err != nil {
+		b.log.Warn("export aborted", "err", err)
+		return cw.n, fmt.Errorf("export aborted: %w", err)
+	}
+	return cw.n, nil
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.pr == nil {
+		pr, pw := io.Pipe()
+		b.pr = pr
+		go func() {
+			_, err := b.WriteTo(pw)
+			pw.CloseWithError(err)
+		}()
+	}
+	return b.pr.Read(p)
+}
+
+// Close is called by fasthttp when it is done with the body, also when the
+// client went away.
+func (b *body) Close() error {
+	if b.pr != nil {
+		b.pr.Close()
+		return nil
+	}
+	b.release()
+	return nil
+}
+
+func (b *body) release() {
+	if !b.closed {
+		b.closed = true
+		b.snap.Close()
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,114 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// bodyBuffer is a pooled request buffer.
+type bodyBuffer struct{ b []byte }
+
+var bodyPool sync.Pool
+
+func getBodyBuffer() *bodyBuffer {
+	if v := bodyPool.Get(); v != nil {
+		return v.(*bodyBuffer)
+	}
+	return &bodyBuffer{}
+}
+
+func putBodyBuffer(b *bodyBuffer) {
+	// Keep the pool from pinning buffers of unusually large requests.
+	if cap(b.b) > 8<<20 {
+		return
+	}
+	b.b = b.b[:0]
+	bodyPool.Put(b)
+}
+
+// readLimited appends all of r to dst, failing with ErrTooLarge past limit
+// bytes.
+func readLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error) {
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > limit {
+			return dst, &RequestError{Kind: ErrTooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (ingest.max_request_bytes)"}
+		}
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, invalid("", "cannot read request body: "+err.Error())
+		}
+	}
+}
+
+var gzipPool sync.Pool
+
+// decompress returns body decoded per Content-Encoding, written into dst,
+// refusing more than limit decompressed bytes (decompression bombs).
+func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, error) {
+	what := "decompressed request body"
+	switch string(bytes.ToLower(bytes.TrimSpace(encoding))) {
+	case "gzip", "x-gzip":
+		zr, _ := gzipPool.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bytes.NewReader(body))
+		} else {
+			err = zr.Reset(bytes.NewReader(body))
+		}
+		if err != nil {
+			return dst, invalid("", "body is not valid gzip: "+err.Error())
+		}
+		defer gzipPool.Put(zr)
+		out, err := readLimited(dst, zr, limit, what)
+		return out, encodingError(err, "gzip")
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return dst, invalid("", "body is not valid zstd: "+err.Error())
+		}
+		defer zr.Close()
+		out, err := readLimited(dst, zr, limit, what)
+		return out, encodingError(err, "zstd")
+	case "deflate":
+		// HTTP's deflate is zlib-wrapped, but many clients send raw deflate.
+		var r io.ReadCloser
+		if zr, err := zlib.NewReader(bytes.NewReader(body)); err == nil {
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(body))
+		}
+		defer r.Close()
+		out, err := readLimited(dst, r, limit, what)
+		return out, encodingError(err, "deflate")
+	}
+	return dst, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Encoding",
+		Message: "Content-Encoding " + strconv.Quote(string(encoding)) + " is not supported: use gzip, zstd, deflate or none"}
+}
+
+// encodingError turns a read error inside a decompressor into a 400 that
+// says which encoding was broken, leaving size errors as they are.
+func encodingError(err error, enc string) error {
+	var re *RequestError
+	if err == nil || (errors.As(err, &re) && re.Kind == ErrTooLarge) {
+		return err
+	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return &RequestError{Kind: ErrTooLarge, Message: "decompressed request body is over the limit (ingest.max_request_bytes)"}
+	}
+	return invalid("", "body is not valid "+enc+": "+err.Error())
+}

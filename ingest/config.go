@@ -1,0 +1,31 @@
+package ingest
+
+import "time"
+
+// Config holds the Events API's limits and rules.
+type Config struct {
+	Sync            bool
+	DedupWindow     time.Duration
+	SkewThreshold   time.Duration
+	MaxFuture       time.Duration
+	MaxEventBytes   int
+	MaxRequestBytes int
+	MaxAttributes   int
+}
+
+// DefaultConfig returns the defaults of SPEC section 3.
+func DefaultConfig() Config {
+	return Config{
+		Sync:            true,
+		DedupWindow:     720 * time.Hour,
+		SkewThreshold:   60 * time.Second,
+		MaxFuture:       24 * time.Hour,
+		MaxEventBytes:   32 << 10,
+		MaxRequestBytes: 5 << 20,
+		MaxAttributes:   255,
+	}
+}
+
+// maxDepth is the deepest nesting an event may have: the event object,
+// attributes, and 32 levels inside them.
+const maxDepth = 34

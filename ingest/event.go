@@ -1,0 +1,356 @@
+package ingest
+
+import (
+	"bytes"
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/goccy/go-json"
+)
+
+// Batch is one request's events, decoded and validated, with their stored
+// forms. The byte slices in it alias the request body or the Batch's own
+// buffers, and are valid until the request ends.
+type Batch struct {
+	Now      time.Time
+	IP       string // the client's address, for context.ip
+	NDJSON   bool   // errors name a line, not an index
+	Events   []Event
+	Rejected []Rejection
+
+	cfg        *Config
+	receivedAt []byte // `"receivedAt":"…"`, formatted once per request
+	buf        []byte // stored forms, each without its closing '}'
+	apps       []string
+}
+
+// Event is one valid event.
+type Event struct {
+	Index     int
+	AppKey    string
+	MessageID []byte // as the client sent it; nil when the server generates one
+	TimeMs    int64  // eventTime, after clock-skew correction
+	Duplicate bool   // set by the sink
+	start     int
+	end       int
+}
+
+// Rejection is one invalid event, named in the answer and quarantined.
+type Rejection struct {
+	Index     int
+	AppKey    string // the app it is quarantined under; "" when none is known
+	MessageID string
+	Field     string
+	Code      string // "invalid_event" or "too_large"
+	Message   string
+	Raw       []byte
+}
+
+// newBatch prepares a Batch for a request received at now from ip.
+func newBatch(cfg *Config, now time.Time, ip string) *Batch {
+	b := &Batch{cfg: cfg, Now: now, IP: ip}
+	b.receivedAt = append(b.receivedAt, `"receivedAt":"`...)
+	b.receivedAt = now.UTC().AppendFormat(b.receivedAt, "2006-01-02T15:04:05.000Z07:00")
+	b.receivedAt = append(b.receivedAt, '"')
+	return b
+}
+
+// intern returns appKey as a string, allocating once per distinct app.
+func (b *Batch) intern(appKey []byte) string {
+	for _, a := range b.apps {
+		if a == string(appKey) {
+			return a
+		}
+	}
+	s := string(appKey)
+	b.apps = append(b.apps, s)
+	return s
+}
+
+func (b *Batch) reject(idx int, appKey []byte, messageID []byte, field, code, msg string, raw []byte) {
+	r := Rejection{Index: idx, Field: field, Code: code, Message: msg, Raw: raw}
+	if len(appKey) > 0 && len(appKey) <= 64 {
+		r.AppKey = b.intern(appKey)
+	}
+	if len(messageID) > 0 && len(messageID) <= 255 {
+		r.MessageID = string(messageID)
+	}
+	b.Rejected = append(b.Rejected, r)
+}
+
+// fields holds the raw values of the members an event's rules look at.
+type fields struct {
+	typ, event, userID, eventTime, appKey, context, messageID, sentAt, attributes []byte
+}
+
+// add validates one event (raw JSON text) and adds it to the batch as an
+// Event or a Rejection.
+func (b *Batch) add(idx int, raw []byte) {
+	cfg := b.cfg
+	if len(raw) > cfg.MaxEventBytes {
+		b.reject(idx, nil, nil, "", "too_large", "event is "+strconv.Itoa(len(raw))+" bytes, over the limit of "+strconv.Itoa(cfg.MaxEventBytes)+" (ingest.max_event_bytes)", raw)
+		return
+	}
+	if !utf8.Valid(raw) {
+		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid UTF-8", raw)
+		return
+	}
+	if _, ok := nestingDepth(raw, maxDepth); !ok {
+		b.reject(idx, nil, nil, "attributes", "invalid_event", "event is nested deeper than 32 levels", raw)
+		return
+	}
+	if !json.Valid(raw) {
+		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid JSON", raw)
+		return
+	}
+	var f fields
+	err := forEachMember(raw, func(key, val []byte) error {
+		switch string(key) {
+		case "type":
+			f.typ = val
+		case "event":
+			f.event = val
+		case "userId":
+			f.userID = val
+		case "eventTime":
+			f.eventTime = val
+		case "appKey":
+			f.appKey = val
+		case "context":
+			f.context = val
+		case "messageId":
+			f.messageID = val
+		case "sentAt":
+			f.sentAt = val
+		case "attributes":
+			f.attributes = val
+		}
+		return nil
+	})
+	if err != nil {
+		b.reject(idx, nil, nil, "", "invalid_event", "event must be a JSON object, got "+kindOf(bytes.TrimSpace(raw)), raw)
+		return
+	}
+	appKey, _ := jsonString(f.appKey)
+	messageID, _ := jsonString(f.messageID)
+	fail := func(field, msg string) {
+		b.reject(idx, appKey, messageID, field, "invalid_event", msg, raw)
+	}
+	str := func(field string, v []byte, required bool) ([]byte, bool) {
+		if v == nil || (!required && string(v) == "null") {
+			if required {
+				fail(field, field+" is required")
+			}
+			return nil, !required
+		}
+		s, ok := jsonString(v)
+		if !ok {
+			fail(field, field+" must be a string, got "+kindOf(v))
+			return nil, false
+		}
+		return s, true
+	}
+	typ, ok := str("type", f.typ, true)
+	if !ok {
+		return
+	}
+	if string(typ) != "event" {
+		fail("type", `type must be "event"`)
+		return
+	}
+	name, ok := str("event", f.event, true)
+	if !ok {
+		return
+	}
+	if n := utf8.RuneCount(name); n < 1 || n > 255 {
+		fail("event", "event must be 1 to 255 characters, got "+strconv.Itoa(n))
+		return
+	}
+	userID, ok := str("userId", f.userID, true)
+	if !ok {
+		return
+	}
+	if len(userID) == 0 {
+		fail("userId", "userId must not be empty")
+		return
+	}
+	et, ok := str("eventTime", f.eventTime, true)
+	if !ok {
+		return
+	}
+	eventTime, err := time.Parse(time.RFC3339Nano, string(et))
+	if err != nil {
+		fail("eventTime", "eventTime must be an ISO-8601 / RFC 3339 time with an offset or Z, such as 2020-06-03T17:03:48-07:00")
+		return
+	}
+	if _, ok := str("appKey", f.appKey, true); !ok {
+		return
+	}
+	if len(appKey) == 0 {
+		fail("appKey", "appKey must not be empty")
+		return
+	}
+	if _, ok := str("messageId", f.messageID, false); !ok {
+		return
+	}
+	if f.messageID != nil && string(f.messageID) != "null" {
+		if n := utf8.RuneCount(messageID); n < 1 || n > 255 {
+			fail("messageId", "messageId must be 1 to 255 characters, got "+strconv.Itoa(n))
+			return
+		}
+	} else {
+		messageID = nil
+	}
+	sa, ok := str("sentAt", f.sentAt, false)
+	if !ok {
+		return
+	}
+	var sentAt time.Time
+	if sa != nil {
+		if sentAt, err = time.Parse(time.RFC3339Nano, string(sa)); err != nil {
+			fail("sentAt", "sentAt must be an ISO-8601 / RFC 3339 time with an offset or Z")
+			return
+		}
+	}
+	hasIP := false
+	if f.context != nil && string(f.context) != "null" {
+		if f.context[0] != '{' {
+			fail("context", "context must be an object, got "+kindOf(f.context))
+			return
+		}
+		var ctxErr string
+		var ctxField string
+		forEachMember(f.context, func(key, val []byte) error {
+			switch string(key) {
+			case "userAgent":
+				if _, ok := jsonString(val); !ok && string(val) != "null" {
+					ctxField, ctxErr = "context.userAgent", "context.userAgent must be a string, got "+kindOf(val)
+				}
+			case "ip":
+				s, ok := jsonString(val)
+				if !ok {
+					ctxField, ctxErr = "context.ip", "context.ip must be a string, got "+kindOf(val)
+				} else if _, err := netip.ParseAddr(string(s)); err != nil {
+					ctxField, ctxErr = "context.ip", "context.ip must be an IPv4 or IPv6 address"
+				} else {
+					hasIP = true
+				}
+			}
+			return nil
+		})
+		if ctxErr != "" {
+			fail(ctxField, ctxErr)
+			return
+		}
+	}
+	if f.attributes != nil && string(f.attributes) != "null" {
+		if f.attributes[0] != '{' {
+			fail("attributes", "attributes must be an object, got "+kindOf(f.attributes))
+			return
+		}
+		n := 0
+		forEachMember(f.attributes, func(_, _ []byte) error { n++; return nil })
+		if n > cfg.MaxAttributes {
+			fail("attributes", "attributes has "+strconv.Itoa(n)+" keys, over the limit of "+strconv.Itoa(cfg.MaxAttributes))
+			return
+		}
+	}
+
+	// Clock skew: when the client's clock is off by more than the
+	// threshold, shift eventTime by the same amount.
+	var skew time.Duration
+	if sa != nil {
+		if d := b.Now.Sub(sentAt); d > cfg.SkewThreshold || -d > cfg.SkewThreshold {
+			skew = d
+		}
+	}
+	corrected := eventTime.Add(skew)
+	if corrected.Sub(b.Now) > cfg.MaxFuture {
+		fail("eventTime", "eventTime "+string(et)+" is more than "+cfg.MaxFuture.String()+" ahead of the server's clock (ingest.max_future)")
+		return
+	}
+
+	// The stored form: members as sent (compacted), with the server's
+	// fields substituted or added.
+	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeMs: corrected.UnixMilli(), start: len(b.buf)}
+	if messageID != nil {
+		ev.MessageID = messageID
+	}
+	buf := append(b.buf, '{')
+	first := true
+	forEachMember(raw, func(key, val []byte) error {
+		switch string(key) {
+		case "receivedAt", "originalEventTime", "clockSkewMs":
+			return nil // the server's to set
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '"')
+		buf = append(buf, key...)
+		buf = append(buf, '"', ':')
+		switch {
+		case string(key) == "eventTime" && skew != 0:
+			buf = append(buf, '"')
+			buf = corrected.AppendFormat(buf, time.RFC3339Nano)
+			buf = append(buf, '"')
+		case string(key) == "context" && !hasIP && val[0] == '{':
+			buf = appendCompact(buf, val[:len(val)-1])
+			if bytes.IndexByte(bytes.TrimSpace(val[1:len(val)-1]), '"') >= 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `"ip":`...)
+			buf = appendQuoted(buf, b.IP)
+			buf = append(buf, '}')
+		default:
+			buf = appendCompact(buf, val)
+		}
+		return nil
+	})
+	if !first {
+		buf = append(buf, ',')
+	}
+	if skew != 0 {
+		buf = append(buf, `"originalEventTime":`...)
+		buf = append(buf, f.eventTime...)
+		buf = append(buf, `,"clockSkewMs":`...)
+		buf = strconv.AppendInt(buf, skew.Milliseconds(), 10)
+		buf = append(buf, ',')
+	}
+	if f.context == nil || string(f.context) == "null" {
+		buf = append(buf, `"context":{"ip":`...)
+		buf = appendQuoted(buf, b.IP)
+		buf = append(buf, '}', ',')
+	}
+	buf = append(buf, b.receivedAt...)
+	b.buf = buf
+	ev.end = len(buf)
+	b.Events = append(b.Events, ev)
+}
+
+// appendStored appends the complete stored form of e: its members, then a
+// messageId member generated from seq when the client sent none.
+func (b *Batch) appendStored(dst []byte, e *Event, seq uint64) []byte {
+	dst = append(dst, b.buf[e.start:e.end]...)
+	if e.MessageID == nil {
+		dst = append(dst, `,"messageId":"`...)
+		dst = appendGeneratedID(dst, seq)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+// generatedIDLen is the length of `,"messageId":"trv-<16 hex>"}`.
+const generatedIDLen = 15 + 20 + 2
+
+func appendGeneratedID(dst []byte, seq uint64) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, "trv-"...)
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hex[(seq>>uint(shift))&0xf])
+	}
+	return dst
+}

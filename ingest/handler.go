@@ -1,0 +1,293 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+)
+
+// Result is the answer to an Events API request.
+type Result struct {
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   int         `json:"rejected"`
+	Errors     []ItemError `json:"errors"`
+	// Validated is set for ?validate=1, which stores nothing.
+	Validated bool `json:"validated,omitempty"`
+}
+
+// ItemError names one rejected event: by index in a JSON array, or by
+// 1-based line in an NDJSON body.
+type ItemError struct {
+	Index     *int   `json:"index,omitempty"`
+	Line      *int   `json:"line,omitempty"`
+	MessageID string `json:"messageId,omitempty"`
+	Field     string `json:"field"`
+	Message   string `json:"message"`
+}
+
+// maxItemErrors caps the errors listed in one answer; the quarantine keeps
+// every rejected event all the same.
+const maxItemErrors = 100
+
+// eventSink stores a validated batch: it marks duplicates, stores the
+// other events and the rejections atomically and durably, and returns only
+// once they are durable. It must not retain b or its slices.
+type eventSink interface {
+	AppendEvents(b *Batch) error
+}
+
+// Handler serves POST /v1/events.
+type Handler struct {
+	cfg  Config
+	reg  *auth.Registry
+	sink eventSink
+	now  func() time.Time
+}
+
+// NewHandler returns a Handler that stores through sink.
+func NewHandler(cfg Config, reg *auth.Registry, sink eventSink) *Handler {
+	return &Handler{cfg: cfg, reg: reg, sink: sink, now: time.Now}
+}
+
+// Events handles POST /v1/events.
+func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
+	ndjson, err := parseContentType(ctx.Request.Header.ContentType())
+	if err != nil {
+		return err
+	}
+	if cl := ctx.Request.Header.ContentLength(); cl > h.cfg.MaxRequestBytes {
+		return &RequestError{Kind: ErrTooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " (ingest.max_request_bytes)"}
+	}
+	raw := getBodyBuffer()
+	defer putBodyBuffer(raw)
+	if s := ctx.RequestBodyStream(); s != nil {
+		raw.b, err = readLimited(raw.b[:0], s, h.cfg.MaxRequestBytes, "request body")
+	} else {
+		raw.b = append(raw.b[:0], ctx.PostBody()...)
+		if len(raw.b) > h.cfg.MaxRequestBytes {
+			err = &RequestError{Kind: ErrTooLarge, Message: "request body is over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " bytes (ingest.max_request_bytes)"}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	body := raw.b
+	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
+		dec := getBodyBuffer()
+		defer putBodyBuffer(dec)
+		if dec.b, err = decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes); err != nil {
+			return err
+		}
+		body = dec.b
+	}
+
+	b := newBatch(&h.cfg, h.now(), clientIP(ctx))
+	b.NDJSON = ndjson
+	if err := Decode(b, body); err != nil {
+		return err
+	}
+	if err := h.authorize(ctx, b); err != nil {
+		return err
+	}
+	res := &Result{Accepted: len(b.Events), Rejected: len(b.Rejected)}
+	validate := ctx.QueryArgs().GetBool("validate")
+	res.Validated = validate
+	if !validate && (len(b.Events) > 0 || len(b.Rejected) > 0) {
+		if err := h.sink.AppendEvents(b); err != nil {
+			return err
+		}
+		for i := range b.Events {
+			if b.Events[i].Duplicate {
+				res.Duplicates++
+				res.Accepted--
+			}
+		}
+	}
+	res.Errors = itemErrors(b)
+	if len(b.Events) == 0 {
+		kind, first := ErrInvalid, ItemError{Message: "the request holds no event"}
+		if len(res.Errors) > 0 {
+			first = res.Errors[0]
+			kind = ErrTooLarge
+			for _, r := range b.Rejected {
+				if r.Code != "too_large" {
+					kind = ErrInvalid
+				}
+			}
+		}
+		return &RequestError{Kind: kind, Field: first.Field, Message: first.Message, Result: res}
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("cannot encode answer: %w", err)
+	}
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return nil
+}
+
+// authorize checks the credentials against every app in the batch, and
+// picks the app that events without a usable appKey are quarantined under.
+func (h *Handler) authorize(ctx *fasthttp.RequestCtx, b *Batch) error {
+	tok := auth.TokenOf(ctx)
+	fallback := ""
+	for _, app := range b.apps {
+		if _, ok := h.reg.App(app); !ok {
+			// An unknown appKey on a rejected event is that event's fault,
+			// unless it is the only app the request names.
+			if !h.onlyOnRejected(b, app) {
+				return h.reg.Authorize(tok, app, auth.ScopeIngest)
+			}
+			continue
+		}
+		if err := h.reg.Authorize(tok, app, auth.ScopeIngest); err != nil {
+			return err
+		}
+		if fallback == "" {
+			fallback = app
+		}
+	}
+	if fallback == "" && tok != nil {
+		fallback, _ = tok.OnlyApp()
+	}
+	if len(b.Events) == 0 && fallback == "" && len(b.Rejected) > 0 && len(b.apps) > 0 {
+		// Every event is invalid and none names a known app: answer as for
+		// credentials, since nothing identifies whose events these are.
+		return h.reg.Authorize(tok, b.apps[0], auth.ScopeIngest)
+	}
+	for i := range b.Rejected {
+		r := &b.Rejected[i]
+		if _, ok := h.reg.App(r.AppKey); !ok || h.reg.Authorize(tok, r.AppKey, auth.ScopeIngest) != nil {
+			r.AppKey = fallback
+		}
+	}
+	return nil
+}
+
+// onlyOnRejected reports whether app appears only on rejected events.
+func (h *Handler) onlyOnRejected(b *Batch, app string) bool {
+	for i := range b.Events {
+		if b.Events[i].AppKey == app {
+			return false
+		}
+	}
+	return true
+}
+
+func itemErrors(b *Batch) []ItemError {
+	out := make([]ItemError, 0, min(len(b.Rejected), maxItemErrors))
+	for i := range b.Rejected {
+		if i == maxItemErrors {
+			break
+		}
+		r := &b.Rejected[i]
+		e := ItemError{MessageID: r.MessageID, Field: r.Field, Message: r.Message}
+		n := r.Index
+		if b.NDJSON {
+			e.Line = &n
+		} else {
+			e.Index = &n
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// parseContentType reports whether the body is NDJSON. JSON is the default
+// for a missing type, and text/plain is read as JSON because browsers'
+// sendBeacon cannot set a type without a CORS preflight.
+func parseContentType(ct []byte) (ndjson bool, err error) {
+	mt := ct
+	if i := bytes.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	switch string(bytes.ToLower(bytes.TrimSpace(mt))) {
+	case "", "application/json", "text/plain":
+		return false, nil
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines":
+		return true, nil
+	}
+	return false, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type",
+		Message: "Content-Type " + strconv.Quote(string(ct)) + " is not supported: use application/json or application/x-ndjson"}
+}
+
+// clientIP is the connection's remote address, without the port.
+func clientIP(ctx *fasthttp.RequestCtx) string {
+	return ctx.RemoteIP().String()
+}
+
+// Decode splits body into events and adds each to b. A body that is not
+// JSON at all (or, for NDJSON, has no line) fails as a whole; problems
+// with single events become Rejections.
+func Decode(b *Batch, body []byte) error {
+	if b.NDJSON {
+		line := 0
+		for len(body) > 0 {
+			line++
+			i := bytes.IndexByte(body, '\n')
+			var l []byte
+			if i < 0 {
+				l, body = body, nil
+			} else {
+				l, body = body[:i], body[i+1:]
+			}
+			l = bytes.TrimSpace(l)
+			if len(l) == 0 {
+				continue
+			}
+			b.add(line, l)
+		}
+		if len(b.Events)+len(b.Rejected) == 0 {
+			return invalid("", "the NDJSON body holds no event")
+		}
+		return nil
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return invalid("", "the request body is empty: send an event object or an array of them")
+	}
+	switch body[0] {
+	case '{':
+		b.add(0, body)
+		return nil
+	case '[':
+		if _, ok := nestingDepth(body, maxDepth+1); !ok {
+			return invalid("attributes", "the body is nested deeper than 32 levels")
+		}
+		if !json.Valid(body) {
+			return invalid("", "the body is not valid JSON: "+syntaxError(body))
+		}
+		forEachElement(body, func(i int, elem []byte) error {
+			b.add(i, elem)
+			return nil
+		})
+		if len(b.Events)+len(b.Rejected) == 0 {
+			return invalid("", "the array holds no event")
+		}
+		return nil
+	}
+	return invalid("", "the body must be a JSON object or array of events, or NDJSON with Content-Type: application/x-ndjson")
+}
+
+// syntaxError describes where body stops being JSON.
+func syntaxError(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "malformed"
+}

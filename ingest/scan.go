@@ -1,0 +1,216 @@
+package ingest
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"github.com/goccy/go-json"
+)
+
+// These helpers walk JSON text that has already been checked by
+// json.Valid, so they only need to find boundaries: they never decode
+// numbers, which is how a 19-digit integer keeps every digit.
+
+var errNotObject = errors.New("not a JSON object")
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at b[i] == '"'.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return len(b)
+	}
+}
+
+// nestingDepth returns the deepest nesting of objects and arrays in b,
+// giving up (false) once it passes limit. It runs before json.Valid so that
+// a pathological body never reaches a recursive parser.
+func nestingDepth(b []byte, limit int) (int, bool) {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i) - 1
+		case '{', '[':
+			depth++
+			if depth > deepest {
+				deepest = depth
+				if deepest > limit {
+					return deepest, false
+				}
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest, true
+}
+
+// forEachMember calls fn with the raw key (without quotes, escapes not
+// decoded) and raw value of each member of the valid JSON object b. Both
+// alias b.
+func forEachMember(b []byte, fn func(key, val []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errNotObject
+	}
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		ke := stringEnd(b, i)
+		key := b[i+1 : ke-1]
+		i = skipSpace(b, ke)
+		i = skipSpace(b, i+1) // ':'
+		ve := valueEnd(b, i)
+		if err := fn(key, b[i:ve]); err != nil {
+			return err
+		}
+		i = skipSpace(b, ve)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return nil
+}
+
+// forEachElement calls fn with the raw bytes and index of each element of
+// the valid JSON array b.
+func forEachElement(b []byte, fn func(i int, elem []byte) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errors.New("not a JSON array")
+	}
+	i = skipSpace(b, i+1)
+	for n := 0; i < len(b) && b[i] != ']'; n++ {
+		ve := valueEnd(b, i)
+		if err := fn(n, b[i:ve]); err != nil {
+			return err
+		}
+		i = skipSpace(b, ve)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return nil
+}
+
+// appendCompact appends the valid JSON b without insignificant whitespace.
+func appendCompact(dst, b []byte) []byte {
+	start := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			i = stringEnd(b, i) - 1
+		case isSpace(c):
+			dst = append(dst, b[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, b[start:]...)
+}
+
+// jsonString returns the value of the JSON string raw (with its quotes),
+// or ok false when raw is not a string. Without escapes it aliases raw.
+func jsonString(raw []byte) (s []byte, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' {
+			var out string
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return nil, false
+			}
+			return []byte(out), true
+		}
+	}
+	return inner, true
+}
+
+// appendQuoted appends s as a JSON string.
+func appendQuoted(dst []byte, s string) []byte {
+	if !needsEscape(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	q, _ := json.Marshal(s)
+	return append(dst, q...)
+}
+
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// kindOf names the JSON type of a raw value for error messages.
+func kindOf(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}

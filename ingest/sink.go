@@ -1,0 +1,142 @@
+package ingest
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/goccy/go-json"
+
+	"trove/storage"
+)
+
+// StoreSink stores batches in a storage.DB: client messageIds are
+// deduplicated, every stored event and quarantined rejection gets an ingest
+// sequence, and all of it is one atomic, durable commit.
+type StoreSink struct {
+	DB *storage.DB
+}
+
+// AppendEvents implements eventSink.
+func (s StoreSink) AppendEvents(b *Batch) error {
+	w := s.DB.NewWriter(b.Now)
+	defer w.Close()
+	ids := map[string]uint32{}
+	appID := func(key string) (uint32, error) {
+		if id, ok := ids[key]; ok {
+			return id, nil
+		}
+		id, err := s.DB.EnsureApp(key)
+		if err != nil {
+			return 0, err
+		}
+		ids[key] = id
+		return id, nil
+	}
+	var keys []storage.DedupKey
+	var keyOf []int
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.MessageID == nil {
+			continue
+		}
+		id, err := appID(e.AppKey)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, storage.DedupKey{App: id, MessageID: e.MessageID})
+		keyOf = append(keyOf, i)
+	}
+	if len(keys) > 0 {
+		dup, err := w.CheckDuplicates(keys)
+		if err != nil {
+			return err
+		}
+		for j, d := range dup {
+			b.Events[keyOf[j]].Duplicate = d
+		}
+	}
+	n, size := 0, 0
+	for i := range b.Events {
+		if !b.Events[i].Duplicate {
+			n++
+			size += b.Events[i].end - b.Events[i].start + generatedIDLen
+		}
+	}
+	quarantined := 0
+	for i := range b.Rejected {
+		if b.Rejected[i].AppKey != "" {
+			quarantined++
+		}
+	}
+	seq, err := w.Alloc(n + quarantined)
+	if err != nil {
+		return err
+	}
+	// Sized up front: the Writer keeps slices of out until Commit, so out
+	// must never move.
+	out := make([]byte, 0, size)
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.Duplicate {
+			continue
+		}
+		id, err := appID(e.AppKey)
+		if err != nil {
+			return err
+		}
+		start := len(out)
+		out = b.appendStored(out, e, seq)
+		w.AddEvent(id, seq, e.TimeMs, out[start:])
+		seq++
+	}
+	var line []byte
+	for i := range b.Rejected {
+		r := &b.Rejected[i]
+		if r.AppKey == "" {
+			continue
+		}
+		id, err := appID(r.AppKey)
+		if err != nil {
+			return err
+		}
+		line = b.appendRejectedLine(line[:0], r)
+		w.AddRejected(id, seq, line)
+		seq++
+	}
+	if err := w.Commit(); err != nil {
+		return fmt.Errorf("cannot store events: %w", err)
+	}
+	return nil
+}
+
+// appendRejectedLine appends the quarantine record of r: when it was
+// received, where it was in the request, why it was refused, and the event
+// itself (as JSON when it is JSON, else as a string).
+func (b *Batch) appendRejectedLine(dst []byte, r *Rejection) []byte {
+	dst = append(dst, '{')
+	dst = append(dst, b.receivedAt...)
+	if b.NDJSON {
+		dst = append(dst, `,"line":`...)
+	} else {
+		dst = append(dst, `,"index":`...)
+	}
+	dst = fmt.Appendf(dst, "%d", r.Index)
+	if r.MessageID != "" {
+		dst = append(dst, `,"messageId":`...)
+		dst = appendQuoted(dst, r.MessageID)
+	}
+	dst = append(dst, `,"error":`...)
+	dst = appendQuoted(dst, r.Code)
+	dst = append(dst, `,"field":`...)
+	dst = appendQuoted(dst, r.Field)
+	dst = append(dst, `,"message":`...)
+	dst = appendQuoted(dst, r.Message)
+	if _, ok := nestingDepth(r.Raw, 512); ok && utf8.Valid(r.Raw) && json.Valid(r.Raw) {
+		dst = append(dst, `,"event":`...)
+		dst = appendCompact(dst, r.Raw)
+	} else {
+		dst = append(dst, `,"raw":`...)
+		dst = appendQuoted(dst, string(r.Raw)) // invalid UTF-8 becomes U+FFFD
+	}
+	return append(dst, '}')
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"trove/auth"
+	"trove/config"
+	"trove/export"
+	"trove/ingest"
+	"trove/storage"
+	"trove/web"
+)
+
+// shutdownTimeout bounds how long in-flight requests may take to finish on
+// SIGTERM; well under the 10 s that orchestrators wait before SIGKILL.
+const shutdownTimeout = 7 * time.Second
+
+type serveFlags struct {
+	config, data, listen string
+	checkConfig          bool
+}
+
+func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags, error) {
+	fs := flag.NewFlagSet("trove "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &serveFlags{}
+	fs.StringVar(&f.config, "config", "", "TOML config file (env TROVE_CONFIG); none needed")
+	fs.StringVar(&f.data, "data", "", "data directory (env TROVE_DATA; default ./data)")
+	fs.StringVar(&f.listen, "listen", "", "listen address (env TROVE_LISTEN; default :8080)")
+	if name == "serve" {
+		fs.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration and exit")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// loadConfig applies, highest first: flag, environment, file, default.
+func loadConfig(f *serveFlags) (config.Config, error) {
+	path := firstNonEmpty(f.config, os.Getenv("TROVE_CONFIG"))
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.Listen = firstNonEmpty(f.listen, os.Getenv("TROVE_LISTEN"), cfg.Listen)
+	cfg.DataDir = firstNonEmpty(f.data, os.Getenv("TROVE_DATA"), cfg.DataDir)
+	cfg.AdminToken = firstNonEmpty(os.Getenv("TROVE_ADMIN_TOKEN"), cfg.AdminToken)
+	if err := cfg.Validate(); err != nil {
+		where := "configuration"
+		if path != "" {
+			where = path
+		}
+		return cfg, fmt.Errorf("%s is not valid:\n%w", where, err)
+	}
+	return cfg, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags("check-config", args, stderr)
+	if err != nil {
+		return 2
+	}
+	if _, err := loadConfig(f); err != nil {
+		fmt.Fprintln(stderr, "trove:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "configuration is valid")
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseServeFlags("serve", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintln(stderr, "trove:", err)
+		return 1
+	}
+	if f.checkConfig {
+		fmt.Fprintln(stdout, "configuration is valid")
+		return 0
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := serveConfig(ctx, cfg, log); err != nil {
+		log.Error("trove stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("cannot create data directory: %w", err)
+	}
+	start := time.Now()
+	db, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{
+		Sync:          cfg.Ingest.Sync,
+		CacheSize:     int64(cfg.Storage.CacheSize),
+		DedupWindow:   cfg.Ingest.DedupWindow.Std(),
+		MergeInterval: cfg.Storage.MergeInterval.Std(),
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("store opened", "dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond).String(), "sync", cfg.Ingest.Sync)
+	defer func() {
+		t := time.Now()
+		if err := db.Close(); err != nil {
+			log.Error("cannot close store", "err", err)
+			return
+		}
+		log.Info("store closed", "took", time.Since(t).Round(time.Millisecond).String())
+	}()
+
+	reg, err := buildRegistry(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	icfg := ingest.Config{
+		Sync:            cfg.Ingest.Sync,
+		DedupWindow:     cfg.Ingest.DedupWindow.Std(),
+		SkewThreshold:   cfg.Ingest.SkewThreshold.Std(),
+		MaxFuture:       cfg.Ingest.MaxFuture.Std(),
+		MaxEventBytes:   int(cfg.Ingest.MaxEventBytes),
+		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
+		MaxAttributes:   cfg.Ingest.MaxAttributes,
+	}
+	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
+	eh := export.NewHandler(db, reg, log)
+	srv := web.New(web.Config{
+		Listen:          cfg.Listen,
+		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
+		CORSOrigins:     cfg.Ingest.CORSOrigins,
+	}, reg, web.Handlers{
+		Events:         ih.Events,
+		ExportEvents:   eh.Events,
+		ExportRejected: eh.Rejected,
+	}, log)
+	addr, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	srv.SetReady(true)
+	log.Info("listening on http://" + addr)
+	if onReady != nil {
+		onReady(addr)
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("server failed: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	t := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still in flight at the shutdown deadline", "err", err)
+	}
+	log.Info("server stopped", "took", time.Since(t).Round(time.Millisecond).String())
+	return nil
+}
+
+// buildRegistry loads the apps and tokens of the config and the admin token.
+func buildRegistry(cfg config.Config, db *storage.DB, log *slog.Logger) (*auth.Registry, error) {
+	reg := auth.NewRegistry()
+	for _, a := range cfg.Apps {
+		reg.AddApp(auth.App{Name: a.Name, AppKey: a.AppKey, RequireToken: a.RequireToken})
+		if _, err := db.EnsureApp(a.AppKey); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range cfg.Tokens {
+		scopes, err := auth.ParseScopes(t.Scopes)
+		if err != nil {
+			return nil, fmt.Errorf("tokens[%d]: %w", i, err)
+		}
+		tok := auth.Token{ID: fmt.Sprintf("config-%d", i), Name: t.Name, Scopes: scopes, Apps: map[string]bool{}}
+		if t.Secret != "" {
+			tok.Digest = auth.Digest([]byte(t.Secret))
+		} else if tok.Digest, err = auth.ParseDigest(t.SHA256); err != nil {
+			return nil, fmt.Errorf("tokens[%d].sha256: %w", i, err)
+		}
+		for _, k := range t.Apps {
+			if k == "*" {
+				tok.AllApps = true
+			} else {
+				tok.Apps[k] = true
+			}
+		}
+		reg.AddToken(tok)
+	}
+	digest, err := adminTokenDigest(cfg, db, log)
+	if err != nil {
+		return nil, err
+	}
+	reg.AddToken(auth.Token{ID: "admin", Name: "admin", Digest: digest, Scopes: auth.ScopeAdmin | auth.ScopeExport | auth.ScopeIngest, AllApps: true})
+	return reg, nil
+}
+
+const metaAdminTokenDigest = "admin_token_sha256"
+
+// adminTokenDigest returns the admin token's digest. Without a configured
+// token, one is generated on first start, written once to
+// <data>/admin.token (mode 0600) and logged once; only its digest is kept.
+func adminTokenDigest(cfg config.Config, db *storage.DB, log *slog.Logger) ([32]byte, error) {
+	if cfg.AdminToken != "" {
+		return auth.Digest([]byte(cfg.AdminToken)), nil
+	}
+	stored, err := db.GetMeta(metaAdminTokenDigest)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if len(stored) == 32 {
+		return [32]byte(stored), nil
+	}
+	raw := make([]byte, 24)
+	rand.Read(raw)
+	secret := "trv_admin_" + base64.RawURLEncoding.EncodeToString(raw)
+	path := filepath.Join(cfg.DataDir, "admin.token")
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return [32]byte{}, fmt.Errorf("cannot write admin token: %w", err)
+	}
+	d := auth.Digest([]byte(secret))
+	if err := db.SetMeta(metaAdminTokenDigest, d[:]); err != nil {
+		return [32]byte{}, err
+	}
+	log.Info("generated the admin token; it is shown this once and kept in "+path, "admin_token", secret, "sha256", hex.EncodeToString(d[:8]))
+	return d, nil
+}
+

@@ -1,0 +1,249 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configures a DB.
+type Options struct {
+	// Sync makes every Commit wait for fsync. Turning it off trades the
+	// durability of acknowledged writes for speed.
+	Sync bool
+	// CacheSize is the size of Pebble's block cache in bytes.
+	CacheSize int64
+	// DedupWindow is how long a messageId is remembered for deduplication.
+	DedupWindow time.Duration
+	// MergeInterval is how often the background merger runs; zero disables it.
+	MergeInterval time.Duration
+	// MergeTargetBytes is the raw size the merger aims for in one group.
+	MergeTargetBytes int
+	// InMemory keeps everything in memory (tests and benchmarks).
+	InMemory bool
+	// Logger receives the store's log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// DB is Trove's store: events, their deduplication index, the quarantine
+// and metadata, in one Pebble database.
+type DB struct {
+	pdb  *pebble.DB
+	opts Options
+	log  *slog.Logger
+	seq  seqTracker
+
+	apps struct {
+		sync.RWMutex
+		byKey map[string]uint32
+		next  uint32
+	}
+	inflight struct {
+		sync.Mutex
+		m map[string]chan struct{} // dedup key -> closed when its writer finishes
+	}
+
+	closed    atomic.Bool
+	mergeStop chan struct{}
+	mergeDone chan struct{}
+	mergeKick chan struct{}
+	merged    atomic.Int64 // groups merged away, for tests and metrics
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
+	if opts.MergeTargetBytes == 0 {
+		opts.MergeTargetBytes = 8 << 20
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                32 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{log},
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+	}
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
+	}
+	db := &DB{pdb: pdb, opts: opts, log: log}
+	if err := db.load(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	db.mergeStop = make(chan struct{})
+	db.mergeDone = make(chan struct{})
+	db.mergeKick = make(chan struct{}, 1)
+	go db.mergeLoop()
+	return db, nil
+}
+
+const (
+	metaSeqLease = "seq_lease"
+)
+
+// load reads the app registry and the sequence lease.
+func (db *DB) load() error {
+	db.apps.byKey = map[string]uint32{}
+	db.apps.next = 1
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(nsApp)}, UpperBound: []byte{byte(nsApp) + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		id, err := decodeUint64Value(it.Value())
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("cannot load app %q: %w", it.Key()[1:], err)
+		}
+		db.apps.byKey[string(it.Key()[1:])] = uint32(id)
+		db.apps.next = max(db.apps.next, uint32(id)+1)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	next := uint64(1)
+	v, closer, err := db.pdb.Get(appendMetaKey(nil, metaSeqLease))
+	switch {
+	case err == nil:
+		next, err = decodeUint64Value(v)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("cannot load sequence lease: %w", err)
+		}
+	case errors.Is(err, pebble.ErrNotFound):
+	default:
+		return err
+	}
+	db.seq.init(next, func(lease uint64) error {
+		return db.pdb.Set(appendMetaKey(nil, metaSeqLease), appendUint64Value(nil, lease), pebble.Sync)
+	})
+	return nil
+}
+
+// App returns the id of a registered app.
+func (db *DB) App(appKey string) (uint32, error) {
+	db.apps.RLock()
+	id, ok := db.apps.byKey[appKey]
+	db.apps.RUnlock()
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownApp, appKey)
+	}
+	return id, nil
+}
+
+// EnsureApp registers appKey if it is new and returns its id. Ids are
+// never reused.
+func (db *DB) EnsureApp(appKey string) (uint32, error) {
+	if id, err := db.App(appKey); err == nil {
+		return id, nil
+	}
+	db.apps.Lock()
+	defer db.apps.Unlock()
+	if id, ok := db.apps.byKey[appKey]; ok {
+		return id, nil
+	}
+	id := db.apps.next
+	if err := db.pdb.Set(appendAppKey(nil, appKey), appendUint64Value(nil, uint64(id)), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("cannot register app %q: %w", appKey, err)
+	}
+	db.apps.byKey[appKey] = id
+	db.apps.next++
+	return id, nil
+}
+
+// Watermark returns the highest sequence at or below which every write has
+// finished, and a channel closed when it next moves.
+func (db *DB) Watermark() (uint64, <-chan struct{}) { return db.seq.watermark() }
+
+// GetMeta returns a copy of the named meta value, or nil when absent.
+func (db *DB) GetMeta(name string) ([]byte, error) {
+	v, closer, err := db.pdb.Get(appendMetaKey(nil, name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	if len(v) < 1 || v[0] != valueV1 {
+		return nil, fmt.Errorf("%w: meta %q", errCorrupt, name)
+	}
+	return append([]byte(nil), v[1:]...), nil
+}
+
+// SetMeta durably stores a named meta value.
+func (db *DB) SetMeta(name string, value []byte) error {
+	return db.pdb.Set(appendMetaKey(nil, name), append([]byte{valueV1}, value...), pebble.Sync)
+}
+
+// Flush writes the memtable out, so that the data directory reflects what
+// was written (tests and benchmarks).
+func (db *DB) Flush() error { return db.pdb.Flush() }
+
+// Compact compacts the whole key space, dropping deleted data.
+func (db *DB) Compact() error {
+	return db.pdb.Compact(context.Background(), []byte{0}, []byte{0xff}, true /* parallelize */)
+}
+
+// DiskUsage returns the bytes the store's live files take on disk.
+func (db *DB) DiskUsage() uint64 { return db.pdb.Metrics().DiskSpaceUsage() }
+
+// Close stops the merger, flushes and closes the store.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return ErrClosed
+	}
+	close(db.mergeStop)
+	<-db.mergeDone
+	if err := db.pdb.Flush(); err != nil {
+		db.pdb.Close()
+		return fmt.Errorf("cannot flush store: %w", err)
+	}
+	return db.pdb.Close()
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	// Pebble cannot go on after this (for example a failed WAL write), and
+	// neither can we: anything acknowledged is already durable.
+	p.l.Error("FATAL: "+fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
+}
+
+var _ io.Closer = (*DB)(nil)

@@ -1,0 +1,33 @@
+// Package storage is Trove's embedded store: the only package that imports
+// Pebble, and the only one that builds or parses key bytes (keys.go) and
+// value bytes (values.go).
+//
+// # Data model
+//
+// Every stored event belongs to an app (a small integer id registered for
+// each appKey) and has an ingest sequence: a number from one store-wide
+// counter, handed out in ranges to each write. The watermark is the highest
+// sequence at or below which every write has finished; exports read through
+// a snapshot taken right after reading it, so `since=<watermark>` on the
+// next export misses nothing and repeats nothing.
+//
+// One write (one Events API request) becomes, per app, one group: a group
+// key that records the sequence range and the eventTime days present, and one
+// block per day holding those events sorted by eventTime, column-major and
+// zstd-compressed. Each event's body is its exact stored JSON, so exports
+// copy bytes and numbers keep their precision.
+//
+// Small groups are merged by a background merger (merge.go) into groups of
+// up to 8 MiB raw, recompressed at zstd's best level in one atomic batch; that
+// is how small requests stop costing small, poorly compressed blocks.
+//
+// Client-supplied messageIds are recorded in a dedup index, checked within
+// the dedup window; rejected events go to a per-app quarantine. Sequence
+// numbers survive restarts through a persisted lease (seq.go).
+//
+// # Format versions
+//
+// Every value starts with a version byte. Version 1 is the only one so far.
+// When a value format changes, add version 2, keep decoding version 1, and
+// record the change here.
+package storage

@@ -1,0 +1,140 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// The key layout. Every key starts with a one-byte namespace prefix; the
+// prefixes and the field layouts below are part of the on-disk format.
+//
+//	prefix | name       | key fields (big-endian)                       | value (values.go)
+//	-------+------------+-----------------------------------------------+-----------------------------------
+//	0x01   | meta       | 0x01 | name (bytes)                           | version byte | payload
+//	0x02   | app        | 0x02 | appKey (bytes)                         | version byte | appID uvarint
+//	0x10   | block      | 0x10 | appID (4B) | day (4B, biased) | first (8B) | block: events of one app, one
+//	       |            |                                               | eventTime day, from one group
+//	0x11   | group      | 0x11 | appID (4B) | first (8B)                 | group: last seq, count, raw
+//	       |            |                                               | bytes, days present
+//	0x20   | dedup      | 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
+//	0x30   | quarantine | 0x30 | appID (4B) | seq (8B)                   | version byte | JSON line
+//
+// A group is the set of all of one app's events whose ingest sequence lies in
+// [first, last]; it is written by one commit and later merged with its
+// neighbours. Its events are stored in one block per eventTime day, so both
+// of the export's orders are key-range scans: ingest order walks 0x11 keys
+// from a sequence, eventTime order walks 0x10 keys from a day.
+//
+// day is the eventTime in whole days since the Unix epoch (floor), stored as
+// uint32(day) ^ 1<<31 so that days before 1970 sort first.
+
+// Namespace is a key's one-byte prefix.
+type Namespace byte
+
+// These constants are part of the on-disk format; never renumber them.
+const (
+	nsMeta       Namespace = 0x01
+	nsApp        Namespace = 0x02
+	nsBlock      Namespace = 0x10
+	nsGroup      Namespace = 0x11
+	nsDedup      Namespace = 0x20
+	nsQuarantine Namespace = 0x30
+)
+
+const dayBias = 1 << 31
+
+func appendAppPrefix(dst []byte, ns Namespace, app uint32) []byte {
+	dst = append(dst, byte(ns))
+	return binary.BigEndian.AppendUint32(dst, app)
+}
+
+// appendBlockKey appends the key of the block of app's events on day that
+// belongs to the group starting at first.
+func appendBlockKey(dst []byte, app uint32, day int32, first uint64) []byte {
+	dst = appendAppPrefix(dst, nsBlock, app)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(day)^dayBias)
+	return binary.BigEndian.AppendUint64(dst, first)
+}
+
+// decodeBlockKey is the inverse of appendBlockKey.
+func decodeBlockKey(k []byte) (app uint32, day int32, first uint64, err error) {
+	if len(k) != 17 || Namespace(k[0]) != nsBlock {
+		return 0, 0, 0, fmt.Errorf("storage: malformed block key %x", k)
+	}
+	app = binary.BigEndian.Uint32(k[1:])
+	day = int32(binary.BigEndian.Uint32(k[5:]) ^ dayBias)
+	first = binary.BigEndian.Uint64(k[9:])
+	return app, day, first, nil
+}
+
+// appendGroupKey appends the key of app's group starting at sequence first.
+func appendGroupKey(dst []byte, app uint32, first uint64) []byte {
+	dst = appendAppPrefix(dst, nsGroup, app)
+	return binary.BigEndian.AppendUint64(dst, first)
+}
+
+// decodeGroupKey is the inverse of appendGroupKey.
+func decodeGroupKey(k []byte) (app uint32, first uint64, err error) {
+	if len(k) != 13 || Namespace(k[0]) != nsGroup {
+		return 0, 0, fmt.Errorf("storage: malformed group key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// appendDedupKey appends the key that records app's messageID.
+func appendDedupKey(dst []byte, app uint32, messageID []byte) []byte {
+	dst = appendAppPrefix(dst, nsDedup, app)
+	return append(dst, messageID...)
+}
+
+// decodeDedupKey is the inverse of appendDedupKey. The returned messageID
+// aliases k.
+func decodeDedupKey(k []byte) (app uint32, messageID []byte, err error) {
+	if len(k) < 5 || Namespace(k[0]) != nsDedup {
+		return 0, nil, fmt.Errorf("storage: malformed dedup key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
+}
+
+// appendQuarantineKey appends the key of app's rejected event seq.
+func appendQuarantineKey(dst []byte, app uint32, seq uint64) []byte {
+	dst = appendAppPrefix(dst, nsQuarantine, app)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// decodeQuarantineKey is the inverse of appendQuarantineKey.
+func decodeQuarantineKey(k []byte) (app uint32, seq uint64, err error) {
+	if len(k) != 13 || Namespace(k[0]) != nsQuarantine {
+		return 0, 0, fmt.Errorf("storage: malformed quarantine key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// appendAppKey appends the registry key of the app with the given appKey.
+func appendAppKey(dst []byte, appKey string) []byte {
+	dst = append(dst, byte(nsApp))
+	return append(dst, appKey...)
+}
+
+// appendMetaKey appends the key of a named meta value.
+func appendMetaKey(dst []byte, name string) []byte {
+	dst = append(dst, byte(nsMeta))
+	return append(dst, name...)
+}
+
+// appUpperBound returns the smallest key after every key of app in ns.
+func appUpperBound(ns Namespace, app uint32) []byte {
+	if app == ^uint32(0) {
+		return []byte{byte(ns) + 1}
+	}
+	return appendAppPrefix(nil, ns, app+1)
+}
+
+// DayOf returns the day bucket of a Unix time in milliseconds.
+func DayOf(ms int64) int32 {
+	d := ms / 86_400_000
+	if ms < 0 && ms%86_400_000 != 0 {
+		d--
+	}
+	return int32(d)
+}

@@ -1,0 +1,203 @@
+package storage
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The background merger. Every commit writes one small group (one block per
+// app and eventTime day, compressed with zstd's fastest level) so that a
+// 202 costs little. Small groups compress poorly, so the merger combines
+// runs of neighbouring small groups of one app into one group of up to
+// Options.MergeTargetBytes raw bytes, recompressed with zstd's best level.
+// The new group and the deletion of the old ones are one atomic batch, so a
+// reader, which always reads through a snapshot, sees either the old groups
+// or the new one, and a crash leaves one or the other.
+//
+// Only groups whose sequences are all at or below the watermark are merged:
+// no commit can still add to the sequence range they cover.
+
+func (db *DB) kickMerge() {
+	select {
+	case db.mergeKick <- struct{}{}:
+	default:
+	}
+}
+
+func (db *DB) mergeLoop() {
+	defer close(db.mergeDone)
+	if db.opts.MergeInterval <= 0 {
+		<-db.mergeStop
+		return
+	}
+	t := time.NewTicker(db.opts.MergeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.mergeStop:
+			return
+		case <-t.C:
+		}
+		if _, err := db.MergeAll(); err != nil {
+			db.log.Error("background merge failed", "err", err)
+		}
+	}
+}
+
+// MergeAll runs one pass of the merger over every app and returns how many
+// groups it merged away.
+func (db *DB) MergeAll() (int, error) {
+	db.apps.RLock()
+	ids := make([]uint32, 0, len(db.apps.byKey))
+	for _, id := range db.apps.byKey {
+		ids = append(ids, id)
+	}
+	db.apps.RUnlock()
+	slices.Sort(ids)
+	total := 0
+	for _, app := range ids {
+		for {
+			select {
+			case <-db.mergeStop:
+				return total, nil
+			default:
+			}
+			n, err := db.mergeOne(app)
+			if err != nil {
+				return total, fmt.Errorf("cannot merge app %d: %w", app, err)
+			}
+			if n == 0 {
+				break
+			}
+			total += n
+		}
+	}
+	db.merged.Add(int64(total))
+	return total, nil
+}
+
+type groupRef struct {
+	first uint64
+	g     groupValue
+}
+
+// mergeOne merges the first run of small groups of app it finds and returns
+// how many groups went away (0 when there was nothing to do).
+func (db *DB) mergeOne(app uint32) (int, error) {
+	wm, _ := db.seq.watermark()
+	target := db.opts.MergeTargetBytes
+	it, err := db.pdb.NewIter(&pebble.IterOptions{
+		LowerBound: appendGroupKey(nil, app, 0),
+		UpperBound: appUpperBound(nsGroup, app),
+	})
+	if err != nil {
+		return 0, err
+	}
+	var run []groupRef
+	size := 0
+	for it.First(); it.Valid(); it.Next() {
+		var r groupRef
+		_, r.first, err = decodeGroupKey(it.Key())
+		if err == nil {
+			err = decodeGroupValue(it.Value(), &r.g)
+		}
+		if err != nil {
+			it.Close()
+			return 0, err
+		}
+		if r.g.last > wm {
+			break
+		}
+		small := r.g.rawBytes < target/2
+		if !small || size+r.g.rawBytes > target {
+			if len(run) >= 2 {
+				break
+			}
+			run, size = run[:0], 0
+			if !small {
+				continue
+			}
+		}
+		r.g.days = slices.Clone(r.g.days)
+		run = append(run, r)
+		size += r.g.rawBytes
+	}
+	if err := it.Close(); err != nil {
+		return 0, err
+	}
+	if len(run) < 2 {
+		return 0, nil
+	}
+	return len(run) - 1, db.mergeRun(app, run)
+}
+
+// mergeRun replaces the groups of run with one.
+func (db *DB) mergeRun(app uint32, run []groupRef) error {
+	byDay := map[int32][]blockEvent{}
+	var arena []byte
+	snap := db.pdb.NewSnapshot()
+	defer snap.Close()
+	batch := db.pdb.NewBatch()
+	defer batch.Close()
+	d := getDecodedBlock()
+	defer putDecodedBlock(d)
+	var key []byte
+	merged := groupValue{last: run[len(run)-1].g.last}
+	// Bodies are copied into one arena; offsets are fixed up once it stops
+	// growing.
+	type span struct{ off, n int }
+	spans := map[int32][]span{}
+	for _, r := range run {
+		for _, day := range r.g.days {
+			key = appendBlockKey(key[:0], app, day, r.first)
+			v, closer, err := snap.Get(key)
+			if err != nil {
+				return fmt.Errorf("cannot read block %x: %w", key, err)
+			}
+			err = d.decode(v)
+			closer.Close()
+			if err != nil {
+				return err
+			}
+			for i := range d.len() {
+				seq, t, body := d.event(i)
+				byDay[day] = append(byDay[day], blockEvent{seq: seq, time: t})
+				spans[day] = append(spans[day], span{len(arena), len(body)})
+				arena = append(arena, body...)
+			}
+			batch.Delete(key, nil)
+		}
+		if r.first != run[0].first {
+			key = appendGroupKey(key[:0], app, r.first)
+			batch.Delete(key, nil)
+		}
+		merged.count += r.g.count
+		merged.rawBytes += r.g.rawBytes
+	}
+	for day := range byDay {
+		merged.days = append(merged.days, day)
+	}
+	slices.Sort(merged.days)
+	var val, scratch []byte
+	for _, day := range merged.days {
+		evs := byDay[day]
+		for i, sp := range spans[day] {
+			evs[i].body = arena[sp.off : sp.off+sp.n]
+		}
+		sortBlockEvents(evs)
+		key = appendBlockKey(key[:0], app, day, run[0].first)
+		val, scratch = appendBlockValue(val[:0], scratch, evs, true /* best */)
+		batch.Set(key, val, nil)
+	}
+	key = appendGroupKey(key[:0], app, run[0].first)
+	batch.Set(key, appendGroupValue(nil, &merged), nil)
+	// Not synced: the batch is atomic, and until it is durable the old groups
+	// are. The next synced commit makes it durable too.
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("cannot commit merge: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package storage
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Snapshot is a consistent, read-only view of the store, with the watermark
+// taken just before it: every event with a sequence at or below Watermark
+// is in the view, and events above it are left out, so that an export from
+// the watermark on misses nothing and repeats nothing.
+type Snapshot struct {
+	db        *DB
+	snap      *pebble.Snapshot
+	watermark uint64
+}
+
+// NewSnapshot opens a Snapshot; the caller must Close it.
+func (db *DB) NewSnapshot() (*Snapshot, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	// Watermark first: everything at or below it has committed, so the
+	// snapshot that follows contains it.
+	wm, _ := db.seq.watermark()
+	return &Snapshot{db: db, snap: db.pdb.NewSnapshot(), watermark: wm}, nil
+}
+
+// Watermark returns the highest sequence this view is complete up to.
+func (s *Snapshot) Watermark() uint64 { return s.watermark }
+
+// Close releases the view.
+func (s *Snapshot) Close() error { return s.snap.Close() }
+
+// EventFunc receives one stored event. body is borrowed: it is valid only
+// until the function returns. Returning an error stops the scan and is
+// returned by it.
+type EventFunc func(seq uint64, timeMs int64, body []byte) error
+
+// EventsBySeq calls fn for each of app's events with since < seq <= until,
+// in ingest order. until is capped at the watermark.
+func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) error {
+	until = min(until, s.watermark)
+	if since >= until {
+		return nil
+	}
+	it, err := s.snap.NewIter(&pebble.IterOptions{
+		LowerBound: appendGroupKey(nil, app, 0),
+		UpperBound: appUpperBound(nsGroup, app),
+	})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	// Start at the group that may hold since+1: the last one starting at or
+	// before it.
+	var g groupValue
+	start := appendGroupKey(nil, app, since+1)
+	if !it.SeekLT(start) {
+		it.SeekGE(start)
+	} else if err := decodeGroupValue(it.Value(), &g); err != nil {
+		return err
+	} else if g.last <= since {
+		it.Next()
+	}
+	var blocks []*decodedBlock
+	defer func() {
+		for _, b := range blocks {
+			putDecodedBlock(b)
+		}
+	}()
+	type ref struct {
+		seq   uint64
+		block int32
+		i     int32
+	}
+	var refs []ref
+	var keyBuf []byte
+	for ; it.Valid(); it.Next() {
+		_, first, err := decodeGroupKey(it.Key())
+		if err != nil {
+			return err
+		}
+		if first > until {
+			break
+		}
+		if err := decodeGroupValue(it.Value(), &g); err != nil {
+			return err
+		}
+		refs = refs[:0]
+		for bi, day := range g.days {
+			if bi >= len(blocks) {
+				blocks = append(blocks, getDecodedBlock())
+			}
+			keyBuf = appendBlockKey(keyBuf[:0], app, day, first)
+			if err := s.getBlock(keyBuf, blocks[bi]); err != nil {
+				return err
+			}
+			b := blocks[bi]
+			for i := range b.len() {
+				if sq := b.seqs[i]; sq > since && sq <= until {
+					refs = append(refs, ref{seq: sq, block: int32(bi), i: int32(i)})
+				}
+			}
+		}
+		slices.SortFunc(refs, func(a, b ref) int {
+			if a.seq < b.seq {
+				return -1
+			}
+			if a.seq > b.seq {
+				return 1
+			}
+			return 0
+		})
+		for _, r := range refs {
+			seq, t, body := blocks[r.block].event(int(r.i))
+			if err := fn(seq, t, body); err != nil {
+				return err
+			}
+		}
+	}
+	return it.Error()
+}
+
+func (s *Snapshot) getBlock(key []byte, dst *decodedBlock) error {
+	v, closer, err := s.snap.Get(key)
+	if err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("%w: block %x listed by its group is missing", errCorrupt, key)
+		}
+		return err
+	}
+	defer closer.Close()
+	return dst.decode(v)
+}
+
+// EventsByTime calls fn for each of app's events with fromMs <= eventTime <
+// toMs, in eventTime order (ties in ingest order). Only the days in range
+// are read; within a day, the blocks of all groups are merged.
+func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) error {
+	if fromMs >= toMs {
+		return nil
+	}
+	lastDay := DayOf(toMs - 1)
+	it, err := s.snap.NewIter(&pebble.IterOptions{
+		LowerBound: appendBlockKey(nil, app, DayOf(fromMs), 0),
+		UpperBound: appendBlockKey(nil, app, lastDay, ^uint64(0)),
+	})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var blocks []*decodedBlock
+	defer func() {
+		for _, b := range blocks {
+			putDecodedBlock(b)
+		}
+	}()
+	it.First()
+	for it.Valid() {
+		_, day, _, err := decodeBlockKey(it.Key())
+		if err != nil {
+			return err
+		}
+		// Decode every block of this day, then merge them.
+		n := 0
+		for ; it.Valid(); it.Next() {
+			_, d, _, err := decodeBlockKey(it.Key())
+			if err != nil {
+				return err
+			}
+			if d != day {
+				break
+			}
+			h, _, err := decodeBlockHeader(it.Value())
+			if err != nil {
+				return err
+			}
+			if h.maxTime < fromMs || h.minTime >= toMs || h.minSeq > s.watermark {
+				continue
+			}
+			if n >= len(blocks) {
+				blocks = append(blocks, getDecodedBlock())
+			}
+			if err := blocks[n].decode(it.Value()); err != nil {
+				return err
+			}
+			n++
+		}
+		if err := s.mergeBlocks(blocks[:n], fromMs, toMs, fn); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// mergeBlocks emits the events of blocks, each sorted by (time, seq), in
+// one merged order.
+func (s *Snapshot) mergeBlocks(blocks []*decodedBlock, fromMs, toMs int64, fn EventFunc) error {
+	h := make(blockHeap, 0, len(blocks))
+	for _, b := range blocks {
+		c := blockCursor{b: b}
+		if c.advance(fromMs, s.watermark) {
+			h = append(h, c)
+		}
+	}
+	heap.Init(&h)
+	for len(h) > 0 {
+		c := &h[0]
+		seq, t, body := c.b.event(c.i)
+		if t >= toMs {
+			heap.Pop(&h)
+			continue
+		}
+		if err := fn(seq, t, body); err != nil {
+			return err
+		}
+		c.i++
+		if c.advance(fromMs, s.watermark) {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return nil
+}
+
+type blockCursor struct {
+	b *decodedBlock
+	i int
+}
+
+// advance moves to the next event at or after fromMs and at or below the
+// watermark, reporting whether there is one.
+func (c *blockCursor) advance(fromMs int64, watermark uint64) bool {
+	for ; c.i < c.b.len(); c.i++ {
+		if c.b.times[c.i] >= fromMs && c.b.seqs[c.i] <= watermark {
+			return true
+		}
+	}
+	return false
+}
+
+type blockHeap []blockCursor
+
+func (h blockHeap) Len() int { return len(h) }
+func (h blockHeap) Less(i, j int) bool {
+	a, b := &h[i], &h[j]
+	ta, tb := a.b.times[a.i], b.b.times[b.i]
+	if ta != tb {
+		return ta < tb
+	}
+	return a.b.seqs[a.i] < b.b.seqs[b.i]
+}
+func (h blockHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *blockHeap) Push(x any)   { *h = append(*h, x.(blockCursor)) }
+func (h *blockHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// RejectedFunc receives one quarantined event as a JSON line. line is
+// borrowed: it is valid only until the function returns.
+type RejectedFunc func(seq uint64, line []byte) error
+
+// Rejected calls fn for each of app's quarantined events with seq > since,
+// in ingest order, up to the watermark.
+func (s *Snapshot) Rejected(app uint32, since uint64, fn RejectedFunc) error {
+	it, err := s.snap.NewIter(&pebble.IterOptions{
+		LowerBound: appendQuarantineKey(nil, app, since+1),
+		UpperBound: appUpperBound(nsQuarantine, app),
+	})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		_, seq, err := decodeQuarantineKey(it.Key())
+		if err != nil {
+			return err
+		}
+		if seq > s.watermark {
+			break
+		}
+		v := it.Value()
+		if len(v) < 1 || v[0] != valueV1 {
+			return fmt.Errorf("%w: quarantine value", errCorrupt)
+		}
+		if err := fn(seq, v[1:]); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

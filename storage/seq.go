@@ -1,0 +1,88 @@
+package storage
+
+import (
+	"sync"
+)
+
+// seqTracker hands out ingest sequence numbers and computes the watermark:
+// the highest sequence at or below which every allocated range has finished
+// (committed, or failed and so empty). Commits finish out of order because
+// they share Pebble's group commit; the watermark only moves over a
+// contiguous prefix, which is what makes `since=<watermark>` exact.
+type seqTracker struct {
+	mu struct {
+		sync.Mutex
+		next      uint64            // next sequence to hand out
+		lease     uint64            // sequences below this are covered by the persisted lease
+		watermark uint64            // every sequence <= watermark has finished
+		finished  map[uint64]uint64 // first -> last of finished ranges above the watermark
+		changed   chan struct{}     // closed and replaced when the watermark moves
+	}
+	// persistLease durably records that sequences below lease may be in use,
+	// so that a restart never hands out a sequence twice.
+	persistLease func(lease uint64) error
+}
+
+// leaseStep is how many sequences one persisted lease covers. Restarts skip
+// the unused rest of a lease, which leaves a harmless gap.
+const leaseStep = 1 << 20
+
+func (t *seqTracker) init(next uint64, persist func(uint64) error) {
+	t.mu.next = next
+	t.mu.lease = next
+	t.mu.watermark = next - 1
+	t.mu.finished = map[uint64]uint64{}
+	t.mu.changed = make(chan struct{})
+	t.persistLease = persist
+}
+
+// alloc reserves n consecutive sequences and returns the first. The caller
+// must call finish(first, n) whether or not its write succeeds.
+func (t *seqTracker) alloc(n int) (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	first := t.mu.next
+	end := first + uint64(n)
+	if end > t.mu.lease {
+		lease := end + leaseStep
+		if err := t.persistLease(lease); err != nil {
+			return 0, err
+		}
+		t.mu.lease = lease
+	}
+	t.mu.next = end
+	return first, nil
+}
+
+// finish marks [first, first+n) as done.
+func (t *seqTracker) finish(first uint64, n int) {
+	if n == 0 {
+		return
+	}
+	last := first + uint64(n) - 1
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if first != t.mu.watermark+1 {
+		t.mu.finished[first] = last
+		return
+	}
+	t.mu.watermark = last
+	for {
+		l, ok := t.mu.finished[t.mu.watermark+1]
+		if !ok {
+			break
+		}
+		delete(t.mu.finished, t.mu.watermark+1)
+		t.mu.watermark = l
+	}
+	close(t.mu.changed)
+	t.mu.changed = make(chan struct{})
+}
+
+// watermark returns the current watermark and a channel that is closed when
+// it next moves.
+func (t *seqTracker) watermark() (uint64, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.watermark, t.mu.changed
+}

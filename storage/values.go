@@ -1,0 +1,360 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Every value starts with a format-version byte. The layouts below are part
+// of the on-disk format: to change one, add a version and keep reading the
+// old one (see doc.go).
+const valueV1 = 1
+
+// Block codecs.
+const (
+	codecNone = 0
+	codecZstd = 1
+)
+
+// A block value (namespace 0x10) holds the events of one app, one eventTime
+// day and one group, sorted by (eventTime, seq):
+//
+//	+-----+-------+---------+---------+---------+--------+--------+--------+---------+
+//	| ver | codec | count   | minTime | maxTime | minSeq | maxSeq | rawLen | payload |
+//	| 1B  | 1B    | uvarint | varint  | varint  | uvarint| uvarint| uvarint| ...     |
+//	+-----+-------+---------+---------+---------+--------+--------+--------+---------+
+//
+// The payload (zstd-compressed when codec is 1, rawLen bytes once
+// decompressed) is column-major, which compresses better than rows:
+//
+//	seq - minSeq    count × uvarint
+//	time deltas     count × uvarint (first from minTime, then from the previous event)
+//	body lengths    count × uvarint
+//	bodies          the stored JSON of each event, concatenated
+//
+// Times are Unix milliseconds of eventTime. Bodies are the exact bytes the
+// export writes, so exports copy and never re-encode.
+type blockHeader struct {
+	count            int
+	minTime, maxTime int64
+	minSeq, maxSeq   uint64
+	rawLen           int
+	codec            byte
+}
+
+// blockEvent is one event being written into a block. body is owned by the
+// writer of the block.
+type blockEvent struct {
+	seq  uint64
+	time int64
+	body []byte
+}
+
+func sortBlockEvents(evs []blockEvent) {
+	slices.SortFunc(evs, func(a, b blockEvent) int {
+		if a.time != b.time {
+			if a.time < b.time {
+				return -1
+			}
+			return 1
+		}
+		if a.seq < b.seq {
+			return -1
+		}
+		if a.seq > b.seq {
+			return 1
+		}
+		return 0
+	})
+}
+
+var (
+	encFast, encBest *zstd.Encoder
+	zdec             *zstd.Decoder
+)
+
+func init() {
+	var err error
+	encFast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
+	encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
+	zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		panic("BUG: " + err.Error())
+	}
+}
+
+// appendBlockValue encodes evs, which must be sorted by sortBlockEvents,
+// into dst. scratch is a reusable buffer for the raw payload; the grown
+// scratch is returned for reuse.
+func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, scratchOut []byte) {
+	h := blockHeader{count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
+	for i := range evs {
+		h.minSeq = min(h.minSeq, evs[i].seq)
+		h.maxSeq = max(h.maxSeq, evs[i].seq)
+	}
+	raw := scratch[:0]
+	for i := range evs {
+		raw = binary.AppendUvarint(raw, evs[i].seq-h.minSeq)
+	}
+	prev := h.minTime
+	for i := range evs {
+		raw = binary.AppendUvarint(raw, uint64(evs[i].time-prev))
+		prev = evs[i].time
+	}
+	for i := range evs {
+		raw = binary.AppendUvarint(raw, uint64(len(evs[i].body)))
+	}
+	for i := range evs {
+		raw = append(raw, evs[i].body...)
+	}
+	h.rawLen = len(raw)
+	h.codec = codecZstd
+	dst = append(dst, valueV1, h.codec)
+	dst = binary.AppendUvarint(dst, uint64(h.count))
+	dst = binary.AppendVarint(dst, h.minTime)
+	dst = binary.AppendVarint(dst, h.maxTime)
+	dst = binary.AppendUvarint(dst, h.minSeq)
+	dst = binary.AppendUvarint(dst, h.maxSeq)
+	dst = binary.AppendUvarint(dst, uint64(h.rawLen))
+	if best {
+		dst = encBest.EncodeAll(raw, dst)
+	} else {
+		dst = encFast.EncodeAll(raw, dst)
+	}
+	return dst, raw
+}
+
+var errCorrupt = errors.New("storage: corrupt value")
+
+// decodeBlockHeader parses the header of a block value and returns the
+// payload that follows it (aliasing v).
+func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
+	if len(v) < 2 || v[0] != valueV1 {
+		return h, nil, fmt.Errorf("%w: block version %x", errCorrupt, v[:min(len(v), 1)])
+	}
+	h.codec = v[1]
+	r := byteReader{b: v[2:]}
+	h.count = int(r.uvarint())
+	h.minTime = r.varint()
+	h.maxTime = r.varint()
+	h.minSeq = r.uvarint()
+	h.maxSeq = r.uvarint()
+	h.rawLen = int(r.uvarint())
+	if r.err != nil || h.count <= 0 || h.rawLen < 0 || h.rawLen > 1<<30 {
+		return h, nil, fmt.Errorf("%w: block header", errCorrupt)
+	}
+	return h, r.b, nil
+}
+
+// decodedBlock is a block's events, decoded. Bodies alias raw, which the
+// decodedBlock owns and reuses on the next decode.
+type decodedBlock struct {
+	h     blockHeader
+	seqs  []uint64
+	times []int64
+	ends  []int
+	body  []byte // the bodies region of raw
+	raw   []byte
+}
+
+func (d *decodedBlock) len() int { return d.h.count }
+
+// event returns the i-th event. The body is borrowed: it is valid until the
+// next decode into d.
+func (d *decodedBlock) event(i int) (seq uint64, t int64, body []byte) {
+	start := 0
+	if i > 0 {
+		start = d.ends[i-1]
+	}
+	return d.seqs[i], d.times[i], d.body[start:d.ends[i]]
+}
+
+func (d *decodedBlock) decode(v []byte) error {
+	h, payload, err := decodeBlockHeader(v)
+	if err != nil {
+		return err
+	}
+	d.h = h
+	switch h.codec {
+	case codecNone:
+		d.raw = append(d.raw[:0], payload...)
+	case codecZstd:
+		d.raw, err = zdec.DecodeAll(payload, d.raw[:0])
+		if err != nil {
+			return fmt.Errorf("%w: cannot decompress block: %v", errCorrupt, err)
+		}
+	default:
+		return fmt.Errorf("%w: unknown block codec %d", errCorrupt, h.codec)
+	}
+	if len(d.raw) != h.rawLen {
+		return fmt.Errorf("%w: block is %d bytes, header says %d", errCorrupt, len(d.raw), h.rawLen)
+	}
+	n := h.count
+	d.seqs = slices.Grow(d.seqs[:0], n)[:n]
+	d.times = slices.Grow(d.times[:0], n)[:n]
+	d.ends = slices.Grow(d.ends[:0], n)[:n]
+	r := byteReader{b: d.raw}
+	for i := range n {
+		d.seqs[i] = h.minSeq + r.uvarint()
+	}
+	t := h.minTime
+	for i := range n {
+		t += int64(r.uvarint())
+		d.times[i] = t
+	}
+	end := 0
+	for i := range n {
+		end += int(r.uvarint())
+		d.ends[i] = end
+	}
+	if r.err != nil || end != len(r.b) {
+		return fmt.Errorf("%w: block columns", errCorrupt)
+	}
+	d.body = r.b
+	return nil
+}
+
+// A group value (namespace 0x11):
+//
+//	+-----+---------+---------+----------+---------+-----------+------------------+
+//	| ver | last    | count   | rawBytes | ndays   | firstDay  | day deltas       |
+//	| 1B  | uvarint | uvarint | uvarint  | uvarint | varint    | (ndays-1)×uvarint|
+//	+-----+---------+---------+----------+---------+-----------+------------------+
+type groupValue struct {
+	last     uint64
+	count    int
+	rawBytes int
+	days     []int32 // ascending
+}
+
+func appendGroupValue(dst []byte, g *groupValue) []byte {
+	dst = append(dst, valueV1)
+	dst = binary.AppendUvarint(dst, g.last)
+	dst = binary.AppendUvarint(dst, uint64(g.count))
+	dst = binary.AppendUvarint(dst, uint64(g.rawBytes))
+	dst = binary.AppendUvarint(dst, uint64(len(g.days)))
+	for i, d := range g.days {
+		if i == 0 {
+			dst = binary.AppendVarint(dst, int64(d))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(d-g.days[i-1]))
+		}
+	}
+	return dst
+}
+
+func decodeGroupValue(v []byte, g *groupValue) error {
+	if len(v) < 1 || v[0] != valueV1 {
+		return fmt.Errorf("%w: group version", errCorrupt)
+	}
+	r := byteReader{b: v[1:]}
+	g.last = r.uvarint()
+	g.count = int(r.uvarint())
+	g.rawBytes = int(r.uvarint())
+	n := int(r.uvarint())
+	if r.err != nil || n < 1 || n > 1<<20 {
+		return fmt.Errorf("%w: group value", errCorrupt)
+	}
+	g.days = g.days[:0]
+	d := int32(r.varint())
+	g.days = append(g.days, d)
+	for i := 1; i < n; i++ {
+		d += int32(r.uvarint())
+		g.days = append(g.days, d)
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return fmt.Errorf("%w: group value", errCorrupt)
+	}
+	return nil
+}
+
+// appendDedupValue encodes a dedup entry: when the message was first stored.
+func appendDedupValue(dst []byte, receivedUnix int64) []byte {
+	dst = append(dst, valueV1)
+	return binary.AppendUvarint(dst, uint64(receivedUnix))
+}
+
+func decodeDedupValue(v []byte) (receivedUnix int64, err error) {
+	if len(v) < 2 || v[0] != valueV1 {
+		return 0, fmt.Errorf("%w: dedup value", errCorrupt)
+	}
+	x, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: dedup value", errCorrupt)
+	}
+	return int64(x), nil
+}
+
+// appendUint64Value encodes a version byte and a big-endian uint64 (app ids
+// and the sequence high-water mark).
+func appendUint64Value(dst []byte, x uint64) []byte {
+	dst = append(dst, valueV1)
+	return binary.BigEndian.AppendUint64(dst, x)
+}
+
+func decodeUint64Value(v []byte) (uint64, error) {
+	if len(v) != 9 || v[0] != valueV1 {
+		return 0, fmt.Errorf("%w: uint64 value %x", errCorrupt, v)
+	}
+	return binary.BigEndian.Uint64(v[1:]), nil
+}
+
+// byteReader reads varints, remembering the first error.
+type byteReader struct {
+	b   []byte
+	err error
+}
+
+func (r *byteReader) uvarint() uint64 {
+	x, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		if r.err == nil {
+			r.err = errCorrupt
+		}
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *byteReader) varint() int64 {
+	x, n := binary.Varint(r.b)
+	if n <= 0 {
+		if r.err == nil {
+			r.err = errCorrupt
+		}
+		r.b = nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+var decodedBlockPool sync.Pool
+
+func getDecodedBlock() *decodedBlock {
+	if v := decodedBlockPool.Get(); v != nil {
+		return v.(*decodedBlock)
+	}
+	return &decodedBlock{}
+}
+
+func putDecodedBlock(d *decodedBlock) {
+	// Do not pool the buffers of an unusually large block.
+	if cap(d.raw) > 16<<20 {
+		return
+	}
+	decodedBlockPool.Put(d)
+}

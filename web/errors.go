@@ -1,0 +1,92 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/export"
+	"trove/ingest"
+	"trove/storage"
+)
+
+// ErrNotFound is the error for unknown routes.
+var ErrNotFound = errors.New("web: not found")
+
+// ErrShuttingDown is returned while the server drains.
+var ErrShuttingDown = errors.New("web: shutting down")
+
+// statusOf maps an error to its HTTP status and code word. It is the only
+// place that does.
+func statusOf(err error) (int, string) {
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return fasthttp.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, auth.ErrForbidden):
+		return fasthttp.StatusForbidden, "forbidden"
+	case errors.Is(err, ingest.ErrTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
+	case errors.Is(err, ingest.ErrUnsupportedMediaType):
+		return fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"
+	case errors.Is(err, ingest.ErrInvalid):
+		var re *ingest.RequestError
+		if errors.As(err, &re) && re.Result != nil {
+			return fasthttp.StatusBadRequest, "invalid_event"
+		}
+		return fasthttp.StatusBadRequest, "invalid_request"
+	case errors.Is(err, export.ErrInvalid):
+		return fasthttp.StatusBadRequest, "invalid_request"
+	case errors.Is(err, ErrNotFound):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrShuttingDown):
+		return fasthttp.StatusServiceUnavailable, "unavailable"
+	}
+	return fasthttp.StatusInternalServerError, "internal"
+}
+
+// writeError writes err as a JSON error body:
+// {"error":code,"message":…,"field":…} plus the details the error carries.
+func writeError(ctx *fasthttp.RequestCtx, log *slog.Logger, err error) {
+	status, code := statusOf(err)
+	msg := err.Error()
+	if status == fasthttp.StatusInternalServerError {
+		log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
+		msg = "internal error; the server log has the details"
+	}
+	body := map[string]any{"error": code, "message": msg}
+	var f interface{ ErrorField() string }
+	if errors.As(err, &f) && f.ErrorField() != "" {
+		body["field"] = f.ErrorField()
+	}
+	var d interface{ ErrorDetails() any }
+	if errors.As(err, &d) {
+		if det := d.ErrorDetails(); det != nil {
+			// Merge the details' members (accepted, rejected, errors…).
+			if b, err := json.Marshal(det); err == nil {
+				var m map[string]any
+				if json.Unmarshal(b, &m) == nil {
+					for k, v := range m {
+						if _, taken := body[k]; !taken {
+							body[k] = v
+						}
+					}
+				}
+			}
+		}
+	}
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	if status == fasthttp.StatusRequestEntityTooLarge {
+		// The rest of the body may still be on the wire.
+		ctx.SetConnectionClose()
+	}
+	out, _ := json.Marshal(body)
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}

@@ -1,0 +1,231 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+)
+
+// Access says what credentials a route needs.
+type Access int
+
+const (
+	// Public routes need none (health checks only).
+	Public Access = iota
+	// AppKey routes take the app's key from the body; credentials, when
+	// sent, must be valid, and the handler authorizes each app (Events API).
+	AppKey
+	// Scoped routes need a valid token with the route's scope; the handler
+	// checks that it covers the app.
+	Scoped
+)
+
+// Route is one entry of the route table.
+type Route struct {
+	Method  string
+	Path    string
+	Access  Access
+	Scope   auth.Scope
+	Handler func(ctx *fasthttp.RequestCtx) error
+}
+
+// Handlers are the domain handlers the server routes to.
+type Handlers struct {
+	Events         func(*fasthttp.RequestCtx) error
+	ExportEvents   func(*fasthttp.RequestCtx) error
+	ExportRejected func(*fasthttp.RequestCtx) error
+}
+
+// Config configures the HTTP server.
+type Config struct {
+	Listen          string
+	MaxRequestBytes int
+	CORSOrigins     []string
+}
+
+// Server is Trove's HTTP server.
+type Server struct {
+	cfg    Config
+	reg    *auth.Registry
+	log    *slog.Logger
+	routes []Route
+	byKey  map[string]*Route
+	srv    *fasthttp.Server
+	ln     net.Listener
+	ready  atomic.Bool
+}
+
+// New builds the server and its route table.
+func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg, reg: reg, log: log}
+	s.routes = []Route{
+		{"GET", "/healthz", Public, 0, s.healthz},
+		{"GET", "/readyz", Public, 0, s.readyz},
+		{"POST", "/v1/events", AppKey, auth.ScopeIngest, h.Events},
+		{"GET", "/v1/export/events", Scoped, auth.ScopeExport, h.ExportEvents},
+		{"GET", "/v1/export/rejected", Scoped, auth.ScopeExport, h.ExportRejected},
+	}
+	s.byKey = map[string]*Route{}
+	for i := range s.routes {
+		r := &s.routes[i]
+		s.byKey[r.Method+" "+r.Path] = r
+	}
+	s.srv = &fasthttp.Server{
+		Handler:               s.serve,
+		Name:                  "trove",
+		StreamRequestBody:     true,
+		MaxRequestBodySize:    cfg.MaxRequestBytes,
+		ReadBufferSize:        16 << 10,
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		NoDefaultServerHeader: false,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	return s
+}
+
+// Routes returns the route table.
+func (s *Server) Routes() []Route { return s.routes }
+
+// Listen binds the listening socket and returns its address.
+func (s *Server) Listen() (string, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return "", fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return ln.Addr().String(), nil
+}
+
+// Serve serves on the bound socket until Shutdown.
+func (s *Server) Serve() error { return s.srv.Serve(s.ln) }
+
+// SetReady sets what /readyz answers.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Shutdown stops accepting, waits for in-flight requests (or ctx), and
+// closes idle connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.SetReady(false)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) error {
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("ok\n")
+	return nil
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) error {
+	ctx.SetContentType("text/plain; charset=utf-8")
+	if !s.ready.Load() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("not ready\n")
+		return nil
+	}
+	ctx.SetBodyString("ready\n")
+	return nil
+}
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("BUG: handler panicked", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", fmt.Sprint(p))
+			writeError(ctx, s.log, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	s.cors(ctx)
+	if ctx.IsOptions() {
+		s.preflight(ctx)
+		return
+	}
+	path := ctx.Path()
+	r := s.byKey[string(ctx.Method())+" "+string(path)]
+	if r == nil {
+		writeError(ctx, s.log, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
+		return
+	}
+	if err := s.authenticate(ctx, r); err != nil {
+		writeError(ctx, s.log, err)
+		return
+	}
+	if err := r.Handler(ctx); err != nil {
+		writeError(ctx, s.log, err)
+	}
+}
+
+// authenticate applies the route's Access rule.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, r *Route) error {
+	if r.Access == Public {
+		return nil
+	}
+	secret, present, err := auth.Credential(ctx.Request.Header.Peek("Authorization"))
+	if err != nil {
+		return err
+	}
+	if !present {
+		if r.Access == AppKey {
+			return nil
+		}
+		return fmt.Errorf("%w: this endpoint needs a token with %s scope (Authorization: Bearer <token>)", auth.ErrUnauthenticated, r.Scope)
+	}
+	tok, err := s.reg.Authenticate(secret)
+	if err != nil {
+		return err
+	}
+	if tok.Scopes&r.Scope != r.Scope {
+		return fmt.Errorf("%w: token %q does not have %s scope", auth.ErrForbidden, tok.Name, r.Scope)
+	}
+	auth.WithToken(ctx, tok)
+	return nil
+}
+
+func (s *Server) allowedOrigin(origin []byte) string {
+	for _, o := range s.cfg.CORSOrigins {
+		if o == "*" || strings.EqualFold(o, string(origin)) {
+			return string(origin)
+		}
+	}
+	return ""
+}
+
+func (s *Server) cors(ctx *fasthttp.RequestCtx) {
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 {
+		return
+	}
+	allowed := s.allowedOrigin(origin)
+	if allowed == "" {
+		return
+	}
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Origin", allowed)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", "Retry-After, X-Trove-Watermark")
+	h.Add("Vary", "Origin")
+}
+
+func (s *Server) preflight(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, X-App-Key, Idempotency-Key")
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Set("Allow", "GET, POST, DELETE, OPTIONS")
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
