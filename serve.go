@@ -274,4 +274,3 @@ func adminTokenDigest(cfg config.Config, db *storage.DB, log *slog.Logger) ([32]
 	log.Info("generated the admin token; it is shown this once and kept in "+path, "admin_token", secret, "sha256", hex.EncodeToString(d[:8]))
 	return d, nil
 }
-
