@@ -1,0 +1,614 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
+)
+
+// DefaultAppKey is the appKey that Main sends when -app is not given; it is
+// the demo app of SPEC.md section 2.
+const DefaultAppKey = "yz1Jn-0pSnekg58etEQO4A"
+
+// maxErrorBody bounds how much of the first error response is kept and printed.
+const maxErrorBody = 1024
+
+// options are Main's parsed flags.
+type options struct {
+	server     string
+	appKey     string
+	token      string
+	batch      int
+	conns      int
+	n          int64
+	duration   time.Duration
+	timeout    time.Duration
+	seed       int64
+	gzip       bool
+	ndjson     bool
+	messageIDs bool
+	calibrate  bool
+}
+
+// target is where and how a run sends its requests.
+type target struct {
+	addr  string // host:port for fasthttp.HostClient
+	isTLS bool
+	uri   string // full request URI of the events endpoint
+}
+
+// Main runs `trove bench` with args (the arguments after "bench") and returns
+// the process exit code: 0 when every request was answered 202, 1 when any
+// request failed or the run could not start, 2 for bad flags. The summary goes
+// to stdout; progress, when stderr is a terminal, and errors go to stderr. The
+// run stops by itself after -n events or -duration, whichever comes first, or
+// when ctx is done.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	tgt, err := parseServer(opts.server)
+	if err != nil {
+		fmt.Fprintf(stderr, "trove bench: -server: %v\n", err)
+		return 2
+	}
+	progress := isTerminal(stderr)
+
+	var ceiling *result
+	if opts.calibrate {
+		ceiling, err = runCeiling(ctx, opts, stderr, progress)
+		if err != nil {
+			fmt.Fprintf(stderr, "trove bench: calibrate: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, ceiling.summary("ceiling (in-process fasthttp, discards bodies)", opts))
+		if ceiling.failed() {
+			fmt.Fprintf(stderr, "trove bench: calibrate: %s\n", ceiling.firstErr)
+			return 1
+		}
+	}
+
+	res := run(ctx, opts, tgt, stderr, progress)
+	fmt.Fprintln(stdout, res.summary(workloadLabel(opts), opts))
+	fmt.Fprintln(stdout, res.clientLine(opts))
+	if ceiling != nil && ceiling.eventsPerSec() > 0 {
+		fmt.Fprintf(stdout, "ratio: %.2f of the ceiling (%s of %s events/s)\n",
+			res.eventsPerSec()/ceiling.eventsPerSec(),
+			groupDigits(int64(res.eventsPerSec())), groupDigits(int64(ceiling.eventsPerSec())))
+	}
+	if res.failed() {
+		fmt.Fprintf(stderr, "trove bench: %d of %d requests failed; first: %s\n", res.errors, res.requests, res.firstErr)
+		return 1
+	}
+	return 0
+}
+
+// parseFlags parses args into options, reporting problems and usage on stderr.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("trove bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: trove bench [flags]\n\n"+
+			"Sends generated events to POST /v1/events and reports throughput and latency.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "base `URL` of the Trove server")
+	fs.StringVar(&o.appKey, "app", DefaultAppKey, "appKey the events carry")
+	fs.StringVar(&o.token, "token", "", "token sent as Authorization: Bearer (default $TROVE_TOKEN)")
+	fs.IntVar(&o.batch, "batch", 500, "events per request (1 sends a single JSON object, more a JSON array)")
+	fs.IntVar(&o.conns, "conns", 8, "concurrent connections, one worker each")
+	fs.Int64Var(&o.n, "n", 1_000_000, "total events to send")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long even if -n is not reached (0: no cap)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request")
+	fs.Int64Var(&o.seed, "seed", 1, "seed of the event generator")
+	fs.BoolVar(&o.gzip, "gzip", false, "gzip request bodies (Content-Encoding: gzip)")
+	fs.BoolVar(&o.ndjson, "ndjson", false, "send application/x-ndjson, one event per line")
+	fs.BoolVar(&o.messageIDs, "message-ids", false, "give every event a unique messageId")
+	fs.BoolVar(&o.calibrate, "calibrate", false, "first measure an in-process server that discards requests, then report the ratio")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	// The environment is read here rather than used as the flag's default, so
+	// that -h never prints a secret.
+	tokenSet := false
+	fs.Visit(func(f *flag.Flag) { tokenSet = tokenSet || f.Name == "token" })
+	if !tokenSet {
+		o.token = os.Getenv("TROVE_TOKEN")
+	}
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
+	}
+	if o.batch < 1 {
+		problems = append(problems, "-batch must be >= 1")
+	}
+	if o.conns < 1 {
+		problems = append(problems, "-conns must be >= 1")
+	}
+	if o.n < 1 {
+		problems = append(problems, "-n must be >= 1")
+	}
+	if o.duration < 0 {
+		problems = append(problems, "-duration must be >= 0")
+	}
+	if o.timeout <= 0 {
+		problems = append(problems, "-timeout must be > 0")
+	}
+	if o.appKey == "" {
+		problems = append(problems, "-app must not be empty")
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "trove bench: %s\n", p)
+		}
+		fs.Usage()
+		return o, errors.New(strings.Join(problems, "; "))
+	}
+	return o, nil
+}
+
+// parseServer turns the -server value into a target for POST /v1/events.
+// A missing scheme means http.
+func parseServer(s string) (target, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return target{}, err
+	}
+	var t target
+	switch u.Scheme {
+	case "http":
+	case "https":
+		t.isTLS = true
+	default:
+		return target{}, fmt.Errorf("unsupported scheme %q in %q", u.Scheme, s)
+	}
+	if u.Hostname() == "" {
+		return target{}, fmt.Errorf("no host in %q", s)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if t.isTLS {
+			port = "443"
+		}
+	}
+	t.addr = net.JoinHostPort(u.Hostname(), port)
+	t.uri = u.Scheme + "://" + t.addr + strings.TrimSuffix(u.Path, "/") + "/v1/events"
+	return t, nil
+}
+
+// workloadLabel names the run after its PERF.md workload when the flags match one.
+func workloadLabel(o options) string {
+	switch {
+	case o.batch == 500 && o.conns == 8:
+		return "W1 ingest"
+	case o.batch == 1 && o.conns == 64:
+		return "W2 ingest"
+	}
+	return "ingest"
+}
+
+// runCeiling runs the load against an in-process fasthttp server on a
+// loopback port that reads each request, discards it and answers 202.
+func runCeiling(ctx context.Context, o options, stderr io.Writer, progress bool) (*result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen: %w", err)
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetStatusCode(fasthttp.StatusAccepted)
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"accepted":0,"duplicates":0,"rejected":0,"errors":[]}`)
+		},
+		Name:               "trove-bench-ceiling",
+		MaxRequestBodySize: 1 << 30,
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tgt, err := parseServer("http://" + ln.Addr().String())
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	res := run(ctx, o, tgt, stderr, progress)
+	if err := srv.Shutdown(); err != nil {
+		return res, fmt.Errorf("cannot shut down the ceiling server: %w", err)
+	}
+	<-done
+	return res, nil
+}
+
+// result is the outcome of one run.
+type result struct {
+	elapsed   time.Duration
+	events    int64 // events in requests answered 202
+	requests  int64 // requests completed, whatever their outcome
+	errors    int64
+	rawBytes  int64 // uncompressed bodies of the requests answered 202
+	wireBytes int64 // the same bodies as sent, after compression
+	generated int64 // events built, including those of failed requests
+	genTime   time.Duration
+	zipTime   time.Duration
+	cpu       time.Duration   // process CPU time over the run; 0 when unknown
+	latencies []time.Duration // sorted
+	firstErr  string
+}
+
+func (r *result) failed() bool { return r.errors > 0 }
+
+func (r *result) eventsPerSec() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.events) / r.elapsed.Seconds()
+}
+
+// summary formats the run as the one-line report of PERF.md.
+func (r *result) summary(label string, o options) string {
+	var b strings.Builder
+	secs := r.elapsed.Seconds()
+	fmt.Fprintf(&b, "%s: %d events in %.2fs = %s events/s, %.1f MB/s (raw JSON)",
+		label, r.events, secs, groupDigits(int64(r.eventsPerSec())), float64(r.rawBytes)/1e6/max(secs, 1e-9))
+	if o.gzip {
+		fmt.Fprintf(&b, ", %.1f MB/s gzip on the wire", float64(r.wireBytes)/1e6/max(secs, 1e-9))
+	}
+	fmt.Fprintf(&b, ", requests %d, latency p50 %s p99 %s max %s, errors %d",
+		r.requests, fmtLatency(percentile(r.latencies, 0.50)), fmtLatency(percentile(r.latencies, 0.99)),
+		fmtLatency(percentile(r.latencies, 1)), r.errors)
+	return b.String()
+}
+
+// clientLine reports the run's settings and what the client cost, so that a
+// reader can tell whether it was a bottleneck: the wall time its workers spent
+// building bodies (an upper bound when they compete for the CPU) and the
+// process's CPU time over the run, both as a share of one core.
+func (r *result) clientLine(o options) string {
+	format := "json"
+	switch {
+	case o.ndjson:
+		format = "ndjson"
+	case o.batch == 1:
+		format = "json object"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "client: batch %d (%s), conns %d, seed %d", o.batch, format, o.conns, o.seed)
+	if sent := r.generated; sent > 0 && r.elapsed > 0 {
+		fmt.Fprintf(&b, ", generation %d ns/event (%.0f%% of one core)",
+			r.genTime.Nanoseconds()/sent, 100*r.genTime.Seconds()/r.elapsed.Seconds())
+		if o.gzip {
+			fmt.Fprintf(&b, ", gzip %d ns/event (%.0f%% of one core), ratio %.1fx",
+				r.zipTime.Nanoseconds()/sent, 100*r.zipTime.Seconds()/r.elapsed.Seconds(),
+				float64(r.rawBytes)/float64(max(r.wireBytes, 1)))
+		}
+	}
+	if r.cpu > 0 && r.elapsed > 0 {
+		fmt.Fprintf(&b, ", process CPU %.2fs (%.0f%% of one core)", r.cpu.Seconds(), 100*r.cpu.Seconds()/r.elapsed.Seconds())
+	}
+	return b.String()
+}
+
+// run sends o.n events (or as many as fit in o.duration) to tgt with o.conns
+// workers and returns what happened. A request that gets no HTTP answer at all
+// ends the run, since the figures would mean nothing; other failures are
+// counted and the run goes on.
+func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress bool) *result {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                      tgt.addr,
+		IsTLS:                     tgt.isTLS,
+		Name:                      "trove-bench",
+		MaxConns:                  o.conns,
+		MaxIdemponentCallAttempts: 1, // never resend: a retried batch would count twice
+		ReadTimeout:               o.timeout,
+		WriteTimeout:              o.timeout,
+		MaxConnWaitTimeout:        o.timeout,
+	}
+	defer hc.CloseIdleConnections()
+
+	sh := &shared{
+		o:        o,
+		tgt:      tgt,
+		hc:       hc,
+		requests: (o.n + int64(o.batch) - 1) / int64(o.batch),
+		cancel:   cancel,
+	}
+	stopProgress := func() {}
+	if progress {
+		stopProgress = startProgress(stderr, &sh.sent)
+	}
+	cpu0, cpuOK := processCPU()
+	start := time.Now()
+	workers := make([]*worker, o.conns)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := newWorker(sh)
+		workers[i] = w
+		wg.Go(func() { w.loop(ctx) })
+	}
+	wg.Wait()
+	res := &result{elapsed: time.Since(start)}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.cpu = cpu1 - cpu0
+	}
+	stopProgress()
+
+	for _, w := range workers {
+		res.events += w.events
+		res.requests += w.requests
+		res.errors += w.errors
+		res.rawBytes += w.rawBytes
+		res.wireBytes += w.wireBytes
+		res.generated += w.generated
+		res.genTime += w.genTime
+		res.zipTime += w.zipTime
+		res.latencies = append(res.latencies, w.latencies...)
+	}
+	slices.Sort(res.latencies)
+	if p := sh.firstErr.Load(); p != nil {
+		res.firstErr = *p
+	}
+	return res
+}
+
+// shared is the state that a run's workers share.
+type shared struct {
+	o        options
+	tgt      target
+	hc       *fasthttp.HostClient
+	requests int64 // total requests in the run
+	next     atomic.Int64
+	sent     atomic.Int64 // events in completed requests, for progress
+	firstErr atomic.Pointer[string]
+	cancel   context.CancelFunc
+}
+
+// recordError keeps msg if it is the run's first error.
+func (sh *shared) recordError(msg string) {
+	sh.firstErr.CompareAndSwap(nil, &msg)
+}
+
+// worker sends requests on one connection; its counters are its own, so that
+// the hot loop shares nothing but the request counter.
+type worker struct {
+	sh    *shared
+	gen   *Generator
+	body  []byte
+	zbuf  bytes.Buffer
+	zw    *gzip.Writer
+	req   *fasthttp.Request
+	resp  *fasthttp.Response
+	ctype string
+
+	events, requests, errors int64
+	rawBytes, wireBytes      int64
+	generated                int64
+	genTime, zipTime         time.Duration
+	latencies                []time.Duration
+}
+
+// newWorker makes a worker with its own generator and buffers.
+func newWorker(sh *shared) *worker {
+	o := sh.o
+	w := &worker{
+		sh:    sh,
+		gen:   NewGenerator(o.seed, o.appKey).WithMessageIDs(o.messageIDs),
+		body:  make([]byte, 0, min(o.batch*600+64, 8<<20)),
+		ctype: "application/json",
+	}
+	if o.ndjson {
+		w.ctype = "application/x-ndjson"
+	}
+	if o.gzip {
+		// BestSpeed keeps the client's share of the CPU small; SDKs that
+		// compress use low levels for the same reason.
+		w.zw, _ = gzip.NewWriterLevel(&w.zbuf, gzip.BestSpeed)
+	}
+	w.latencies = make([]time.Duration, 0, min(sh.requests/int64(o.conns)+1, 1<<20))
+	return w
+}
+
+// loop takes request numbers until the run is over.
+func (w *worker) loop(ctx context.Context) {
+	w.req = fasthttp.AcquireRequest()
+	w.resp = fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(w.req)
+	defer fasthttp.ReleaseResponse(w.resp)
+	sh := w.sh
+	for ctx.Err() == nil {
+		i := sh.next.Add(1) - 1
+		if i >= sh.requests {
+			return
+		}
+		n := int(min(int64(sh.o.batch), sh.o.n-i*int64(sh.o.batch)))
+		body := w.build(i, n)
+		if !w.send(body, n) {
+			sh.cancel()
+			return
+		}
+	}
+}
+
+// build makes the body of request number i, holding n events. The events
+// depend only on the seed and i, so a run carries the same data whatever the
+// number of workers.
+func (w *worker) build(i int64, n int) []byte {
+	o := w.sh.o
+	t0 := time.Now()
+	w.gen.reseed(uint64(i))
+	b := w.body[:0]
+	switch {
+	case o.ndjson:
+		b = w.gen.AppendNDJSON(b, n)
+	case o.batch == 1:
+		b = w.gen.AppendEvent(b)
+	default:
+		b = w.gen.AppendJSONArray(b, n)
+	}
+	w.body = b
+	t1 := time.Now()
+	w.genTime += t1.Sub(t0)
+	w.generated += int64(n)
+	if w.zw == nil {
+		return b
+	}
+	w.zbuf.Reset()
+	w.zw.Reset(&w.zbuf)
+	w.zw.Write(b) // writes to a bytes.Buffer cannot fail
+	w.zw.Close()
+	w.zipTime += time.Since(t1)
+	return w.zbuf.Bytes()
+}
+
+// send posts body, which holds n events, and records the outcome. It returns
+// false when the request got no HTTP answer and the run should stop.
+func (w *worker) send(body []byte, n int) bool {
+	sh, req, resp := w.sh, w.req, w.resp
+	req.Reset()
+	resp.Reset()
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(sh.tgt.uri)
+	req.Header.SetContentType(w.ctype)
+	if sh.o.gzip {
+		req.Header.Set(fasthttp.HeaderContentEncoding, "gzip")
+	}
+	if sh.o.token != "" {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+sh.o.token)
+	}
+	// The body is not copied: it stays untouched until Do returns.
+	req.SetBodyRaw(body)
+
+	t0 := time.Now()
+	err := sh.hc.DoTimeout(req, resp, sh.o.timeout)
+	lat := time.Since(t0)
+
+	w.requests++
+	sh.sent.Add(int64(n))
+	if err != nil {
+		w.errors++
+		sh.recordError(fmt.Sprintf("POST %s: %v", sh.tgt.uri, err))
+		return false
+	}
+	w.latencies = append(w.latencies, lat)
+	if code := resp.StatusCode(); code != fasthttp.StatusAccepted {
+		w.errors++
+		b := resp.Body()
+		if len(b) > maxErrorBody {
+			b = b[:maxErrorBody]
+		}
+		sh.recordError(fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(b)))
+		return true
+	}
+	w.events += int64(n)
+	w.rawBytes += int64(len(w.body))
+	w.wireBytes += int64(len(body))
+	return true
+}
+
+// startProgress prints events sent and the rate over the last second to
+// stderr once a second, on one line, until the returned function is called.
+func startProgress(stderr io.Writer, sent *atomic.Int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var last int64
+		lastT := time.Now()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(stderr, "\r\033[K")
+				return
+			case now := <-tick.C:
+				cur := sent.Load()
+				rate := float64(cur-last) / now.Sub(lastT).Seconds()
+				last, lastT = cur, now
+				fmt.Fprintf(stderr, "\r\033[K%s events sent, %s events/s", groupDigits(cur), groupDigits(int64(rate)))
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// percentile returns the p-quantile (0 < p <= 1) of sorted durations, or 0
+// when there are none.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// fmtLatency formats d with two or three significant digits: 850µs, 2.1ms, 14ms, 1.25s.
+func fmtLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// groupDigits formats v with commas between groups of three digits: 203,600.
+func groupDigits(v int64) string {
+	s := fmt.Sprint(v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

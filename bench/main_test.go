@@ -1,0 +1,482 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
+)
+
+// testServer is a stand-in for Trove's POST /v1/events: it decodes and checks
+// every event it gets, keeps them, and answers with a fixed status.
+type testServer struct {
+	url    string
+	status int
+
+	mu struct {
+		sync.Mutex
+		events   [][]byte // owned copies, in arrival order
+		requests int
+		auth     map[string]bool
+		ctypes   map[string]bool
+		problems []string
+	}
+}
+
+// startServer serves on a loopback port until the test ends.
+func startServer(t *testing.T, status int) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("cannot listen: %v", err)
+	}
+	s := &testServer{url: "http://" + ln.Addr().String(), status: status}
+	s.mu.auth = map[string]bool{}
+	s.mu.ctypes = map[string]bool{}
+	srv := &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		<-done
+	})
+	return s
+}
+
+func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
+	events, problem := decodeRequest(ctx)
+	s.mu.Lock()
+	s.mu.requests++
+	s.mu.auth[string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))] = true
+	s.mu.ctypes[string(ctx.Request.Header.ContentType())] = true
+	if problem != "" {
+		s.mu.problems = append(s.mu.problems, problem)
+	}
+	s.mu.events = append(s.mu.events, events...)
+	s.mu.Unlock()
+	if s.status != fasthttp.StatusAccepted {
+		ctx.SetStatusCode(s.status)
+		ctx.SetBodyString(`{"error":"invalid","message":"test server says no","field":"event"}`)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	fmt.Fprintf(ctx, `{"accepted":%d,"duplicates":0,"rejected":0,"errors":[]}`, len(events))
+}
+
+// decodeRequest returns copies of the events in the request, or what is wrong with it.
+func decodeRequest(ctx *fasthttp.RequestCtx) ([][]byte, string) {
+	if !ctx.IsPost() || string(ctx.Path()) != "/v1/events" {
+		return nil, fmt.Sprintf("unexpected %s %s", ctx.Method(), ctx.Path())
+	}
+	body := ctx.Request.Body()
+	switch enc := string(ctx.Request.Header.ContentEncoding()); enc {
+	case "":
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Sprintf("bad gzip: %v", err)
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Sprintf("bad gzip: %v", err)
+		}
+	default:
+		return nil, fmt.Sprintf("unexpected Content-Encoding %q", enc)
+	}
+	var raws [][]byte
+	switch ct := string(ctx.Request.Header.ContentType()); {
+	case ct == "application/x-ndjson":
+		if !bytes.HasSuffix(body, []byte("\n")) {
+			return nil, "NDJSON body does not end in a newline"
+		}
+		raws = bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
+	case ct == "application/json" && bytes.HasPrefix(body, []byte("[")):
+		var arr []json.RawMessage
+		if err := json.Unmarshal(body, &arr); err != nil {
+			return nil, fmt.Sprintf("bad JSON array: %v", err)
+		}
+		for _, r := range arr {
+			raws = append(raws, r)
+		}
+	case ct == "application/json":
+		raws = [][]byte{body}
+	default:
+		return nil, fmt.Sprintf("unexpected Content-Type %q", ct)
+	}
+	events := make([][]byte, 0, len(raws))
+	for _, raw := range raws {
+		var ev testEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return nil, fmt.Sprintf("bad event %s: %v", raw, err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, ev.EventTime); err != nil ||
+			ev.Type != "event" || ev.Event == "" || ev.UserID == "" || ev.AppKey == "" {
+			return nil, fmt.Sprintf("invalid event %s", raw)
+		}
+		events = append(events, bytes.Clone(raw))
+	}
+	return events, ""
+}
+
+// snapshot returns what the server has seen so far.
+func (s *testServer) snapshot() (events [][]byte, requests int, auth, ctypes []string, problems []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.mu.auth {
+		auth = append(auth, k)
+	}
+	for k := range s.mu.ctypes {
+		ctypes = append(ctypes, k)
+	}
+	return slices.Clone(s.mu.events), s.mu.requests, auth, ctypes, slices.Clone(s.mu.problems)
+}
+
+// runMain runs Main and returns its exit code, stdout and stderr.
+func runMain(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(t.Context(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestMainAgainstServer(t *testing.T) {
+	t.Setenv("TROVE_TOKEN", "")
+	tests := []struct {
+		name         string
+		args         []string
+		status       int
+		wantCode     int
+		wantEvents   int // -1: stopped by -duration, so only "some"
+		wantRequests int
+		wantCtype    string
+		wantAuth     string
+		wantIDs      bool // every event has a distinct messageId
+		wantStdout   []string
+		wantStderr   []string
+	}{
+		{
+			name:         "json arrays",
+			args:         []string{"-n", "2000", "-batch", "100", "-conns", "4"},
+			wantEvents:   2000,
+			wantRequests: 20,
+			wantCtype:    "application/json",
+			wantStdout: []string{"ingest: 2000 events in ", " events/s, ", "MB/s (raw JSON), requests 20, latency p50 ",
+				" p99 ", " max ", ", errors 0\n", "client: batch 100 (json), conns 4, seed 1, generation "},
+		},
+		{
+			name:         "single objects",
+			args:         []string{"-n", "300", "-batch", "1", "-conns", "4"},
+			wantEvents:   300,
+			wantRequests: 300,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"ingest: 300 events in ", "requests 300,", "(json object)"},
+		},
+		{
+			name:         "ndjson, gzip and message ids",
+			args:         []string{"-n", "2000", "-batch", "100", "-conns", "4", "-ndjson", "-gzip", "-message-ids"},
+			wantEvents:   2000,
+			wantRequests: 20,
+			wantCtype:    "application/x-ndjson",
+			wantIDs:      true,
+			wantStdout:   []string{"ingest: 2000 events in ", "MB/s gzip on the wire", "errors 0", "(ndjson)", "gzip "},
+		},
+		{
+			name:         "last batch partial",
+			args:         []string{"-n", "250", "-batch", "100", "-conns", "3"},
+			wantEvents:   250,
+			wantRequests: 3,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"ingest: 250 events in ", "requests 3,"},
+		},
+		{
+			name:         "token and W1 label",
+			args:         []string{"-n", "1000", "-batch", "500", "-conns", "8", "-token", "s3cret", "-server", "SERVER/"},
+			wantEvents:   1000,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantAuth:     "Bearer s3cret",
+			wantStdout:   []string{"W1 ingest: 1000 events in "},
+		},
+		{
+			name:         "calibrate",
+			args:         []string{"-n", "2000", "-batch", "100", "-conns", "4", "-calibrate"},
+			wantEvents:   2000,
+			wantRequests: 20,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"ceiling (in-process fasthttp, discards bodies): 2000 events in ", "\ningest: 2000 events in ", "\nratio: "},
+		},
+		{
+			name:       "duration cap",
+			args:       []string{"-n", "1000000000", "-batch", "50", "-conns", "2", "-duration", "150ms"},
+			wantEvents: -1,
+			wantCtype:  "application/json",
+			wantStdout: []string{"errors 0"},
+		},
+		{
+			name:         "server answers 400",
+			args:         []string{"-n", "2000", "-batch", "100", "-conns", "4"},
+			status:       fasthttp.StatusBadRequest,
+			wantCode:     1,
+			wantEvents:   2000,
+			wantRequests: 20,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"ingest: 0 events in ", "requests 20,", "errors 20\n"},
+			wantStderr:   []string{"20 of 20 requests failed; first: HTTP 400: ", "test server says no"},
+		},
+		{
+			name:         "server answers 200, not 202",
+			args:         []string{"-n", "10", "-batch", "5", "-conns", "1"},
+			status:       fasthttp.StatusOK,
+			wantCode:     1,
+			wantEvents:   10,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantStderr:   []string{"first: HTTP 200: "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status := tt.status
+			if status == 0 {
+				status = fasthttp.StatusAccepted
+			}
+			srv := startServer(t, status)
+			args := slices.Clone(tt.args)
+			if i := slices.Index(args, "SERVER/"); i >= 0 {
+				args[i] = srv.url + "/"
+			} else {
+				args = append(args, "-server", srv.url)
+			}
+			code, stdout, stderr := runMain(t, args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout, stderr)
+			}
+			events, requests, auth, ctypes, problems := srv.snapshot()
+			for _, p := range problems {
+				t.Errorf("server: %s", p)
+			}
+			switch {
+			case tt.wantEvents >= 0 && len(events) != tt.wantEvents:
+				t.Errorf("server got %d events; want %d", len(events), tt.wantEvents)
+			case tt.wantEvents < 0 && (len(events) == 0 || len(events)%50 != 0):
+				t.Errorf("server got %d events; want some, in whole batches of 50", len(events))
+			}
+			if tt.wantEvents < 0 {
+				if want := fmt.Sprintf("ingest: %d events in ", len(events)); !strings.Contains(stdout, want) {
+					t.Errorf("stdout does not report the %d events the server got:\n%s", len(events), stdout)
+				}
+			}
+			if tt.wantRequests > 0 && requests != tt.wantRequests {
+				t.Errorf("server got %d requests; want %d", requests, tt.wantRequests)
+			}
+			if want := []string{tt.wantCtype}; !slices.Equal(ctypes, want) {
+				t.Errorf("Content-Types %q; want %q", ctypes, want)
+			}
+			if want := []string{tt.wantAuth}; !slices.Equal(auth, want) {
+				t.Errorf("Authorization headers %q; want %q", auth, want)
+			}
+			if tt.wantIDs {
+				ids := map[string]bool{}
+				for _, e := range events {
+					var ev testEvent
+					if err := json.Unmarshal(e, &ev); err != nil || ev.MessageID == nil {
+						t.Fatalf("event without messageId: %s", e)
+					}
+					ids[*ev.MessageID] = true
+				}
+				if len(ids) != len(events) {
+					t.Errorf("%d distinct messageIds in %d events; want all distinct", len(ids), len(events))
+				}
+			}
+			for _, want := range tt.wantStdout {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestMainSameEventsWhateverTheConns(t *testing.T) {
+	t.Setenv("TROVE_TOKEN", "")
+	tests := []struct {
+		name  string
+		conns string
+	}{
+		{name: "one connection", conns: "1"},
+		{name: "five connections", conns: "5"},
+	}
+	var want [][]byte
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startServer(t, fasthttp.StatusAccepted)
+			if code, _, stderr := runMain(t, "-server", srv.url, "-n", "1000", "-batch", "40", "-conns", tt.conns, "-seed", "7"); code != 0 {
+				t.Fatalf("exit code %d; want 0\n%s", code, stderr)
+			}
+			got, _, _, _, _ := srv.snapshot()
+			slices.SortFunc(got, bytes.Compare)
+			if want == nil {
+				want = got
+				return
+			}
+			if !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Errorf("the events differ from those sent over one connection")
+			}
+		})
+	}
+}
+
+func TestMainBadFlags(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{name: "unknown flag", args: []string{"-nope"}, wantCode: 2, wantStderr: "flag provided but not defined: -nope"},
+		{name: "zero batch", args: []string{"-batch", "0"}, wantCode: 2, wantStderr: "-batch must be >= 1"},
+		{name: "negative conns", args: []string{"-conns", "-1"}, wantCode: 2, wantStderr: "-conns must be >= 1"},
+		{name: "zero events", args: []string{"-n", "0"}, wantCode: 2, wantStderr: "-n must be >= 1"},
+		{name: "negative duration", args: []string{"-duration", "-1s"}, wantCode: 2, wantStderr: "-duration must be >= 0"},
+		{name: "not a number", args: []string{"-n", "many"}, wantCode: 2, wantStderr: `invalid value "many" for flag -n`},
+		{name: "stray argument", args: []string{"extra"}, wantCode: 2, wantStderr: "unexpected arguments"},
+		{name: "bad scheme", args: []string{"-server", "ftp://127.0.0.1:1"}, wantCode: 2, wantStderr: `unsupported scheme "ftp"`},
+		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "Usage: trove bench [flags]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d; want %d", code, tt.wantCode)
+			}
+			if !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q; want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestMainServerDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("cannot listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	code, stdout, stderr := runMain(t, "-server", addr, "-n", "100000", "-batch", "10", "-conns", "4")
+	if code != 1 {
+		t.Errorf("exit code %d; want 1", code)
+	}
+	if want := "first: POST http://" + addr + "/v1/events: "; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+	// A request without an answer stops the run: at most one per worker.
+	if !strings.Contains(stdout, "ingest: 0 events") || strings.Contains(stdout, "requests 10000") {
+		t.Errorf("stdout = %s; want 0 events and an early stop", stdout)
+	}
+}
+
+func TestParseServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    target
+		wantErr bool
+	}{
+		{name: "default", in: "http://127.0.0.1:8080", want: target{addr: "127.0.0.1:8080", uri: "http://127.0.0.1:8080/v1/events"}},
+		{name: "no scheme", in: "localhost:9000", want: target{addr: "localhost:9000", uri: "http://localhost:9000/v1/events"}},
+		{name: "no port", in: "http://example.test", want: target{addr: "example.test:80", uri: "http://example.test:80/v1/events"}},
+		{name: "https", in: "https://example.test/trove/", want: target{addr: "example.test:443", isTLS: true, uri: "https://example.test:443/trove/v1/events"}},
+		{name: "ipv6", in: "http://[::1]:8080", want: target{addr: "[::1]:8080", uri: "http://[::1]:8080/v1/events"}},
+		{name: "bad scheme", in: "unix:///tmp/x", wantErr: true},
+		{name: "no host", in: "http://:8080", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServer(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseServer(%q) error = %v; want error %v", tt.in, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("parseServer(%q) = %+v; want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{name: "digits small", got: groupDigits(999), want: "999"},
+		{name: "digits thousands", got: groupDigits(203600), want: "203,600"},
+		{name: "digits millions", got: groupDigits(1234567), want: "1,234,567"},
+		{name: "digits negative", got: groupDigits(-1234), want: "-1,234"},
+		{name: "latency µs", got: fmtLatency(850 * time.Microsecond), want: "850µs"},
+		{name: "latency ms", got: fmtLatency(2140 * time.Microsecond), want: "2.1ms"},
+		{name: "latency tens of ms", got: fmtLatency(14200 * time.Microsecond), want: "14ms"},
+		{name: "latency s", got: fmtLatency(1250 * time.Millisecond), want: "1.25s"},
+		{name: "p50", got: percentile([]time.Duration{1, 2, 3, 4}, 0.5).String(), want: "2ns"},
+		{name: "p99", got: percentile([]time.Duration{1, 2, 3, 4}, 0.99).String(), want: "4ns"},
+		{name: "max", got: percentile([]time.Duration{1, 2, 3, 4}, 1).String(), want: "4ns"},
+		{name: "none", got: percentile(nil, 0.5).String(), want: "0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q; want %q", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMainTokenFromEnv(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      string
+		args     []string
+		wantAuth string
+	}{
+		{name: "from the environment", env: "env-secret", wantAuth: "Bearer env-secret"},
+		{name: "flag wins", env: "env-secret", args: []string{"-token", "flag-secret"}, wantAuth: "Bearer flag-secret"},
+		{name: "empty flag sends none", env: "env-secret", args: []string{"-token", ""}, wantAuth: ""},
+		{name: "neither", wantAuth: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TROVE_TOKEN", tt.env)
+			srv := startServer(t, fasthttp.StatusAccepted)
+			args := append([]string{"-server", srv.url, "-n", "10", "-batch", "5", "-conns", "1"}, tt.args...)
+			if code, _, stderr := runMain(t, args...); code != 0 {
+				t.Fatalf("exit code %d; want 0\n%s", code, stderr)
+			}
+			if _, _, auth, _, _ := srv.snapshot(); !slices.Equal(auth, []string{tt.wantAuth}) {
+				t.Errorf("Authorization headers %q; want %q", auth, []string{tt.wantAuth})
+			}
+			if _, _, stderr := runMain(t, "-h"); tt.env != "" && strings.Contains(stderr, tt.env) {
+				t.Errorf("-h prints the token from TROVE_TOKEN:\n%s", stderr)
+			}
+		})
+	}
+}
