@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/goccy/go-json"
 )
 
 // Batch is one request's events, decoded and validated, with their stored
@@ -97,11 +95,12 @@ func (b *Batch) add(idx int, raw []byte) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid UTF-8", raw)
 		return
 	}
-	if _, ok := nestingDepth(raw, maxDepth); !ok {
+	_, spaced, ok := structure(raw, maxDepth)
+	if !ok {
 		b.reject(idx, nil, nil, "attributes", "invalid_event", "event is nested deeper than 32 levels", raw)
 		return
 	}
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid JSON", raw)
 		return
 	}
@@ -305,8 +304,10 @@ func (b *Batch) add(idx int, raw []byte) {
 			buf = append(buf, `"ip":`...)
 			buf = appendQuoted(buf, b.IP)
 			buf = append(buf, '}')
-		default:
+		case spaced:
 			buf = appendCompact(buf, val)
+		default:
+			buf = append(buf, val...)
 		}
 		return nil
 	})

@@ -263,7 +263,7 @@ func Decode(b *Batch, body []byte) error {
 		if _, ok := nestingDepth(body, maxDepth+1); !ok {
 			return invalid("attributes", "the body is nested deeper than 32 levels")
 		}
-		if !json.Valid(body) {
+		if !validJSON(body) {
 			return invalid("", "the body is not valid JSON: "+syntaxError(body))
 		}
 		forEachElement(body, func(i int, elem []byte) error {

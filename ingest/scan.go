@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"unicode/utf8"
 
@@ -23,16 +24,25 @@ func skipSpace(b []byte, i int) int {
 }
 
 // stringEnd returns the index just past the string starting at b[i] == '"'.
+// It jumps from quote to quote with bytes.IndexByte, which is vectorised,
+// and counts the backslashes before a quote to tell whether it is escaped.
 func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
 		}
+		q := i + j
+		k := q - 1
+		for k >= i && b[k] == '\\' {
+			k--
+		}
+		if (q-1-k)%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
-	return len(b)
 }
 
 // valueEnd returns the index just past the value starting at b[i].
@@ -71,10 +81,16 @@ func valueEnd(b []byte, i int) int {
 }
 
 // nestingDepth returns the deepest nesting of objects and arrays in b,
-// giving up (false) once it passes limit. It runs before json.Valid so that
+// giving up (false) once it passes limit, and whether b has whitespace
+// outside strings (so needs compacting). It runs before json.Valid so that
 // a pathological body never reaches a recursive parser.
-func nestingDepth(b []byte, limit int) (int, bool) {
-	depth, deepest := 0, 0
+func nestingDepth(b []byte, limit int) (deepest int, ok bool) {
+	deepest, _, ok = structure(b, limit)
+	return deepest, ok
+}
+
+func structure(b []byte, limit int) (deepest int, spaced, ok bool) {
+	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
@@ -84,14 +100,16 @@ func nestingDepth(b []byte, limit int) (int, bool) {
 			if depth > deepest {
 				deepest = depth
 				if deepest > limit {
-					return deepest, false
+					return deepest, spaced, false
 				}
 			}
 		case '}', ']':
 			depth--
+		case ' ', '\t', '\n', '\r':
+			spaced = true
 		}
 	}
-	return deepest, true
+	return deepest, spaced, true
 }
 
 // forEachMember calls fn with the raw key (without quotes, escapes not
@@ -213,4 +231,16 @@ func kindOf(raw []byte) string {
 		return "null"
 	}
 	return "a number"
+}
+
+// validJSON is json.Valid, with any panic inside the parser (goccy/go-json
+// has had them on malformed input) taken as "not valid" rather than
+// failing the whole request.
+func validJSON(b []byte) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return json.Valid(b)
 }

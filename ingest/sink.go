@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/goccy/go-json"
-
 	"trove/storage"
 )
 
@@ -131,7 +129,7 @@ func (b *Batch) appendRejectedLine(dst []byte, r *Rejection) []byte {
 	dst = appendQuoted(dst, r.Field)
 	dst = append(dst, `,"message":`...)
 	dst = appendQuoted(dst, r.Message)
-	if _, ok := nestingDepth(r.Raw, 512); ok && utf8.Valid(r.Raw) && json.Valid(r.Raw) {
+	if _, ok := nestingDepth(r.Raw, 512); ok && utf8.Valid(r.Raw) && validJSON(r.Raw) {
 		dst = append(dst, `,"event":`...)
 		dst = appendCompact(dst, r.Raw)
 	} else {

@@ -29,6 +29,9 @@ type Options struct {
 	MergeInterval time.Duration
 	// MergeTargetBytes is the raw size the merger aims for in one group.
 	MergeTargetBytes int
+	// MergeMinAge is how long a group stays as written before the merger
+	// may combine it with others.
+	MergeMinAge time.Duration
 	// InMemory keeps everything in memory (tests and benchmarks).
 	InMemory bool
 	// Logger receives the store's log lines; nil discards them.
@@ -58,6 +61,9 @@ type DB struct {
 	mergeDone chan struct{}
 	mergeKick chan struct{}
 	merged    atomic.Int64 // groups merged away, for tests and metrics
+	// mergeLimit is the sequence up to which the merge loop may merge; only
+	// the merge goroutine touches it.
+	mergeLimit uint64
 }
 
 // Open opens (creating if needed) the store in dir.

@@ -35,21 +35,45 @@ func (db *DB) mergeLoop() {
 	}
 	t := time.NewTicker(db.opts.MergeInterval)
 	defer t.Stop()
+	// Groups are merged once they are MergeMinAge old: recent data stays in
+	// its small groups a little while, so that a burst of ingest does not
+	// share the CPU with recompressing what it just wrote.
+	type mark struct {
+		at time.Time
+		wm uint64
+	}
+	var marks []mark
 	for {
 		select {
 		case <-db.mergeStop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			wm, _ := db.seq.watermark()
+			marks = append(marks, mark{now, wm})
+			limit := uint64(0)
+			for len(marks) > 0 && now.Sub(marks[0].at) >= db.opts.MergeMinAge {
+				limit = marks[0].wm
+				marks = marks[1:]
+			}
+			if limit > db.mergeLimit {
+				db.mergeLimit = limit
+			}
 		}
-		if _, err := db.MergeAll(); err != nil {
+		if _, err := db.mergeUpTo(db.mergeLimit); err != nil {
 			db.log.Error("background merge failed", "err", err)
 		}
 	}
 }
 
-// MergeAll runs one pass of the merger over every app and returns how many
-// groups it merged away.
+// MergeAll runs one pass of the merger over every app, whatever the age of
+// the groups, and returns how many groups it merged away.
 func (db *DB) MergeAll() (int, error) {
+	wm, _ := db.seq.watermark()
+	return db.mergeUpTo(wm)
+}
+
+// mergeUpTo merges groups whose sequences are all at or below limit.
+func (db *DB) mergeUpTo(limit uint64) (int, error) {
 	db.apps.RLock()
 	ids := make([]uint32, 0, len(db.apps.byKey))
 	for _, id := range db.apps.byKey {
@@ -65,7 +89,7 @@ func (db *DB) MergeAll() (int, error) {
 				return total, nil
 			default:
 			}
-			n, err := db.mergeOne(app)
+			n, err := db.mergeOne(app, limit)
 			if err != nil {
 				return total, fmt.Errorf("cannot merge app %d: %w", app, err)
 			}
@@ -86,8 +110,7 @@ type groupRef struct {
 
 // mergeOne merges the first run of small groups of app it finds and returns
 // how many groups went away (0 when there was nothing to do).
-func (db *DB) mergeOne(app uint32) (int, error) {
-	wm, _ := db.seq.watermark()
+func (db *DB) mergeOne(app uint32, wm uint64) (int, error) {
 	target := db.opts.MergeTargetBytes
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: appendGroupKey(nil, app, 0),

@@ -15,6 +15,10 @@ import (
 // old one (see doc.go).
 const valueV1 = 1
 
+// smallBlock is the raw size under which a fresh block is stored
+// uncompressed.
+const smallBlock = 4 << 10
+
 // Block codecs.
 const (
 	codecNone = 0
@@ -120,6 +124,11 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 	}
 	h.rawLen = len(raw)
 	h.codec = codecZstd
+	if !best && len(raw) < smallBlock {
+		// Compressing a few events costs more time than it saves bytes; the
+		// merger compresses them with their neighbours later.
+		h.codec = codecNone
+	}
 	dst = append(dst, valueV1, h.codec)
 	dst = binary.AppendUvarint(dst, uint64(h.count))
 	dst = binary.AppendVarint(dst, h.minTime)
@@ -127,9 +136,12 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 	dst = binary.AppendUvarint(dst, h.minSeq)
 	dst = binary.AppendUvarint(dst, h.maxSeq)
 	dst = binary.AppendUvarint(dst, uint64(h.rawLen))
-	if best {
+	switch {
+	case h.codec == codecNone:
+		dst = append(dst, raw...)
+	case best:
 		dst = encBest.EncodeAll(raw, dst)
-	} else {
+	default:
 		dst = encFast.EncodeAll(raw, dst)
 	}
 	return dst, raw
