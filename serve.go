@@ -141,6 +141,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		CacheSize:     int64(cfg.Storage.CacheSize),
 		DedupWindow:   cfg.Ingest.DedupWindow.Std(),
 		MergeInterval: cfg.Storage.MergeInterval.Std(),
+		MergeMinAge:   cfg.Storage.MergeMinAge.Std(),
 		Logger:        log,
 	})
 	if err != nil {

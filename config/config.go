@@ -47,6 +47,8 @@ type Storage struct {
 	// MergeInterval is how often the background merger looks for small
 	// segments to combine into large, better-compressed ones.
 	MergeInterval Duration `toml:"merge_interval"`
+	// MergeMinAge is how old a segment must be before it is merged.
+	MergeMinAge Duration `toml:"merge_min_age"`
 }
 
 // App is an application whose events Trove stores, declared in the file.
@@ -90,6 +92,7 @@ func Default() Config {
 			MinFreeDisk:   1 << 30,
 			CacheSize:     64 << 20,
 			MergeInterval: Duration(5 * time.Second),
+			MergeMinAge:   Duration(30 * time.Second),
 		},
 	}
 }
@@ -116,7 +119,8 @@ func Parse(b []byte) (Config, error) {
 	cfg := Default()
 	// Lists replace, not extend, the defaults.
 	cfg.Ingest.CORSOrigins = nil
-	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	// The unmarshaler interface lets Duration refuse bare numbers.
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields().EnableUnmarshalerInterface()
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, describeDecodeError(err)
 	}

@@ -2,9 +2,12 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Duration is a time.Duration that decodes from text such as "30s", "720h"
@@ -19,6 +22,32 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return err
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalTOML implements go-toml's unstable.Unmarshaler (enabled in
+// Parse). Without it go-toml stores a bare integer straight into a Duration
+// as nanoseconds, so `dedup_window = 3600` would silently mean 3.6µs.
+func (d *Duration) UnmarshalTOML(raw []byte) error {
+	var s string
+	var err error
+	switch {
+	case len(raw) >= 2 && raw[0] == '\'' && raw[len(raw)-1] == '\'':
+		s = string(raw[1 : len(raw)-1])
+	case len(raw) >= 2 && raw[0] == '"':
+		if s, err = strconv.Unquote(string(raw)); err != nil {
+			err = fmt.Errorf("invalid duration %s", raw)
+		}
+	default:
+		err = fmt.Errorf("invalid duration %s: write it as a string such as \"60s\", \"720h\" or \"400d\"", raw)
+	}
+	if err == nil {
+		err = d.UnmarshalText([]byte(s))
+	}
+	if err != nil {
+		// A ParserError highlighting raw gets the value's line and column.
+		return &unstable.ParserError{Highlight: raw, Message: err.Error()}
+	}
 	return nil
 }
 
@@ -38,7 +67,8 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 {
+		// !(days >= 0) also refuses NaN; the bound refuses overflow.
+		if err != nil || !(days >= 0) || days*float64(24*time.Hour) >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q: want a number of days such as \"400d\"", s)
 		}
 		return time.Duration(days * float64(24*time.Hour)), nil
@@ -77,7 +107,8 @@ func (s *Size) UnmarshalText(b []byte) error {
 		}
 	}
 	v, err := strconv.ParseFloat(str, 64)
-	if err != nil || v < 0 {
+	// !(v >= 0) also refuses NaN; the bound refuses overflow.
+	if err != nil || !(v >= 0) || v*float64(mult) >= math.MaxInt64 {
 		return fmt.Errorf("invalid size %q: want e.g. \"1GiB\", \"64MiB\" or a number of bytes", string(b))
 	}
 	*s = Size(v * float64(mult))
