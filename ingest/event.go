@@ -22,6 +22,7 @@ type Batch struct {
 	receivedAt []byte // `"receivedAt":"…"`, formatted once per request
 	buf        []byte // stored forms, each without its closing '}'
 	apps       []string
+	members    []rawMember // the current event's members, reused
 }
 
 // Event is one valid event.
@@ -78,6 +79,9 @@ func (b *Batch) reject(idx int, appKey []byte, messageID []byte, field, code, ms
 	b.Rejected = append(b.Rejected, r)
 }
 
+// rawMember is one top-level member of an event, aliasing the request body.
+type rawMember struct{ key, val []byte }
+
 // fields holds the raw values of the members an event's rules look at.
 type fields struct {
 	typ, event, userID, eventTime, appKey, context, messageID, sentAt, attributes []byte
@@ -105,7 +109,9 @@ func (b *Batch) add(idx int, raw []byte) {
 		return
 	}
 	var f fields
+	b.members = b.members[:0]
 	err := forEachMember(raw, func(key, val []byte) error {
+		b.members = append(b.members, rawMember{key, val})
 		switch string(key) {
 		case "type":
 			f.typ = val
@@ -249,8 +255,12 @@ func (b *Batch) add(idx int, raw []byte) {
 			fail("attributes", "attributes must be an object, got "+kindOf(f.attributes))
 			return
 		}
+		// Each member takes at least 5 bytes (`"":0,`), so only a long
+		// object can have too many.
 		n := 0
-		forEachMember(f.attributes, func(_, _ []byte) error { n++; return nil })
+		if len(f.attributes) > 5*cfg.MaxAttributes {
+			forEachMember(f.attributes, func(_, _ []byte) error { n++; return nil })
+		}
 		if n > cfg.MaxAttributes {
 			fail("attributes", "attributes has "+strconv.Itoa(n)+" keys, over the limit of "+strconv.Itoa(cfg.MaxAttributes))
 			return
@@ -279,10 +289,15 @@ func (b *Batch) add(idx int, raw []byte) {
 	}
 	buf := append(b.buf, '{')
 	first := true
-	forEachMember(raw, func(key, val []byte) error {
+	for _, m := range b.members {
+		key, val := m.key, m.val
 		switch string(key) {
 		case "receivedAt", "originalEventTime", "clockSkewMs":
-			return nil // the server's to set
+			continue // the server's to set
+		case "context", "messageId":
+			if string(val) == "null" {
+				continue // the server's value is added below instead
+			}
 		}
 		if !first {
 			buf = append(buf, ',')
@@ -309,8 +324,7 @@ func (b *Batch) add(idx int, raw []byte) {
 		default:
 			buf = append(buf, val...)
 		}
-		return nil
-	})
+	}
 	if !first {
 		buf = append(buf, ',')
 	}

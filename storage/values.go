@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -17,12 +18,15 @@ const valueV1 = 1
 
 // smallBlock is the raw size under which a fresh block is stored
 // uncompressed.
-const smallBlock = 4 << 10
+const smallBlock = 512
 
-// Block codecs.
+// Block codecs. Fresh blocks, written while a client waits for its 202, use
+// S2 (several hundred MB/s per core); the merger rewrites them with zstd's
+// best level, which is ten times slower and a third smaller.
 const (
 	codecNone = 0
 	codecZstd = 1
+	codecS2   = 2
 )
 
 // A block value (namespace 0x10) holds the events of one app, one eventTime
@@ -33,8 +37,8 @@ const (
 //	| 1B  | 1B    | uvarint | varint  | varint  | uvarint| uvarint| uvarint| ...     |
 //	+-----+-------+---------+---------+---------+--------+--------+--------+---------+
 //
-// The payload (zstd-compressed when codec is 1, rawLen bytes once
-// decompressed) is column-major, which compresses better than rows:
+// The payload (raw when codec is 0, zstd when 1, S2 when 2; rawLen bytes
+// once decompressed) is column-major, which compresses better than rows:
 //
 //	seq - minSeq    count × uvarint
 //	time deltas     count × uvarint (first from minTime, then from the previous event)
@@ -78,16 +82,12 @@ func sortBlockEvents(evs []blockEvent) {
 }
 
 var (
-	encFast, encBest *zstd.Encoder
-	zdec             *zstd.Decoder
+	encBest *zstd.Encoder
+	zdec    *zstd.Decoder
 )
 
 func init() {
 	var err error
-	encFast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
 	encBest, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
 	if err != nil {
 		panic("BUG: " + err.Error())
@@ -124,10 +124,13 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 	}
 	h.rawLen = len(raw)
 	h.codec = codecZstd
-	if !best && len(raw) < smallBlock {
-		// Compressing a few events costs more time than it saves bytes; the
-		// merger compresses them with their neighbours later.
-		h.codec = codecNone
+	if !best {
+		h.codec = codecS2
+		if len(raw) < smallBlock {
+			// Compressing one or two events saves next to nothing; the
+			// merger compresses them with their neighbours later.
+			h.codec = codecNone
+		}
 	}
 	dst = append(dst, valueV1, h.codec)
 	dst = binary.AppendUvarint(dst, uint64(h.count))
@@ -139,10 +142,13 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 	switch {
 	case h.codec == codecNone:
 		dst = append(dst, raw...)
-	case best:
-		dst = encBest.EncodeAll(raw, dst)
+	case h.codec == codecS2:
+		n := s2.MaxEncodedLen(len(raw))
+		dst = slices.Grow(dst, n)
+		enc := s2.Encode(dst[len(dst):len(dst)+n], raw)
+		dst = dst[:len(dst)+len(enc)]
 	default:
-		dst = encFast.EncodeAll(raw, dst)
+		dst = encBest.EncodeAll(raw, dst)
 	}
 	return dst, raw
 }
@@ -163,7 +169,9 @@ func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
 	h.minSeq = r.uvarint()
 	h.maxSeq = r.uvarint()
 	h.rawLen = int(r.uvarint())
-	if r.err != nil || h.count <= 0 || h.rawLen < 0 || h.rawLen > 1<<30 {
+	// Each event takes at least three bytes of rawLen (one per column's
+	// uvarint), which bounds what decode allocates for count.
+	if r.err != nil || h.count <= 0 || h.rawLen < 0 || h.rawLen > 1<<30 || h.count > h.rawLen/3 {
 		return h, nil, fmt.Errorf("%w: block header", errCorrupt)
 	}
 	return h, r.b, nil
@@ -206,6 +214,15 @@ func (d *decodedBlock) decode(v []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: cannot decompress block: %v", errCorrupt, err)
 		}
+	case codecS2:
+		n, err := s2.DecodedLen(payload)
+		if err != nil || n != h.rawLen {
+			return fmt.Errorf("%w: s2 block length", errCorrupt)
+		}
+		d.raw, err = s2.Decode(slices.Grow(d.raw[:0], n)[:n], payload)
+		if err != nil {
+			return fmt.Errorf("%w: cannot decompress block: %v", errCorrupt, err)
+		}
 	default:
 		return fmt.Errorf("%w: unknown block codec %d", errCorrupt, h.codec)
 	}
@@ -227,7 +244,13 @@ func (d *decodedBlock) decode(v []byte) error {
 	}
 	end := 0
 	for i := range n {
-		end += int(r.uvarint())
+		// Bounding each length keeps the sum from wrapping around, so the
+		// ends only grow and event never slices backwards.
+		l := r.uvarint()
+		if l > uint64(len(d.raw)) {
+			return fmt.Errorf("%w: block body length", errCorrupt)
+		}
+		end += int(l)
 		d.ends[i] = end
 	}
 	if r.err != nil || end != len(r.b) {
