@@ -88,8 +88,9 @@ type fields struct {
 }
 
 // add validates one event (raw JSON text) and adds it to the batch as an
-// Event or a Rejection.
-func (b *Batch) add(idx int, raw []byte) {
+// Event or a Rejection. valid says raw is already known to be JSON (it is
+// an element of an array that was checked whole).
+func (b *Batch) add(idx int, raw []byte, valid bool) {
 	cfg := b.cfg
 	if len(raw) > cfg.MaxEventBytes {
 		b.reject(idx, nil, nil, "", "too_large", "event is "+strconv.Itoa(len(raw))+" bytes, over the limit of "+strconv.Itoa(cfg.MaxEventBytes)+" (ingest.max_event_bytes)", raw)
@@ -104,7 +105,7 @@ func (b *Batch) add(idx int, raw []byte) {
 		b.reject(idx, nil, nil, "attributes", "invalid_event", "event is nested deeper than 32 levels", raw)
 		return
 	}
-	if !validJSON(raw) {
+	if !valid && !validJSON(raw) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid JSON", raw)
 		return
 	}

@@ -244,7 +244,7 @@ func Decode(b *Batch, body []byte) error {
 			if len(l) == 0 {
 				continue
 			}
-			b.add(line, l)
+			b.add(line, l, false /* valid */)
 		}
 		if len(b.Events)+len(b.Rejected) == 0 {
 			return invalid("", "the NDJSON body holds no event")
@@ -257,7 +257,7 @@ func Decode(b *Batch, body []byte) error {
 	}
 	switch body[0] {
 	case '{':
-		b.add(0, body)
+		b.add(0, body, false /* valid */)
 		return nil
 	case '[':
 		if _, ok := nestingDepth(body, maxDepth+1); !ok {
@@ -267,7 +267,7 @@ func Decode(b *Batch, body []byte) error {
 			return invalid("", "the body is not valid JSON: "+syntaxError(body))
 		}
 		forEachElement(body, func(i int, elem []byte) error {
-			b.add(i, elem)
+			b.add(i, elem, true /* valid */)
 			return nil
 		})
 		if len(b.Events)+len(b.Rejected) == 0 {
