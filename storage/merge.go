@@ -83,13 +83,14 @@ func (db *DB) mergeUpTo(limit uint64) (int, error) {
 	slices.Sort(ids)
 	total := 0
 	for _, app := range ids {
+		from := uint64(0)
 		for {
 			select {
 			case <-db.mergeStop:
 				return total, nil
 			default:
 			}
-			n, err := db.mergeOne(app, limit)
+			n, next, err := db.mergeOne(app, limit, from)
 			if err != nil {
 				return total, fmt.Errorf("cannot merge app %d: %w", app, err)
 			}
@@ -97,6 +98,7 @@ func (db *DB) mergeUpTo(limit uint64) (int, error) {
 				break
 			}
 			total += n
+			from = next
 		}
 	}
 	db.merged.Add(int64(total))
@@ -108,20 +110,21 @@ type groupRef struct {
 	g     groupValue
 }
 
-// mergeOne merges the first run of small groups of app it finds and returns
-// how many groups went away (0 when there was nothing to do).
-func (db *DB) mergeOne(app uint32, wm uint64) (int, error) {
+// mergeOne merges the first run of small groups of app starting at or after
+// sequence from, and returns how many groups went away (0 when there was
+// nothing to do) and where the next search may start.
+func (db *DB) mergeOne(app uint32, wm, from uint64) (int, uint64, error) {
 	target := db.opts.MergeTargetBytes
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: appendGroupKey(nil, app, 0),
 		UpperBound: appUpperBound(nsGroup, app),
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var run []groupRef
 	size := 0
-	for it.First(); it.Valid(); it.Next() {
+	for it.SeekGE(appendGroupKey(nil, app, from)); it.Valid(); it.Next() {
 		var r groupRef
 		_, r.first, err = decodeGroupKey(it.Key())
 		if err == nil {
@@ -129,7 +132,7 @@ func (db *DB) mergeOne(app uint32, wm uint64) (int, error) {
 		}
 		if err != nil {
 			it.Close()
-			return 0, err
+			return 0, 0, err
 		}
 		if r.g.last > wm {
 			break
@@ -149,12 +152,14 @@ func (db *DB) mergeOne(app uint32, wm uint64) (int, error) {
 		size += r.g.rawBytes
 	}
 	if err := it.Close(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(run) < 2 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	return len(run) - 1, db.mergeRun(app, run)
+	// The merged group may still be small enough to take its next
+	// neighbours, so the next search starts at it.
+	return len(run) - 1, run[0].first, db.mergeRun(app, run)
 }
 
 // mergeRun replaces the groups of run with one.
