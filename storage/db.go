@@ -56,7 +56,11 @@ type DB struct {
 		m map[string]chan struct{} // dedup key -> closed when its writer finishes
 	}
 
-	closed    atomic.Bool
+	closed atomic.Bool
+	// readers is read-locked by each open Snapshot (from NewSnapshot to its
+	// Close, possibly on another goroutine); Close write-locks it to wait
+	// for them.
+	readers   sync.RWMutex
 	mergeStop chan struct{}
 	mergeDone chan struct{}
 	mergeKick chan struct{}
@@ -230,6 +234,10 @@ func (db *DB) Close() error {
 	}
 	close(db.mergeStop)
 	<-db.mergeDone
+	// Scans check closed between steps and stop with ErrClosed, so this
+	// wait is short even for a long export.
+	db.readers.Lock()
+	defer db.readers.Unlock()
 	if err := db.pdb.Flush(); err != nil {
 		db.pdb.Close()
 		return fmt.Errorf("cannot flush store: %w", err)

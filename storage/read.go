@@ -24,6 +24,11 @@ func (db *DB) NewSnapshot() (*Snapshot, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	db.readers.RLock()
+	if db.closed.Load() {
+		db.readers.RUnlock()
+		return nil, ErrClosed
+	}
 	// Watermark first: everything at or below it has committed, so the
 	// snapshot that follows contains it.
 	wm, _ := db.seq.watermark()
@@ -34,7 +39,11 @@ func (db *DB) NewSnapshot() (*Snapshot, error) {
 func (s *Snapshot) Watermark() uint64 { return s.watermark }
 
 // Close releases the view.
-func (s *Snapshot) Close() error { return s.snap.Close() }
+func (s *Snapshot) Close() error {
+	err := s.snap.Close()
+	s.db.readers.RUnlock()
+	return err
+}
 
 // EventFunc receives one stored event. body is borrowed: it is valid only
 // until the function returns. Returning an error stops the scan and is
@@ -81,6 +90,9 @@ func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) er
 	var refs []ref
 	var keyBuf []byte
 	for ; it.Valid(); it.Next() {
+		if s.db.closed.Load() {
+			return ErrClosed
+		}
 		_, first, err := decodeGroupKey(it.Key())
 		if err != nil {
 			return err
@@ -162,6 +174,9 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 	}()
 	it.First()
 	for it.Valid() {
+		if s.db.closed.Load() {
+			return ErrClosed
+		}
 		_, day, _, err := decodeBlockKey(it.Key())
 		if err != nil {
 			return err
@@ -272,6 +287,9 @@ type RejectedFunc func(seq uint64, line []byte) error
 // Rejected calls fn for each of app's quarantined events with seq > since,
 // in ingest order, up to the watermark.
 func (s *Snapshot) Rejected(app uint32, since uint64, fn RejectedFunc) error {
+	if since >= s.watermark {
+		return nil // also keeps since+1 below from wrapping around
+	}
 	it, err := s.snap.NewIter(&pebble.IterOptions{
 		LowerBound: appendQuarantineKey(nil, app, since+1),
 		UpperBound: appUpperBound(nsQuarantine, app),
@@ -281,6 +299,9 @@ func (s *Snapshot) Rejected(app uint32, since uint64, fn RejectedFunc) error {
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
+		if s.db.closed.Load() {
+			return ErrClosed
+		}
 		_, seq, err := decodeQuarantineKey(it.Key())
 		if err != nil {
 			return err
