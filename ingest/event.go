@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -23,6 +24,7 @@ type Batch struct {
 	buf        []byte // stored forms, each without its closing '}'
 	apps       []string
 	members    []rawMember // the current event's members, reused
+	out        []byte      // complete stored forms, built by the sink
 }
 
 // Event is one valid event.
@@ -47,13 +49,37 @@ type Rejection struct {
 	Raw       []byte
 }
 
-// newBatch prepares a Batch for a request received at now from ip.
+var batchPool sync.Pool
+
+// newBatch prepares a Batch for a request received at now from ip. Return
+// it with putBatch once nothing refers to its slices.
 func newBatch(cfg *Config, now time.Time, ip string) *Batch {
-	b := &Batch{cfg: cfg, Now: now, IP: ip}
-	b.receivedAt = append(b.receivedAt, `"receivedAt":"`...)
+	b, _ := batchPool.Get().(*Batch)
+	if b == nil {
+		b = &Batch{}
+	}
+	b.cfg, b.Now, b.IP = cfg, now, ip
+	b.receivedAt = append(b.receivedAt[:0], `"receivedAt":"`...)
 	b.receivedAt = now.UTC().AppendFormat(b.receivedAt, "2006-01-02T15:04:05.000Z07:00")
 	b.receivedAt = append(b.receivedAt, '"')
 	return b
+}
+
+// putBatch returns b to the pool, unless its buffers grew unusually large.
+func putBatch(b *Batch) {
+	if cap(b.buf) > 8<<20 || cap(b.out) > 8<<20 || cap(b.Events) > 64<<10 {
+		return
+	}
+	*b = Batch{
+		Events:     b.Events[:0],
+		Rejected:   b.Rejected[:0],
+		receivedAt: b.receivedAt[:0],
+		buf:        b.buf[:0],
+		out:        b.out[:0],
+		apps:       b.apps[:0],
+		members:    b.members[:0],
+	}
+	batchPool.Put(b)
 }
 
 // intern returns appKey as a string, allocating once per distinct app.

@@ -90,6 +90,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	}
 
 	b := newBatch(&h.cfg, h.now(), clientIP(ctx))
+	defer putBatch(b)
 	b.NDJSON = ndjson
 	if err := Decode(b, body); err != nil {
 		return err

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"trove/storage"
@@ -72,7 +73,8 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 	}
 	// Sized up front: the Writer keeps slices of out until Commit, so out
 	// must never move.
-	out := make([]byte, 0, size)
+	out := slices.Grow(b.out[:0], size)
+	defer func() { b.out = out[:0] }()
 	for i := range b.Events {
 		e := &b.Events[i]
 		if e.Duplicate {

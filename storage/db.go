@@ -65,6 +65,8 @@ type DB struct {
 	mergeDone chan struct{}
 	mergeKick chan struct{}
 	merged    atomic.Int64 // groups merged away, for tests and metrics
+	mergeMu   sync.Mutex   // serialises merges; guards mergeBufs
+	mergeBufs mergeBufs
 	// mergeLimit is the sequence up to which the merge loop may merge; only
 	// the merge goroutine touches it.
 	mergeLimit uint64

@@ -162,22 +162,36 @@ func (db *DB) mergeOne(app uint32, wm, from uint64) (int, uint64, error) {
 	return len(run) - 1, run[0].first, db.mergeRun(app, run)
 }
 
+// mergeBufs are the merger's buffers, reused from one merge to the next.
+type mergeBufs struct {
+	arena   []byte
+	evs     []blockEvent
+	key     []byte
+	val     []byte
+	scratch []byte
+}
+
 // mergeRun replaces the groups of run with one.
 func (db *DB) mergeRun(app uint32, run []groupRef) error {
-	byDay := map[int32][]blockEvent{}
-	var arena []byte
+	db.mergeMu.Lock()
+	defer db.mergeMu.Unlock()
+	m := &db.mergeBufs
 	snap := db.pdb.NewSnapshot()
 	defer snap.Close()
 	batch := db.pdb.NewBatch()
 	defer batch.Close()
 	d := getDecodedBlock()
 	defer putDecodedBlock(d)
-	var key []byte
 	merged := groupValue{last: run[len(run)-1].g.last}
-	// Bodies are copied into one arena; offsets are fixed up once it stops
-	// growing.
-	type span struct{ off, n int }
-	spans := map[int32][]span{}
+	for _, r := range run {
+		merged.count += r.g.count
+		merged.rawBytes += r.g.rawBytes
+	}
+	// Sized up front so that the arena never moves and bodies can point
+	// into it.
+	arena := slices.Grow(m.arena[:0], merged.rawBytes)
+	evs := slices.Grow(m.evs[:0], merged.count)
+	key := m.key
 	for _, r := range run {
 		for _, day := range r.g.days {
 			key = appendBlockKey(key[:0], app, day, r.first)
@@ -190,11 +204,14 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 			if err != nil {
 				return err
 			}
+			if len(arena)+len(d.body) > cap(arena) {
+				return fmt.Errorf("%w: group %d of app %d holds more than its %d bytes", errCorrupt, r.first, app, r.g.rawBytes)
+			}
 			for i := range d.len() {
 				seq, t, body := d.event(i)
-				byDay[day] = append(byDay[day], blockEvent{seq: seq, time: t})
-				spans[day] = append(spans[day], span{len(arena), len(body)})
+				start := len(arena)
 				arena = append(arena, body...)
+				evs = append(evs, blockEvent{seq: seq, time: t, body: arena[start:len(arena):len(arena)]})
 			}
 			batch.Delete(key, nil)
 		}
@@ -202,26 +219,30 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 			key = appendGroupKey(key[:0], app, r.first)
 			batch.Delete(key, nil)
 		}
-		merged.count += r.g.count
-		merged.rawBytes += r.g.rawBytes
 	}
-	for day := range byDay {
-		merged.days = append(merged.days, day)
-	}
-	slices.Sort(merged.days)
-	var val, scratch []byte
-	for _, day := range merged.days {
-		evs := byDay[day]
-		for i, sp := range spans[day] {
-			evs[i].body = arena[sp.off : sp.off+sp.n]
+	// Events sorted by time are also sorted by day; each day's run is one
+	// block.
+	sortBlockEvents(evs)
+	val, scratch := m.val, m.scratch
+	for i := 0; i < len(evs); {
+		day := DayOf(evs[i].time)
+		j := i + 1
+		for j < len(evs) && DayOf(evs[j].time) == day {
+			j++
 		}
-		sortBlockEvents(evs)
+		merged.days = append(merged.days, day)
 		key = appendBlockKey(key[:0], app, day, run[0].first)
-		val, scratch = appendBlockValue(val[:0], scratch, evs, true /* best */)
+		val, scratch = appendBlockValue(val[:0], scratch, evs[i:j], true /* best */)
 		batch.Set(key, val, nil)
+		i = j
 	}
 	key = appendGroupKey(key[:0], app, run[0].first)
 	batch.Set(key, appendGroupValue(nil, &merged), nil)
+	clear(evs) // drop references into the arena before pooling
+	*m = mergeBufs{arena: arena[:0], evs: evs[:0], key: key, val: val, scratch: scratch}
+	if cap(m.arena) > 2*db.opts.MergeTargetBytes {
+		*m = mergeBufs{}
+	}
 	// Not synced: the batch is atomic, and until it is durable the old groups
 	// are. The next synced commit makes it durable too.
 	if err := batch.Commit(pebble.NoSync); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,13 +31,23 @@ type Writer struct {
 	n        int
 	finished bool
 
+	closed   bool
 	reserved []string // in-flight dedup keys this writer holds
-	dedup    []DedupKey
-	events   []pendingEvent
-	keyBuf   []byte
-	valBuf   []byte
-	scratch  []byte
+	*writerBufs
 }
+
+// writerBufs are a Writer's reusable buffers, pooled apart from the Writer
+// so that a stray second Close cannot hand them to two users.
+type writerBufs struct {
+	dedup   []DedupKey
+	events  []pendingEvent
+	evs     []blockEvent
+	keyBuf  []byte
+	valBuf  []byte
+	scratch []byte
+}
+
+var writerBufsPool sync.Pool
 
 type pendingEvent struct {
 	app uint32
@@ -52,7 +63,11 @@ type DedupKey struct {
 // NewWriter starts a write at the given server time, which is what the
 // deduplication window is measured from.
 func (db *DB) NewWriter(now time.Time) *Writer {
-	return &Writer{db: db, now: now}
+	bufs, _ := writerBufsPool.Get().(*writerBufs)
+	if bufs == nil {
+		bufs = &writerBufs{}
+	}
+	return &Writer{db: db, now: now, writerBufs: bufs}
 }
 
 // CheckDuplicates reports, for each key, whether that messageId was already
@@ -199,7 +214,8 @@ func (w *Writer) Commit() error {
 			}
 			return 0
 		})
-		evs := make([]blockEvent, len(w.events))
+		evs := slices.Grow(w.evs[:0], len(w.events))[:len(w.events)]
+		w.evs = evs
 		for i := range w.events {
 			evs[i] = w.events[i].ev
 		}
@@ -257,8 +273,12 @@ func (w *Writer) finish() {
 }
 
 // Close releases the Writer's reservations and batch. A Writer that was not
-// committed leaves its sequences empty.
+// committed leaves its sequences empty. Closing twice is harmless.
 func (w *Writer) Close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
 	w.finish()
 	if len(w.reserved) > 0 {
 		in := &w.db.inflight
@@ -274,4 +294,22 @@ func (w *Writer) Close() {
 		w.batch.Close()
 		w.batch = nil
 	}
+	// Pool the buffers, unless they grew unusually large.
+	b := w.writerBufs
+	w.writerBufs = nil
+	if cap(b.valBuf) > 8<<20 || cap(b.scratch) > 8<<20 || cap(b.events) > 64<<10 {
+		return
+	}
+	clear(b.events) // drop references to the caller's bodies
+	clear(b.evs)
+	clear(b.dedup)
+	*b = writerBufs{
+		dedup:   b.dedup[:0],
+		events:  b.events[:0],
+		evs:     b.evs[:0],
+		keyBuf:  b.keyBuf[:0],
+		valBuf:  b.valBuf[:0],
+		scratch: b.scratch[:0],
+	}
+	writerBufsPool.Put(b)
 }
