@@ -44,7 +44,10 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// The flag package reports its own errors; this one is ours.
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "trove %s: %v\n", name, err)
+		return nil, err
 	}
 	return f, nil
 }

@@ -57,6 +57,10 @@ func readLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error
 
 var gzipPool sync.Pool
 
+// zstdMaxWindow is the largest zstd window decoded, which bounds the
+// decoder's memory.
+const zstdMaxWindow = 8 << 20
+
 // decompress returns body decoded per Content-Encoding, written into dst,
 // refusing more than limit decompressed bytes (decompression bombs).
 func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, error) {
@@ -77,7 +81,12 @@ func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, er
 		out, err := readLimited(dst, zr, limit, what)
 		return out, encodingError(err, "gzip")
 	case "zstd":
-		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1), zstd.WithDecoderLowmem(true))
+		// The window is bounded on its own: tying it to limit would refuse
+		// ordinary streams, since encoders (zstd -19, klauspost's default
+		// level) declare 8 MiB windows, the size RFC 8878 asks decoders to
+		// support. readLimited caps the output.
+		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(uint64(max(limit, zstdMaxWindow))+1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
 		if err != nil {
 			return dst, invalid("", "body is not valid zstd: "+err.Error())
 		}

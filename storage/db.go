@@ -88,7 +88,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	defer cache.Unref()
 	po := &pebble.Options{
 		Cache:                       cache,
-		MemTableSize:                32 << 20,
+		MemTableSize:                16 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
