@@ -78,7 +78,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		opts.CacheSize = 64 << 20
 	}
 	if opts.MergeTargetBytes == 0 {
-		opts.MergeTargetBytes = 8 << 20
+		opts.MergeTargetBytes = 16 << 20
 	}
 	log := opts.Logger
 	if log == nil {

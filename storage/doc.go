@@ -18,7 +18,7 @@
 // copy bytes and numbers keep their precision.
 //
 // Small groups are merged by a background merger (merge.go) into groups of
-// up to 8 MiB raw, recompressed at zstd's best level in one atomic batch; that
+// up to 16 MiB raw, recompressed at zstd's best level in one atomic batch; that
 // is how small requests stop costing small, poorly compressed blocks.
 //
 // Client-supplied messageIds are recorded in a dedup index, checked within
