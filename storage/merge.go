@@ -74,6 +74,9 @@ func (db *DB) MergeAll() (int, error) {
 
 // mergeUpTo merges groups whose sequences are all at or below limit.
 func (db *DB) mergeUpTo(limit uint64) (int, error) {
+	// One pass at a time: two could pick the same run of groups.
+	db.mergeMu.Lock()
+	defer db.mergeMu.Unlock()
 	db.apps.RLock()
 	ids := make([]uint32, 0, len(db.apps.byKey))
 	for _, id := range db.apps.byKey {
@@ -173,8 +176,6 @@ type mergeBufs struct {
 
 // mergeRun replaces the groups of run with one.
 func (db *DB) mergeRun(app uint32, run []groupRef) error {
-	db.mergeMu.Lock()
-	defer db.mergeMu.Unlock()
 	m := &db.mergeBufs
 	snap := db.pdb.NewSnapshot()
 	defer snap.Close()
