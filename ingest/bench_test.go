@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"bytes"
+	"testing"
+
+	"trove/bench"
+)
+
+// nopSink stores nothing; benchmarks measure the ingest path alone.
+type nopSink struct{}
+
+func (nopSink) AppendEvents(*Batch) error { return nil }
+
+// BenchmarkDecodeStream measures what the Events API does with a request
+// of 500 generated events sent as a JSON array: decompress, split, validate,
+// build each stored form into a reused buffer, and hand the batch to a
+// no-op sink, with the same pooled buffers and batches as the handler.
+// Bytes are those of the uncompressed body.
+func BenchmarkDecodeStream(b *testing.B) {
+	const events = 500
+	body := bench.NewGenerator(1, testAppKey).AppendJSONArray(nil, events)
+	now := bench.BaseTime()
+	for _, enc := range []string{"none", "gzip", "zstd"} {
+		b.Run(enc, func(b *testing.B) {
+			wire := body
+			if enc != "none" {
+				wire = compress(b, enc, body)
+			}
+			cfg := DefaultConfig()
+			var sink eventSink = nopSink{}
+			var stored []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				in := wire
+				var dec *bodyBuffer
+				if enc != "none" {
+					dec = getBodyBuffer()
+					var err error
+					if dec.b, err = decompress(dec.b[:0], []byte(enc), wire, cfg.MaxRequestBytes); err != nil {
+						b.Fatal(err)
+					}
+					in = dec.b
+				}
+				batch := newBatch(&cfg, now, testIP)
+				if err := Decode(batch, in); err != nil {
+					b.Fatal(err)
+				}
+				if len(batch.Events) != events {
+					b.Fatalf("accepted %d of %d events; first rejection %+v", len(batch.Events), events, batch.Rejected)
+				}
+				stored = stored[:0]
+				for i := range batch.Events {
+					stored = batch.appendStored(stored, &batch.Events[i], uint64(i))
+					stored = append(stored, '\n')
+				}
+				if err := sink.AppendEvents(batch); err != nil {
+					b.Fatal(err)
+				}
+				putBatch(batch)
+				if dec != nil {
+					putBodyBuffer(dec)
+				}
+			}
+			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if bytes.Count(stored, []byte("\n")) != events {
+				b.Fatal("stored forms hold newlines")
+			}
+		})
+	}
+}
