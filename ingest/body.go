@@ -55,7 +55,7 @@ func readLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error
 	}
 }
 
-var gzipPool sync.Pool
+var gzipPool, zstdPool sync.Pool
 
 // zstdMaxWindow is the largest zstd window decoded, which bounds the
 // decoder's memory.
@@ -85,13 +85,23 @@ func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, er
 		// ordinary streams, since encoders (zstd -19, klauspost's default
 		// level) declare 8 MiB windows, the size RFC 8878 asks decoders to
 		// support. readLimited caps the output.
-		zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxMemory(uint64(max(limit, zstdMaxWindow))+1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
+		// Decoders are pooled: a new one allocates its window each time.
+		zr, _ := zstdPool.Get().(*zstd.Decoder)
+		var err error
+		if zr == nil {
+			zr, err = zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
+		} else {
+			err = zr.Reset(bytes.NewReader(body))
+		}
 		if err != nil {
 			return dst, invalid("", "body is not valid zstd: "+err.Error())
 		}
-		defer zr.Close()
 		out, err := readLimited(dst, zr, limit, what)
+		// Drop the reference to body before pooling.
+		if zr.Reset(nil) == nil {
+			zstdPool.Put(zr)
+		}
 		return out, encodingError(err, "zstd")
 	case "deflate":
 		// HTTP's deflate is zlib-wrapped, but many clients send raw deflate.
