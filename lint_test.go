@@ -1,0 +1,188 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// modulePath is this module's path, as in go.mod.
+const modulePath = "trove"
+
+// forbiddenImports maps an import (or, ending in "/", every import under
+// it) that no file may use to what to use instead. Test files included.
+var forbiddenImports = map[string]string{
+	"encoding/json":  "github.com/goccy/go-json (same API, faster)",
+	"compress/gzip":  "github.com/klauspost/compress/gzip",
+	"compress/flate": "github.com/klauspost/compress/flate",
+	"compress/zlib":  "github.com/klauspost/compress/zlib",
+}
+
+// layers says which packages of ours each top-level directory may import
+// (STYLE.md section 1: main → web → {ingest, profile, export} → storage).
+// The root package may import anything. Test files are exempt, since tests
+// may wire layers together.
+var layers = map[string][]string{
+	"web":     {"auth", "ingest", "export", "profile", "storage"},
+	"ingest":  {"auth", "storage"},
+	"export":  {"auth", "storage"},
+	"profile": {"auth", "storage"},
+	"storage": {},
+	"auth":    {},
+	"config":  {},
+	"bench":   {},
+}
+
+// fasthttpDirs are the top-level directories that may import fasthttp: the
+// HTTP edge, the packages whose handlers it routes to, and the load
+// generator. ("" is the root package.)
+var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "bench"}
+
+// checkImports returns what is wrong with one file's imports. dir is the
+// file's directory relative to the module root, with slashes ("" for the
+// root).
+func checkImports(dir, file string, imports []string) []string {
+	var problems []string
+	top, _, _ := strings.Cut(dir, "/")
+	isTest := strings.HasSuffix(file, "_test.go")
+	for _, imp := range imports {
+		if use, ok := forbiddenImports[imp]; ok {
+			problems = append(problems, "imports "+strconv.Quote(imp)+" <- please use "+use+" instead")
+		}
+		if (imp == "github.com/cockroachdb/pebble" || strings.HasPrefix(imp, "github.com/cockroachdb/pebble/")) && top != "storage" {
+			problems = append(problems, "imports "+strconv.Quote(imp)+" <- only storage/ may use Pebble: add what you need to trove/storage and call that instead")
+		}
+		if (imp == "github.com/valyala/fasthttp" || strings.HasPrefix(imp, "github.com/valyala/fasthttp/")) && !slices.Contains(fasthttpDirs, top) {
+			problems = append(problems, "imports "+strconv.Quote(imp)+" <- fasthttp belongs to web/ and the handler packages "+strings.Join(fasthttpDirs[1:], ", ")+
+				": take plain values, an io.Reader/io.Writer, or a small interface (like auth.UserValuer) instead")
+		}
+		ours, ok := strings.CutPrefix(imp, modulePath+"/")
+		if !ok || top == "" || isTest {
+			continue
+		}
+		target, _, _ := strings.Cut(ours, "/")
+		if target == top {
+			continue
+		}
+		allowed, known := layers[top]
+		switch {
+		case !known:
+			problems = append(problems, "package "+top+"/ is not in the layers table of lint_test.go <- add it there, placed in main → web → {ingest, profile, export} → storage")
+		case !slices.Contains(allowed, target):
+			may := "no package of ours"
+			if len(allowed) > 0 {
+				may = "only trove/" + strings.Join(allowed, ", trove/")
+			}
+			problems = append(problems, "imports "+strconv.Quote(imp)+" <- "+top+"/ may import "+may+" (main → web → {ingest, profile, export} → storage)")
+		case top == "web" && target == "storage" && path.Base(file) != "errors.go":
+			problems = append(problems, "imports "+strconv.Quote(imp)+" <- web/ uses trove/storage only in errors.go, to map its error sentinels to statuses; reach the store through a domain package instead")
+		}
+	}
+	return problems
+}
+
+// TestImports parses every Go file of the module and checks its imports.
+func TestImports(t *testing.T) {
+	fset := token.NewFileSet()
+	n := 0
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			// The go tool ignores these too.
+			if p != "." && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Errorf("cannot parse %s: %v", p, err)
+			return nil
+		}
+		n++
+		var imports []string
+		for _, s := range f.Imports {
+			imp, err := strconv.Unquote(s.Path.Value)
+			if err != nil {
+				t.Errorf("%s: bad import %s", fset.Position(s.Pos()), s.Path.Value)
+				continue
+			}
+			imports = append(imports, imp)
+		}
+		dir := filepath.ToSlash(filepath.Dir(p))
+		if dir == "." {
+			dir = ""
+		}
+		for _, problem := range checkImports(dir, name, imports) {
+			t.Errorf("%s %s", p, problem)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("checked only %d files; is the test running in the module root?", n)
+	}
+}
+
+// TestCheckImports checks that the rules above catch what they should.
+func TestCheckImports(t *testing.T) {
+	tests := []struct {
+		name, dir, file string
+		imports         []string
+		want            []string // substrings, one per expected problem
+	}{
+		{"root may import anything", "", "serve.go", []string{"trove/web", "trove/storage", "trove/config", "github.com/valyala/fasthttp"}, nil},
+		{"storage may use pebble", "storage", "db.go", []string{"github.com/cockroachdb/pebble/v2", "github.com/cockroachdb/pebble/v2/vfs"}, nil},
+		{"storage subpackage may use pebble", "storage/internal/x", "x.go", []string{"github.com/cockroachdb/pebble/v2", "trove/storage"}, nil},
+		{"pebble in ingest", "ingest", "sink.go", []string{"github.com/cockroachdb/pebble/v2"}, []string{"only storage/ may use Pebble"}},
+		{"pebble vfs in an export test", "export", "export_test.go", []string{"github.com/cockroachdb/pebble/v2/vfs"}, []string{"only storage/ may use Pebble"}},
+		{"old pebble path", "web", "server.go", []string{"github.com/cockroachdb/pebble"}, []string{"only storage/ may use Pebble"}},
+		{"encoding/json", "export", "export.go", []string{"encoding/json"}, []string{"github.com/goccy/go-json"}},
+		{"encoding/json in a test", "storage", "db_test.go", []string{"encoding/json"}, []string{"github.com/goccy/go-json"}},
+		{"compress/gzip", "", "e2e_test.go", []string{"compress/gzip"}, []string{"github.com/klauspost/compress/gzip"}},
+		{"compress/flate and zlib", "ingest", "body.go", []string{"compress/flate", "compress/zlib"}, []string{"klauspost/compress/flate", "klauspost/compress/zlib"}},
+		{"fasthttp in storage", "storage", "db.go", []string{"github.com/valyala/fasthttp"}, []string{"fasthttp belongs to web/"}},
+		{"fasthttputil in auth", "auth", "auth_test.go", []string{"github.com/valyala/fasthttp/fasthttputil"}, []string{"fasthttp belongs to web/"}},
+		{"fasthttp in the handler packages", "export", "export.go", []string{"github.com/valyala/fasthttp"}, nil},
+		{"storage imports nothing of ours", "storage", "db.go", []string{"trove/auth"}, []string{"storage/ may import no package of ours"}},
+		{"auth imports nothing of ours", "auth", "auth.go", []string{"trove/config"}, []string{"auth/ may import no package of ours"}},
+		{"config imports nothing of ours", "config", "config.go", []string{"trove/auth"}, []string{"config/ may import no package of ours"}},
+		{"ingest does not import web", "ingest", "handler.go", []string{"trove/web"}, []string{"ingest/ may import only trove/auth, trove/storage"}},
+		{"export does not import web", "export", "export.go", []string{"trove/web"}, []string{"export/ may import only"}},
+		{"profile does not import web", "profile", "profile.go", []string{"trove/web"}, []string{"profile/ may import only"}},
+		{"domain packages are siblings", "export", "export.go", []string{"trove/ingest"}, []string{"export/ may import only"}},
+		{"web maps storage errors in errors.go", "web", "errors.go", []string{"trove/storage", "trove/ingest"}, nil},
+		{"web reaches storage elsewhere", "web", "server.go", []string{"trove/storage"}, []string{"only in errors.go"}},
+		{"web does not read config", "web", "server.go", []string{"trove/config"}, []string{"web/ may import only"}},
+		{"tests may wire layers", "ingest", "e2e_test.go", []string{"trove/web", "trove/bench"}, nil},
+		{"a package within its own tree", "storage/internal/x", "x.go", []string{"trove/storage"}, nil},
+		{"an unknown package", "metrics", "metrics.go", []string{"trove/storage"}, []string{"not in the layers table"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkImports(tc.dir, tc.file, tc.imports)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d problems %q; want %d containing %q", len(got), got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d: got %q; want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
