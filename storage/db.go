@@ -62,11 +62,18 @@ type DB struct {
 	// for them.
 	readers   sync.RWMutex
 	mergeStop chan struct{}
-	mergeDone chan struct{}
-	mergeKick chan struct{}
-	merged    atomic.Int64 // groups merged away, for tests and metrics
-	mergeMu   sync.Mutex   // serialises merges; guards mergeBufs
-	mergeBufs mergeBufs
+	// mergeCtx is cancelled by Close, stopping a compaction the merger
+	// started.
+	mergeCtx    context.Context
+	mergeCancel context.CancelFunc
+	mergeDone   chan struct{}
+	mergeKick   chan struct{}
+	merged      atomic.Int64 // groups merged away, for tests and metrics
+	mergeMu     sync.Mutex   // serialises merges; guards mergeBufs
+	mergeBufs   mergeBufs
+	// mergeDeleted is, per app, the bytes of blocks merged away since its
+	// last compaction; guarded by mergeMu.
+	mergeDeleted map[uint32]uint64
 	// mergeLimit is the sequence up to which the merge loop may merge; only
 	// the merge goroutine touches it.
 	mergeLimit uint64
@@ -106,11 +113,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
 	}
-	db := &DB{pdb: pdb, opts: opts, log: log}
+	db := &DB{pdb: pdb, opts: opts, log: log, mergeDeleted: map[uint32]uint64{}}
 	if err := db.load(); err != nil {
 		pdb.Close()
 		return nil, err
 	}
+	db.mergeCtx, db.mergeCancel = context.WithCancel(context.Background())
 	db.mergeStop = make(chan struct{})
 	db.mergeDone = make(chan struct{})
 	db.mergeKick = make(chan struct{}, 1)
@@ -235,6 +243,7 @@ func (db *DB) Close() error {
 		return ErrClosed
 	}
 	close(db.mergeStop)
+	db.mergeCancel() // a compaction in progress stops
 	<-db.mergeDone
 	// Scans check closed between steps and stop with ErrClosed, so this
 	// wait is short even for a long export.
