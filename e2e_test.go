@@ -795,6 +795,9 @@ func TestE2ECheckConfig(t *testing.T) {
 		{[]string{"version"}, 0, "trove ", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"serve", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"serve", "-h"}, 0, "", "-listen"},
+		{[]string{"check-config", "-h"}, 0, "", "-config"},
+		{[]string{"serve", "-nope"}, 2, "", "flag provided but not defined"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,6 +77,14 @@ func loadConfig(f *serveFlags) (config.Config, error) {
 	return cfg, nil
 }
 
+// flagExit is the exit code for a flag parsing error: 0 for -h, else 2.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {
@@ -88,7 +97,7 @@ func firstNonEmpty(vs ...string) string {
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	f, err := parseServeFlags("check-config", args, stderr)
 	if err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if _, err := loadConfig(f); err != nil {
 		fmt.Fprintln(stderr, "trove:", err)
@@ -116,7 +125,7 @@ func isTerminal(f *os.File) bool {
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseServeFlags("serve", args, stderr)
 	if err != nil {
-		return 2
+		return flagExit(err)
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 // ErrNotFound is the error for unknown routes.
 var ErrNotFound = errors.New("web: not found")
 
+// ErrMethodNotAllowed is the error for a known path with another method.
+var ErrMethodNotAllowed = errors.New("web: method not allowed")
+
 // ErrShuttingDown is returned while the server drains.
 var ErrShuttingDown = errors.New("web: shutting down")
 
@@ -41,6 +44,8 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusBadRequest, "invalid_request"
 	case errors.Is(err, ErrNotFound):
 		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, ErrMethodNotAllowed):
+		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrShuttingDown):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
 	}

@@ -502,7 +502,6 @@ func TestNotFound(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/nope"},
 		{"GET", "/v1/events/"},
-		{"POST", "/v1/export/events"},
 		{"GET", "/"},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -512,6 +511,28 @@ func TestNotFound(t *testing.T) {
 			}
 			if e := decodeError(t, resp); e.Error != "not_found" {
 				t.Errorf("error %q; want \"not_found\"", e.Error)
+			}
+		})
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	srv := startServer(t, web.Config{}, web.Handlers{})
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/v1/export/events", "GET, OPTIONS"},
+		{"GET", "/v1/events", "POST, OPTIONS"},
+		{"DELETE", "/healthz", "GET, OPTIONS"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			resp := do(t, tc.method, srv.url+tc.path, nil, nil)
+			if resp.status != http.StatusMethodNotAllowed {
+				t.Errorf("status %d; want 405", resp.status)
+			}
+			if got := resp.header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow = %q; want %q", got, tc.allow)
+			}
+			if e := decodeError(t, resp); e.Error != "method_not_allowed" {
+				t.Errorf("error %q; want \"method_not_allowed\"", e.Error)
 			}
 		})
 	}

@@ -152,6 +152,17 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	r := s.byKey[string(ctx.Method())+" "+string(path)]
 	if r == nil {
+		var allow []string
+		for _, rt := range s.routes {
+			if rt.Path == string(path) {
+				allow = append(allow, rt.Method)
+			}
+		}
+		if len(allow) > 0 {
+			ctx.Response.Header.Set("Allow", strings.Join(append(allow, "OPTIONS"), ", "))
+			writeError(ctx, s.log, fmt.Errorf("%w: %s takes %s, not %s", ErrMethodNotAllowed, path, strings.Join(allow, ", "), ctx.Method()))
+			return
+		}
 		writeError(ctx, s.log, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
 		return
 	}
