@@ -140,8 +140,8 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) error {
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("BUG: handler panicked", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", fmt.Sprint(p))
-			writeError(ctx, s.log, fmt.Errorf("panic: %v", p))
+			// writeError logs it, once, as any 500.
+			writeError(ctx, s.log, fmt.Errorf("BUG: handler panicked: %v", p))
 		}
 	}()
 	s.cors(ctx)
