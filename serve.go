@@ -19,6 +19,7 @@ import (
 	"trove/config"
 	"trove/export"
 	"trove/ingest"
+	"trove/profile"
 	"trove/storage"
 	"trove/web"
 )
@@ -194,6 +195,9 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
 	eh := export.NewHandler(db, reg, log)
+	pcfg := profile.DefaultConfig()
+	pcfg.MaxRequestBytes = int(cfg.Ingest.MaxRequestBytes)
+	ph := profile.NewHandler(pcfg, reg, db)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
@@ -202,6 +206,8 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
 		ExportRejected: eh.Rejected,
+		ProfileUpdate:  ph.Update,
+		ProfileGet:     ph.Get,
 	}, log)
 	addr, err := srv.Listen()
 	if err != nil {

@@ -51,6 +51,8 @@ type DB struct {
 		byKey map[string]uint32
 		next  uint32
 	}
+	profileLocks sync.Map // app id -> *sync.Mutex, see ProfileTxn
+
 	inflight struct {
 		sync.Mutex
 		m map[string]chan struct{} // dedup key -> closed when its writer finishes

@@ -19,6 +19,14 @@ import (
 //	       |            |                                               | bytes, days present
 //	0x20   | dedup      | 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
 //	0x30   | quarantine | 0x30 | appID (4B) | seq (8B)                   | version byte | JSON line
+//	0x40   | profile    | 0x40 | appID (4B) | pyzeID (16B)               | version byte | change seq
+//	       |            |                                               | uvarint | profile JSON
+//	0x41   | user index | 0x41 | appID (4B) | userId (bytes)             | version byte | pyzeID (16B)
+//	0x42   | alias index| 0x42 | appID (4B) | len(label) uvarint | label | version byte | pyzeID (16B)
+//	       |            |        | alias_id (bytes)                     |
+//	0x43   | idempotency| 0x43 | appID (4B) | Idempotency-Key (bytes)    | version byte | unix s uvarint
+//	       |            |                                               | | the first answer
+//	0x44   | change     | 0x44 | appID (4B) | seq (8B)                   | version byte | pyzeID (16B)
 //
 // A group is the set of all of one app's events whose ingest sequence lies in
 // [first, last]; it is written by one commit and later merged with its
@@ -40,6 +48,11 @@ const (
 	nsGroup      Namespace = 0x11
 	nsDedup      Namespace = 0x20
 	nsQuarantine Namespace = 0x30
+	nsProfile    Namespace = 0x40
+	nsUserIndex  Namespace = 0x41
+	nsAliasIndex Namespace = 0x42
+	nsIdempotent Namespace = 0x43
+	nsChange     Namespace = 0x44
 )
 
 const dayBias = 1 << 31
@@ -107,6 +120,74 @@ func appendQuarantineKey(dst []byte, app uint32, seq uint64) []byte {
 func decodeQuarantineKey(k []byte) (app uint32, seq uint64, err error) {
 	if len(k) != 13 || Namespace(k[0]) != nsQuarantine {
 		return 0, 0, fmt.Errorf("storage: malformed quarantine key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// A profile's change entry (0x44) is replaced at every update, so the
+// change namespace read from a sequence on lists each changed profile once,
+// in its latest state: the basis of the profile export's watermark.
+
+// appendProfileKey appends the key of app's profile pyzeID.
+func appendProfileKey(dst []byte, app uint32, pyzeID [16]byte) []byte {
+	dst = appendAppPrefix(dst, nsProfile, app)
+	return append(dst, pyzeID[:]...)
+}
+
+// decodeProfileKey is the inverse of appendProfileKey.
+func decodeProfileKey(k []byte) (app uint32, pyzeID [16]byte, err error) {
+	if len(k) != 21 || Namespace(k[0]) != nsProfile {
+		return 0, pyzeID, fmt.Errorf("storage: malformed profile key %x", k)
+	}
+	copy(pyzeID[:], k[5:])
+	return binary.BigEndian.Uint32(k[1:]), pyzeID, nil
+}
+
+// appendUserIndexKey appends the key mapping app's userID to a profile.
+func appendUserIndexKey(dst []byte, app uint32, userID []byte) []byte {
+	dst = appendAppPrefix(dst, nsUserIndex, app)
+	return append(dst, userID...)
+}
+
+// appendAliasIndexKey appends the key mapping app's alias (label, id) to a
+// profile. The label is length-prefixed so that no two pairs share a key.
+func appendAliasIndexKey(dst []byte, app uint32, label, id []byte) []byte {
+	dst = appendAppPrefix(dst, nsAliasIndex, app)
+	dst = binary.AppendUvarint(dst, uint64(len(label)))
+	dst = append(dst, label...)
+	return append(dst, id...)
+}
+
+// decodeAliasIndexKey is the inverse of appendAliasIndexKey; label and id
+// alias k.
+func decodeAliasIndexKey(k []byte) (app uint32, label, id []byte, err error) {
+	if len(k) < 6 || Namespace(k[0]) != nsAliasIndex {
+		return 0, nil, nil, fmt.Errorf("storage: malformed alias key %x", k)
+	}
+	n, w := binary.Uvarint(k[5:])
+	if w <= 0 || uint64(len(k)-5-w) < n {
+		return 0, nil, nil, fmt.Errorf("storage: malformed alias key %x", k)
+	}
+	rest := k[5+w:]
+	return binary.BigEndian.Uint32(k[1:]), rest[:n], rest[n:], nil
+}
+
+// appendIdempotencyKey appends the key recording app's Idempotency-Key.
+func appendIdempotencyKey(dst []byte, app uint32, key []byte) []byte {
+	dst = appendAppPrefix(dst, nsIdempotent, app)
+	return append(dst, key...)
+}
+
+// appendChangeKey appends the key of app's profile change seq.
+func appendChangeKey(dst []byte, app uint32, seq uint64) []byte {
+	dst = appendAppPrefix(dst, nsChange, app)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// decodeChangeKey is the inverse of appendChangeKey.
+func decodeChangeKey(k []byte) (app uint32, seq uint64, err error) {
+	if len(k) != 13 || Namespace(k[0]) != nsChange {
+		return 0, 0, fmt.Errorf("storage: malformed change key %x", k)
 	}
 	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
 }

@@ -10,6 +10,7 @@ import (
 	"trove/auth"
 	"trove/export"
 	"trove/ingest"
+	"trove/profile"
 	"trove/storage"
 )
 
@@ -42,6 +43,16 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusBadRequest, "invalid_request"
 	case errors.Is(err, export.ErrInvalid):
 		return fasthttp.StatusBadRequest, "invalid_request"
+	case errors.Is(err, profile.ErrInvalid):
+		return fasthttp.StatusBadRequest, "invalid_profile"
+	case errors.Is(err, profile.ErrConflict):
+		return fasthttp.StatusConflict, "conflict"
+	case errors.Is(err, profile.ErrNotFound):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, profile.ErrTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
+	case errors.Is(err, profile.ErrUnsupportedMediaType):
+		return fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"
 	case errors.Is(err, ErrNotFound):
 		return fasthttp.StatusNotFound, "not_found"
 	case errors.Is(err, ErrMethodNotAllowed):

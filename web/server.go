@@ -42,6 +42,8 @@ type Handlers struct {
 	Events         func(*fasthttp.RequestCtx) error
 	ExportEvents   func(*fasthttp.RequestCtx) error
 	ExportRejected func(*fasthttp.RequestCtx) error
+	ProfileUpdate  func(*fasthttp.RequestCtx) error
+	ProfileGet     func(*fasthttp.RequestCtx) error
 }
 
 // Config configures the HTTP server.
@@ -72,6 +74,9 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/v1/events", AppKey, auth.ScopeIngest, h.Events},
 		{"GET", "/v1/export/events", Scoped, auth.ScopeExport, h.ExportEvents},
 		{"GET", "/v1/export/rejected", Scoped, auth.ScopeExport, h.ExportRejected},
+		{"POST", "/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
+		{"POST", "/v1/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
+		{"GET", "/v1/users/profile", Scoped, auth.ScopeExport, h.ProfileGet},
 	}
 	s.byKey = map[string]*Route{}
 	for i := range s.routes {

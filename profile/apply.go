@@ -1,0 +1,245 @@
+package profile
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/goccy/go-json"
+)
+
+// Profile is a stored profile: what GET returns and the export streams.
+// Attributes keep the JSON value as sent (numbers are never re-encoded,
+// except the result of an inc), and AttributeTypes says what each is:
+// boolean, string, integer, float, date or array.
+type Profile struct {
+	PyzeID         string                     `json:"pyze_id"`
+	UserID         string                     `json:"userId,omitempty"`
+	Aliases        []Alias                    `json:"user_alias,omitempty"`
+	FirstName      string                     `json:"first_name,omitempty"`
+	LastName       string                     `json:"last_name,omitempty"`
+	EmailID        string                     `json:"email_id,omitempty"`
+	Gender         string                     `json:"gender,omitempty"`
+	DateOfBirth    string                     `json:"date_of_birth,omitempty"`
+	DateOfFirstUse string                     `json:"date_of_first_use,omitempty"`
+	DateOfLastUse  string                     `json:"date_of_last_use,omitempty"`
+	Phone          string                     `json:"phone,omitempty"`
+	City           string                     `json:"city,omitempty"`
+	Country        string                     `json:"country,omitempty"`
+	Language       string                     `json:"language,omitempty"`
+	TimeZone       string                     `json:"time_zone,omitempty"`
+	Attributes     map[string]json.RawMessage `json:"attributes,omitempty"`
+	AttributeTypes map[string]string          `json:"attribute_types,omitempty"`
+	CreatedAt      string                     `json:"created_at"`
+	UpdatedAt      string                     `json:"updated_at"`
+}
+
+// builtin returns the address of a built-in field.
+func (p *Profile) builtin(name string) *string {
+	switch name {
+	case "first_name":
+		return &p.FirstName
+	case "last_name":
+		return &p.LastName
+	case "email_id":
+		return &p.EmailID
+	case "gender":
+		return &p.Gender
+	case "date_of_birth":
+		return &p.DateOfBirth
+	case "date_of_first_use":
+		return &p.DateOfFirstUse
+	case "date_of_last_use":
+		return &p.DateOfLastUse
+	case "phone":
+		return &p.Phone
+	case "city":
+		return &p.City
+	case "country":
+		return &p.Country
+	case "language":
+		return &p.Language
+	case "time_zone":
+		return &p.TimeZone
+	}
+	return nil
+}
+
+// hasAlias reports whether p carries a.
+func (p *Profile) hasAlias(a Alias) bool {
+	for _, b := range p.Aliases {
+		if a == b {
+			return true
+		}
+	}
+	return false
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// apply applies the operations of u to p, in order.
+func apply(p *Profile, u *update) error {
+	for _, o := range u.ops {
+		if err := applyOp(p, o); err != nil {
+			return invalid(u.index, o.field, err.Error())
+		}
+	}
+	return nil
+}
+
+func applyOp(p *Profile, o op) error {
+	if b := p.builtin(o.field); b != nil {
+		switch o.kind {
+		case opUnset:
+			*b = ""
+		case opSet:
+			var s string
+			if err := json.Unmarshal(o.raw, &s); err != nil {
+				return fmt.Errorf("%s must be a string", o.field)
+			}
+			*b = s
+		default:
+			return fmt.Errorf("%s is a built-in string field: inc, add and remove do not apply", o.field)
+		}
+		return nil
+	}
+	if p.Attributes == nil {
+		p.Attributes = map[string]json.RawMessage{}
+		p.AttributeTypes = map[string]string{}
+	}
+	cur, has := p.Attributes[o.field]
+	curType := p.AttributeTypes[o.field]
+	switch o.kind {
+	case opUnset:
+		delete(p.Attributes, o.field)
+		delete(p.AttributeTypes, o.field)
+	case opSet:
+		p.Attributes[o.field] = bytes.Clone(o.raw)
+		p.AttributeTypes[o.field] = o.typ
+	case opInc:
+		if !has {
+			cur, curType = json.RawMessage("0"), "integer"
+		}
+		if curType != "integer" && curType != "float" {
+			return fmt.Errorf("%s is a %s, not a number: inc needs a number", o.field, curType)
+		}
+		sum, typ, err := add(cur, o.raw)
+		if err != nil {
+			return fmt.Errorf("%s: %v", o.field, err)
+		}
+		p.Attributes[o.field], p.AttributeTypes[o.field] = sum, typ
+	case opAdd, opRemove:
+		var have []json.Number
+		if has {
+			if curType != "array" {
+				return fmt.Errorf("%s is a %s, not an array: add and remove need an array", o.field, curType)
+			}
+			if err := unmarshalNumbers(cur, &have); err != nil {
+				return fmt.Errorf("%s: stored array is unreadable", o.field)
+			}
+		}
+		var args []json.Number
+		if err := unmarshalNumbers(o.raw, &args); err != nil {
+			return fmt.Errorf("%s: bad array", o.field)
+		}
+		haveRaw := rawElems(have)
+		if o.kind == opAdd {
+			for i, a := range rawElems(args) {
+				if !contains(haveRaw, a) {
+					have = append(have, args[i])
+					haveRaw = append(haveRaw, a)
+				}
+			}
+		} else {
+			argRaw := rawElems(args)
+			kept := have[:0]
+			for i, h := range haveRaw {
+				if !contains(argRaw, h) {
+					kept = append(kept, have[i])
+				}
+			}
+			have = kept
+			if !has {
+				return nil
+			}
+		}
+		out, err := json.Marshal(have)
+		if err != nil {
+			return err
+		}
+		if have == nil {
+			out = []byte("[]")
+		}
+		p.Attributes[o.field], p.AttributeTypes[o.field] = out, "array"
+	}
+	return nil
+}
+
+// unmarshalNumbers decodes an array of scalars, keeping numbers' text.
+func unmarshalNumbers(raw []byte, dst *[]json.Number) error {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return err
+	}
+	*dst = (*dst)[:0]
+	for _, e := range elems {
+		*dst = append(*dst, json.Number(bytes.TrimSpace(e)))
+	}
+	return nil
+}
+
+// rawElems returns each element's canonical text, for comparisons: strings
+// decoded and re-quoted, so that "a" and "\u0061" are one value.
+func rawElems(xs []json.Number) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		s := string(x)
+		if len(s) > 0 && s[0] == '"' {
+			var v string
+			if json.Unmarshal([]byte(s), &v) == nil {
+				s = strconv.Quote(v)
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// add returns a+b: integer when both are integers and the sum fits in
+// int64, else float.
+func add(a, b json.RawMessage) (json.RawMessage, string, error) {
+	if numberType(a) == "integer" && numberType(b) == "integer" {
+		x, errA := strconv.ParseInt(string(a), 10, 64)
+		y, errB := strconv.ParseInt(string(b), 10, 64)
+		if errA == nil && errB == nil {
+			if s := x + y; (y >= 0) == (s >= x) {
+				return json.RawMessage(strconv.FormatInt(s, 10)), "integer", nil
+			}
+		}
+	}
+	x, errA := strconv.ParseFloat(string(a), 64)
+	y, errB := strconv.ParseFloat(string(b), 64)
+	if errA != nil || errB != nil {
+		return nil, "", fmt.Errorf("cannot add %s and %s", a, b)
+	}
+	s := x + y
+	if math.IsInf(s, 0) || math.IsNaN(s) {
+		return nil, "", fmt.Errorf("the sum is out of range")
+	}
+	out := strconv.FormatFloat(s, 'g', -1, 64)
+	if !bytes.ContainsAny([]byte(out), ".eE") {
+		out += ".0"
+	}
+	return json.RawMessage(out), "float", nil
+}

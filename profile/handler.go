@@ -1,0 +1,353 @@
+package profile
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/storage"
+)
+
+// Config holds the User Profiles API's limits.
+type Config struct {
+	MaxProfiles     int // per request
+	MaxFields       int // attribute fields per profile object
+	MaxRequestBytes int
+}
+
+// DefaultConfig returns the limits of SPEC section 4.
+func DefaultConfig() Config {
+	return Config{MaxProfiles: 1000, MaxFields: 50, MaxRequestBytes: 5 << 20}
+}
+
+// Handler serves the User Profiles API.
+type Handler struct {
+	cfg Config
+	reg *auth.Registry
+	db  *storage.DB
+	now func() time.Time
+}
+
+// NewHandler returns a Handler storing profiles in db.
+func NewHandler(cfg Config, reg *auth.Registry, db *storage.DB) *Handler {
+	return &Handler{cfg: cfg, reg: reg, db: db, now: time.Now}
+}
+
+// Result is the answer to a profile update.
+type Result struct {
+	Accepted int           `json:"accepted"`
+	Profiles []ResultEntry `json:"profiles"`
+}
+
+// ResultEntry says what happened to one profile of the request.
+type ResultEntry struct {
+	PyzeID  string `json:"pyze_id"`
+	UserID  string `json:"userId,omitempty"`
+	Created bool   `json:"created"`
+}
+
+// Update handles POST /users/profile and /v1/users/profile.
+func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
+	body, err := h.readBody(ctx)
+	if err != nil {
+		return err
+	}
+	appKey, ups, err := decodeRequest(body, h.cfg.MaxProfiles, h.cfg.MaxFields)
+	if err != nil {
+		return err
+	}
+	tok := auth.TokenOf(ctx)
+	if appKey == "" {
+		appKey = string(ctx.Request.Header.Peek("X-App-Key"))
+	}
+	if appKey == "" && tok != nil {
+		appKey, _ = tok.OnlyApp()
+	}
+	if appKey == "" {
+		return invalid(-1, "appKey", "appKey is required: in the body, the X-App-Key header, or implied by a token for one app")
+	}
+	if err := h.reg.Authorize(tok, appKey, auth.ScopeIngest); err != nil {
+		return err
+	}
+	if tok == nil {
+		return fmt.Errorf("%w: the User Profiles API needs a token with ingest scope", auth.ErrUnauthenticated)
+	}
+	app, err := h.db.EnsureApp(appKey)
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	txn, err := h.db.BeginProfiles(app, now)
+	if err != nil {
+		return err
+	}
+	defer txn.Close()
+	idemKey := ctx.Request.Header.Peek("Idempotency-Key")
+	if len(idemKey) > 255 {
+		return invalid(-1, "Idempotency-Key", "the Idempotency-Key header must be at most 255 bytes")
+	}
+	if len(idemKey) > 0 {
+		answer, ok, err := txn.Idempotent(idemKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			ctx.Response.Header.Set("Idempotent-Replayed", "true")
+			writeJSON(ctx, fasthttp.StatusAccepted, answer)
+			return nil
+		}
+	}
+	res := Result{Profiles: make([]ResultEntry, 0, len(ups))}
+	for i := range ups {
+		entry, err := h.applyOne(txn, &ups[i], now)
+		if err != nil {
+			return err
+		}
+		res.Profiles = append(res.Profiles, entry)
+	}
+	res.Accepted = len(ups)
+	out, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("cannot encode answer: %w", err)
+	}
+	if len(idemKey) > 0 {
+		txn.PutIdempotent(idemKey, out)
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, out)
+	return nil
+}
+
+// applyOne finds or creates the profile of u and applies u to it.
+func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (ResultEntry, error) {
+	conflict := func(field, format string, args ...any) error {
+		return &Error{Kind: ErrConflict, Index: u.index, Field: field, Message: fmt.Sprintf(format, args...)}
+	}
+	var id storage.ProfileID
+	found := false
+	var err error
+	switch {
+	case u.pyzeID != "":
+		id = parseUUID(u.pyzeID)
+		_, found, err = txn.Profile(id)
+	case u.userID != "":
+		id, found, err = txn.ByUser([]byte(u.userID))
+	default:
+		id, found, err = txn.ByAlias([]byte(u.aliases[0].Label), []byte(u.aliases[0].ID))
+	}
+	if err != nil {
+		return ResultEntry{}, err
+	}
+	var p Profile
+	if found {
+		body, _, err := txn.Profile(id)
+		if err != nil {
+			return ResultEntry{}, err
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			return ResultEntry{}, fmt.Errorf("%w: profile %s: %v", storage.ErrCorrupt, formatUUID(id), err)
+		}
+	} else {
+		if u.pyzeID == "" {
+			id = newUUID()
+		}
+		p = Profile{PyzeID: formatUUID(id), CreatedAt: formatTime(now)}
+	}
+	if u.userID != "" {
+		other, ok, err := txn.ByUser([]byte(u.userID))
+		if err != nil {
+			return ResultEntry{}, err
+		}
+		switch {
+		case ok && other != id:
+			return ResultEntry{}, conflict("userId", "userId %q belongs to another profile (pyze_id %s)", u.userID, formatUUID(other))
+		case p.UserID != "" && p.UserID != u.userID:
+			return ResultEntry{}, conflict("userId", "profile %s has userId %q, not %q", p.PyzeID, p.UserID, u.userID)
+		case !ok:
+			p.UserID = u.userID
+			txn.SetUser([]byte(u.userID), id)
+		}
+	}
+	for _, a := range u.aliases {
+		other, ok, err := txn.ByAlias([]byte(a.Label), []byte(a.ID))
+		if err != nil {
+			return ResultEntry{}, err
+		}
+		if ok && other != id {
+			return ResultEntry{}, conflict("user_alias", "alias %s:%s belongs to another profile (pyze_id %s)", a.Label, a.ID, formatUUID(other))
+		}
+		if !p.hasAlias(a) {
+			p.Aliases = append(p.Aliases, a)
+		}
+		if !ok {
+			txn.SetAlias([]byte(a.Label), []byte(a.ID), id)
+		}
+	}
+	if err := apply(&p, u); err != nil {
+		return ResultEntry{}, err
+	}
+	p.UpdatedAt = formatTime(now)
+	body, err := json.Marshal(&p)
+	if err != nil {
+		return ResultEntry{}, fmt.Errorf("cannot encode profile: %w", err)
+	}
+	txn.PutProfile(id, body)
+	return ResultEntry{PyzeID: p.PyzeID, UserID: p.UserID, Created: !found}, nil
+}
+
+// Get handles GET /v1/users/profile?appKey=K&(userId=U|pyze_id=P|alias_label=L&alias_id=I).
+func (h *Handler) Get(ctx *fasthttp.RequestCtx) error {
+	args := ctx.QueryArgs()
+	appKey := string(args.Peek("appKey"))
+	if appKey == "" {
+		return invalid(-1, "appKey", "appKey is required")
+	}
+	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeExport); err != nil {
+		return err
+	}
+	var l storage.ProfileLookup
+	switch {
+	case args.Has("pyze_id"):
+		s := string(args.Peek("pyze_id"))
+		if !uuidRE.MatchString(s) {
+			return invalid(-1, "pyze_id", "pyze_id must be a UUID")
+		}
+		id := parseUUID(strings.ToLower(s))
+		l.ID = &id
+	case args.Has("userId"):
+		l.UserID = bytes.Clone(args.Peek("userId"))
+	case args.Has("alias_label") && args.Has("alias_id"):
+		l.AliasLabel, l.AliasID = bytes.Clone(args.Peek("alias_label")), bytes.Clone(args.Peek("alias_id"))
+	default:
+		return invalid(-1, "userId", "name the profile with userId, pyze_id, or alias_label and alias_id")
+	}
+	notFound := &Error{Kind: ErrNotFound, Index: -1, Message: "no profile of app " + strconv.Quote(appKey) + " has that identity"}
+	app, err := h.db.App(appKey)
+	if errors.Is(err, storage.ErrUnknownApp) {
+		return notFound
+	} else if err != nil {
+		return err
+	}
+	body, ok, err := h.db.ReadProfile(app, l)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound
+	}
+	writeJSON(ctx, fasthttp.StatusOK, body)
+	return nil
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+// readBody reads the request body, gunzipping it if needed, capped at the
+// configured size before and after decompression.
+func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
+	ct := ctx.Request.Header.ContentType()
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	switch string(bytes.ToLower(bytes.TrimSpace(ct))) {
+	case "", "application/json":
+	default:
+		return nil, &Error{Kind: ErrUnsupportedMediaType, Index: -1, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ct)) + " is not supported: use application/json"}
+	}
+	limit := h.cfg.MaxRequestBytes
+	tooLarge := &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes"}
+	if ctx.Request.Header.ContentLength() > limit {
+		return nil, tooLarge
+	}
+	var r io.Reader = bytes.NewReader(ctx.PostBody())
+	if s := ctx.RequestBodyStream(); s != nil {
+		r = s
+	}
+	switch enc := string(bytes.ToLower(ctx.Request.Header.ContentEncoding())); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			return nil, invalid(-1, "", "body is not valid gzip: "+err.Error())
+		}
+		r = zr
+	default:
+		return nil, &Error{Kind: ErrUnsupportedMediaType, Index: -1, Field: "Content-Encoding", Message: "Content-Encoding " + strconv.Quote(enc) + " is not supported: use gzip or none"}
+	}
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, invalid(-1, "", "cannot read request body: "+err.Error())
+	}
+	if len(body) > limit {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() storage.ProfileID {
+	var id storage.ProfileID
+	rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// parseUUID parses a UUID already checked by uuidRE.
+func parseUUID(s string) storage.ProfileID {
+	var id storage.ProfileID
+	j := 0
+	for i := 0; i < len(s) && j < 16; i++ {
+		if s[i] == '-' {
+			continue
+		}
+		hi, lo := unhex(s[i]), unhex(s[i+1])
+		id[j] = hi<<4 | lo
+		j++
+		i++
+	}
+	return id
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
+}
+
+// formatUUID formats a UUID in its canonical lowercase form.
+func formatUUID(id storage.ProfileID) string {
+	const hex = "0123456789abcdef"
+	var b [36]byte
+	j := 0
+	for i, x := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hex[x>>4], hex[x&0xf]
+		j += 2
+	}
+	return string(b[:])
+}
