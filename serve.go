@@ -195,8 +195,11 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
 	eh := export.NewHandler(db, reg, log)
-	pcfg := profile.DefaultConfig()
-	pcfg.MaxRequestBytes = int(cfg.Ingest.MaxRequestBytes)
+	pcfg := profile.Config{
+		MaxProfiles:     cfg.Profiles.MaxProfiles,
+		MaxFields:       cfg.Profiles.MaxFields,
+		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
+	}
 	ph := profile.NewHandler(pcfg, reg, db)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,

@@ -22,10 +22,11 @@ type Config struct {
 	Retention  Duration `toml:"retention"`
 	LogLevel   string   `toml:"log_level"`
 
-	Ingest  Ingest  `toml:"ingest"`
-	Storage Storage `toml:"storage"`
-	Apps    []App   `toml:"apps"`
-	Tokens  []Token `toml:"tokens"`
+	Ingest   Ingest   `toml:"ingest"`
+	Profiles Profiles `toml:"profiles"`
+	Storage  Storage  `toml:"storage"`
+	Apps     []App    `toml:"apps"`
+	Tokens   []Token  `toml:"tokens"`
 }
 
 // Ingest configures the Events API.
@@ -38,6 +39,12 @@ type Ingest struct {
 	MaxRequestBytes int64    `toml:"max_request_bytes"`
 	MaxAttributes   int      `toml:"max_attributes"`
 	CORSOrigins     []string `toml:"cors_origins"`
+}
+
+// Profiles configures the User Profiles API.
+type Profiles struct {
+	MaxProfiles int `toml:"max_profiles"`
+	MaxFields   int `toml:"max_fields"`
 }
 
 // Storage configures the embedded Pebble store.
@@ -87,6 +94,10 @@ func Default() Config {
 			MaxRequestBytes: 5 << 20,
 			MaxAttributes:   255,
 			CORSOrigins:     []string{"*"},
+		},
+		Profiles: Profiles{
+			MaxProfiles: 1000,
+			MaxFields:   50,
 		},
 		Storage: Storage{
 			MinFreeDisk:   1 << 30,
@@ -192,6 +203,12 @@ func (cfg *Config) Validate() error {
 	}
 	if in.MaxFuture <= 0 {
 		bad("ingest.max_future", "must be positive")
+	}
+	if cfg.Profiles.MaxProfiles < 1 {
+		bad("profiles.max_profiles", "must be at least 1, got %d", cfg.Profiles.MaxProfiles)
+	}
+	if cfg.Profiles.MaxFields < 1 {
+		bad("profiles.max_fields", "must be at least 1, got %d", cfg.Profiles.MaxFields)
 	}
 	if cfg.Storage.CacheSize < 8<<20 {
 		bad("storage.cache_size", "must be at least 8MiB")

@@ -150,6 +150,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bare_number_duration.bad.toml", []string{"line 2", "invalid duration 3600", "as a string"}},
 		{"bad_size.bad.toml", []string{"line 2", `invalid size "lots"`}},
 		{"token_secret_and_sha256.bad.toml", []string{"tokens[0]: set secret or sha256, not both"}},
+		{"profiles_limits.bad.toml", []string{"profiles.max_profiles: must be at least 1, got 0", "profiles.max_fields: must be at least 1, got -1"}},
 		{"token_unknown_scope.bad.toml", []string{`tokens[0].scopes: "write" is not one of ingest, export, admin`}},
 		{"token_undeclared_app.bad.toml", []string{`tokens[0].apps: "no-such-app-key" is not an app_key declared in [[apps]]`}},
 		{"duplicate_app_key.bad.toml", []string{`apps[1].app_key: "yz1Jn-0pSnekg58etEQO4A" is declared twice`}},
