@@ -136,14 +136,16 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		return &Error{Kind: ErrConflict, Index: u.index, Field: field, Message: fmt.Sprintf(format, args...)}
 	}
 	var id storage.ProfileID
-	found := false
+	var body []byte
+	found, byUser := false, false
 	var err error
 	switch {
 	case u.pyzeID != "":
 		id = parseUUID(u.pyzeID)
-		_, found, err = txn.Profile(id)
+		body, found, err = txn.Profile(id)
 	case u.userID != "":
 		id, found, err = txn.ByUser([]byte(u.userID))
+		byUser = true
 	default:
 		id, found, err = txn.ByAlias([]byte(u.aliases[0].Label), []byte(u.aliases[0].ID))
 	}
@@ -152,9 +154,10 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 	}
 	var p Profile
 	if found {
-		body, _, err := txn.Profile(id)
-		if err != nil {
-			return ResultEntry{}, err
+		if body == nil {
+			if body, _, err = txn.Profile(id); err != nil {
+				return ResultEntry{}, err
+			}
 		}
 		if err := json.Unmarshal(body, &p); err != nil {
 			return ResultEntry{}, fmt.Errorf("%w: profile %s: %v", storage.ErrCorrupt, formatUUID(id), err)
@@ -165,18 +168,22 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		}
 		p = Profile{PyzeID: formatUUID(id), CreatedAt: formatTime(now)}
 	}
-	if u.userID != "" {
-		other, ok, err := txn.ByUser([]byte(u.userID))
-		if err != nil {
-			return ResultEntry{}, err
+	if u.userID != "" && p.UserID != u.userID {
+		// Found by userId, the index already says it is this profile's.
+		other, ok := id, found && byUser
+		if !byUser {
+			if other, ok, err = txn.ByUser([]byte(u.userID)); err != nil {
+				return ResultEntry{}, err
+			}
 		}
 		switch {
 		case ok && other != id:
 			return ResultEntry{}, conflict("userId", "userId %q belongs to another profile (pyze_id %s)", u.userID, formatUUID(other))
-		case p.UserID != "" && p.UserID != u.userID:
+		case p.UserID != "":
 			return ResultEntry{}, conflict("userId", "profile %s has userId %q, not %q", p.PyzeID, p.UserID, u.userID)
-		case !ok:
-			p.UserID = u.userID
+		}
+		p.UserID = u.userID
+		if !ok {
 			txn.SetUser([]byte(u.userID), id)
 		}
 	}
@@ -199,7 +206,7 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		return ResultEntry{}, err
 	}
 	p.UpdatedAt = formatTime(now)
-	body, err := json.Marshal(&p)
+	body, err = json.Marshal(&p)
 	if err != nil {
 		return ResultEntry{}, fmt.Errorf("cannot encode profile: %w", err)
 	}
