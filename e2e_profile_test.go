@@ -177,3 +177,21 @@ func TestE2EProfilesErrors(t *testing.T) {
 		t.Errorf("after a retried inc: %v; want custom-n 1", p["attributes"])
 	}
 }
+
+func TestE2EProfilesAliasThenUserID(t *testing.T) {
+	addr, _, stop := startServer(t, testConfig)
+	defer stop()
+	first := postProfiles(t, addr, `{"appKey":"`+demoApp+`","user_profiles":[{"user_alias":{"alias_label":"device","alias_id":"d-1"},"custom-visits":{"inc":1}}]}`)
+	if first.status != http.StatusAccepted {
+		t.Fatalf("anonymous profile: %d %s", first.status, first.body)
+	}
+	r := postProfiles(t, addr, `{"appKey":"`+demoApp+`","user_profiles":[{"userId":"later-known","user_alias":{"alias_label":"device","alias_id":"d-1"},"custom-visits":{"inc":1}}]}`)
+	if r.status != http.StatusAccepted || !strings.Contains(string(r.body), `"created":false`) {
+		t.Fatalf("identifying the anonymous profile: %d %s; want 202 with created false", r.status, r.body)
+	}
+	_, byUser := getProfile(t, addr, "userId=later-known")
+	_, byAlias := getProfile(t, addr, "alias_label=device&alias_id=d-1")
+	if !jsonEqual(byUser, byAlias) || byUser["attributes"].(map[string]any)["custom-visits"] != 2.0 {
+		t.Errorf("by userId %v, by alias %v; want one profile with custom-visits 2", byUser, byAlias)
+	}
+}

@@ -165,13 +165,16 @@ func applyOp(p *Profile, o op) error {
 				return nil
 			}
 		}
-		out, err := json.Marshal(have)
-		if err != nil {
-			return err
+		// The elements are JSON text as sent (strings quoted), which
+		// json.Marshal refuses as json.Number: join them as they are.
+		out := []byte{'['}
+		for i, h := range have {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, h...)
 		}
-		if have == nil {
-			out = []byte("[]")
-		}
+		out = append(out, ']')
 		p.Attributes[o.field], p.AttributeTypes[o.field] = out, "array"
 	}
 	return nil

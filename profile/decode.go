@@ -143,9 +143,10 @@ func decodeRequest(body []byte, maxProfiles, maxFields int) (appKey string, ups 
 func where(body []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) && se.Offset > 0 && int(se.Offset) <= len(body) {
-		off := int(se.Offset)
-		line := 1 + bytes.Count(body[:off], []byte("\n"))
-		col := off - bytes.LastIndexByte(body[:off], '\n')
+		// Offset counts the bytes read, the offending one included.
+		pos := int(se.Offset) - 1
+		line := 1 + bytes.Count(body[:pos], []byte("\n"))
+		col := 1 + utf8.RuneCount(body[bytes.LastIndexByte(body[:pos], '\n')+1:pos])
 		return fmt.Sprintf("%s (line %d, column %d)", se.Error(), line, col)
 	}
 	return err.Error()

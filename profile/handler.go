@@ -145,9 +145,16 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		body, found, err = txn.Profile(id)
 	case u.userID != "":
 		id, found, err = txn.ByUser([]byte(u.userID))
-		byUser = true
-	default:
-		id, found, err = txn.ByAlias([]byte(u.aliases[0].Label), []byte(u.aliases[0].ID))
+		byUser = found
+	}
+	// Then the aliases, in turn: a profile first known by an alias alone
+	// is found again when its userId arrives with that alias.
+	byAlias := -1
+	for i := 0; err == nil && !found && u.pyzeID == "" && i < len(u.aliases); i++ {
+		id, found, err = txn.ByAlias([]byte(u.aliases[i].Label), []byte(u.aliases[i].ID))
+		if found {
+			byAlias = i
+		}
 	}
 	if err != nil {
 		return ResultEntry{}, err
@@ -170,7 +177,7 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 	}
 	if u.userID != "" && p.UserID != u.userID {
 		// Found by userId, the index already says it is this profile's.
-		other, ok := id, found && byUser
+		other, ok := id, byUser
 		if !byUser {
 			if other, ok, err = txn.ByUser([]byte(u.userID)); err != nil {
 				return ResultEntry{}, err
@@ -179,6 +186,9 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		switch {
 		case ok && other != id:
 			return ResultEntry{}, conflict("userId", "userId %q belongs to another profile (pyze_id %s)", u.userID, formatUUID(other))
+		case p.UserID != "" && byAlias >= 0:
+			a := u.aliases[byAlias]
+			return ResultEntry{}, conflict("user_alias", "alias %s:%s belongs to another profile (pyze_id %s, userId %q)", a.Label, a.ID, p.PyzeID, p.UserID)
 		case p.UserID != "":
 			return ResultEntry{}, conflict("userId", "profile %s has userId %q, not %q", p.PyzeID, p.UserID, u.userID)
 		}

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -138,7 +139,13 @@ func TestDecodeMalformedKeys(t *testing.T) {
 		"group":      func(k []byte) error { _, _, err := decodeGroupKey(k); return err },
 		"dedup":      func(k []byte) error { _, _, err := decodeDedupKey(k); return err },
 		"quarantine": func(k []byte) error { _, _, err := decodeQuarantineKey(k); return err },
+		"profile":    func(k []byte) error { _, _, err := decodeProfileKey(k); return err },
+		"alias":      func(k []byte) error { _, _, _, err := decodeAliasIndexKey(k); return err },
+		"change":     func(k []byte) error { _, _, err := decodeChangeKey(k); return err },
 	}
+	profile := appendProfileKey(nil, 1, [16]byte{1})
+	alias := appendAliasIndexKey(nil, 1, []byte("facebook"), []byte("fb1"))
+	change := appendChangeKey(nil, 1, 3)
 	tests := []struct {
 		name    string
 		decoder string
@@ -157,6 +164,17 @@ func TestDecodeMalformedKeys(t *testing.T) {
 		{name: "dedup wrong namespace", decoder: "dedup", key: appendAppKey(nil, "abcd")},
 		{name: "quarantine short", decoder: "quarantine", key: quarantine[:12]},
 		{name: "quarantine given a group key", decoder: "quarantine", key: group},
+		{name: "profile empty", decoder: "profile", key: nil},
+		{name: "profile short", decoder: "profile", key: profile[:20]},
+		{name: "profile long", decoder: "profile", key: append(bytes.Clone(profile), 0)},
+		{name: "profile given a change key", decoder: "profile", key: change},
+		{name: "alias empty", decoder: "alias", key: nil},
+		{name: "alias without label length", decoder: "alias", key: alias[:5]},
+		{name: "alias label cut short", decoder: "alias", key: alias[:10]},
+		{name: "alias label length overflows", decoder: "alias", key: append(appendAppPrefix(nil, nsAliasIndex, 1), bytes.Repeat([]byte{0xff}, 11)...)},
+		{name: "alias wrong namespace", decoder: "alias", key: append([]byte{byte(nsUserIndex)}, alias[1:]...)},
+		{name: "change short", decoder: "change", key: change[:12]},
+		{name: "change given a quarantine key", decoder: "change", key: quarantine},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +273,11 @@ func TestNamespacesDoNotInterleave(t *testing.T) {
 		{appendGroupKey(nil, 0, 0), appendGroupKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendDedupKey(nil, 0, nil), appendDedupKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
 		{appendQuarantineKey(nil, 0, 0), appendQuarantineKey(nil, math.MaxUint32, math.MaxUint64)},
+		{appendProfileKey(nil, 0, [16]byte{}), appendProfileKey(nil, math.MaxUint32, [16]byte{0: 0xff, 15: 0xff})},
+		{appendUserIndexKey(nil, 0, nil), appendUserIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
+		{appendAliasIndexKey(nil, 0, nil, nil), appendAliasIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 300), bytes.Repeat([]byte{0xff}, 64))},
+		{appendIdempotencyKey(nil, 0, nil), appendIdempotencyKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 255))},
+		{appendChangeKey(nil, 0, 0), appendChangeKey(nil, math.MaxUint32, math.MaxUint64)},
 	}
 	for i := 1; i < len(ranges); i++ {
 		if bytes.Compare(ranges[i-1][1], ranges[i][0]) >= 0 {
@@ -373,6 +396,9 @@ func FuzzKeys(f *testing.F) {
 	f.Add(uint32(2), int32(0), uint64(1), uint32(2), int32(0), uint64(1), []byte{0, 0xff}, appendGroupKey(nil, 2, 1))
 	f.Add(uint32(3), int32(-5), uint64(9), uint32(3), int32(5), uint64(9), []byte("x"), appendDedupKey(nil, 3, []byte("x")))
 	f.Add(uint32(4), int32(4), uint64(4), uint32(4), int32(4), uint64(4), []byte("y"), appendQuarantineKey(nil, 4, 4))
+	f.Add(uint32(5), int32(5), uint64(5), uint32(5), int32(5), uint64(5), []byte("facebookfb1"), appendAliasIndexKey(nil, 5, []byte("facebook"), []byte("fb1")))
+	f.Add(uint32(6), int32(6), uint64(6), uint32(6), int32(6), uint64(6), []byte{}, appendChangeKey(nil, 6, 6))
+	f.Add(uint32(7), int32(7), uint64(7), uint32(7), int32(7), uint64(7), []byte{}, appendProfileKey(nil, 7, [16]byte{7}))
 	f.Fuzz(func(t *testing.T, app uint32, day int32, first uint64, app2 uint32, day2 int32, first2 uint64, id, raw []byte) {
 		k := appendBlockKey(nil, app, day, first)
 		if a, d, s, err := decodeBlockKey(k); err != nil || a != app || d != day || s != first {
@@ -398,6 +424,30 @@ func FuzzKeys(f *testing.F) {
 		if a, s, err := decodeQuarantineKey(k); err != nil || a != app || s != first {
 			t.Fatalf("quarantine key %x decodes to (%d, %d, %v); want (%d, %d)", k, a, s, err, app, first)
 		}
+		var pid [16]byte
+		binary.BigEndian.PutUint64(pid[:], first)
+		binary.BigEndian.PutUint64(pid[8:], first2)
+		k = appendProfileKey(nil, app, pid)
+		if a, p, err := decodeProfileKey(k); err != nil || a != app || p != pid {
+			t.Fatalf("profile key %x decodes to (%d, %x, %v); want (%d, %x)", k, a, p, err, app, pid)
+		}
+		label, aliasID := id[:len(id)/2], id[len(id)/2:]
+		k = appendAliasIndexKey(nil, app, label, aliasID)
+		if a, l, i, err := decodeAliasIndexKey(k); err != nil || a != app || !bytes.Equal(l, label) || !bytes.Equal(i, aliasID) {
+			t.Fatalf("alias key %x decodes to (%d, %x, %x, %v); want (%d, %x, %x)", k, a, l, i, err, app, label, aliasID)
+		}
+		// Alias keys are unique: another split of the same bytes is
+		// another key.
+		if len(id) > 0 && len(id)/2 != len(id)-1 && bytes.Equal(k, appendAliasIndexKey(nil, app, id[:len(id)-1], id[len(id)-1:])) {
+			t.Fatalf("alias keys (%x, %x) and (%x, %x) are equal", label, aliasID, id[:len(id)-1], id[len(id)-1:])
+		}
+		k = appendChangeKey(nil, app, first)
+		if a, s, err := decodeChangeKey(k); err != nil || a != app || s != first {
+			t.Fatalf("change key %x decodes to (%d, %d, %v); want (%d, %d)", k, a, s, err, app, first)
+		}
+		if got, want := bytes.Compare(k, appendChangeKey(nil, app2, first2)), cmp.Or(cmp.Compare(app, app2), cmp.Compare(first, first2)); got != want {
+			t.Fatalf("change keys (%d, %d) and (%d, %d) compare as %d; want %d", app, first, app2, first2, got, want)
+		}
 
 		// Arbitrary bytes: no panics, and whatever decodes re-encodes to
 		// the same bytes.
@@ -421,6 +471,24 @@ func FuzzKeys(f *testing.F) {
 				t.Fatalf("quarantine key %x decodes and re-encodes to %x", raw, re)
 			}
 		}
+		if a, p, err := decodeProfileKey(raw); err == nil {
+			if re := appendProfileKey(nil, a, p); !bytes.Equal(re, raw) {
+				t.Fatalf("profile key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
+		// The label length is a uvarint, which also decodes from
+		// non-minimal encodings no encoder writes: compare fields.
+		if a, l, i, err := decodeAliasIndexKey(raw); err == nil {
+			re := appendAliasIndexKey(nil, a, l, i)
+			if a2, l2, i2, err := decodeAliasIndexKey(re); err != nil || a2 != a || !bytes.Equal(l2, l) || !bytes.Equal(i2, i) {
+				t.Fatalf("alias key %x decodes to (%d, %x, %x), which re-encodes to %x", raw, a, l, i, re)
+			}
+		}
+		if a, s, err := decodeChangeKey(raw); err == nil {
+			if re := appendChangeKey(nil, a, s); !bytes.Equal(re, raw) {
+				t.Fatalf("change key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
 		_ = annotateKey(raw)
 	})
 }
@@ -436,6 +504,9 @@ func FuzzKeys(f *testing.F) {
 // A key spec is a kind and its fields: "block app=1 day=20250 first=7"
 // (or time=<RFC 3339> instead of day), "group app=1 first=7",
 // "dedup app=1 id=abc" (or idhex=00ff), "quarantine app=1 seq=9",
+// "profile app=1 id=<32 hex digits>", "user app=1 id=u1" (or idhex=),
+// "alias app=1 label=facebook id=fb1" (or labelhex=, idhex=),
+// "idempotency app=1 key=k1" (or keyhex=), "change app=1 seq=9",
 // "app key=abc" and "meta name=seq_lease".
 //
 // Run with -rewrite to regenerate the expected output.
@@ -534,6 +605,15 @@ func encodeKeySpec(spec string) ([]byte, error) {
 		err = cmp.Or(err, perr)
 		return x
 	}
+	// bytesArg returns name=text, or the bytes of namehex=hex.
+	bytesArg := func(name string) []byte {
+		if h, ok := args[name+"hex"]; ok {
+			b, herr := hex.DecodeString(h)
+			err = cmp.Or(err, herr)
+			return b
+		}
+		return []byte(args[name])
+	}
 	var k []byte
 	switch kind {
 	case "block":
@@ -559,6 +639,23 @@ func encodeKeySpec(spec string) ([]byte, error) {
 			id, err = hex.DecodeString(h)
 		}
 		k = appendDedupKey(nil, uint32(num("app", 32)), id)
+	case "profile":
+		var id [16]byte
+		h, herr := hex.DecodeString(args["id"])
+		if herr == nil && len(h) != len(id) {
+			herr = fmt.Errorf("id=%s is not 16 bytes of hex", args["id"])
+		}
+		err = herr
+		copy(id[:], h)
+		k = appendProfileKey(nil, uint32(num("app", 32)), id)
+	case "user":
+		k = appendUserIndexKey(nil, uint32(num("app", 32)), bytesArg("id"))
+	case "alias":
+		k = appendAliasIndexKey(nil, uint32(num("app", 32)), bytesArg("label"), bytesArg("id"))
+	case "idempotency":
+		k = appendIdempotencyKey(nil, uint32(num("app", 32)), bytesArg("key"))
+	case "change":
+		k = appendChangeKey(nil, uint32(num("app", 32)), num("seq", 64))
 	case "app":
 		k = appendAppKey(nil, args["key"])
 	case "meta":
@@ -614,6 +711,39 @@ func annotateKey(k []byte) string {
 		}
 		widths = []int{1, 4, 8}
 		desc = fmt.Sprintf("quarantine app=%d seq=%d", app, seq)
+	case nsProfile:
+		app, id, err := decodeProfileKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, 16}
+		desc = fmt.Sprintf("profile app=%d id=%x", app, id)
+	case nsUserIndex, nsIdempotent:
+		// No decoder: the app and the rest, as sent.
+		if len(k) < 5 {
+			return fmt.Sprintf("error: malformed key %x", k)
+		}
+		app, rest := binary.BigEndian.Uint32(k[1:]), k[5:]
+		widths = []int{1, 4, len(rest)}
+		kind, field := "user", "id"
+		if Namespace(k[0]) == nsIdempotent {
+			kind, field = "idempotency", "key"
+		}
+		desc = fmt.Sprintf("%s app=%d %s", kind, app, bytesSpec(field, rest))
+	case nsAliasIndex:
+		app, label, id, err := decodeAliasIndexKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, len(k) - 5 - len(label) - len(id), len(label), len(id)}
+		desc = fmt.Sprintf("alias app=%d %s %s", app, bytesSpec("label", label), bytesSpec("id", id))
+	case nsChange:
+		app, seq, err := decodeChangeKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, 8}
+		desc = fmt.Sprintf("change app=%d seq=%d", app, seq)
 	case nsApp:
 		widths = []int{1, len(k) - 1}
 		desc = fmt.Sprintf("app key=%s", k[1:])
@@ -631,6 +761,14 @@ func annotateKey(k []byte) string {
 		}
 	}
 	return strings.Join(cols, " | ") + "  # " + desc
+}
+
+// bytesSpec returns name=b for a printable b, else namehex=<hex>.
+func bytesSpec(name string, b []byte) string {
+	if isPrintableSpec(b) {
+		return name + "=" + string(b)
+	}
+	return fmt.Sprintf("%shex=%x", name, b)
 }
 
 func isPrintableSpec(b []byte) bool {
