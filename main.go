@@ -29,7 +29,7 @@ const usage = `Usage: trove [command] [flags]
 Commands:
   serve         run the server (the default)
   check-config  validate a config file and exit 0 (valid) or 1
-  bench         send generated events to a running server and report speed
+  bench         load a running server with generated events (or "bench profiles") and report speed
   version       print the version
 
 Run 'trove COMMAND -h' for a command's flags.

@@ -43,6 +43,10 @@ type options struct {
 	ndjson     bool
 	messageIDs bool
 	calibrate  bool
+
+	// Set by `trove bench profiles` only (profiles.go).
+	profiles bool    // post profile updates to /v1/users/profile instead of events
+	reads    float64 // profile reads per second alongside the updates; 0 for none
 }
 
 // target is where and how a run sends its requests.
@@ -58,48 +62,79 @@ type target struct {
 // to stdout; progress, when stderr is a terminal, and errors go to stderr. The
 // run stops by itself after -n events or -duration, whichever comes first, or
 // when ctx is done.
+//
+// `trove bench profiles [flags]` runs the User Profiles workload instead
+// (W3 of PERF.md); see profiles.go.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	var opts options
+	var err error
+	if len(args) > 0 && args[0] == "profiles" {
+		opts, err = parseProfileFlags(args[1:], stderr)
+	} else {
+		opts, err = parseFlags(args, stderr)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
 		return 2
 	}
-	tgt, err := parseServer(opts.server)
+	return execute(ctx, opts, stdout, stderr)
+}
+
+// execute runs the load that o describes, with the ceiling first when
+// o.calibrate, prints the report and returns the exit code.
+func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
+	name, unit := "trove bench", "events"
+	if o.profiles {
+		name, unit = "trove bench profiles", "updates"
+	}
+	tgt, err := parseServer(o.server)
 	if err != nil {
-		fmt.Fprintf(stderr, "trove bench: -server: %v\n", err)
+		fmt.Fprintf(stderr, "%s: -server: %v\n", name, err)
 		return 2
+	}
+	if o.profiles {
+		tgt = tgt.profiles()
 	}
 	progress := isTerminal(stderr)
 
 	var ceiling *result
-	if opts.calibrate {
-		ceiling, err = runCeiling(ctx, opts, stderr, progress)
+	if o.calibrate {
+		ceiling, err = runCeiling(ctx, o, stderr, progress)
 		if err != nil {
-			fmt.Fprintf(stderr, "trove bench: calibrate: %v\n", err)
+			fmt.Fprintf(stderr, "%s: calibrate: %v\n", name, err)
 			return 1
 		}
-		fmt.Fprintln(stdout, ceiling.summary("ceiling (in-process fasthttp, discards bodies)", opts))
+		fmt.Fprintln(stdout, ceiling.summary("ceiling (in-process fasthttp, discards bodies)", o))
+		if ceiling.reads != nil {
+			fmt.Fprintln(stdout, "ceiling "+ceiling.reads.summary(o.reads))
+		}
 		if ceiling.failed() {
-			fmt.Fprintf(stderr, "trove bench: calibrate: %s\n", ceiling.firstErr)
+			fmt.Fprintf(stderr, "%s: calibrate: %s\n", name, ceiling.firstErr)
 			return 1
 		}
 	}
 
-	res := run(ctx, opts, tgt, stderr, progress)
-	fmt.Fprintln(stdout, res.summary(workloadLabel(opts), opts))
-	fmt.Fprintln(stdout, res.clientLine(opts))
-	if ceiling != nil && ceiling.eventsPerSec() > 0 {
-		fmt.Fprintf(stdout, "ratio: %.2f of the ceiling (%s of %s events/s)\n",
-			res.eventsPerSec()/ceiling.eventsPerSec(),
-			groupDigits(int64(res.eventsPerSec())), groupDigits(int64(ceiling.eventsPerSec())))
+	res := run(ctx, o, tgt, stderr, progress)
+	fmt.Fprintln(stdout, res.summary(workloadLabel(o), o))
+	if res.reads != nil {
+		fmt.Fprintln(stdout, res.reads.summary(o.reads))
 	}
+	fmt.Fprintln(stdout, res.clientLine(o))
+	if ceiling != nil {
+		printRatio(stdout, res, ceiling, unit)
+	}
+	code := 0
 	if res.failed() {
-		fmt.Fprintf(stderr, "trove bench: %d of %d requests failed; first: %s\n", res.errors, res.requests, res.firstErr)
-		return 1
+		fmt.Fprintf(stderr, "%s: %d of %d requests failed; first: %s\n", name, res.errors, res.requests, res.firstErr)
+		code = 1
 	}
-	return 0
+	if res.reads != nil && res.reads.errors > 0 {
+		fmt.Fprintf(stderr, "%s: %d of %d reads failed; first: %s\n", name, res.reads.errors, res.reads.reads, res.reads.firstErr)
+		code = 1
+	}
+	return code
 }
 
 // parseFlags parses args into options, reporting problems and usage on stderr.
@@ -109,7 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: trove bench [flags]\n\n"+
-			"Sends generated events to POST /v1/events and reports throughput and latency.\n\nFlags:\n")
+			"Sends generated events to POST /v1/events and reports throughput and latency.\n"+
+			"(`trove bench profiles -h` describes the User Profiles workload.)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "base `URL` of the Trove server")
@@ -128,13 +164,31 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	// The environment is read here rather than used as the flag's default, so
-	// that -h never prints a secret.
+	tokenFromEnv(fs, &o.token)
+	problems := checkCommon(fs, o)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "trove bench: %s\n", p)
+		}
+		fs.Usage()
+		return o, errors.New(strings.Join(problems, "; "))
+	}
+	return o, nil
+}
+
+// tokenFromEnv sets *token from TROVE_TOKEN unless -token was given. The
+// environment is read after parsing rather than used as the flag's default,
+// so that -h never prints a secret.
+func tokenFromEnv(fs *flag.FlagSet, token *string) {
 	tokenSet := false
 	fs.Visit(func(f *flag.Flag) { tokenSet = tokenSet || f.Name == "token" })
 	if !tokenSet {
-		o.token = os.Getenv("TROVE_TOKEN")
+		*token = os.Getenv("TROVE_TOKEN")
 	}
+}
+
+// checkCommon returns what is wrong with the flags that every mode has.
+func checkCommon(fs *flag.FlagSet, o options) []string {
 	var problems []string
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
@@ -157,14 +211,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.appKey == "" {
 		problems = append(problems, "-app must not be empty")
 	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintf(stderr, "trove bench: %s\n", p)
-		}
-		fs.Usage()
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return problems
 }
 
 // parseServer turns the -server value into a target for POST /v1/events.
@@ -196,13 +243,17 @@ func parseServer(s string) (target, error) {
 		}
 	}
 	t.addr = net.JoinHostPort(u.Hostname(), port)
-	t.uri = u.Scheme + "://" + t.addr + strings.TrimSuffix(u.Path, "/") + "/v1/events"
+	t.uri = u.Scheme + "://" + t.addr + strings.TrimSuffix(u.Path, "/") + eventsPath
 	return t, nil
 }
 
 // workloadLabel names the run after its PERF.md workload when the flags match one.
 func workloadLabel(o options) string {
 	switch {
+	case o.profiles && o.batch == 100 && o.conns == 8:
+		return "W3 profiles"
+	case o.profiles:
+		return "profiles"
 	case o.batch == 500 && o.conns == 8:
 		return "W1 ingest"
 	case o.batch == 1 && o.conns == 64:
@@ -218,12 +269,16 @@ func runCeiling(ctx context.Context, o options, stderr io.Writer, progress bool)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen: %w", err)
 	}
+	handler := func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"accepted":0,"duplicates":0,"rejected":0,"errors":[]}`)
+	}
+	if o.profiles {
+		handler = ceilingProfiles
+	}
 	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetStatusCode(fasthttp.StatusAccepted)
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(`{"accepted":0,"duplicates":0,"rejected":0,"errors":[]}`)
-		},
+		Handler:            handler,
 		Name:               "trove-bench-ceiling",
 		MaxRequestBodySize: 1 << 30,
 	}
@@ -233,6 +288,9 @@ func runCeiling(ctx context.Context, o options, stderr io.Writer, progress bool)
 	if err != nil {
 		srv.Shutdown()
 		return nil, err
+	}
+	if o.profiles {
+		tgt = tgt.profiles()
 	}
 	res := run(ctx, o, tgt, stderr, progress)
 	if err := srv.Shutdown(); err != nil {
@@ -245,7 +303,7 @@ func runCeiling(ctx context.Context, o options, stderr io.Writer, progress bool)
 // result is the outcome of one run.
 type result struct {
 	elapsed   time.Duration
-	events    int64 // events in requests answered 202
+	events    int64 // events (profile updates) in requests answered 202
 	requests  int64 // requests completed, whatever their outcome
 	errors    int64
 	rawBytes  int64 // uncompressed bodies of the requests answered 202
@@ -256,10 +314,12 @@ type result struct {
 	cpu       time.Duration   // process CPU time over the run; 0 when unknown
 	latencies []time.Duration // sorted
 	firstErr  string
+	reads     *readResult // profile reads, when the run made any
 }
 
 func (r *result) failed() bool { return r.errors > 0 }
 
+// eventsPerSec is the rate of events, or of profile updates, answered 202.
 func (r *result) eventsPerSec() float64 {
 	if r.elapsed <= 0 {
 		return 0
@@ -269,17 +329,35 @@ func (r *result) eventsPerSec() float64 {
 
 // summary formats the run as the one-line report of PERF.md.
 func (r *result) summary(label string, o options) string {
+	unit := "events"
+	if o.profiles {
+		unit = "updates"
+	}
 	var b strings.Builder
 	secs := r.elapsed.Seconds()
-	fmt.Fprintf(&b, "%s: %d events in %.2fs = %s events/s, %.1f MB/s (raw JSON)",
-		label, r.events, secs, groupDigits(int64(r.eventsPerSec())), float64(r.rawBytes)/1e6/max(secs, 1e-9))
+	fmt.Fprintf(&b, "%s: %d %s in %.2fs = %s %s/s, %.1f MB/s (raw JSON)",
+		label, r.events, unit, secs, groupDigits(int64(r.eventsPerSec())), unit, float64(r.rawBytes)/1e6/max(secs, 1e-9))
 	if o.gzip {
 		fmt.Fprintf(&b, ", %.1f MB/s gzip on the wire", float64(r.wireBytes)/1e6/max(secs, 1e-9))
 	}
-	fmt.Fprintf(&b, ", requests %d, latency p50 %s p99 %s max %s, errors %d",
-		r.requests, fmtLatency(percentile(r.latencies, 0.50)), fmtLatency(percentile(r.latencies, 0.99)),
-		fmtLatency(percentile(r.latencies, 1)), r.errors)
+	fmt.Fprintf(&b, ", requests %d, %s, errors %d", r.requests, latencyStats(r.latencies), r.errors)
 	return b.String()
+}
+
+// latencyStats formats sorted latencies as "latency p50 … p99 … max …".
+func latencyStats(sorted []time.Duration) string {
+	return "latency p50 " + fmtLatency(percentile(sorted, 0.50)) + " p99 " + fmtLatency(percentile(sorted, 0.99)) +
+		" max " + fmtLatency(percentile(sorted, 1))
+}
+
+// printRatio prints res's share of the ceiling's rate of unit (events, updates).
+func printRatio(w io.Writer, res, ceiling *result, unit string) {
+	if ceiling.eventsPerSec() <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "ratio: %.2f of the ceiling (%s of %s %s/s)\n",
+		res.eventsPerSec()/ceiling.eventsPerSec(),
+		groupDigits(int64(res.eventsPerSec())), groupDigits(int64(ceiling.eventsPerSec())), unit)
 }
 
 // clientLine reports the run's settings and what the client cost, so that a
@@ -287,8 +365,10 @@ func (r *result) summary(label string, o options) string {
 // building bodies (an upper bound when they compete for the CPU) and the
 // process's CPU time over the run, both as a share of one core.
 func (r *result) clientLine(o options) string {
-	format := "json"
+	format, unit := "json", "event"
 	switch {
+	case o.profiles:
+		format, unit = "json, profiles", "update"
 	case o.ndjson:
 		format = "ndjson"
 	case o.batch == 1:
@@ -297,8 +377,8 @@ func (r *result) clientLine(o options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "client: batch %d (%s), conns %d, seed %d", o.batch, format, o.conns, o.seed)
 	if sent := r.generated; sent > 0 && r.elapsed > 0 {
-		fmt.Fprintf(&b, ", generation %d ns/event (%.0f%% of one core)",
-			r.genTime.Nanoseconds()/sent, 100*r.genTime.Seconds()/r.elapsed.Seconds())
+		fmt.Fprintf(&b, ", generation %d ns/%s (%.0f%% of one core)",
+			r.genTime.Nanoseconds()/sent, unit, 100*r.genTime.Seconds()/r.elapsed.Seconds())
 		if o.gzip {
 			fmt.Fprintf(&b, ", gzip %d ns/event (%.0f%% of one core), ratio %.1fx",
 				r.zipTime.Nanoseconds()/sent, 100*r.zipTime.Seconds()/r.elapsed.Seconds(),
@@ -343,7 +423,16 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 	}
 	stopProgress := func() {}
 	if progress {
-		stopProgress = startProgress(stderr, &sh.sent)
+		unit := "events"
+		if o.profiles {
+			unit = "updates"
+		}
+		stopProgress = startProgress(stderr, &sh.sent, unit)
+	}
+	stopReads := func() *readResult { return nil }
+	if o.profiles && o.reads > 0 {
+		sh.known = newKnownUsers()
+		stopReads = startReads(ctx, o, tgt, sh.known)
 	}
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
@@ -359,6 +448,7 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		res.cpu = cpu1 - cpu0
 	}
+	res.reads = stopReads()
 	stopProgress()
 
 	for _, w := range workers {
@@ -389,6 +479,7 @@ type shared struct {
 	sent     atomic.Int64 // events in completed requests, for progress
 	firstErr atomic.Pointer[string]
 	cancel   context.CancelFunc
+	known    *knownUsers // users of acknowledged profile updates, when reads are on
 }
 
 // recordError keeps msg if it is the run's first error.
@@ -400,7 +491,8 @@ func (sh *shared) recordError(msg string) {
 // the hot loop shares nothing but the request counter.
 type worker struct {
 	sh    *shared
-	gen   *Generator
+	gen   *Generator        // events mode
+	pgen  *ProfileGenerator // profiles mode
 	body  []byte
 	zbuf  bytes.Buffer
 	zw    *gzip.Writer
@@ -420,9 +512,14 @@ func newWorker(sh *shared) *worker {
 	o := sh.o
 	w := &worker{
 		sh:    sh,
-		gen:   NewGenerator(o.seed, o.appKey).WithMessageIDs(o.messageIDs),
 		body:  make([]byte, 0, min(o.batch*600+64, 8<<20)),
 		ctype: "application/json",
+	}
+	if o.profiles {
+		w.pgen = NewProfileGenerator(o.seed)
+		w.pgen.track = sh.known != nil
+	} else {
+		w.gen = NewGenerator(o.seed, o.appKey).WithMessageIDs(o.messageIDs)
 	}
 	if o.ndjson {
 		w.ctype = "application/x-ndjson"
@@ -457,21 +554,26 @@ func (w *worker) loop(ctx context.Context) {
 	}
 }
 
-// build makes the body of request number i, holding n events. The events
-// depend only on the seed and i, so a run carries the same data whatever the
-// number of workers.
+// build makes the body of request number i, holding n events (or profiles).
+// The events depend only on the seed and i, so a run carries the same data
+// whatever the number of workers.
 func (w *worker) build(i int64, n int) []byte {
 	o := w.sh.o
 	t0 := time.Now()
-	w.gen.reseed(uint64(i))
 	b := w.body[:0]
-	switch {
-	case o.ndjson:
-		b = w.gen.AppendNDJSON(b, n)
-	case o.batch == 1:
-		b = w.gen.AppendEvent(b)
-	default:
-		b = w.gen.AppendJSONArray(b, n)
+	if w.pgen != nil {
+		w.pgen.reseedRequest(uint64(i), o.batch)
+		b = w.pgen.AppendRequest(b, o.appKey, n)
+	} else {
+		w.gen.reseed(uint64(i))
+		switch {
+		case o.ndjson:
+			b = w.gen.AppendNDJSON(b, n)
+		case o.batch == 1:
+			b = w.gen.AppendEvent(b)
+		default:
+			b = w.gen.AppendJSONArray(b, n)
+		}
 	}
 	w.body = b
 	t1 := time.Now()
@@ -530,12 +632,16 @@ func (w *worker) send(body []byte, n int) bool {
 	w.events += int64(n)
 	w.rawBytes += int64(len(w.body))
 	w.wireBytes += int64(len(body))
+	if sh.known != nil {
+		sh.known.add(w.pgen.tracked)
+	}
 	return true
 }
 
-// startProgress prints events sent and the rate over the last second to
-// stderr once a second, on one line, until the returned function is called.
-func startProgress(stderr io.Writer, sent *atomic.Int64) (stop func()) {
+// startProgress prints the units (events, updates) sent and the rate over the
+// last second to stderr once a second, on one line, until the returned
+// function is called.
+func startProgress(stderr io.Writer, sent *atomic.Int64, unit string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -552,7 +658,7 @@ func startProgress(stderr io.Writer, sent *atomic.Int64) (stop func()) {
 				cur := sent.Load()
 				rate := float64(cur-last) / now.Sub(lastT).Seconds()
 				last, lastT = cur, now
-				fmt.Fprintf(stderr, "\r\033[K%s events sent, %s events/s", groupDigits(cur), groupDigits(int64(rate)))
+				fmt.Fprintf(stderr, "\r\033[K%s %s sent, %s %s/s", groupDigits(cur), unit, groupDigits(int64(rate)), unit)
 			}
 		}
 	})

@@ -29,4 +29,28 @@
 // client was the bottleneck. With -calibrate, the same load first goes to an
 // in-process fasthttp server that discards it, and the report gives Trove's
 // share of that ceiling.
+//
+// # Profiles
+//
+// ProfileGenerator writes deterministic profile objects for the User
+// Profiles API (SPEC.md section 4), about 190 bytes each: 20 % creates of new
+// users (puser-100000 on, never seen before, with names, email, gender, date
+// of birth, country and its language and time zone, and custom plan, signup
+// date, tags and so on), 70 % updates of the 100,000 existing users (puser-0
+// to puser-99999) drawn with the same Zipf popularity as the events' users
+// — date_of_last_use, {"inc":1} logins, tags {"add"} or {"remove"}, now and
+// then a new plan or a null — and 10 % profiles known only by a Facebook
+// alias. At most MaxProfileFields attribute fields per profile, and aliases
+// are chosen so that none can ever belong to two profiles (a 409).
+//
+// `trove bench profiles` runs W3 of PERF.md with the same machinery as the
+// events: request i holds -batch profiles that depend only on -seed and i
+// (its new users are numbered from 100000 + i*batch), posted as
+// {"appKey","user_profiles"} to /v1/users/profile with the -token, and only
+// 202 counts as success. With -reads R, readers on connections of their own
+// GET /v1/users/profile?appKey=…&userId=… at R per second in total, from the
+// first acknowledged update until the updates end, choosing among the users
+// of the most recently acknowledged requests (so every user read exists, and
+// popular users are read more); anything but 200 is a failed read, and their
+// latency is reported on a line of its own.
 package bench

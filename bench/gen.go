@@ -39,10 +39,8 @@ const (
 // the form of SPEC.md section 3. The same seed and options always give the same
 // bytes. A Generator is not safe for concurrent use; give each goroutine its own.
 type Generator struct {
-	pcg        *rand.PCG
+	rng
 	users      []uint64 // userAliasTable, shared by all generators
-	bits       uint64   // random bits not yet used by intn
-	nbits      uint
 	seed       uint64
 	appKey     []byte // JSON-quoted once, since every event repeats it
 	messageIDs bool
@@ -52,7 +50,7 @@ type Generator struct {
 // NewGenerator returns a Generator seeded with seed whose events carry appKey.
 func NewGenerator(seed int64, appKey string) *Generator {
 	return &Generator{
-		pcg:    rand.NewPCG(uint64(seed), pcgStream),
+		rng:    rng{pcg: rand.NewPCG(uint64(seed), pcgStream)},
 		users:  userAliasTable(),
 		seed:   uint64(seed),
 		appKey: appendJSONString(nil, appKey),
@@ -87,10 +85,18 @@ func (g *Generator) reseed(stream uint64) {
 	g.bits, g.nbits = 0, 0
 }
 
+// rng is the random stream of a generator, with the cheap draws that
+// synthetic data needs.
+type rng struct {
+	pcg   *rand.PCG
+	bits  uint64 // random bits not yet used by intn
+	nbits uint
+}
+
 // intn returns a number in [0, n), for 0 < n <= 1<<16. It takes 16 bits from
 // a reservoir, so four small choices cost one PCG step; the bias, at most
 // n/65536, does not matter for synthetic data.
-func (g *Generator) intn(n int) int {
+func (g *rng) intn(n int) int {
 	if g.nbits < 16 {
 		g.bits, g.nbits = g.pcg.Uint64(), 64
 	}
@@ -101,14 +107,14 @@ func (g *Generator) intn(n int) int {
 }
 
 // uint64n returns a number in [0, n), with negligible bias for n far below 2^64.
-func (g *Generator) uint64n(n uint64) uint64 {
+func (g *rng) uint64n(n uint64) uint64 {
 	hi, _ := bits.Mul64(g.pcg.Uint64(), n)
 	return hi
 }
 
 // skewed returns an index in [0, n) that favours small values: the smaller of
 // two uniform draws, so index 0 is about 2n−1 times as likely as index n−1.
-func (g *Generator) skewed(n int) int {
+func (g *rng) skewed(n int) int {
 	return min(g.intn(n), g.intn(n))
 }
 
