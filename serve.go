@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // otherwise: with it the collector works harder before the heap grows, which
 // keeps the process (Go heap plus Pebble's cache and memtables) under 300 MiB
 // while the merger recompresses.
-const defaultMemoryLimit = 160 << 20
+const defaultMemoryLimit = 128 << 20
 
 func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if os.Getenv("GOMEMLIMIT") == "" {

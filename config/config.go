@@ -101,7 +101,7 @@ func Default() Config {
 		},
 		Storage: Storage{
 			MinFreeDisk:   1 << 30,
-			CacheSize:     64 << 20,
+			CacheSize:     48 << 20,
 			MergeInterval: Duration(5 * time.Second),
 			MergeMinAge:   Duration(30 * time.Second),
 		},
