@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -51,6 +50,11 @@ func NewHandler(db *storage.DB, reg *auth.Registry, log *slog.Logger) *Handler {
 // streaming path fast.
 const flushEvery = 64 << 10
 
+// authorize checks that the request's token may export app.
+func (h *Handler) authorize(ctx *fasthttp.RequestCtx, app string) error {
+	return h.reg.Authorize(auth.TokenOf(ctx), app, auth.ScopeExport)
+}
+
 // appParam returns the appKey parameter, checked against the request's
 // token for export scope.
 func (h *Handler) appParam(ctx *fasthttp.RequestCtx) (string, error) {
@@ -74,53 +78,6 @@ func uintParam(ctx *fasthttp.RequestCtx, name string, def uint64) (uint64, error
 		return 0, &ParamError{Field: name, Message: name + " must be a non-negative integer"}
 	}
 	return n, nil
-}
-
-// Events serves GET /v1/export/events: every stored event of the app, in
-// ingest order, as NDJSON. since/until (ingest sequences) and limit narrow
-// it.
-func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
-	app, err := h.appParam(ctx)
-	if err != nil {
-		return err
-	}
-	since, err := uintParam(ctx, "since", 0)
-	if err != nil {
-		return err
-	}
-	until, err := uintParam(ctx, "until", math.MaxUint64)
-	if err != nil {
-		return err
-	}
-	limit, err := uintParam(ctx, "limit", math.MaxUint64)
-	if err != nil {
-		return err
-	}
-	id, err := h.db.App(app)
-	if errors.Is(err, storage.ErrUnknownApp) {
-		id = 0 // declared but nothing stored yet: an empty export
-	} else if err != nil {
-		return err
-	}
-	snap, err := h.db.NewSnapshot()
-	if err != nil {
-		return err
-	}
-	h.stream(ctx, snap, func(w *bufio.Writer) error {
-		if id == 0 {
-			return nil
-		}
-		n := uint64(0)
-		return snap.EventsBySeq(id, since, until, func(_ uint64, _ int64, body []byte) error {
-			if n == limit {
-				return errLimit
-			}
-			n++
-			w.Write(body)
-			return w.WriteByte('\n')
-		})
-	})
-	return nil
 }
 
 // Rejected serves GET /v1/export/rejected: the app's quarantine as NDJSON.
@@ -161,7 +118,12 @@ var errLimit = errors.New("export: limit reached")
 func (h *Handler) stream(ctx *fasthttp.RequestCtx, snap *storage.Snapshot, fill func(w *bufio.Writer) error) {
 	ctx.SetContentType("application/x-ndjson")
 	ctx.Response.Header.Set("X-Trove-Watermark", strconv.FormatUint(snap.Watermark(), 10))
-	ctx.SetBodyStream(&body{snap: snap, fill: fill, log: h.log}, -1)
+	enc := negotiateEncoding(ctx)
+	if enc != "" {
+		ctx.Response.Header.Set("Content-Encoding", enc)
+	}
+	ctx.Response.Header.Add("Vary", "Accept-Encoding")
+	ctx.SetBodyStream(&body{snap: snap, fill: fill, log: h.log, enc: enc}, -1)
 }
 
 // body is an export's response body. fasthttp calls WriteTo, which frames
@@ -174,6 +136,7 @@ type body struct {
 	snap   *storage.Snapshot
 	fill   func(w *bufio.Writer) error
 	log    *slog.Logger
+	enc    string // "", "zstd" or "gzip"
 	pr     *io.PipeReader
 	closed bool
 }
@@ -184,13 +147,23 @@ func (b *body) SupportsBodyWriteTo() bool { return true }
 // WriteTo writes the whole export to w.
 func (b *body) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
-	bw := bufio.NewWriterSize(cw, flushEvery)
+	var out io.Writer = cw
+	var zw compressor
+	if b.enc != "" {
+		zw = getCompressor(b.enc, cw)
+		defer putCompressor(b.enc, zw)
+		out = zw
+	}
+	bw := bufio.NewWriterSize(out, flushEvery)
 	err := b.fill(bw)
 	if errors.Is(err, errLimit) {
 		err = nil
 	}
 	if err == nil {
 		err = bw.Flush()
+	}
+	if err == nil && zw != nil {
+		err = zw.Close() // ends the frame; a broken stream must not get one
 	}
 	b.release()
 	if err != nil {

@@ -185,7 +185,7 @@ func TestEvents(t *testing.T) {
 		{name: "since the watermark", query: "appKey=" + appA + "&since=6", tok: allToken, want: "", wmWant: "6"},
 		{name: "limit", query: "appKey=" + appA + "&limit=2", tok: allToken, want: lines(1, 2), wmWant: "6"},
 		{name: "limit with since", query: "appKey=" + appA + "&since=2&limit=2", tok: allToken, want: lines(3, 4), wmWant: "6"},
-		{name: "limit 0", query: "appKey=" + appA + "&limit=0", tok: allToken, want: "", wmWant: "6"},
+		{name: "limit 0", query: "appKey=" + appA + "&limit=0", tok: allToken, err: export.ErrInvalid, field: "limit"},
 		{name: "declared app with nothing stored", query: "appKey=" + appB, tok: allToken, want: "", wmWant: "6"},
 		{name: "no appKey", query: "", tok: allToken, err: export.ErrInvalid, field: "appKey"},
 		{name: "bad since", query: "appKey=" + appA + "&since=abc", tok: allToken, err: export.ErrInvalid, field: "since"},

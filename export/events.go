@@ -1,0 +1,223 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/storage"
+)
+
+// eventQuery is a parsed GET /v1/export/events request.
+type eventQuery struct {
+	app          string
+	from, to     int64 // eventTime range [from, to) in Unix ms; timed says whether given
+	timed        bool
+	since, until uint64
+	seqRange     bool
+	limit        uint64
+	events       map[string]bool // event names; nil for all
+	userID       string          // "" for all
+	download     bool
+}
+
+var eventParams = map[string]bool{
+	"appKey": true, "from": true, "to": true, "event": true, "userId": true,
+	"since": true, "until": true, "limit": true, "download": true,
+}
+
+// parseTime takes RFC 3339 or YYYY-MM-DD (midnight UTC).
+func parseTime(name, v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, &ParamError{Field: name, Message: name + " must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got " + strconv.Quote(v)}
+}
+
+// parseEventQuery validates every parameter before any byte is sent.
+func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
+	q := &eventQuery{until: math.MaxUint64, limit: math.MaxUint64, from: math.MinInt64, to: math.MaxInt64}
+	var err error
+	args.VisitAll(func(k, _ []byte) {
+		if err == nil && !eventParams[string(k)] {
+			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, from, to, event, userId, since, until, limit or download"}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.app = string(args.Peek("appKey"))
+	if q.app == "" {
+		return nil, &ParamError{Field: "appKey", Message: "appKey is required"}
+	}
+	if v := args.Peek("from"); len(v) > 0 {
+		t, err := parseTime("from", string(v))
+		if err != nil {
+			return nil, err
+		}
+		q.from, q.timed = t.UnixMilli(), true
+	}
+	if v := args.Peek("to"); len(v) > 0 {
+		t, err := parseTime("to", string(v))
+		if err != nil {
+			return nil, err
+		}
+		q.to, q.timed = t.UnixMilli(), true
+	}
+	if q.from >= q.to {
+		return nil, &ParamError{Field: "to", Message: "to must be after from: the range is [from, to)"}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *uint64
+	}{{"since", &q.since}, {"until", &q.until}, {"limit", &q.limit}} {
+		v := args.Peek(p.name)
+		if len(v) == 0 {
+			continue
+		}
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return nil, &ParamError{Field: p.name, Message: p.name + " must be a non-negative integer, got " + strconv.Quote(string(v))}
+		}
+		*p.dst = n
+		if p.name != "limit" {
+			q.seqRange = true
+		}
+	}
+	if q.limit == 0 {
+		return nil, &ParamError{Field: "limit", Message: "limit must be at least 1"}
+	}
+	if q.since >= q.until {
+		return nil, &ParamError{Field: "until", Message: "until must be above since: the range is (since, until]"}
+	}
+	if v := args.Peek("event"); len(v) > 0 {
+		q.events = map[string]bool{}
+		for _, name := range strings.Split(string(v), ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				q.events[name] = true
+			}
+		}
+	}
+	q.userID = string(args.Peek("userId"))
+	switch d := string(args.Peek("download")); d {
+	case "", "0", "false":
+	case "1", "true":
+		q.download = true
+	default:
+		return nil, &ParamError{Field: "download", Message: "download must be 1 or 0"}
+	}
+	return q, nil
+}
+
+// filtered says whether q looks inside events.
+func (q *eventQuery) filtered() bool { return q.events != nil || q.userID != "" }
+
+// eventHead is what the filters read of a stored event.
+type eventHead struct {
+	Event  string `json:"event"`
+	UserID string `json:"userId"`
+}
+
+// Events serves GET /v1/export/events: the app's events as NDJSON, in
+// eventTime order when from or to is given (and since/until are not), else
+// in ingest order.
+func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
+	q, err := parseEventQuery(ctx.QueryArgs())
+	if err != nil {
+		return err
+	}
+	if err := h.authorize(ctx, q.app); err != nil {
+		return err
+	}
+	id, err := h.db.App(q.app)
+	if errors.Is(err, storage.ErrUnknownApp) {
+		id = 0 // declared but nothing stored yet: an empty export
+	} else if err != nil {
+		return err
+	}
+	snap, err := h.db.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	if q.seqRange && q.since > snap.Watermark() {
+		snap.Close()
+		return &ParamError{Field: "since", Message: fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", q.since, snap.Watermark())}
+	}
+	if q.download {
+		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+q.filename(negotiateEncoding(ctx))+`"`)
+	}
+	h.stream(ctx, snap, func(w *bufio.Writer) error {
+		if id == 0 {
+			return nil
+		}
+		n := uint64(0)
+		var head eventHead
+		emit := func(_ uint64, t int64, body []byte) error {
+			if t < q.from || t >= q.to {
+				return nil
+			}
+			if q.filtered() {
+				head = eventHead{}
+				if err := json.Unmarshal(body, &head); err != nil {
+					return fmt.Errorf("%w: stored event: %v", storage.ErrCorrupt, err)
+				}
+				if (q.events != nil && !q.events[head.Event]) || (q.userID != "" && head.UserID != q.userID) {
+					return nil
+				}
+			}
+			if n == q.limit {
+				return errLimit
+			}
+			n++
+			w.Write(body)
+			return w.WriteByte('\n')
+		}
+		if q.timed && !q.seqRange {
+			return snap.EventsByTime(id, q.from, q.to, emit)
+		}
+		return snap.EventsBySeq(id, q.since, q.until, emit)
+	})
+	return nil
+}
+
+// filename names a download after the app, the range and the compression.
+func (q *eventQuery) filename(encoding string) string {
+	var b bytes.Buffer
+	b.WriteString("trove-")
+	for _, r := range q.app {
+		if r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString("-events")
+	if q.timed {
+		if q.from != math.MinInt64 {
+			b.WriteString("-from-" + time.UnixMilli(q.from).UTC().Format("20060102T150405Z"))
+		}
+		if q.to != math.MaxInt64 {
+			b.WriteString("-to-" + time.UnixMilli(q.to).UTC().Format("20060102T150405Z"))
+		}
+	}
+	if q.seqRange {
+		b.WriteString("-since-" + strconv.FormatUint(q.since, 10))
+	}
+	b.WriteString(".ndjson")
+	switch encoding {
+	case "zstd":
+		b.WriteString(".zst")
+	case "gzip":
+		b.WriteString(".gz")
+	}
+	return b.String()
+}
