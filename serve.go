@@ -209,6 +209,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
 		ExportRejected: eh.Rejected,
+		ExportProfiles: eh.Profiles,
 		ProfileUpdate:  ph.Update,
 		ProfileGet:     ph.Get,
 	}, log)

@@ -42,6 +42,7 @@ type Handlers struct {
 	Events         func(*fasthttp.RequestCtx) error
 	ExportEvents   func(*fasthttp.RequestCtx) error
 	ExportRejected func(*fasthttp.RequestCtx) error
+	ExportProfiles func(*fasthttp.RequestCtx) error
 	ProfileUpdate  func(*fasthttp.RequestCtx) error
 	ProfileGet     func(*fasthttp.RequestCtx) error
 }
@@ -74,6 +75,7 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/v1/events", AppKey, auth.ScopeIngest, h.Events},
 		{"GET", "/v1/export/events", Scoped, auth.ScopeExport, h.ExportEvents},
 		{"GET", "/v1/export/rejected", Scoped, auth.ScopeExport, h.ExportRejected},
+		{"GET", "/v1/export/profiles", Scoped, auth.ScopeExport, h.ExportProfiles},
 		{"POST", "/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"POST", "/v1/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"GET", "/v1/users/profile", Scoped, auth.ScopeExport, h.ProfileGet},
