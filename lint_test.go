@@ -37,6 +37,7 @@ var layers = map[string][]string{
 	"auth":    {},
 	"config":  {},
 	"bench":   {},
+	"cli":     {},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

@@ -30,6 +30,7 @@ Commands:
   serve         run the server (the default)
   check-config  validate a config file and exit 0 (valid) or 1
   bench         load a running server with generated events (or "bench profiles") and report speed
+  export        pull events or profiles from a running server into a file ("export events|profiles")
   version       print the version
 
 Run 'trove COMMAND -h' for a command's flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args, stdout, stderr)
+	case "export":
+		return runExport(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "trove", version)
 		return 0

@@ -1,0 +1,24 @@
+// Package cli holds Trove's client-side commands: the ones that talk to a
+// running server over HTTP instead of opening the data directory.
+//
+// # Export
+//
+// Export runs `trove export events|profiles` (SPEC.md section 5). It calls
+// GET /v1/export/events or /v1/export/profiles on --server with the token
+// from --token or TROVE_TOKEN, and writes the NDJSON stream to -o FILE (or
+// stdout). The output's suffix picks the compression: for .zst and .gz the
+// client asks the server for that Content-Encoding and stores the bytes as
+// they arrive, without recompressing; any other name gets plain NDJSON,
+// fetched as zstd and decompressed on the fly so the wire carries less. The
+// stream is always decoded as it passes, to count lines and to catch a
+// truncated stream.
+//
+// A file is written to a temporary name in the target's directory and
+// renamed into place only once the server ended the stream properly, so a
+// broken transfer (the server aborts the connection mid-stream, which the
+// client sees as an unexpected EOF) never leaves a complete-looking file.
+// The summary on stderr gives the X-Trove-Watermark and the command that
+// continues from it with --since.
+//
+// The package imports no other package of ours: it speaks HTTP only.
+package cli
