@@ -210,6 +210,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		ExportEvents:   eh.Events,
 		ExportRejected: eh.Rejected,
 		ExportProfiles: eh.Profiles,
+		StreamEvents:   eh.Stream,
 		ProfileUpdate:  ph.Update,
 		ProfileGet:     ph.Get,
 	}, log)

@@ -43,6 +43,7 @@ type Handlers struct {
 	ExportEvents   func(*fasthttp.RequestCtx) error
 	ExportRejected func(*fasthttp.RequestCtx) error
 	ExportProfiles func(*fasthttp.RequestCtx) error
+	StreamEvents   func(*fasthttp.RequestCtx) error
 	ProfileUpdate  func(*fasthttp.RequestCtx) error
 	ProfileGet     func(*fasthttp.RequestCtx) error
 }
@@ -76,6 +77,7 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"GET", "/v1/export/events", Scoped, auth.ScopeExport, h.ExportEvents},
 		{"GET", "/v1/export/rejected", Scoped, auth.ScopeExport, h.ExportRejected},
 		{"GET", "/v1/export/profiles", Scoped, auth.ScopeExport, h.ExportProfiles},
+		{"GET", "/v1/stream/events", Scoped, auth.ScopeExport, h.StreamEvents},
 		{"POST", "/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"POST", "/v1/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"GET", "/v1/users/profile", Scoped, auth.ScopeExport, h.ProfileGet},

@@ -1,0 +1,292 @@
+package export_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/export"
+)
+
+// streamServer runs h.Stream behind a fasthttp server on 127.0.0.1:0 and
+// returns its base URL and a function that shuts it down (also run at
+// cleanup).
+func streamServer(t *testing.T, h *export.Handler) (base string, shutdown func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		auth.WithToken(ctx, allToken)
+		if err := h.Stream(ctx); err != nil {
+			ctx.Error(err.Error(), fasthttp.StatusBadRequest)
+		}
+	}, CloseOnShutdown: true}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	var stopped bool
+	shutdown = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.ShutdownWithContext(ctx); err != nil {
+			t.Errorf("shutdown: %v (a stream did not end)", err)
+		}
+		<-done
+	}
+	t.Cleanup(shutdown)
+	return "http://" + ln.Addr().String(), shutdown
+}
+
+// setHeartbeat sets export.StreamHeartbeat for the test.
+func setHeartbeat(t *testing.T, d time.Duration) {
+	old := export.StreamHeartbeat
+	export.StreamHeartbeat = d
+	t.Cleanup(func() { export.StreamHeartbeat = old })
+}
+
+// follow is a client reading a stream line by line.
+type follow struct {
+	resp  *http.Response
+	lines chan string
+	end   chan error // the read error that ended the stream (io.EOF if clean)
+}
+
+func startFollow(t *testing.T, url string) *follow {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	f := &follow{resp: resp, lines: make(chan string, 1024), end: make(chan error, 1)}
+	go func() {
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				f.end <- err
+				close(f.lines)
+				return
+			}
+			f.lines <- strings.TrimSuffix(line, "\n")
+		}
+	}()
+	t.Cleanup(func() { resp.Body.Close() })
+	return f
+}
+
+// next returns the next line, skipping heartbeats unless keepBlank.
+func (f *follow) next(t *testing.T, keepBlank bool) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-f.lines:
+			if !ok {
+				t.Fatalf("the stream ended: %v", <-f.end)
+			}
+			if l == "" && !keepBlank {
+				continue
+			}
+			return l
+		case <-timeout:
+			t.Fatal("no line within 10s")
+		}
+	}
+}
+
+func (f *follow) expect(t *testing.T, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if got := f.next(t, false); got != eventBody(i) {
+			t.Fatalf("line %d: got %q; want %q", i, got, eventBody(i))
+		}
+	}
+}
+
+// waitFor polls cond for up to 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func bodies(from, to int) []string {
+	var b []string
+	for i := from; i < to; i++ {
+		b = append(b, eventBody(i))
+	}
+	return b
+}
+
+func TestStreamFollows(t *testing.T) {
+	setHeartbeat(t, time.Minute)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 5), 2)
+	store(t, db, appB, []string{`{"other":1}`}, 1) // another app's events stay out
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+
+	f1 := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&since=0")
+	if wm := f1.resp.Header.Get("X-Trove-Watermark"); wm != "6" {
+		t.Errorf("X-Trove-Watermark %q; want 6", wm)
+	}
+	f1.expect(t, 0, 5)
+	f2 := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&since=2")
+	f2.expect(t, 2, 5)
+
+	store(t, db, appA, bodies(5, 8), 1)
+	store(t, db, appB, []string{`{"other":2}`}, 1)
+	store(t, db, appA, bodies(8, 30), 7)
+	f1.expect(t, 5, 30)
+	f2.expect(t, 5, 30)
+
+	// Nothing more than what was stored.
+	store(t, db, appA, bodies(30, 31), 1)
+	f1.expect(t, 30, 31)
+	f2.expect(t, 30, 31)
+	select {
+	case l := <-f1.lines:
+		t.Errorf("unexpected line %q", l)
+	default:
+	}
+}
+
+func TestStreamAppStoredLater(t *testing.T) {
+	setHeartbeat(t, time.Minute)
+	db := openStore(t)
+	store(t, db, "other-app", []string{`{"x":1}`}, 1)
+	reg := registry()
+	h := export.NewHandler(db, reg, slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA) // declared, nothing stored
+	store(t, db, appA, bodies(0, 3), 2)
+	f.expect(t, 0, 3)
+}
+
+func TestStreamHeartbeat(t *testing.T) {
+	setHeartbeat(t, 20*time.Millisecond)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 1), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
+	if got := f.next(t, true); got != eventBody(0) {
+		t.Fatalf("got %q; want the stored event", got)
+	}
+	for range 3 {
+		if got := f.next(t, true); got != "" {
+			t.Fatalf("got %q; want a blank heartbeat line", got)
+		}
+	}
+	store(t, db, appA, bodies(1, 2), 1)
+	f.expect(t, 1, 2)
+}
+
+func TestStreamClientLeaves(t *testing.T) {
+	setHeartbeat(t, 20*time.Millisecond)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 3), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+	before := export.ActiveFollowers()
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
+	f.expect(t, 0, 3)
+	waitFor(t, "the follower is counted", func() bool { return export.ActiveFollowers() == before+1 })
+	f.resp.Body.Close()
+	waitFor(t, "the handler returns after the client left", func() bool { return export.ActiveFollowers() == before })
+	// The store closes: the stream holds no snapshot.
+	closeStore(t, db)
+}
+
+func TestStreamShutdown(t *testing.T) {
+	setHeartbeat(t, time.Minute)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 2), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, shutdown := streamServer(t, h)
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
+	f.expect(t, 0, 2)
+	shutdown() // fails the test if the stream does not end
+	select {
+	case <-f.end:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not see the stream end")
+	}
+}
+
+func TestStreamStoreCloses(t *testing.T) {
+	setHeartbeat(t, 20*time.Millisecond)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 2), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
+	f.expect(t, 0, 2)
+	closeStore(t, db) // fails the test if a follower holds a snapshot
+	select {
+	case err := <-f.end:
+		if err == io.EOF {
+			t.Error("the stream ended cleanly after the store failed; want a broken transfer")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream did not end after the store closed")
+	}
+}
+
+func TestStreamBadRequests(t *testing.T) {
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 2), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	for _, c := range []struct{ query, field string }{
+		{"appKey=" + appA + "&since=3", "since"},
+		{"appKey=" + appA + "&since=x", "since"},
+		{"appKey=" + appA + "&limit=3", "limit"},
+		{"since=1", "appKey"},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/v1/stream/events?" + c.query)
+		auth.WithToken(&ctx, allToken)
+		err := h.Stream(&ctx)
+		var pe *export.ParamError
+		if !errors.As(err, &pe) || pe.Field != c.field {
+			t.Errorf("%s: got %v; want a ParamError naming %s", c.query, err, c.field)
+		}
+		if ctx.Response.BodyStream() != nil {
+			t.Errorf("%s: a body stream was set", c.query)
+		}
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/stream/events?appKey=" + appB)
+	auth.WithToken(&ctx, aToken) // not allowed appB
+	if err := h.Stream(&ctx); err == nil {
+		t.Error("a token without the app was let through")
+	}
+}
