@@ -110,10 +110,16 @@ func decodeDedupKey(k []byte) (app uint32, messageID []byte, err error) {
 	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
 }
 
+// appendSeqKey appends a key of a namespace keyed by (app, seq):
+// quarantine (0x30) and change (0x44).
+func appendSeqKey(dst []byte, ns Namespace, app uint32, seq uint64) []byte {
+	dst = appendAppPrefix(dst, ns, app)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
 // appendQuarantineKey appends the key of app's rejected event seq.
 func appendQuarantineKey(dst []byte, app uint32, seq uint64) []byte {
-	dst = appendAppPrefix(dst, nsQuarantine, app)
-	return binary.BigEndian.AppendUint64(dst, seq)
+	return appendSeqKey(dst, nsQuarantine, app, seq)
 }
 
 // decodeQuarantineKey is the inverse of appendQuarantineKey.
@@ -180,8 +186,7 @@ func appendIdempotencyKey(dst []byte, app uint32, key []byte) []byte {
 
 // appendChangeKey appends the key of app's profile change seq.
 func appendChangeKey(dst []byte, app uint32, seq uint64) []byte {
-	dst = appendAppPrefix(dst, nsChange, app)
-	return binary.BigEndian.AppendUint64(dst, seq)
+	return appendSeqKey(dst, nsChange, app, seq)
 }
 
 // decodeChangeKey is the inverse of appendChangeKey.

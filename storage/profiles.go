@@ -130,14 +130,14 @@ func (t *ProfileTxn) Profile(id ProfileID) ([]byte, bool, error) {
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	seq, n := binary.Uvarint(v)
-	if n <= 0 {
-		return nil, false, fmt.Errorf("%w: profile value", errCorrupt)
+	seq, body, err := decodeProfilePayload(v)
+	if err != nil {
+		return nil, false, err
 	}
 	if _, seen := t.changed[id]; !seen {
 		t.changed[id] = seq
 	}
-	return v[n:], true, nil
+	return body, true, nil
 }
 
 // PutProfile sets a profile's stored JSON (copied). A profile put before
@@ -183,8 +183,7 @@ func (t *ProfileTxn) Commit() error {
 			t.batch.Delete(appendChangeKey(nil, t.app, prev), nil)
 		}
 		t.batch.Set(appendChangeKey(nil, t.app, seq), append([]byte{valueV1}, id[:]...), nil)
-		v := binary.AppendUvarint([]byte{valueV1}, seq)
-		t.batch.Set(appendProfileKey(nil, t.app, id), append(v, t.bodies[id]...), nil)
+		t.batch.Set(appendProfileKey(nil, t.app, id), appendProfileValue(nil, seq, t.bodies[id]), nil)
 	}
 	if t.batch.Empty() {
 		return nil
@@ -262,9 +261,6 @@ func (db *DB) ReadProfile(app uint32, l ProfileLookup) ([]byte, bool, error) {
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	_, n := binary.Uvarint(v)
-	if n <= 0 {
-		return nil, false, fmt.Errorf("%w: profile value", errCorrupt)
-	}
-	return v[n:], true, nil
+	_, body, err := decodeProfilePayload(v)
+	return body, err == nil, err
 }

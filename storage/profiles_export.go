@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -20,43 +19,15 @@ type ProfileFunc func(seq uint64, body []byte) error
 // change lies above the watermark is left out here and comes with
 // since=watermark.
 func (s *Snapshot) ProfileChanges(app uint32, since uint64, fn ProfileFunc) error {
-	if since >= s.watermark {
-		return nil // also keeps since+1 below from wrapping around
-	}
-	it, err := s.snap.NewIter(&pebble.IterOptions{
-		LowerBound: appendChangeKey(nil, app, since+1),
-		UpperBound: appUpperBound(nsChange, app),
-	})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	var key []byte
-	for it.First(); it.Valid(); it.Next() {
-		if s.db.closed.Load() {
-			return ErrClosed
-		}
-		_, seq, err := decodeChangeKey(it.Key())
-		if err != nil {
-			return err
-		}
-		if seq > s.watermark {
-			break
-		}
-		v := it.Value()
-		if len(v) < 1 || v[0] != valueV1 {
-			return fmt.Errorf("%w: change value", errCorrupt)
-		}
-		id, err := decodeProfileID(v[1:])
+	return s.scanSeq(nsChange, app, since, func(seq uint64, v []byte) error {
+		id, err := decodeProfileID(v)
 		if err != nil {
 			return err
 		}
 		key = appendProfileKey(key[:0], app, id)
-		if err := s.profileAt(key, seq, fn); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+		return s.profileAt(key, seq, fn)
+	})
 }
 
 // profileAt passes the profile stored at key to fn if its change sequence
@@ -74,14 +45,11 @@ func (s *Snapshot) profileAt(key []byte, seq uint64, fn ProfileFunc) error {
 	if len(v) < 1 || v[0] != valueV1 {
 		return fmt.Errorf("%w: value of %x", errCorrupt, key)
 	}
-	at, n := binary.Uvarint(v[1:])
-	if n <= 0 {
-		return fmt.Errorf("%w: profile value", errCorrupt)
+	at, body, err := decodeProfilePayload(v[1:])
+	if err != nil || at != seq {
+		return err
 	}
-	if at != seq {
-		return nil
-	}
-	return fn(seq, v[1+n:])
+	return fn(seq, body)
 }
 
 // Profiles calls fn for each of app's profiles in the view, in the order

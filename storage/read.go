@@ -2,6 +2,7 @@ package storage
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -287,12 +288,19 @@ type RejectedFunc func(seq uint64, line []byte) error
 // Rejected calls fn for each of app's quarantined events with seq > since,
 // in ingest order, up to the watermark.
 func (s *Snapshot) Rejected(app uint32, since uint64, fn RejectedFunc) error {
+	return s.scanSeq(nsQuarantine, app, since, fn)
+}
+
+// scanSeq calls fn with the sequence and value (without its version byte,
+// borrowed) of each of app's keys in ns, a namespace keyed by (app, seq),
+// with since < seq <= watermark, in order.
+func (s *Snapshot) scanSeq(ns Namespace, app uint32, since uint64, fn func(seq uint64, v []byte) error) error {
 	if since >= s.watermark {
 		return nil // also keeps since+1 below from wrapping around
 	}
 	it, err := s.snap.NewIter(&pebble.IterOptions{
-		LowerBound: appendQuarantineKey(nil, app, since+1),
-		UpperBound: appUpperBound(nsQuarantine, app),
+		LowerBound: appendSeqKey(nil, ns, app, since+1),
+		UpperBound: appUpperBound(ns, app),
 	})
 	if err != nil {
 		return err
@@ -302,16 +310,17 @@ func (s *Snapshot) Rejected(app uint32, since uint64, fn RejectedFunc) error {
 		if s.db.closed.Load() {
 			return ErrClosed
 		}
-		_, seq, err := decodeQuarantineKey(it.Key())
-		if err != nil {
-			return err
+		k := it.Key()
+		if len(k) != 13 {
+			return fmt.Errorf("%w: key %x", errCorrupt, k)
 		}
+		seq := binary.BigEndian.Uint64(k[5:])
 		if seq > s.watermark {
 			break
 		}
 		v := it.Value()
 		if len(v) < 1 || v[0] != valueV1 {
-			return fmt.Errorf("%w: quarantine value", errCorrupt)
+			return fmt.Errorf("%w: value of %x", errCorrupt, k)
 		}
 		if err := fn(seq, v[1:]); err != nil {
 			return err

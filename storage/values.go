@@ -316,6 +316,23 @@ func decodeGroupValue(v []byte, g *groupValue) error {
 	return nil
 }
 
+// A profile value (namespace 0x40) is the version byte, the sequence of the
+// profile's latest change (uvarint), then its JSON.
+func appendProfileValue(dst []byte, seq uint64, body []byte) []byte {
+	dst = binary.AppendUvarint(append(dst, valueV1), seq)
+	return append(dst, body...)
+}
+
+// decodeProfilePayload splits a profile value without its version byte into
+// its change sequence and JSON (aliasing p).
+func decodeProfilePayload(p []byte) (seq uint64, body []byte, err error) {
+	seq, n := binary.Uvarint(p)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: profile value", errCorrupt)
+	}
+	return seq, p[n:], nil
+}
+
 // appendDedupValue encodes a dedup entry: when the message was first stored.
 func appendDedupValue(dst []byte, receivedUnix int64) []byte {
 	dst = append(dst, valueV1)
