@@ -214,15 +214,7 @@ func BenchmarkEventsBySeq(b *testing.B) {
 			app := ensureApp(b, db, benchAppKey)
 			bodyBytes := writeBenchEvents(b, db, app, gen)
 			if merge {
-				for {
-					m, err := db.MergeAll()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if m == 0 {
-						break
-					}
-				}
+				mergeEverything(b, db)
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(bodyBytes))
@@ -291,17 +283,7 @@ func BenchmarkStoredBytesPerEvent(b *testing.B) {
 		wrote := time.Since(start)
 		groups := countGroups(b, db)
 		start = time.Now()
-		merged := 0
-		for {
-			m, err := db.MergeAll()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m == 0 {
-				break
-			}
-			merged += m
-		}
+		merged := mergeEverything(b, db)
 		mergeTime := time.Since(start)
 		if err := db.Flush(); err != nil {
 			b.Fatal(err)
@@ -343,4 +325,21 @@ func BenchmarkStoredBytesPerEvent(b *testing.B) {
 	b.ReportMetric(diskPerEvent, "bytes/event")
 	b.ReportMetric(openPerEvent, "open-bytes/event")
 	b.ReportMetric(jsonPerEvent, "json-bytes/event")
+}
+
+// mergeEverything runs the merger until nothing is left to merge, and
+// returns how many groups it merged away.
+func mergeEverything(tb testing.TB, db *DB) int {
+	tb.Helper()
+	merged := 0
+	for {
+		m, err := db.MergeAll()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if m == 0 {
+			return merged
+		}
+		merged += m
+	}
 }

@@ -32,10 +32,17 @@ type Options struct {
 	// MergeMinAge is how long a group stays as written before the merger
 	// may combine it with others.
 	MergeMinAge time.Duration
+	// ReadBudget is roughly how many raw bytes of events a reader holds
+	// decoded at once: the blocks of a day that an eventTime-ordered export
+	// merges are taken a time window at a time to stay near it.
+	ReadBudget int
 	// InMemory keeps everything in memory (tests and benchmarks).
 	InMemory bool
 	// Logger receives the store's log lines; nil discards them.
 	Logger *slog.Logger
+
+	// fs, when set, is the file system the store lives on (tests).
+	fs vfs.FS
 }
 
 // DB is Trove's store: events, their deduplication index, the quarantine
@@ -89,6 +96,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.MergeTargetBytes == 0 {
 		opts.MergeTargetBytes = 16 << 20
 	}
+	if opts.ReadBudget == 0 {
+		opts.ReadBudget = 16 << 20
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -110,6 +120,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
+	}
+	if opts.fs != nil {
+		po.FS = opts.fs
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {

@@ -7,14 +7,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
-
-const dayMs = 86_400_000
 
 // testNow is the server time the tests write at.
 var testNow = time.Unix(1_796_076_444, 0)
@@ -268,7 +267,19 @@ func TestEventsBySeq(t *testing.T) {
 }
 
 func TestEventsByTime(t *testing.T) {
-	db := openTestDB(t, Options{})
+	// The default budget holds a day whole; a budget of one byte cuts every
+	// day into as many windows as it has buckets with events, and one of
+	// 64 bytes into windows of a few events each, so that blocks straddle
+	// window edges.
+	for _, budget := range []int{0, 1, 64} {
+		t.Run(fmt.Sprintf("budget=%d", budget), func(t *testing.T) {
+			testEventsByTime(t, Options{ReadBudget: budget})
+		})
+	}
+}
+
+func testEventsByTime(t *testing.T, opts Options) {
+	db := openTestDB(t, opts)
 	app1, app2, evs1, evs2 := storeTwoApps(t, db)
 	s := newSnapshot(t, db)
 	d := int64(20250) * dayMs
@@ -1038,4 +1049,68 @@ func TestMergeStopsAtWatermark(t *testing.T) {
 	}
 	checkConsistency(t, db)
 	checkReadAll(t, "after merging", readAll(t, newSnapshot(t, db), apps, days), want)
+}
+
+// TestEventsByTimeWindows merges days much larger than the read budget, with
+// blocks that span a whole day and blocks that span minutes, and checks the
+// order and the contents against a sort of everything.
+func TestEventsByTimeWindows(t *testing.T) {
+	db := openTestDB(t, Options{ReadBudget: 4 << 10})
+	app := ensureApp(t, db, "a")
+	rng := rand.New(rand.NewPCG(7, 7))
+	d := int64(20250) * dayMs
+	var all []event
+	for c := range 60 {
+		evs := make([]newEvent, 40)
+		for i := range evs {
+			var tm int64
+			switch c % 3 {
+			case 0: // anywhere in three days
+				tm = d + rng.Int64N(3*dayMs)
+			case 1: // a few minutes of the first day
+				tm = d + 3_600_000 + rng.Int64N(300_000)
+			default: // a handful of instants, so that times tie
+				tm = d + dayMs + int64(rng.IntN(4))*60_000
+			}
+			evs[i] = newEvent{app, tm, strings.Repeat("x", rng.IntN(200)) + fmt.Sprint(c, i)}
+		}
+		all = append(all, commitEvents(t, db, evs...)...)
+	}
+	s := newSnapshot(t, db)
+	for _, r := range [][2]int64{
+		{math.MinInt64, math.MaxInt64},
+		{d + 3_600_000 + 60_000, d + 3_600_000 + 120_000},
+		{d + dayMs/2, d + 2*dayMs + 1},
+		{d + dayMs, d + dayMs + 60_001},
+	} {
+		want := filterEvents(all, true, func(e event) bool { return e.time >= r[0] && e.time < r[1] })
+		checkEvents(t, fmt.Sprintf("[%d, %d)", r[0], r[1]), eventsByTime(t, s, app, r[0], r[1]), want)
+	}
+}
+
+func TestDayMergeWindows(t *testing.T) {
+	const day = 20250
+	start := int64(day) * dayMs
+	m := dayMerge{}
+	m.reset(day)
+	// 10 MiB spread over the whole day, and 10 MiB in its first minute.
+	m.add([]byte("a"), blockHeader{minTime: start, maxTime: start + dayMs - 1, rawLen: 10 << 20})
+	m.add([]byte("b"), blockHeader{minTime: start, maxTime: start + 59_999, rawLen: 10 << 20})
+	if got := m.windows(start, start+dayMs, 32<<20); !slices.Equal(got, []int64{start + dayMs}) {
+		t.Errorf("within the budget: windows %v, want one", got)
+	}
+	got := m.windows(start, start+dayMs, 4<<20)
+	if len(got) < 3 || got[len(got)-1] != start+dayMs || !slices.IsSorted(got) {
+		t.Fatalf("windows %v: want several, ascending, ending at the day's end", got)
+	}
+	// The first minute is more than the budget: its bucket is a window of
+	// its own; the rest of the day, 10 MiB spread evenly, takes three more.
+	if want := []int64{start + dayMs/dayBuckets}; got[0] != want[0] || len(got) != 4 {
+		t.Errorf("windows %v: want the first to end at %d, and four in all", got, want[0])
+	}
+	// A range inside the day is cut within that range.
+	lo, hi := start+dayMs/2, start+dayMs/2+1000
+	if got := m.windows(lo, hi, 1); got[len(got)-1] != hi || got[0] <= lo {
+		t.Errorf("windows(%d, %d) = %v: want ends in (lo, hi]", lo, hi, got)
+	}
 }

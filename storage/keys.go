@@ -217,12 +217,15 @@ func appUpperBound(ns Namespace, app uint32) []byte {
 	return appendAppPrefix(nil, ns, app+1)
 }
 
+// dayMs is a day in milliseconds.
+const dayMs = 86_400_000
+
 // DayOf returns the day bucket of a Unix time in milliseconds. Times beyond
 // the int32 range of days (about 5.8 million years) clamp to its ends, so
 // that query bounds such as math.MinInt64 stay in order.
 func DayOf(ms int64) int32 {
-	d := ms / 86_400_000
-	if ms < 0 && ms%86_400_000 != 0 {
+	d := ms / dayMs
+	if ms < 0 && ms%dayMs != 0 {
 		d--
 	}
 	return int32(max(min(d, math.MaxInt32), math.MinInt32))

@@ -153,7 +153,9 @@ func (s *Snapshot) getBlock(key []byte, dst *decodedBlock) error {
 
 // EventsByTime calls fn for each of app's events with fromMs <= eventTime <
 // toMs, in eventTime order (ties in ingest order). Only the days in range
-// are read; within a day, the blocks of all groups are merged.
+// are read. Within a day, the blocks of all groups are merged, a time window
+// at a time, so that what is held decoded stays near Options.ReadBudget
+// however large the day is.
 func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) error {
 	if fromMs >= toMs {
 		return nil
@@ -167,12 +169,8 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 		return err
 	}
 	defer it.Close()
-	var blocks []*decodedBlock
-	defer func() {
-		for _, b := range blocks {
-			putDecodedBlock(b)
-		}
-	}()
+	var m dayMerge
+	defer m.release()
 	it.First()
 	for it.Valid() {
 		if s.db.closed.Load() {
@@ -182,8 +180,8 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 		if err != nil {
 			return err
 		}
-		// Decode every block of this day, then merge them.
-		n := 0
+		// The headers of this day's blocks in range, then the merge.
+		m.reset(day)
 		for ; it.Valid(); it.Next() {
 			_, d, _, err := decodeBlockKey(it.Key())
 			if err != nil {
@@ -199,19 +197,155 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 			if h.maxTime < fromMs || h.minTime >= toMs || h.minSeq > s.watermark {
 				continue
 			}
-			if n >= len(blocks) {
-				blocks = append(blocks, getDecodedBlock())
-			}
-			if err := blocks[n].decode(it.Value()); err != nil {
-				return err
-			}
-			n++
+			m.add(it.Key(), h)
 		}
-		if err := s.mergeBlocks(blocks[:n], fromMs, toMs, fn); err != nil {
+		lo := max(fromMs, int64(day)*dayMs)
+		hi := min(toMs, int64(day)*dayMs+dayMs)
+		if err := m.run(s, lo, hi, fn); err != nil {
 			return err
 		}
 	}
 	return it.Error()
+}
+
+// dayMerge merges the blocks of one day in eventTime order. The day is cut
+// into windows whose estimated raw size (each block's bytes spread evenly
+// over its time span) stays within the read budget; for each window, the
+// blocks that lie inside it are decoded whole and the ones that straddle
+// its edges contribute a copy of their events inside it. A block that
+// spans several windows is decoded once per window: the price of bounded
+// memory, paid only by days larger than the budget.
+type dayMerge struct {
+	day    int32
+	keys   []byte // the blocks' keys, back to back
+	blocks []dayBlock
+	rate   []float64       // estimated raw bytes per bucket, as a difference array
+	runs   []*decodedBlock // this window's; owned[:len(runs)]
+	owned  []*decodedBlock // kept from window to window, so that their buffers are reused
+	tmp    *decodedBlock
+}
+
+type dayBlock struct {
+	keyEnd           int
+	minTime, maxTime int64
+	rawLen           int
+}
+
+// dayBuckets is how finely a day is cut to estimate where its bytes lie.
+const dayBuckets = 1024
+
+func (m *dayMerge) reset(day int32) {
+	m.day = day
+	m.keys = m.keys[:0]
+	m.blocks = m.blocks[:0]
+}
+
+func (m *dayMerge) add(key []byte, h blockHeader) {
+	m.keys = append(m.keys, key...)
+	m.blocks = append(m.blocks, dayBlock{keyEnd: len(m.keys), minTime: h.minTime, maxTime: h.maxTime, rawLen: h.rawLen})
+}
+
+func (m *dayMerge) key(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = m.blocks[i-1].keyEnd
+	}
+	return m.keys[start:m.blocks[i].keyEnd]
+}
+
+func (m *dayMerge) bucket(t int64) int {
+	b := int((t - int64(m.day)*dayMs) * dayBuckets / dayMs)
+	return min(max(b, 0), dayBuckets-1)
+}
+
+// windows returns the ends of the windows that cut [lo, hi): each window
+// starts where the previous one ended (the first at lo) and the last ends
+// at hi.
+func (m *dayMerge) windows(lo, hi int64, budget int) []int64 {
+	total := 0
+	for _, b := range m.blocks {
+		total += b.rawLen
+	}
+	if total <= budget {
+		return []int64{hi}
+	}
+	m.rate = slices.Grow(m.rate[:0], dayBuckets+1)[:dayBuckets+1]
+	clear(m.rate)
+	for _, b := range m.blocks {
+		b0, b1 := m.bucket(b.minTime), m.bucket(b.maxTime)
+		r := float64(b.rawLen) / float64(b1-b0+1)
+		m.rate[b0] += r
+		m.rate[b1+1] -= r
+	}
+	var ends []int64
+	rate, acc := 0.0, 0.0
+	dayStart := int64(m.day) * dayMs
+	for b := range dayBuckets {
+		rate += m.rate[b]
+		start := dayStart + int64(b)*dayMs/dayBuckets
+		if start >= hi {
+			break
+		}
+		if start > lo && acc > 0 && acc+rate > float64(budget) {
+			ends = append(ends, start)
+			acc = 0
+		}
+		acc += rate
+	}
+	return append(ends, hi)
+}
+
+func (m *dayMerge) run(s *Snapshot, lo, hi int64, fn EventFunc) error {
+	if len(m.blocks) == 0 {
+		return nil
+	}
+	for _, end := range m.windows(lo, hi, s.db.opts.ReadBudget) {
+		if err := m.window(s, lo, end, fn); err != nil {
+			return err
+		}
+		lo = end
+	}
+	return nil
+}
+
+// window emits the events in [lo, hi).
+func (m *dayMerge) window(s *Snapshot, lo, hi int64, fn EventFunc) error {
+	m.runs = m.runs[:0]
+	for i, b := range m.blocks {
+		if b.maxTime < lo || b.minTime >= hi {
+			continue
+		}
+		if len(m.runs) == len(m.owned) {
+			m.owned = append(m.owned, getDecodedBlock())
+		}
+		r := m.owned[len(m.runs)]
+		m.runs = append(m.runs, r)
+		if b.minTime >= lo && b.maxTime < hi {
+			if err := s.getBlock(m.key(i), r); err != nil {
+				return err
+			}
+			continue
+		}
+		if m.tmp == nil {
+			m.tmp = getDecodedBlock()
+		}
+		if err := s.getBlock(m.key(i), m.tmp); err != nil {
+			return err
+		}
+		r.copyRange(m.tmp, lo, hi)
+	}
+	return s.mergeBlocks(m.runs, lo, hi, fn)
+}
+
+func (m *dayMerge) release() {
+	for _, r := range m.owned {
+		putDecodedBlock(r)
+	}
+	m.owned, m.runs = nil, nil
+	if m.tmp != nil {
+		putDecodedBlock(m.tmp)
+		m.tmp = nil
+	}
 }
 
 // mergeBlocks emits the events of blocks, each sorted by (time, seq), in

@@ -262,6 +262,33 @@ func (d *decodedBlock) decode(v []byte) error {
 	return nil
 }
 
+// copyRange makes d hold the events of src with lo <= time < hi, in src's
+// order, in buffers of its own.
+func (d *decodedBlock) copyRange(src *decodedBlock, lo, hi int64) {
+	n := src.len()
+	i, _ := slices.BinarySearch(src.times[:n], lo)
+	j, _ := slices.BinarySearch(src.times[:n], hi)
+	j = max(i, j)
+	start, end := 0, 0
+	if i > 0 {
+		start = src.ends[i-1]
+	}
+	if j > 0 {
+		end = src.ends[j-1]
+	}
+	end = max(start, end)
+	d.h = src.h
+	d.h.count = j - i
+	d.seqs = append(d.seqs[:0], src.seqs[i:j]...)
+	d.times = append(d.times[:0], src.times[i:j]...)
+	d.ends = d.ends[:0]
+	for _, e := range src.ends[i:j] {
+		d.ends = append(d.ends, e-start)
+	}
+	d.raw = append(d.raw[:0], src.body[start:end]...)
+	d.body = d.raw
+}
+
 // A group value (namespace 0x11):
 //
 //	+-----+---------+---------+----------+---------+-----------+------------------+
