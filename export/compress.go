@@ -58,7 +58,11 @@ func getCompressor(enc string, w io.Writer) compressor {
 			c.Reset(w)
 			return c
 		}
-		e, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		// Not WithLowerEncoderMem: its smaller history buffer is shifted
+		// by a whole window every block, a memmove that held the encoder
+		// to ~160 MB/s; a 1 MiB window keeps the buffer small instead and
+		// compresses within 0.3 % as well (BenchmarkExport/zstd: ~250 MB/s).
+		e, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 		if err != nil {
 			panic("BUG: " + err.Error())
 		}
