@@ -36,8 +36,22 @@ type Options struct {
 	// decoded at once: the blocks of a day that an eventTime-ordered export
 	// merges are taken a time window at a time to stay near it.
 	ReadBudget int
+	// Retention gives an app's retention: its events on days wholly older
+	// than that are removed (zero keeps them forever). It is applied at
+	// Open and then every RetentionInterval (default an hour).
+	Retention         func(appKey string) time.Duration
+	RetentionInterval time.Duration
 	// InMemory keeps everything in memory (tests and benchmarks).
 	InMemory bool
+	// MinFreeDisk is the free space, in bytes, below which writes are
+	// refused with a *DiskFullError (see diskguard.go); zero turns the
+	// check off, as does InMemory without FreeSpace.
+	MinFreeDisk uint64
+	// DiskCheckInterval is how often free space is read (default 1 s).
+	DiskCheckInterval time.Duration
+	// FreeSpace, when set, reports the bytes available in dir in place of
+	// the store's file system (tests).
+	FreeSpace func(dir string) (uint64, error)
 	// Logger receives the store's log lines; nil discards them.
 	Logger *slog.Logger
 
@@ -65,6 +79,9 @@ type DB struct {
 		m map[string]chan struct{} // dedup key -> closed when its writer finishes
 	}
 
+	// eventsStored counts the events Writers have committed (see Stats).
+	eventsStored atomic.Int64
+
 	closed atomic.Bool
 	// readers is read-locked by each open Snapshot (from NewSnapshot to its
 	// Close, possibly on another goroutine); Close write-locks it to wait
@@ -73,19 +90,39 @@ type DB struct {
 	mergeStop chan struct{}
 	// mergeCtx is cancelled by Close, stopping a compaction the merger
 	// started.
-	mergeCtx    context.Context
-	mergeCancel context.CancelFunc
-	mergeDone   chan struct{}
-	mergeKick   chan struct{}
-	merged      atomic.Int64 // groups merged away, for tests and metrics
-	mergeMu     sync.Mutex   // serialises merges; guards mergeBufs
-	mergeBufs   mergeBufs
+	mergeCtx      context.Context
+	mergeCancel   context.CancelFunc
+	mergeDone     chan struct{}
+	mergeKick     chan struct{}
+	retentionDone chan struct{}
+	purgeKick     chan struct{}
+	purgeDone     chan struct{}
+	merged        atomic.Int64 // groups merged away, for tests and metrics
+	mergeMu       sync.Mutex   // serialises merges; guards mergeBufs
+	mergeBufs     mergeBufs
 	// mergeDeleted is, per app, the bytes of blocks merged away since its
 	// last compaction; guarded by mergeMu.
 	mergeDeleted map[uint32]uint64
 	// mergeLimit is the sequence up to which the merge loop may merge; only
 	// the merge goroutine touches it.
 	mergeLimit uint64
+
+	disk diskGuard // refuses writes while the disk is nearly full
+
+	// floors is, per app, the first day retention keeps (see retention.go).
+	floors struct {
+		sync.RWMutex
+		m map[uint32]int32
+	}
+	expiredDays, expiredBytes atomic.Int64
+	purgedUsers, purgedEvents atomic.Int64
+
+	// forgotten is, per app, the set of deleted users (forget.go); each
+	// set is replaced, never changed.
+	forgotten struct {
+		sync.RWMutex
+		m map[uint32]map[string]bool
+	}
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -114,6 +151,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pebbleLogger{log},
+		Cleaner:                     deletingCleaner{},
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -133,11 +171,28 @@ func Open(dir string, opts Options) (*DB, error) {
 		pdb.Close()
 		return nil, err
 	}
+	if err := db.loadFloors(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	db.purgeKick = make(chan struct{}, 1)
+	if err := db.loadForgotten(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	db.startDiskGuard(dir, po.FS)
 	db.mergeCtx, db.mergeCancel = context.WithCancel(context.Background())
 	db.mergeStop = make(chan struct{})
 	db.mergeDone = make(chan struct{})
 	db.mergeKick = make(chan struct{}, 1)
 	go db.mergeLoop()
+	if db.opts.RetentionInterval <= 0 {
+		db.opts.RetentionInterval = time.Hour
+	}
+	db.retentionDone = make(chan struct{})
+	go db.retentionLoop()
+	db.purgeDone = make(chan struct{})
+	go db.purgeLoop()
 	return db, nil
 }
 
@@ -257,9 +312,12 @@ func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return ErrClosed
 	}
+	db.stopDiskGuard()
 	close(db.mergeStop)
 	db.mergeCancel() // a compaction in progress stops
 	<-db.mergeDone
+	<-db.retentionDone
+	<-db.purgeDone
 	// Scans check closed between steps and stop with ErrClosed, so this
 	// wait is short even for a long export.
 	db.readers.Lock()

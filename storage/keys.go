@@ -13,6 +13,11 @@ import (
 //	-------+------------+-----------------------------------------------+-----------------------------------
 //	0x01   | meta       | 0x01 | name (bytes)                           | version byte | payload
 //	0x02   | app        | 0x02 | appKey (bytes)                         | version byte | appID uvarint
+//	0x03   | app record | 0x03 | appKey (bytes)                         | version byte | flags | created
+//	       |            |                                               | (admin.go)
+//	0x04   | token      | 0x04 | token id (bytes)                       | version byte | SHA-256 (32B) |
+//	       |            |                                               | created | revoked | name, scopes,
+//	       |            |                                               | apps (admin.go)
 //	0x10   | block      | 0x10 | appID (4B) | day (4B, biased) | first (8B) | block: events of one app, one
 //	       |            |                                               | eventTime day, from one group
 //	0x11   | group      | 0x11 | appID (4B) | first (8B)                 | group: last seq, count, raw
@@ -27,6 +32,8 @@ import (
 //	0x43   | idempotency| 0x43 | appID (4B) | Idempotency-Key (bytes)    | version byte | unix s uvarint
 //	       |            |                                               | | the first answer
 //	0x44   | change     | 0x44 | appID (4B) | seq (8B)                   | version byte | pyzeID (16B)
+//	0x45   | forgotten  | 0x45 | appID (4B) | userId (bytes)             | version byte | unix s uvarint
+//	       |            |                                               | (a deleted user: forget.go)
 //
 // A group is the set of all of one app's events whose ingest sequence lies in
 // [first, last]; it is written by one commit and later merged with its
@@ -44,6 +51,8 @@ type Namespace byte
 const (
 	nsMeta       Namespace = 0x01
 	nsApp        Namespace = 0x02
+	nsAppRecord  Namespace = 0x03
+	nsToken      Namespace = 0x04
 	nsBlock      Namespace = 0x10
 	nsGroup      Namespace = 0x11
 	nsDedup      Namespace = 0x20
@@ -53,6 +62,7 @@ const (
 	nsAliasIndex Namespace = 0x42
 	nsIdempotent Namespace = 0x43
 	nsChange     Namespace = 0x44
+	nsForgotten  Namespace = 0x45
 )
 
 const dayBias = 1 << 31
@@ -155,6 +165,12 @@ func appendUserIndexKey(dst []byte, app uint32, userID []byte) []byte {
 	return append(dst, userID...)
 }
 
+// appendForgottenKey appends the key that records app's deleted userID.
+func appendForgottenKey(dst []byte, app uint32, userID []byte) []byte {
+	dst = appendAppPrefix(dst, nsForgotten, app)
+	return append(dst, userID...)
+}
+
 // appendAliasIndexKey appends the key mapping app's alias (label, id) to a
 // profile. The label is length-prefixed so that no two pairs share a key.
 func appendAliasIndexKey(dst []byte, app uint32, label, id []byte) []byte {
@@ -201,6 +217,28 @@ func decodeChangeKey(k []byte) (app uint32, seq uint64, err error) {
 func appendAppKey(dst []byte, appKey string) []byte {
 	dst = append(dst, byte(nsApp))
 	return append(dst, appKey...)
+}
+
+// appendAppRecordKey appends the key of the record of an app created
+// through the admin API.
+func appendAppRecordKey(dst []byte, appKey string) []byte {
+	dst = append(dst, byte(nsAppRecord))
+	return append(dst, appKey...)
+}
+
+// appendTokenKey appends the key of the token with the given id.
+func appendTokenKey(dst []byte, id string) []byte {
+	dst = append(dst, byte(nsToken))
+	return append(dst, id...)
+}
+
+// decodeNameKey returns the name part of a key of a namespace keyed by one
+// name (meta, app, app record, token). It aliases k.
+func decodeNameKey(k []byte, ns Namespace) ([]byte, error) {
+	if len(k) < 1 || Namespace(k[0]) != ns {
+		return nil, fmt.Errorf("storage: malformed key %x: want prefix %02x", k, byte(ns))
+	}
+	return k[1:], nil
 }
 
 // appendMetaKey appends the key of a named meta value.

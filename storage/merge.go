@@ -59,6 +59,9 @@ func (db *DB) mergeLoop() {
 				db.mergeLimit = limit
 			}
 		}
+		if db.disk.err() != nil {
+			continue // a merge writes too: wait for disk space
+		}
 		if _, err := db.mergeUpTo(db.mergeLimit); err != nil {
 			db.log.Error("background merge failed", "err", err)
 		}
@@ -226,8 +229,12 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 	arena := slices.Grow(m.arena[:0], merged.rawBytes)
 	evs := slices.Grow(m.evs[:0], merged.count)
 	key := m.key
+	floor := db.floor(app)
 	for _, r := range run {
 		for _, day := range r.g.days {
+			if day < floor {
+				continue // removed by retention
+			}
 			key = appendBlockKey(key[:0], app, day, r.first)
 			v, closer, err := snap.Get(key)
 			if err != nil {
@@ -280,6 +287,7 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 	}
 	// Not synced: the batch is atomic, and until it is durable the old groups
 	// are. The next synced commit makes it durable too.
+	db.disk.wrote(batch.Len())
 	if err := batch.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("cannot commit merge: %w", err)
 	}

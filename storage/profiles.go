@@ -32,6 +32,7 @@ type ProfileTxn struct {
 	order   []ProfileID          // profiles put, in first-put order
 	bodies  map[ProfileID][]byte
 	key     []byte
+	forget  []string // users deleted in this transaction (forget.go)
 	closed  bool
 }
 
@@ -168,6 +169,9 @@ func (t *ProfileTxn) Commit() error {
 	if t.db.closed.Load() {
 		return ErrClosed
 	}
+	if err := t.db.disk.err(); err != nil {
+		return err
+	}
 	n := len(t.order)
 	var first uint64
 	if n > 0 {
@@ -195,6 +199,11 @@ func (t *ProfileTxn) Commit() error {
 	if err := t.batch.Commit(opt); err != nil {
 		return fmt.Errorf("cannot commit profiles: %w", err)
 	}
+	if len(t.forget) > 0 {
+		t.db.addForgotten(t.app, t.forget)
+		t.db.kickPurge()
+	}
+	t.db.disk.wrote(t.batch.Len())
 	return nil
 }
 

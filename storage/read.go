@@ -90,6 +90,7 @@ func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) er
 	}
 	var refs []ref
 	var keyBuf []byte
+	floor := s.db.floor(app)
 	for ; it.Valid(); it.Next() {
 		if s.db.closed.Load() {
 			return ErrClosed
@@ -106,7 +107,10 @@ func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) er
 		}
 		refs = refs[:0]
 		for bi, day := range g.days {
-			if bi >= len(blocks) {
+			if day < floor {
+				continue // removed by retention
+			}
+			for bi >= len(blocks) {
 				blocks = append(blocks, getDecodedBlock())
 			}
 			keyBuf = appendBlockKey(keyBuf[:0], app, day, first)
@@ -182,6 +186,7 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 		}
 		// The headers of this day's blocks in range, then the merge.
 		m.reset(day)
+		expired := day < s.db.floor(app)
 		for ; it.Valid(); it.Next() {
 			_, d, _, err := decodeBlockKey(it.Key())
 			if err != nil {
@@ -194,7 +199,7 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 			if err != nil {
 				return err
 			}
-			if h.maxTime < fromMs || h.minTime >= toMs || h.minSeq > s.watermark {
+			if expired || h.maxTime < fromMs || h.minTime >= toMs || h.minSeq > s.watermark {
 				continue
 			}
 			m.add(it.Key(), h)

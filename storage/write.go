@@ -191,6 +191,9 @@ func (w *Writer) Commit() error {
 	if w.db.closed.Load() {
 		return ErrClosed
 	}
+	if err := w.db.disk.err(); err != nil {
+		return err
+	}
 	w.ensureBatch()
 	if len(w.events) > 0 {
 		if w.n == 0 {
@@ -260,6 +263,8 @@ func (w *Writer) Commit() error {
 	if err := w.batch.Commit(opt); err != nil {
 		return fmt.Errorf("cannot commit batch: %w", err)
 	}
+	w.db.disk.wrote(w.batch.Len())
+	w.db.eventsStored.Add(int64(len(w.events)))
 	w.finish()
 	w.db.kickMerge()
 	return nil
