@@ -8,7 +8,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Scope is what a token may do.
@@ -59,21 +62,66 @@ var (
 	ErrForbidden = errors.New("auth: forbidden")
 )
 
+// Source says where an app or a token was declared.
+type Source string
+
+// Sources.
+const (
+	// SourceConfig is the config file ([[apps]], [[tokens]]).
+	SourceConfig Source = "config"
+	// SourceAPI is the admin API, which stores what it creates.
+	SourceAPI Source = "api"
+	// SourceAdminToken is the admin token: admin_token in the config file,
+	// TROVE_ADMIN_TOKEN, or the one generated on first start.
+	SourceAdminToken Source = "admin_token"
+)
+
 // App is an application known to Trove.
 type App struct {
 	Name         string
 	AppKey       string
 	RequireToken bool
+	Source       Source
+	// Created is when the admin API created the app; zero for the config's.
+	Created time.Time
 }
 
 // Token is a credential. Only the digest of its secret is kept.
 type Token struct {
+	// ID names the token in listings, logs and revocation; unique in a
+	// Registry. AddToken derives it from the digest when it is empty.
 	ID      string
 	Name    string
 	Digest  [sha256.Size]byte
 	Scopes  Scope
 	AllApps bool
-	Apps    map[string]bool
+	// Apps is never modified once the token is in a Registry: copies of a
+	// Token share it.
+	Apps   map[string]bool
+	Source Source
+	// Created is when the admin API created the token; zero for the config's.
+	Created time.Time
+}
+
+// AppList returns the token's app keys, sorted, or ["*"].
+func (t *Token) AppList() []string {
+	if t.AllApps {
+		return []string{"*"}
+	}
+	out := make([]string, 0, len(t.Apps))
+	for k := range t.Apps {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ScopeList returns the token's scope names.
+func (t *Token) ScopeList() []string {
+	if t.Scopes == 0 {
+		return []string{}
+	}
+	return strings.Split(t.Scopes.String(), ",")
 }
 
 // Covers reports whether t may act on appKey with scope.
@@ -98,6 +146,10 @@ type Registry struct {
 		sync.RWMutex
 		apps     map[string]*App
 		byDigest map[[sha256.Size]byte]*Token
+		byID     map[string]*Token
+		// revoked holds the ids of revoked tokens, so that a request
+		// with one is told so.
+		revoked map[string]bool
 	}
 }
 
@@ -106,6 +158,8 @@ func NewRegistry() *Registry {
 	r := &Registry{}
 	r.mu.apps = map[string]*App{}
 	r.mu.byDigest = map[[sha256.Size]byte]*Token{}
+	r.mu.byID = map[string]*Token{}
+	r.mu.revoked = map[string]bool{}
 	return r
 }
 
@@ -124,22 +178,112 @@ func (r *Registry) App(appKey string) (*App, bool) {
 	return a, ok
 }
 
-// Apps returns every app.
+// Apps returns every app, config-declared ones first, then by name.
 func (r *Registry) Apps() []App {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
 	out := make([]App, 0, len(r.mu.apps))
 	for _, a := range r.mu.apps {
 		out = append(out, *a)
 	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b App) int {
+		return cmpSource(a.Source, b.Source, a.Created, b.Created, a.Name+"\x00"+a.AppKey, b.Name+"\x00"+b.AppKey)
+	})
 	return out
 }
 
-// AddToken adds a token.
+// AppByName returns an app with the given name.
+func (r *Registry) AppByName(name string) (App, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, a := range r.mu.apps {
+		if a.Name == name {
+			return *a, true
+		}
+	}
+	return App{}, false
+}
+
+// AddToken adds a token, replacing any with the same id or digest. An
+// empty ID becomes DigestID(t.Digest).
 func (r *Registry) AddToken(t Token) {
+	if t.ID == "" {
+		t.ID = DigestID(t.Digest)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if old, ok := r.mu.byID[t.ID]; ok {
+		delete(r.mu.byDigest, old.Digest)
+	}
+	if old, ok := r.mu.byDigest[t.Digest]; ok {
+		delete(r.mu.byID, old.ID)
+	}
 	r.mu.byDigest[t.Digest] = &t
+	r.mu.byID[t.ID] = &t
+	delete(r.mu.revoked, t.ID)
+}
+
+// Token returns the token with the given id.
+func (r *Registry) Token(id string) (Token, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.mu.byID[id]
+	if !ok {
+		return Token{}, false
+	}
+	return *t, true
+}
+
+// Tokens returns every token, config-declared ones first, then by creation
+// time and name.
+func (r *Registry) Tokens() []Token {
+	r.mu.RLock()
+	out := make([]Token, 0, len(r.mu.byID))
+	for _, t := range r.mu.byID {
+		out = append(out, *t)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Token) int {
+		return cmpSource(a.Source, b.Source, a.Created, b.Created, a.Name+"\x00"+a.ID, b.Name+"\x00"+b.ID)
+	})
+	return out
+}
+
+// Revoke removes the token with the given id, so that it is refused from
+// the moment Revoke returns, and remembers the id as revoked. It returns the
+// token removed, if there was one.
+func (r *Registry) Revoke(id string) (Token, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mu.revoked[id] = true
+	t, ok := r.mu.byID[id]
+	if !ok {
+		return Token{}, false
+	}
+	delete(r.mu.byID, id)
+	delete(r.mu.byDigest, t.Digest)
+	return *t, true
+}
+
+// Revoked reports whether the token id was revoked.
+func (r *Registry) Revoked(id string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.mu.revoked[id]
+}
+
+// sourceRank orders listings: what the operator declared, then what the
+// API created.
+var sourceRank = map[Source]int{SourceAdminToken: 0, SourceConfig: 1, SourceAPI: 2}
+
+func cmpSource(sa, sb Source, ca, cb time.Time, na, nb string) int {
+	if c := sourceRank[sa] - sourceRank[sb]; c != 0 {
+		return c
+	}
+	if c := ca.Compare(cb); c != 0 {
+		return c
+	}
+	return strings.Compare(na, nb)
 }
 
 // Digest returns the SHA-256 of a secret.
@@ -199,6 +343,13 @@ func (r *Registry) Authenticate(secret []byte) (*Token, error) {
 	// The map finds the candidate by digest; the final comparison is in
 	// constant time all the same.
 	if !ok || subtle.ConstantTimeCompare(t.Digest[:], d[:]) != 1 {
+		// Name the id a generated secret carries, never the secret.
+		if _, id, ok := ParseToken(string(secret)); ok {
+			if r.Revoked(id) {
+				return nil, fmt.Errorf("%w: token %s was revoked", ErrUnauthenticated, id)
+			}
+			return nil, fmt.Errorf("%w: unknown token %s", ErrUnauthenticated, id)
+		}
 		return nil, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 	}
 	return t, nil
@@ -219,7 +370,7 @@ func (r *Registry) Authorize(tok *Token, appKey string, scope Scope) error {
 		return fmt.Errorf("%w: app %q needs a token with %s scope (Authorization: Bearer <token>)", ErrUnauthenticated, appKey, scope)
 	}
 	if !tok.Covers(appKey, scope) {
-		return fmt.Errorf("%w: token %q does not have %s scope for app %q", ErrForbidden, tok.Name, scope, appKey)
+		return fmt.Errorf("%w: %s does not have %s scope for app %q", ErrForbidden, tok.describe(), scope, appKey)
 	}
 	return nil
 }

@@ -78,6 +78,17 @@ type Token struct {
 	Apps   []string `toml:"apps"`
 }
 
+// RetentionOf returns how long appKey's events are kept: the app's own
+// retention when the file gives one, else the global one; zero is forever.
+func (c *Config) RetentionOf(appKey string) time.Duration {
+	for _, a := range c.Apps {
+		if a.AppKey == appKey && a.Retention > 0 {
+			return a.Retention.Std()
+		}
+	}
+	return c.Retention.Std()
+}
+
 // Default returns the configuration used when no file and no flag says
 // otherwise.
 func Default() Config {
@@ -213,6 +224,12 @@ func (cfg *Config) Validate() error {
 	if cfg.Storage.CacheSize < 8<<20 {
 		bad("storage.cache_size", "must be at least 8MiB")
 	}
+	if m := cfg.Storage.MinFreeDisk; m != 0 && m < 64<<20 {
+		// Pebble preallocates each WAL file (~18MiB) and may hold two, and a
+		// flush writes before it deletes: a smaller floor does not keep a
+		// WAL write from failing, which ends the process.
+		bad("storage.min_free_disk", "must be 0 (no check) or at least 64MiB, got %d bytes", int64(m))
+	}
 	if cfg.Storage.MergeInterval < Duration(100*time.Millisecond) {
 		bad("storage.merge_interval", "must be at least 100ms")
 	}
@@ -234,6 +251,9 @@ func (cfg *Config) Validate() error {
 		}
 		if a.RateBurst < 0 {
 			bad(p+".rate_burst", "must not be negative")
+		}
+		if a.RateBurst > 0 && a.RateLimit == 0 {
+			bad(p+".rate_burst", "has no effect while rate_limit is 0 (unlimited): set rate_limit too")
 		}
 	}
 	for i, t := range cfg.Tokens {

@@ -156,6 +156,12 @@ func TestBadConfigs(t *testing.T) {
 		{"duplicate_app_key.bad.toml", []string{`apps[1].app_key: "yz1Jn-0pSnekg58etEQO4A" is declared twice`}},
 		{"request_below_event.bad.toml", []string{"ingest.max_request_bytes: must be at least ingest.max_event_bytes (65536), got 32768"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
+		{"limits.bad.toml", []string{
+			"storage.min_free_disk: must be 0 (no check) or at least 64MiB, got 10485760 bytes",
+			"apps[0].rate_limit: must not be negative",
+			"apps[0].rate_burst: must not be negative",
+			"apps[1].rate_burst: has no effect while rate_limit is 0",
+		}},
 		{"many.bad.toml", []string{
 			`listen: "localhost" is not host:port`,
 			`log_level: "loud" is not one of`,

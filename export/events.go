@@ -157,22 +157,23 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	if q.download {
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+q.filename(negotiateEncoding(ctx))+`"`)
 	}
-	h.stream(ctx, snap, func(w *bufio.Writer) error {
+	h.stream(ctx, eventsOut, snap, func(w *bufio.Writer) error {
 		if id == 0 {
 			return nil
 		}
 		n := uint64(0)
 		var head eventHead
+		deleted := h.db.Forgotten(id)
 		emit := func(_ uint64, t int64, body []byte) error {
 			if t < q.from || t >= q.to {
 				return nil
 			}
-			if q.filtered() {
+			if q.filtered() || deleted != nil {
 				head = eventHead{}
 				if err := json.Unmarshal(body, &head); err != nil {
 					return fmt.Errorf("%w: stored event: %v", storage.ErrCorrupt, err)
 				}
-				if (q.events != nil && !q.events[head.Event]) || (q.userID != "" && head.UserID != q.userID) {
+				if (q.events != nil && !q.events[head.Event]) || (q.userID != "" && head.UserID != q.userID) || deleted[head.UserID] {
 					return nil
 				}
 			}

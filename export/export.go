@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/obs"
 	"trove/storage"
 )
 
@@ -100,7 +101,7 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	h.stream(ctx, snap, func(w *bufio.Writer) error {
+	h.stream(ctx, rejectedOut, snap, func(w *bufio.Writer) error {
 		if id == 0 {
 			return nil
 		}
@@ -114,8 +115,9 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 
 var errLimit = errors.New("export: limit reached")
 
-// stream sends the NDJSON produced by fill with the snapshot's watermark.
-func (h *Handler) stream(ctx *fasthttp.RequestCtx, snap *storage.Snapshot, fill func(w *bufio.Writer) error) {
+// stream sends the NDJSON produced by fill with the snapshot's watermark,
+// counting what it sends in out.
+func (h *Handler) stream(ctx *fasthttp.RequestCtx, out *obs.ExportCounters, snap *storage.Snapshot, fill func(w *bufio.Writer) error) {
 	ctx.SetContentType("application/x-ndjson")
 	ctx.Response.Header.Set("X-Trove-Watermark", strconv.FormatUint(snap.Watermark(), 10))
 	enc := negotiateEncoding(ctx)
@@ -123,7 +125,7 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, snap *storage.Snapshot, fill 
 		ctx.Response.Header.Set("Content-Encoding", enc)
 	}
 	ctx.Response.Header.Add("Vary", "Accept-Encoding")
-	ctx.SetBodyStream(&body{snap: snap, fill: fill, log: h.log, enc: enc}, -1)
+	ctx.SetBodyStream(&body{snap: snap, fill: fill, log: h.log, enc: enc, out: out}, -1)
 }
 
 // body is an export's response body. fasthttp calls WriteTo, which frames
@@ -139,6 +141,8 @@ type body struct {
 	enc    string // "", "zstd" or "gzip"
 	pr     *io.PipeReader
 	closed bool
+	out    *obs.ExportCounters
+	doneHook
 }
 
 // SupportsBodyWriteTo tells fasthttp to use WriteTo.
@@ -146,7 +150,7 @@ func (b *body) SupportsBodyWriteTo() bool { return true }
 
 // WriteTo writes the whole export to w.
 func (b *body) WriteTo(w io.Writer) (int64, error) {
-	cw := &countingWriter{w: w}
+	cw := &countingWriter{w: w, bytes: b.out}
 	var out io.Writer = cw
 	var zw compressor
 	if b.enc != "" {
@@ -154,7 +158,7 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 		defer putCompressor(b.enc, zw)
 		out = zw
 	}
-	bw := bufio.NewWriterSize(out, flushEvery)
+	bw := bufio.NewWriterSize(&lineCounter{w: out, out: b.out}, flushEvery)
 	err := b.fill(bw)
 	if errors.Is(err, errLimit) {
 		err = nil
@@ -167,9 +171,13 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 	}
 	b.release()
 	if err != nil {
-		b.log.Warn("export aborted", "err", err)
-		return cw.n, fmt.Errorf("export aborted: %w", err)
+		err = fmt.Errorf("export aborted: %w", err)
+		if !b.done(cw.n, err) {
+			b.log.Warn("export aborted", "err", err)
+		}
+		return cw.n, err
 	}
+	b.done(cw.n, nil)
 	return cw.n, nil
 }
 
@@ -193,6 +201,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.release()
+	b.done(0, nil) // a no-op after WriteTo
 	return nil
 }
 
@@ -203,13 +212,19 @@ func (b *body) release() {
 	}
 }
 
+// countingWriter counts the bytes written to the client, in n and, when
+// set, in bytes.Bytes.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w     io.Writer
+	n     int64
+	bytes *obs.ExportCounters
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if c.bytes != nil {
+		c.bytes.Bytes.Add(n)
+	}
 	return n, err
 }

@@ -45,7 +45,7 @@ func (h *Handler) Profiles(ctx *fasthttp.RequestCtx) error {
 		return &ParamError{Field: "since", Message: "since " + strconv.FormatUint(since, 10) +
 			" is beyond the watermark " + strconv.FormatUint(wm, 10)}
 	}
-	h.stream(ctx, snap, func(w *bufio.Writer) error {
+	h.stream(ctx, profilesOut, snap, func(w *bufio.Writer) error {
 		if id == 0 {
 			return nil
 		}

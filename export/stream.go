@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/storage"
@@ -100,6 +101,7 @@ type follower struct {
 	stop  chan struct{}   // closed by Close
 	once  sync.Once
 	pr    *io.PipeReader
+	doneHook
 }
 
 // SupportsBodyWriteTo tells fasthttp to use WriteTo.
@@ -112,13 +114,16 @@ func (f *follower) SupportsBodyWriteTo() bool { return true }
 func (f *follower) WriteTo(w io.Writer) (int64, error) {
 	activeFollowers.Add(1)
 	defer activeFollowers.Add(-1)
-	cw := &countingWriter{w: w}
+	cw := &countingWriter{w: w, bytes: streamOut}
 	err := f.follow(bufio.NewWriterSize(cw, flushEvery))
 	if err != nil {
 		// Mostly a client that left: not worth more than debug.
 		f.log.Debug("stream ended", "app", f.app, "bytes", cw.n, "err", err)
-		return cw.n, fmt.Errorf("cannot stream events of %s: %w", f.app, err)
+		err = fmt.Errorf("cannot stream events of %s: %w", f.app, err)
+		f.doneHook.done(cw.n, err)
+		return cw.n, err
 	}
+	f.doneHook.done(cw.n, nil)
 	return cw.n, nil
 }
 
@@ -128,6 +133,7 @@ func (f *follower) follow(bw *bufio.Writer) error {
 	idle := time.NewTimer(StreamHeartbeat)
 	defer idle.Stop()
 	emit := func(_ uint64, _ int64, body []byte) error {
+		streamOut.Lines.Inc()
 		bw.Write(body)
 		return bw.WriteByte('\n')
 	}
@@ -193,7 +199,18 @@ func (f *follower) send(last *uint64, emit storage.EventFunc) (bool, error) {
 		return false, nil
 	}
 	sent := false
+	deleted := f.db.Forgotten(f.id)
+	var head eventHead
 	err = snap.EventsBySeq(f.id, *last, wm, func(seq uint64, t int64, body []byte) error {
+		if deleted != nil {
+			head = eventHead{}
+			if err := json.Unmarshal(body, &head); err != nil {
+				return fmt.Errorf("%w: stored event: %v", storage.ErrCorrupt, err)
+			}
+			if deleted[head.UserID] {
+				return nil
+			}
+		}
 		sent = true
 		return emit(seq, t, body)
 	})
@@ -222,6 +239,8 @@ func (f *follower) Close() error {
 	f.once.Do(func() { close(f.stop) })
 	if f.pr != nil {
 		f.pr.Close()
+	} else {
+		f.doneHook.done(0, nil) // a no-op after WriteTo
 	}
 	return nil
 }

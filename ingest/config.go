@@ -11,6 +11,10 @@ type Config struct {
 	MaxEventBytes   int
 	MaxRequestBytes int
 	MaxAttributes   int
+	// Retention gives how long an app's events are kept (zero: forever);
+	// an event older than that is refused, since it would be removed at
+	// once. Nil keeps every event.
+	Retention func(appKey string) time.Duration
 }
 
 // DefaultConfig returns the defaults of SPEC section 3.

@@ -307,6 +307,12 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		fail("eventTime", "eventTime "+string(et)+" is more than "+cfg.MaxFuture.String()+" ahead of the server's clock (ingest.max_future)")
 		return
 	}
+	if cfg.Retention != nil {
+		if keep := cfg.Retention(b.intern(appKey)); keep > 0 && b.Now.Sub(corrected) > keep {
+			fail("eventTime", "eventTime "+string(et)+" is older than the app's retention of "+days(keep)+": it would be removed at once (retention)")
+			return
+		}
+	}
 
 	// The stored form: members as sent (compacted), with the server's
 	// fields substituted or added.
@@ -395,4 +401,12 @@ func appendGeneratedID(dst []byte, seq uint64) []byte {
 		dst = append(dst, hex[(seq>>uint(shift))&0xf])
 	}
 	return dst
+}
+
+// days formats d in whole days when it is whole days, as retention is set.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }

@@ -517,6 +517,51 @@ func TestMaxFuture(t *testing.T) {
 	}
 }
 
+func TestRetentionRefusesOldEvents(t *testing.T) {
+	month := func(appKey string) time.Duration {
+		if appKey == testAppKey {
+			return 30 * 24 * time.Hour
+		}
+		return 0
+	}
+	tests := []struct {
+		name      string
+		retention func(string) time.Duration
+		in        string
+		wantOK    bool
+	}{
+		{name: "29 days old", retention: month, in: testEvent(with("eventTime", `"2026-10-03T12:00:00Z"`)), wantOK: true},
+		{name: "31 days old", retention: month, in: testEvent(with("eventTime", `"2026-10-01T11:00:00Z"`))},
+		{name: "31 days old after a correction of its clock", retention: month, in: testEvent(
+			with("eventTime", `"2026-10-03T12:00:00Z"`), with("sentAt", `"2026-11-03T12:00:00Z"`))},
+		{name: "another app keeps everything", retention: month, in: testEvent(
+			with("eventTime", `"1970-01-01T00:00:00Z"`), with("appKey", `"other-app"`)), wantOK: true},
+		{name: "no retention", in: testEvent(with("eventTime", `"1970-01-01T00:00:00Z"`)), wantOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Retention = tt.retention
+			b, err := decodeBody(cfg, tt.in, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantOK {
+				if len(b.Events) != 1 {
+					t.Fatalf("rejected: %+v; want accepted", b.Rejected)
+				}
+				return
+			}
+			if len(b.Rejected) != 1 {
+				t.Fatalf("accepted; want rejected on eventTime")
+			}
+			if r := b.Rejected[0]; r.Field != "eventTime" || !strings.Contains(r.Message, "older than the app's retention of 30d") {
+				t.Fatalf("got field %q message %q; want field eventTime and the retention named", r.Field, r.Message)
+			}
+		})
+	}
+}
+
 func TestSkewThresholdConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.SkewThreshold = 10 * time.Minute

@@ -50,6 +50,8 @@ type Handler struct {
 	reg  *auth.Registry
 	sink eventSink
 	now  func() time.Time
+	// limiter, when set, charges events to their apps' rates (limit.go).
+	limiter Limiter
 }
 
 // NewHandler returns a Handler that stores through sink.
@@ -102,9 +104,13 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	validate := ctx.QueryArgs().GetBool("validate")
 	res.Validated = validate
 	if !validate && (len(b.Events) > 0 || len(b.Rejected) > 0) {
+		if err := h.takeTokens(b); err != nil {
+			return err
+		}
 		if err := h.sink.AppendEvents(b); err != nil {
 			return err
 		}
+		countStored(b)
 		for i := range b.Events {
 			if b.Events[i].Duplicate {
 				res.Duplicates++

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/obs"
 	"trove/storage"
 )
 
@@ -36,6 +37,8 @@ type Handler struct {
 	reg *auth.Registry
 	db  *storage.DB
 	now func() time.Time
+	// limiter, when set, charges updates to their app's rate (limit.go).
+	limiter Limiter
 }
 
 // NewHandler returns a Handler storing profiles in db.
@@ -82,6 +85,9 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 	if tok == nil {
 		return fmt.Errorf("%w: the User Profiles API needs a token with ingest scope", auth.ErrUnauthenticated)
 	}
+	if err := h.takeTokens(appKey, len(ups)); err != nil {
+		return err
+	}
 	app, err := h.db.EnsureApp(appKey)
 	if err != nil {
 		return err
@@ -126,6 +132,7 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 	if err := txn.Commit(); err != nil {
 		return err
 	}
+	obs.App(appKey).ProfileUpdates.Add(len(ups))
 	writeJSON(ctx, fasthttp.StatusAccepted, out)
 	return nil
 }

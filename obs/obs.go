@@ -1,0 +1,167 @@
+package obs
+
+import (
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// set holds every series of Trove's own; it is registered, so that
+// metrics.WritePrometheus writes it.
+var set = metrics.NewSet()
+
+func init() { metrics.RegisterSet(set) }
+
+// WritePrometheus writes the process-wide series (Trove's, Go's, the
+// process's) to w in the Prometheus text format.
+func WritePrometheus(w io.Writer) { metrics.WritePrometheus(w, true /* exposeProcessMetrics */) }
+
+// SetBuildInfo publishes trove_build_info{version=…,goversion=…} 1.
+func SetBuildInfo(version string) {
+	set.GetOrCreateGauge(`trove_build_info{version=`+quote(version)+`,goversion=`+quote(runtime.Version())+`}`,
+		func() float64 { return 1 })
+}
+
+// AppCounters are the per-app counters, labelled app="<appKey>".
+type AppCounters struct {
+	// EventsAccepted, EventsDuplicate and EventsRejected count the events
+	// of stored requests as the Events API answered them: stored,
+	// acknowledged as already stored, and refused (kept in the quarantine).
+	EventsAccepted  *metrics.Counter
+	EventsDuplicate *metrics.Counter
+	EventsRejected  *metrics.Counter
+	// ProfileUpdates counts the profile objects applied by the User
+	// Profiles API (idempotent replays excluded).
+	ProfileUpdates *metrics.Counter
+}
+
+var apps = family[AppCounters]{make: func(app string) *AppCounters {
+	l := `{app=` + quote(app) + `}`
+	return &AppCounters{
+		EventsAccepted:  set.GetOrCreateCounter("trove_events_accepted_total" + l),
+		EventsDuplicate: set.GetOrCreateCounter("trove_events_duplicate_total" + l),
+		EventsRejected:  set.GetOrCreateCounter("trove_events_rejected_total" + l),
+		ProfileUpdates:  set.GetOrCreateCounter("trove_profile_updates_total" + l),
+	}
+}}
+
+// App returns the counters of the app with key appKey. Callers pass only
+// keys that credentials were checked against (or "", for events that name
+// no usable app), which bounds the series.
+func App(appKey string) *AppCounters { return apps.get(appKey) }
+
+// ExportCounters count what an export kind sent.
+type ExportCounters struct {
+	// Bytes counts the response body bytes written to clients (after
+	// compression, when negotiated).
+	Bytes *metrics.Counter
+	// Lines counts the NDJSON lines sent (stream heartbeats excluded).
+	Lines *metrics.Counter
+}
+
+// Export kinds, the values of the kind label.
+const (
+	KindEvents   = "events"
+	KindProfiles = "profiles"
+	KindRejected = "rejected"
+	KindStream   = "stream"
+)
+
+var exports = family[ExportCounters]{make: func(kind string) *ExportCounters {
+	l := `{kind=` + quote(kind) + `}`
+	return &ExportCounters{
+		Bytes: set.GetOrCreateCounter("trove_export_bytes_total" + l),
+		Lines: set.GetOrCreateCounter("trove_export_lines_total" + l),
+	}
+}}
+
+// Export returns the counters of an export kind (KindEvents, …).
+func Export(kind string) *ExportCounters { return exports.get(kind) }
+
+// RouteMetrics are the HTTP series of one route.
+type RouteMetrics struct {
+	labels string // `method="GET",route="/v1/export/events"`
+	// Duration is the latency from the request's arrival to the end of its
+	// response (for streamed bodies, the end of the stream).
+	Duration *metrics.Histogram
+	// codes caches the request counter of each status code.
+	codes [600]atomic.Pointer[metrics.Counter]
+}
+
+// Request counts one finished request with status code.
+func (r *RouteMetrics) Request(code int) {
+	if code < 0 || code >= len(r.codes) {
+		code = 0
+	}
+	c := r.codes[code].Load()
+	if c == nil {
+		c = set.GetOrCreateCounter(`trove_http_requests_total{` + r.labels + `,code="` + strconv.Itoa(code) + `"}`)
+		r.codes[code].Store(c)
+	}
+	c.Inc()
+}
+
+var routes = family[RouteMetrics]{make: func(key string) *RouteMetrics {
+	method, route, _ := strings.Cut(key, " ")
+	l := `method=` + quote(method) + `,route=` + quote(route)
+	return &RouteMetrics{
+		labels:   l,
+		Duration: set.GetOrCreateHistogram(`trove_http_request_duration_seconds{` + l + `}`),
+	}
+}}
+
+// Route returns the series of a route: method and route are the route
+// table's (a pattern, never a raw path). Look a route up once and keep it.
+func Route(method, route string) *RouteMetrics { return routes.get(method + " " + route) }
+
+// family caches labelled metrics by label value.
+type family[T any] struct {
+	make func(label string) *T
+	mu   sync.RWMutex
+	m    map[string]*T
+}
+
+func (f *family[T]) get(label string) *T {
+	f.mu.RLock()
+	v := f.m[label]
+	f.mu.RUnlock()
+	if v != nil {
+		return v
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v = f.m[label]; v == nil {
+		if f.m == nil {
+			f.m = map[string]*T{}
+		}
+		v = f.make(label)
+		f.m[label] = v
+	}
+	return v
+}
+
+// quote returns s as a Prometheus label value, quoted and escaped.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
