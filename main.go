@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"trove/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -31,6 +33,12 @@ Commands:
   check-config  validate a config file and exit 0 (valid) or 1
   bench         load a running server with generated events (or "bench profiles") and report speed
   export        pull events or profiles from a running server into a file ("export events|profiles")
+  backup        save a consistent snapshot of a running server to a .tar.zst (admin token)
+  restore       restore a backup into a new data directory ("restore FILE -data DIR")
+  healthcheck   exit 0 if the server answers GET /healthz with 200 (the Docker HEALTHCHECK)
+  apps          create or list apps on a running server ("apps create NAME", "apps list"; admin token)
+  tokens        create, list or revoke tokens ("tokens create --app KEY --scope ingest,export",
+                "tokens list", "tokens revoke ID"; admin token)
   version       print the version
 
 Run 'trove COMMAND -h' for a command's flags.
@@ -50,6 +58,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBench(ctx, args, stdout, stderr)
 	case "export":
 		return runExport(ctx, args, stdout, stderr)
+	case "backup":
+		return cli.Backup(ctx, args, stdout, stderr)
+	case "restore":
+		return cli.Restore(ctx, args, stdout, stderr)
+	case "healthcheck":
+		return cli.Healthcheck(ctx, args, stdout, stderr)
+	case "apps":
+		return cli.Apps(ctx, args, stdout, stderr)
+	case "tokens":
+		return cli.Tokens(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "trove", version)
 		return 0

@@ -15,10 +15,13 @@ import (
 	"runtime/debug"
 	"time"
 
+	"trove/admin"
 	"trove/auth"
+	"trove/backup"
 	"trove/config"
 	"trove/export"
 	"trove/ingest"
+	"trove/obs"
 	"trove/profile"
 	"trove/storage"
 	"trove/web"
@@ -165,6 +168,9 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		DedupWindow:   cfg.Ingest.DedupWindow.Std(),
 		MergeInterval: cfg.Storage.MergeInterval.Std(),
 		MergeMinAge:   cfg.Storage.MergeMinAge.Std(),
+		Retention:     cfg.RetentionOf,
+		MinFreeDisk:   uint64(cfg.Storage.MinFreeDisk),
+		FreeSpace:     freeSpaceHook,
 		Logger:        log,
 	})
 	if err != nil {
@@ -192,6 +198,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		MaxEventBytes:   int(cfg.Ingest.MaxEventBytes),
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		MaxAttributes:   cfg.Ingest.MaxAttributes,
+		Retention:       cfg.RetentionOf,
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
 	eh := export.NewHandler(db, reg, log)
@@ -201,10 +208,17 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 	}
 	ph := profile.NewHandler(pcfg, reg, db)
+	limiter := newRateLimiter(cfg)
+	ih.SetLimiter(limiter)
+	ph.SetLimiter(limiter)
+	ah := admin.NewHandler(reg, db, log)
+	obs.SetBuildInfo(version)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		CORSOrigins:     cfg.Ingest.CORSOrigins,
+		WriteGate:       db.Writable,
+		Metrics:         obs.StoreWriter(db, cfg.DataDir),
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
@@ -213,6 +227,14 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		StreamEvents:   eh.Stream,
 		ProfileUpdate:  ph.Update,
 		ProfileGet:     ph.Get,
+		ProfileDelete:  ph.Delete,
+		Backup:         backup.NewHandler(db, cfg.DataDir, version, log).Backup,
+
+		AdminCreateApp:   ah.CreateApp,
+		AdminListApps:    ah.ListApps,
+		AdminCreateToken: ah.CreateToken,
+		AdminListTokens:  ah.ListTokens,
+		AdminRevokeToken: ah.RevokeToken,
 	}, log)
 	addr, err := srv.Listen()
 	if err != nil {
@@ -245,7 +267,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 func buildRegistry(cfg config.Config, db *storage.DB, log *slog.Logger) (*auth.Registry, error) {
 	reg := auth.NewRegistry()
 	for _, a := range cfg.Apps {
-		reg.AddApp(auth.App{Name: a.Name, AppKey: a.AppKey, RequireToken: a.RequireToken})
+		reg.AddApp(auth.App{Name: a.Name, AppKey: a.AppKey, RequireToken: a.RequireToken, Source: auth.SourceConfig})
 		if _, err := db.EnsureApp(a.AppKey); err != nil {
 			return nil, err
 		}
@@ -255,7 +277,7 @@ func buildRegistry(cfg config.Config, db *storage.DB, log *slog.Logger) (*auth.R
 		if err != nil {
 			return nil, fmt.Errorf("tokens[%d]: %w", i, err)
 		}
-		tok := auth.Token{ID: fmt.Sprintf("config-%d", i), Name: t.Name, Scopes: scopes, Apps: map[string]bool{}}
+		tok := auth.Token{Name: t.Name, Scopes: scopes, Apps: map[string]bool{}, Source: auth.SourceConfig}
 		if t.Secret != "" {
 			tok.Digest = auth.Digest([]byte(t.Secret))
 		} else if tok.Digest, err = auth.ParseDigest(t.SHA256); err != nil {
@@ -268,13 +290,20 @@ func buildRegistry(cfg config.Config, db *storage.DB, log *slog.Logger) (*auth.R
 				tok.Apps[k] = true
 			}
 		}
+		// Stable across restarts and reorderings of the file.
+		tok.ID = auth.DigestID(tok.Digest)
 		reg.AddToken(tok)
 	}
 	digest, err := adminTokenDigest(cfg, db, log)
 	if err != nil {
 		return nil, err
 	}
-	reg.AddToken(auth.Token{ID: "admin", Name: "admin", Digest: digest, Scopes: auth.ScopeAdmin | auth.ScopeExport | auth.ScopeIngest, AllApps: true})
+	reg.AddToken(auth.Token{ID: "admin", Name: "admin", Digest: digest, Scopes: auth.ScopeAdmin | auth.ScopeExport | auth.ScopeIngest, AllApps: true,
+		Source: auth.SourceAdminToken})
+	// What the admin API created, beside what the config declares.
+	if err := admin.Load(reg, db, log); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 

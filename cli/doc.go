@@ -20,5 +20,27 @@
 // The summary on stderr gives the X-Trove-Watermark and the command that
 // continues from it with --since.
 //
-// The package imports no other package of ours: it speaks HTTP only.
+// # Apps and tokens
+//
+// Apps and Tokens run `trove apps create|list` and `trove tokens
+// create|list|revoke` (SPEC.md section 2) against the admin API on --server
+// with the admin token from --token or TROVE_ADMIN_TOKEN (admin.go). Flags
+// may come before or after the arguments. A created appKey or token secret
+// is printed alone on stdout, so that `T=$(trove tokens create …)` works;
+// what it is, and that the secret is shown once, goes to stderr. Lists are
+// tables, or the server's JSON with --json. A refusal exits 1 with the
+// server's message.
+//
+// # Backup, restore and health
+//
+// Backup runs `trove backup -o FILE`: POST /admin/backup with the admin
+// token, the archive checked as it arrives (backup.Verify) and written to a
+// temporary file that is linked into place only when complete; an existing
+// FILE is refused. Restore runs `trove restore FILE -data DIR`, which
+// opens no server: it extracts the archive with backup.Restore into a new
+// or empty DIR. Healthcheck runs `trove healthcheck`, the container's
+// HEALTHCHECK: GET /healthz on the server TROVE_LISTEN points at.
+//
+// Besides trove/backup (the archive format), the package imports no other
+// package of ours: it speaks HTTP only.
 package cli

@@ -7,6 +7,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/admin"
 	"trove/auth"
 	"trove/export"
 	"trove/ingest"
@@ -53,10 +54,24 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
 	case errors.Is(err, profile.ErrUnsupportedMediaType):
 		return fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"
+	case errors.Is(err, admin.ErrInvalid):
+		return fasthttp.StatusBadRequest, "invalid_request"
+	case errors.Is(err, admin.ErrNotFound):
+		return fasthttp.StatusNotFound, "not_found"
+	case errors.Is(err, admin.ErrConflict):
+		return fasthttp.StatusConflict, "conflict"
+	case errors.Is(err, admin.ErrTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
 	case errors.Is(err, ErrNotFound):
 		return fasthttp.StatusNotFound, "not_found"
 	case errors.Is(err, ErrMethodNotAllowed):
 		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
+	case errors.Is(err, ErrRateLimited):
+		return fasthttp.StatusTooManyRequests, "rate_limited"
+	case errors.Is(err, ErrOverBurst):
+		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
+	case errors.Is(err, storage.ErrDiskFull):
+		return fasthttp.StatusServiceUnavailable, "disk_full"
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrShuttingDown):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
 	}
@@ -68,8 +83,10 @@ func statusOf(err error) (int, string) {
 func writeError(ctx *fasthttp.RequestCtx, log *slog.Logger, err error) {
 	status, code := statusOf(err)
 	msg := err.Error()
+	ctx.SetUserValue(errKey{}, err) // for the request's log line (log.go)
 	if status == fasthttp.StatusInternalServerError {
-		log.Error("request failed", "method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
+		log.Error("request failed", "request_id", string(ctx.Response.Header.Peek(HeaderRequestID)),
+			"method", string(ctx.Method()), "path", string(ctx.Path()), "err", err)
 		msg = "internal error; the server log has the details"
 	}
 	body := map[string]any{"error": code, "message": msg}
@@ -93,7 +110,9 @@ func writeError(ctx *fasthttp.RequestCtx, log *slog.Logger, err error) {
 			}
 		}
 	}
-	if status == fasthttp.StatusServiceUnavailable {
+	if ra, ok := retryAfterHeader(err); ok {
+		ctx.Response.Header.Set("Retry-After", ra)
+	} else if status == fasthttp.StatusServiceUnavailable {
 		ctx.Response.Header.Set("Retry-After", "1")
 	}
 	if status == fasthttp.StatusRequestEntityTooLarge {

@@ -201,7 +201,7 @@ func (rec *recorder) take() []call {
 func TestEveryRouteRequiresAuth(t *testing.T) {
 	rec := &recorder{}
 	srv := startServer(t, web.Config{}, rec.handlers(t))
-	public := map[string]bool{"GET /healthz": true, "GET /readyz": true}
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.yaml": true}
 	seen := map[string]bool{}
 	for _, r := range srv.Routes() {
 		key := r.Method + " " + r.Path
@@ -236,7 +236,11 @@ func TestEveryRouteRequiresAuth(t *testing.T) {
 			continue
 		}
 		key := r.Method + " " + r.Path
-		url := srv.url + r.Path + "?appKey=" + testApp
+		path := r.Path
+		if strings.HasSuffix(path, "/") {
+			path += "0123456789ab" // a prefix route: one segment more (an id)
+		}
+		url := srv.url + path + "?appKey=" + testApp
 		t.Run(key, func(t *testing.T) {
 			// No credentials: a Scoped route refuses; an AppKey route
 			// hands the request on, with no token, for the handler to
@@ -288,7 +292,7 @@ func TestEveryRouteRequiresAuth(t *testing.T) {
 				t.Errorf("with a token: status %d (%s); want 200", resp.status, resp.body)
 			}
 			calls = rec.take()
-			if len(calls) != 1 || calls[0].token == nil || calls[0].token.Name != "all" || calls[0].path != r.Path {
+			if len(calls) != 1 || calls[0].token == nil || calls[0].token.Name != "all" || calls[0].path != path {
 				t.Errorf("with a token: handler calls %+v; want one for %s with token \"all\"", calls, r.Path)
 			}
 		})
@@ -503,6 +507,8 @@ func TestNotFound(t *testing.T) {
 		{"GET", "/nope"},
 		{"GET", "/v1/events/"},
 		{"GET", "/"},
+		{"DELETE", "/admin/tokens/0123456789ab/more"}, // a prefix route takes one segment
+		{"DELETE", "/admin/tokensx"},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			resp := do(t, tc.method, srv.url+tc.path, nil, nil)
@@ -522,6 +528,8 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"POST", "/v1/export/events", "GET, OPTIONS"},
 		{"GET", "/v1/events", "POST, OPTIONS"},
 		{"DELETE", "/healthz", "GET, OPTIONS"},
+		{"GET", "/admin/tokens/0123456789ab", "DELETE, OPTIONS"},
+		{"DELETE", "/admin/tokens", "POST, GET, OPTIONS"},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			resp := do(t, tc.method, srv.url+tc.path, nil, nil)

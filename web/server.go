@@ -1,8 +1,10 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/obs"
 )
 
 // Access says what credentials a route needs.
@@ -30,7 +33,10 @@ const (
 
 // Route is one entry of the route table.
 type Route struct {
-	Method  string
+	Method string
+	// Path is matched exactly, except that a Path ending in "/" matches
+	// every path that extends it by one non-empty segment (the handler
+	// reads the segment, e.g. the id of DELETE /admin/tokens/{id}).
 	Path    string
 	Access  Access
 	Scope   auth.Scope
@@ -46,6 +52,15 @@ type Handlers struct {
 	StreamEvents   func(*fasthttp.RequestCtx) error
 	ProfileUpdate  func(*fasthttp.RequestCtx) error
 	ProfileGet     func(*fasthttp.RequestCtx) error
+	ProfileDelete  func(*fasthttp.RequestCtx) error
+	// Backup streams a snapshot of the store (POST /admin/backup).
+	Backup func(*fasthttp.RequestCtx) error
+	// The admin API for apps and tokens (package admin).
+	AdminCreateApp   func(*fasthttp.RequestCtx) error
+	AdminListApps    func(*fasthttp.RequestCtx) error
+	AdminCreateToken func(*fasthttp.RequestCtx) error
+	AdminListTokens  func(*fasthttp.RequestCtx) error
+	AdminRevokeToken func(*fasthttp.RequestCtx) error
 }
 
 // Config configures the HTTP server.
@@ -53,6 +68,13 @@ type Config struct {
 	Listen          string
 	MaxRequestBytes int
 	CORSOrigins     []string
+	// WriteGate, when set, is asked before every write route (writegate.go):
+	// an error (the disk nearly full) refuses the request with its status,
+	// and makes /readyz answer 503 with its message. It must be cheap.
+	WriteGate func() error
+	// Metrics, when set, writes the server's own series (its store's) at
+	// the end of each GET /metrics answer, in the Prometheus text format.
+	Metrics func(w io.Writer)
 }
 
 // Server is Trove's HTTP server.
@@ -65,6 +87,9 @@ type Server struct {
 	srv    *fasthttp.Server
 	ln     net.Listener
 	ready  atomic.Bool
+
+	// routeMetrics holds each route's series (metrics.go).
+	routeMetrics map[*Route]*obs.RouteMetrics
 }
 
 // New builds the server and its route table.
@@ -73,6 +98,8 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 	s.routes = []Route{
 		{"GET", "/healthz", Public, 0, s.healthz},
 		{"GET", "/readyz", Public, 0, s.readyz},
+		{"GET", "/metrics", Public, 0, s.metrics},
+		{"GET", "/openapi.yaml", Public, 0, s.openapi},
 		{"POST", "/v1/events", AppKey, auth.ScopeIngest, h.Events},
 		{"GET", "/v1/export/events", Scoped, auth.ScopeExport, h.ExportEvents},
 		{"GET", "/v1/export/rejected", Scoped, auth.ScopeExport, h.ExportRejected},
@@ -81,14 +108,22 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"POST", "/v1/users/profile", Scoped, auth.ScopeIngest, h.ProfileUpdate},
 		{"GET", "/v1/users/profile", Scoped, auth.ScopeExport, h.ProfileGet},
+		{"DELETE", "/v1/users/profile", Scoped, auth.ScopeAdmin, h.ProfileDelete},
+		{"POST", "/admin/backup", Scoped, auth.ScopeAdmin, h.Backup},
+		{"POST", "/admin/apps", Scoped, auth.ScopeAdmin, h.AdminCreateApp},
+		{"GET", "/admin/apps", Scoped, auth.ScopeAdmin, h.AdminListApps},
+		{"POST", "/admin/tokens", Scoped, auth.ScopeAdmin, h.AdminCreateToken},
+		{"GET", "/admin/tokens", Scoped, auth.ScopeAdmin, h.AdminListTokens},
+		{"DELETE", "/admin/tokens/", Scoped, auth.ScopeAdmin, h.AdminRevokeToken},
 	}
 	s.byKey = map[string]*Route{}
 	for i := range s.routes {
 		r := &s.routes[i]
 		s.byKey[r.Method+" "+r.Path] = r
 	}
+	s.initRouteMetrics()
 	s.srv = &fasthttp.Server{
-		Handler:               s.serve,
+		Handler:               s.handle, // s.serve, logged and measured (log.go)
 		Name:                  "trove",
 		StreamRequestBody:     true,
 		MaxRequestBodySize:    cfg.MaxRequestBytes,
@@ -142,6 +177,11 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) error {
 		ctx.SetBodyString("not ready\n")
 		return nil
 	}
+	if err := s.writeGateErr(); err != nil {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("not ready: " + err.Error() + "\n")
+		return nil
+	}
 	ctx.SetBodyString("ready\n")
 	return nil
 }
@@ -159,11 +199,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	path := ctx.Path()
-	r := s.byKey[string(ctx.Method())+" "+string(path)]
+	r := s.route(ctx.Method(), path)
 	if r == nil {
 		var allow []string
 		for _, rt := range s.routes {
-			if rt.Path == string(path) {
+			if pathMatches(rt.Path, string(path)) {
 				allow = append(allow, rt.Method)
 			}
 		}
@@ -175,13 +215,47 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, s.log, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
 		return
 	}
+	ctx.SetUserValue(routeKey{}, r) // for the request's log line and series
 	if err := s.authenticate(ctx, r); err != nil {
 		writeError(ctx, s.log, err)
 		return
 	}
+	if isWrite(r) {
+		// Refused before the body is read: nothing of it is stored.
+		if err := s.writeGateErr(); err != nil {
+			writeError(ctx, s.log, err)
+			return
+		}
+	}
 	if err := r.Handler(ctx); err != nil {
 		writeError(ctx, s.log, err)
 	}
+}
+
+// route returns the route for method and path, or nil.
+func (s *Server) route(method, path []byte) *Route {
+	if r := s.byKey[string(method)+" "+string(path)]; r != nil {
+		return r
+	}
+	// A prefix route: the path up to its last "/", when what follows is a
+	// non-empty segment.
+	i := bytes.LastIndexByte(path, '/')
+	if i < 0 || i == len(path)-1 {
+		return nil
+	}
+	if r := s.byKey[string(method)+" "+string(path[:i+1])]; r != nil && strings.HasSuffix(r.Path, "/") {
+		return r
+	}
+	return nil
+}
+
+// pathMatches reports whether a route's Path matches path.
+func pathMatches(route, path string) bool {
+	if route == path {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, route)
+	return ok && strings.HasSuffix(route, "/") && rest != "" && !strings.Contains(rest, "/")
 }
 
 // authenticate applies the route's Access rule.

@@ -1,0 +1,218 @@
+package cli
+
+// The client side of the admin API (SPEC.md section 2), shared by
+// `trove apps` (apps.go) and `trove tokens` (tokens.go): flags that may
+// come before or after the arguments, the admin token from --token or
+// TROVE_ADMIN_TOKEN, one JSON request, the server's error message on
+// failure, and tables on stdout.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/goccy/go-json"
+)
+
+// adminClient calls the admin API of a running server.
+type adminClient struct {
+	server string
+	token  string
+	json   bool // print the server's JSON instead of a table
+}
+
+// adminCommand is one `trove apps|tokens SUB` command line.
+type adminCommand struct {
+	name  string // "trove apps create"
+	usage string
+	fs    *flag.FlagSet
+	c     adminClient
+}
+
+func newAdminCommand(name, usage string, stderr io.Writer) *adminCommand {
+	cmd := &adminCommand{name: name, usage: usage}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cmd.c.server, "server", DefaultServer, "base `URL` of the running trove server")
+	fs.StringVar(&cmd.c.token, "token", "", "admin token (default $TROVE_ADMIN_TOKEN)")
+	fs.BoolVar(&cmd.c.json, "json", false, "print the server's JSON answer")
+	cmd.fs = fs
+	return cmd
+}
+
+// parse parses flags wherever they stand among the arguments and checks
+// that there are nargs arguments, named in what. It returns the arguments
+// and true, or false and the exit status.
+func (cmd *adminCommand) parse(args []string, nargs int, what string, stderr io.Writer) ([]string, bool, int) {
+	var pos []string
+	for {
+		if err := cmd.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, false, 0
+			}
+			return nil, false, 2
+		}
+		if cmd.fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, cmd.fs.Arg(0))
+		args = cmd.fs.Args()[1:]
+	}
+	if len(pos) != nargs {
+		if len(pos) < nargs {
+			fmt.Fprintf(stderr, "%s: missing %s\n\n", cmd.name, what)
+		} else {
+			fmt.Fprintf(stderr, "%s: unexpected argument %q\n\n", cmd.name, pos[nargs])
+		}
+		cmd.fs.Usage()
+		return nil, false, 2
+	}
+	if cmd.c.token == "" {
+		// Read only now, so that -h never shows it as a default.
+		cmd.c.token = os.Getenv("TROVE_ADMIN_TOKEN")
+	}
+	if cmd.c.token == "" {
+		fmt.Fprintf(stderr, "%s: this needs the admin token: pass --token T or set TROVE_ADMIN_TOKEN\n  (a token generated on first start is in <data>/admin.token)\n", cmd.name)
+		return nil, false, 2
+	}
+	return pos, true, 0
+}
+
+// fail prints err and returns the exit status 1.
+func (cmd *adminCommand) fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "%s: %v\n", cmd.name, err)
+	return 1
+}
+
+// adminEndpoint is path on the server.
+func adminEndpoint(server, path string) (string, error) {
+	base := server
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("--server %q is not an http(s) URL like %s", server, DefaultServer)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	return u.String(), nil
+}
+
+// do sends one request with a JSON body (when body is not nil), and
+// decodes a 2xx answer into out; raw is the answer as it came. Any other
+// status is an error carrying the server's message.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) (raw []byte, err error) {
+	target, err := adminEndpoint(c.server, path)
+	if err != nil {
+		return nil, err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("User-Agent", "trove-cli")
+	client := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:       http.ProxyFromEnvironment,
+			DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		},
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("interrupted before the server answered")
+		}
+		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", c.server, unwrapURLError(err), DefaultServer)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, responseError(resp)
+	}
+	raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the server's answer: %v", err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("the server's answer is not what this client expects (%v): is --server a trove server of the same version?", err)
+		}
+	}
+	return raw, nil
+}
+
+// adminApp and adminToken are the API's JSON objects (package admin).
+type adminApp struct {
+	Name         string `json:"name"`
+	AppKey       string `json:"appKey"`
+	Source       string `json:"source"`
+	RequireToken bool   `json:"requireToken"`
+	CreatedAt    string `json:"createdAt"`
+}
+
+type adminToken struct {
+	ID        string   `json:"id"`
+	Token     string   `json:"token"`
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	Apps      []string `json:"apps"`
+	Source    string   `json:"source"`
+	CreatedAt string   `json:"createdAt"`
+	RevokedAt string   `json:"revokedAt"`
+}
+
+// table writes rows under a header, in aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		for i := range r {
+			if r[i] == "" {
+				r[i] = "-"
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// listFlag is a comma-separated list flag that may be repeated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
