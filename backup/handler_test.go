@@ -60,7 +60,7 @@ func serveBackup(t *testing.T, h *Handler) string {
 		}
 	}}
 	go s.Serve(ln)
-	t.Cleanup(func() { s.Shutdown() })
+	t.Cleanup(func() { s.Shutdown(); ln.Close() })
 	return "http://" + ln.Addr().String() + "/admin/backup"
 }
 

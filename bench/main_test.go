@@ -50,6 +50,9 @@ func startServer(t *testing.T, status int) *testServer {
 	}()
 	t.Cleanup(func() {
 		srv.Shutdown()
+		// Shutdown misses a listener that Serve has not taken yet; closing
+		// it ends Serve either way.
+		ln.Close()
 		<-done
 	})
 	return s

@@ -348,6 +348,7 @@ func serve(t *testing.T, h *export.Handler, small bool) (url string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.ShutdownWithContext(ctx)
+		ln.Close() // in case Serve had not taken it yet
 		<-done
 	})
 	return "http://" + ln.Addr().String() + "/v1/export/events?appKey=" + appA

@@ -118,6 +118,7 @@ func profServe(t *testing.T, h *export.Handler, reg *auth.Registry) (base string
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.ShutdownWithContext(ctx)
+		ln.Close() // in case Serve had not taken it yet
 		<-done
 	})
 	return "http://" + ln.Addr().String() + "/v1/export/profiles?"

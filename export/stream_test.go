@@ -46,6 +46,7 @@ func streamServer(t *testing.T, h *export.Handler) (base string, shutdown func()
 		if err := srv.ShutdownWithContext(ctx); err != nil {
 			t.Errorf("shutdown: %v (a stream did not end)", err)
 		}
+		ln.Close() // in case Serve had not taken it yet
 		<-done
 	}
 	t.Cleanup(shutdown)

@@ -90,6 +90,9 @@ func startServer(t *testing.T, setup ...func(*Handler)) *testServer {
 	t.Cleanup(func() {
 		s.http.CloseIdleConnections()
 		srv.Shutdown()
+		// Shutdown before Serve has taken the listener does nothing, and
+		// Serve would then never return: closing it ends Serve either way.
+		ln.Close()
 		<-done
 		db.Close()
 	})

@@ -161,7 +161,11 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // closes idle connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp's Shutdown misses a listener that Serve has not taken yet
+	// (a signal right after start); closing it ends Serve either way.
+	s.ln.Close()
+	return err
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) error {
