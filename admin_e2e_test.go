@@ -13,9 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/goccy/go-json"
 
@@ -279,48 +277,6 @@ func TestAdminBadRequests(t *testing.T) {
 	if r := request(t, "GET", "http://"+addr+"/healthz", nil); r.status != http.StatusOK {
 		t.Errorf("/healthz after the bad requests: %d", r.status)
 	}
-}
-
-// startServerLogs is startServerIn that also returns the server's log.
-func startServerLogs(t *testing.T, cfgText, dataDir string) (addr string, logs *syncBuffer, stop func()) {
-	t.Helper()
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
-	cfgPath := filepath.Join(t.TempDir(), "trove.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	onReady = func(addr string) { ready <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	logs = &syncBuffer{}
-	go func() {
-		done <- run(ctx, []string{"serve", "-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0"}, io.Discard, logs)
-	}()
-	select {
-	case addr = <-ready:
-	case code := <-done:
-		cancel()
-		t.Fatalf("run returned %d before serving; log:\n%s", code, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("the server did not start within 30s; log:\n%s", logs)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if code := <-done; code != 0 {
-				t.Errorf("run returned %d; want 0", code)
-			}
-			onReady = nil
-			httpClient.CloseIdleConnections()
-		})
-	}
-	t.Cleanup(stop)
-	return addr, logs, stop
 }
 
 // TestAdminTokenGenerated covers the admin token generated on first start

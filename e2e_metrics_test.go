@@ -6,16 +6,11 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
-	"io"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -257,48 +252,7 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 // startServerLogged is startServer, also returning the server's log.
 func startServerLogged(t *testing.T, cfgText string) (addr string, logs *syncBuffer) {
 	t.Helper()
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
-	cfgPath := filepath.Join(t.TempDir(), "trove.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	onReady = func(addr string) { ready <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	logs = &syncBuffer{}
-	args := []string{"serve", "-config", cfgPath, "-data", t.TempDir(), "-listen", "127.0.0.1:0"}
-	go func() { done <- run(ctx, args, io.Discard, logs) }()
-	select {
-	case addr = <-ready:
-	case code := <-done:
-		cancel()
-		t.Fatalf("run returned %d before serving; log:\n%s", code, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("the server did not start within 30s; log:\n%s", logs)
-	}
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case code := <-done:
-				if code != 0 {
-					t.Errorf("run returned %d after its context was cancelled; want 0", code)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("run did not return within 15s of its context being cancelled")
-			}
-			onReady = nil
-			httpClient.CloseIdleConnections()
-			if t.Failed() {
-				t.Logf("server log:\n%s", logs)
-			}
-		})
-	})
+	addr, logs, _ = startServerLogs(t, cfgText, t.TempDir())
 	return addr, logs
 }
 

@@ -117,6 +117,13 @@ func startServer(t *testing.T, cfgText string) (addr, dataDir string, stop func(
 // the test ends). stop cancels run's context and checks that it returns 0.
 func startServerIn(t *testing.T, cfgText, dataDir string) (addr string, stop func()) {
 	t.Helper()
+	addr, _, stop = startServerLogs(t, cfgText, dataDir)
+	return addr, stop
+}
+
+// startServerLogs is startServerIn that also returns the server's log.
+func startServerLogs(t *testing.T, cfgText, dataDir string) (addr string, logs *syncBuffer, stop func()) {
+	t.Helper()
 	// The environment must not override the file.
 	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
 		t.Setenv(k, "")
@@ -129,7 +136,7 @@ func startServerIn(t *testing.T, cfgText, dataDir string) (addr string, stop fun
 	onReady = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs = &syncBuffer{}
 	args := []string{"serve", "-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0"}
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	select {
@@ -161,7 +168,7 @@ func startServerIn(t *testing.T, cfgText, dataDir string) (addr string, stop fun
 		})
 	}
 	t.Cleanup(stop)
-	return addr, stop
+	return addr, logs, stop
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}

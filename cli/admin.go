@@ -98,8 +98,8 @@ func (cmd *adminCommand) fail(stderr io.Writer, err error) int {
 	return 1
 }
 
-// adminEndpoint is path on the server.
-func adminEndpoint(server, path string) (string, error) {
+// serverURL is path on the server named by --server.
+func serverURL(server, path string) (string, error) {
 	base := server
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -116,7 +116,7 @@ func adminEndpoint(server, path string) (string, error) {
 // decodes a 2xx answer into out; raw is the answer as it came. Any other
 // status is an error carrying the server's message.
 func (c *adminClient) do(ctx context.Context, method, path string, body, out any) (raw []byte, err error) {
-	target, err := adminEndpoint(c.server, path)
+	target, err := serverURL(c.server, path)
 	if err != nil {
 		return nil, err
 	}

@@ -7,12 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -79,27 +76,13 @@ func Backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// endpoint is the backup URL on the server.
-func endpoint(server, path string) (string, error) {
-	base := server
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	u, err := url.Parse(base)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", fmt.Errorf("--server %q is not an http(s) URL like %s", server, DefaultServer)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	return u.String(), nil
-}
-
 func (o *backupOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if _, err := os.Lstat(o.out); err == nil {
 		return fmt.Errorf("%s already exists; nothing was changed. Choose a new name, or move the old file away first", o.out)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	target, err := endpoint(o.server, "/admin/backup")
+	target, err := serverURL(o.server, "/admin/backup")
 	if err != nil {
 		return err
 	}
@@ -121,12 +104,7 @@ func (o *backupOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 	}
 	req.Header.Set("Authorization", "Bearer "+o.token)
 	req.Header.Set("User-Agent", "trove-backup")
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:              http.ProxyFromEnvironment,
-		DialContext:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		DisableCompression: true,
-		ForceAttemptHTTP2:  true,
-	}}
+	client := streamClient()
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -230,12 +230,7 @@ func (o *exportOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 	if o.token != "" {
 		req.Header.Set("Authorization", "Bearer "+o.token)
 	}
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:              http.ProxyFromEnvironment,
-		DialContext:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		DisableCompression: true, // the bytes are stored as they come
-		ForceAttemptHTTP2:  true,
-	}}
+	client := streamClient()
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -509,4 +504,16 @@ func newBar(w io.Writer, kind string) *progressbar.ProgressBar {
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionClearOnFinish(),
 	)
+}
+
+// streamClient is the HTTP client of long downloads (exports, backups): no
+// overall timeout, a bounded dial, and the bytes kept as they come (no
+// transparent decompression).
+func streamClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:              http.ProxyFromEnvironment,
+		DialContext:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DisableCompression: true,
+		ForceAttemptHTTP2:  true,
+	}}
 }

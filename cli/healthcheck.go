@@ -49,7 +49,7 @@ func Healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *server == "" {
 		*server = listenURL(os.Getenv("TROVE_LISTEN"))
 	}
-	target, err := endpoint(*server, "/healthz")
+	target, err := serverURL(*server, "/healthz")
 	if err != nil {
 		fmt.Fprintln(stderr, "trove healthcheck:", err)
 		return 2
