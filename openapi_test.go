@@ -374,6 +374,17 @@ func TestOpenAPIE2E(t *testing.T) {
 	s.want(405, "DELETE", "/admin/apps", nil, oaAdmin)
 	s.want(404, "GET", "/no/such/path", nil)
 
+	// The web console: its files, and the overview it shows.
+	if r := s.want(200, "GET", "/", nil); !bytes.Contains(r.body, []byte("/console/app.js")) {
+		t.Errorf("GET /: %.200s; want the console's page", r.body)
+	}
+	s.want(200, "GET", "/console/app.js", nil)
+	s.want(200, "GET", "/console/style.css", nil)
+	s.want(404, "GET", "/console/no-such-file.js", nil)
+	s.want(200, "GET", "/admin/overview", nil, oaAdmin)
+	s.want(401, "GET", "/admin/overview", nil, oaBadTok)
+	s.want(403, "GET", "/admin/overview", nil, oaBackend)
+
 	// Events API.
 	s.want(202, "POST", "/v1/events", []byte(seedExample), oaJSON)
 	batch := "[" + event("signup", "oa-1") + "," + event("purchase", "oa-2") + `,{"type":"event","appKey":"` + demoApp + `"}]`
@@ -519,6 +530,7 @@ func TestOpenAPIE2E(t *testing.T) {
 	s.want(401, "POST", "/admin/backup", nil)
 	s.want(403, "POST", "/admin/backup", nil, oaBackend)
 
+	oaSegment(t, c, s)
 	oaRateLimited(t, c)
 	oaDiskFull(t, c)
 

@@ -23,6 +23,7 @@ import (
 	"trove/ingest"
 	"trove/obs"
 	"trove/profile"
+	"trove/segment"
 	"trove/storage"
 	"trove/web"
 )
@@ -171,6 +172,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Retention:     cfg.RetentionOf,
 		MinFreeDisk:   uint64(cfg.Storage.MinFreeDisk),
 		FreeSpace:     freeSpaceHook,
+		MemFS:         storeFSHook,
 		Logger:        log,
 	})
 	if err != nil {
@@ -211,6 +213,8 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	limiter := newRateLimiter(cfg)
 	ih.SetLimiter(limiter)
 	ph.SetLimiter(limiter)
+	sh := segment.NewHandler(reg, ih, ph)
+	sh.SetLimiter(limiter)
 	ah := admin.NewHandler(reg, db, log)
 	obs.SetBuildInfo(version)
 	srv := web.New(web.Config{
@@ -219,6 +223,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		CORSOrigins:     cfg.Ingest.CORSOrigins,
 		WriteGate:       db.Writable,
 		Metrics:         obs.StoreWriter(db, cfg.DataDir),
+		Listener:        listenerHook,
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
@@ -235,6 +240,10 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		AdminCreateToken: ah.CreateToken,
 		AdminListTokens:  ah.ListTokens,
 		AdminRevokeToken: ah.RevokeToken,
+		AdminOverview:    ah.Overview,
+
+		Segment:            sh.Serve,
+		SegmentClusterInfo: sh.ClusterInfo,
 	}, log)
 	addr, err := srv.Listen()
 	if err != nil {

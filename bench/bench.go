@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,7 @@ type options struct {
 	ndjson     bool
 	messageIDs bool
 	calibrate  bool
+	segment    bool // post Segment batches to /v1/batch (segment.go)
 
 	// Set by `trove bench profiles` only (profiles.go).
 	profiles bool    // post profile updates to /v1/users/profile instead of events
@@ -96,6 +98,9 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	}
 	if o.profiles {
 		tgt = tgt.profiles()
+	}
+	if o.segment {
+		tgt = tgt.segment()
 	}
 	progress := isTerminal(stderr)
 
@@ -160,6 +165,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.gzip, "gzip", false, "gzip request bodies (Content-Encoding: gzip)")
 	fs.BoolVar(&o.ndjson, "ndjson", false, "send application/x-ndjson, one event per line")
 	fs.BoolVar(&o.messageIDs, "message-ids", false, "give every event a unique messageId")
+	fs.BoolVar(&o.segment, "segment", false, "send Segment-format batches of track messages to POST /v1/batch, the -app key as write key")
 	fs.BoolVar(&o.calibrate, "calibrate", false, "first measure an in-process server that discards requests, then report the ratio")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -254,6 +260,8 @@ func workloadLabel(o options) string {
 		return "W3 profiles"
 	case o.profiles:
 		return "profiles"
+	case o.segment:
+		return "segment"
 	case o.batch == 500 && o.conns == 8:
 		return "W1 ingest"
 	case o.batch == 1 && o.conns == 64:
@@ -567,6 +575,8 @@ func (w *worker) build(i int64, n int) []byte {
 	} else {
 		w.gen.reseed(uint64(i))
 		switch {
+		case o.segment:
+			b = w.gen.AppendSegmentBatch(b, n)
 		case o.ndjson:
 			b = w.gen.AppendNDJSON(b, n)
 		case o.batch == 1:
@@ -604,6 +614,8 @@ func (w *worker) send(body []byte, n int) bool {
 	}
 	if sh.o.token != "" {
 		req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+sh.o.token)
+	} else if sh.o.segment {
+		req.Header.Set(fasthttp.HeaderAuthorization, "Basic "+base64.StdEncoding.EncodeToString([]byte(sh.o.appKey+":")))
 	}
 	// The body is not copied: it stays untouched until Do returns.
 	req.SetBodyRaw(body)
@@ -620,7 +632,7 @@ func (w *worker) send(body []byte, n int) bool {
 		return false
 	}
 	w.latencies = append(w.latencies, lat)
-	if code := resp.StatusCode(); code != fasthttp.StatusAccepted {
+	if code := resp.StatusCode(); code != fasthttp.StatusAccepted && !(sh.o.segment && code == fasthttp.StatusOK) {
 		w.errors++
 		b := resp.Body()
 		if len(b) > maxErrorBody {

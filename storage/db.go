@@ -41,6 +41,9 @@ type Options struct {
 	// Open and then every RetentionInterval (default an hour).
 	Retention         func(appKey string) time.Duration
 	RetentionInterval time.Duration
+	// MemFS, when set, keeps the store in that file system instead of on
+	// disk (crash tests).
+	MemFS *MemFS
 	// InMemory keeps everything in memory (tests and benchmarks).
 	InMemory bool
 	// MinFreeDisk is the free space, in bytes, below which writes are
@@ -81,6 +84,9 @@ type DB struct {
 
 	// eventsStored counts the events Writers have committed (see Stats).
 	eventsStored atomic.Int64
+	// overview caches the console's overview and counts the ingest rate
+	// (overview.go).
+	overview overviewCache
 
 	closed atomic.Bool
 	// readers is read-locked by each open Snapshot (from NewSnapshot to its
@@ -158,6 +164,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
+	}
+	if opts.MemFS != nil {
+		po.FS = opts.MemFS.fs
 	}
 	if opts.fs != nil {
 		po.FS = opts.fs

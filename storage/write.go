@@ -265,6 +265,7 @@ func (w *Writer) Commit() error {
 	}
 	w.db.disk.wrote(w.batch.Len())
 	w.db.eventsStored.Add(int64(len(w.events)))
+	w.db.overview.rate.countCommitted(w.now, w.events)
 	w.finish()
 	w.db.kickMerge()
 	return nil

@@ -62,7 +62,7 @@ func TestOpenAPIValid(t *testing.T) {
 // docPath returns the document's path for a route: a prefix route (its
 // Path ends in "/") is the prefix plus one path parameter.
 func docPath(doc *openapi3.T, r web.Route) (string, bool) {
-	if !strings.HasSuffix(r.Path, "/") {
+	if !strings.HasSuffix(r.Path, "/") || r.Path == "/" {
 		return r.Path, doc.Paths.Value(r.Path) != nil
 	}
 	for p := range doc.Paths.Map() {

@@ -201,7 +201,8 @@ func (rec *recorder) take() []call {
 func TestEveryRouteRequiresAuth(t *testing.T) {
 	rec := &recorder{}
 	srv := startServer(t, web.Config{}, rec.handlers(t))
-	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.yaml": true}
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.yaml": true,
+		"GET /": true, "GET /console/": true} // the console's files hold no data
 	seen := map[string]bool{}
 	for _, r := range srv.Routes() {
 		key := r.Method + " " + r.Path
@@ -247,7 +248,7 @@ func TestEveryRouteRequiresAuth(t *testing.T) {
 			// check the appKey of each event.
 			resp := do(t, r.Method, url, nil, nil)
 			calls := rec.take()
-			if r.Access == web.AppKey {
+			if r.Access == web.AppKey || r.Access == web.WriteKey {
 				if len(calls) != 1 || calls[0].token != nil {
 					t.Errorf("without credentials: handler calls %+v; want one, with no token", calls)
 				}
@@ -506,7 +507,9 @@ func TestNotFound(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/nope"},
 		{"GET", "/v1/events/"},
-		{"GET", "/"},
+		{"GET", "/console/no-such-file.js"},
+		{"GET", "/console/.hidden.js"},
+		{"POST", "/nope"},                             // "/" (the console) is no prefix route
 		{"DELETE", "/admin/tokens/0123456789ab/more"}, // a prefix route takes one segment
 		{"DELETE", "/admin/tokensx"},
 	} {

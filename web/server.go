@@ -29,6 +29,11 @@ const (
 	// Scoped routes need a valid token with the route's scope; the handler
 	// checks that it covers the app.
 	Scoped
+	// WriteKey routes (the Segment protocol) take an app's key as the HTTP
+	// Basic user name, or a token there or in the body; credentials, when
+	// sent, must be a known appKey or a valid token with the route's
+	// scope, and the handler resolves the app.
+	WriteKey
 )
 
 // Route is one entry of the route table.
@@ -36,7 +41,8 @@ type Route struct {
 	Method string
 	// Path is matched exactly, except that a Path ending in "/" matches
 	// every path that extends it by one non-empty segment (the handler
-	// reads the segment, e.g. the id of DELETE /admin/tokens/{id}).
+	// reads the segment, e.g. the id of DELETE /admin/tokens/{id}). "/"
+	// (the console's page) is matched exactly.
 	Path    string
 	Access  Access
 	Scope   auth.Scope
@@ -61,6 +67,14 @@ type Handlers struct {
 	AdminCreateToken func(*fasthttp.RequestCtx) error
 	AdminListTokens  func(*fasthttp.RequestCtx) error
 	AdminRevokeToken func(*fasthttp.RequestCtx) error
+	// Segment serves the Segment HTTP Tracking API (package segment):
+	// POST /v1/batch, /v1/track, /v1/identify, /v1/page, /v1/screen,
+	// /v1/alias and /v1/group; SegmentClusterInfo serves the
+	// GET /cluster-info that RudderStack SDKs ask.
+	Segment            func(*fasthttp.RequestCtx) error
+	SegmentClusterInfo func(*fasthttp.RequestCtx) error
+	// AdminOverview serves the web console's overview (GET /admin/overview).
+	AdminOverview func(*fasthttp.RequestCtx) error
 }
 
 // Config configures the HTTP server.
@@ -75,6 +89,9 @@ type Config struct {
 	// Metrics, when set, writes the server's own series (its store's) at
 	// the end of each GET /metrics answer, in the Prometheus text format.
 	Metrics func(w io.Writer)
+	// Listener, when set, is served instead of listening on Listen (tests
+	// that connect in memory).
+	Listener net.Listener
 }
 
 // Server is Trove's HTTP server.
@@ -115,6 +132,19 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/admin/tokens", Scoped, auth.ScopeAdmin, h.AdminCreateToken},
 		{"GET", "/admin/tokens", Scoped, auth.ScopeAdmin, h.AdminListTokens},
 		{"DELETE", "/admin/tokens/", Scoped, auth.ScopeAdmin, h.AdminRevokeToken},
+		{"POST", "/v1/batch", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/track", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/identify", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/page", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/screen", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/alias", WriteKey, auth.ScopeIngest, h.Segment},
+		{"POST", "/v1/group", WriteKey, auth.ScopeIngest, h.Segment},
+		{"GET", "/cluster-info", WriteKey, auth.ScopeIngest, h.SegmentClusterInfo},
+		{"GET", "/admin/overview", Scoped, auth.ScopeAdmin, h.AdminOverview},
+		// The web console's files (console.go); its data comes from the
+		// routes above, with the admin token.
+		{"GET", "/", Public, 0, s.console},
+		{"GET", consolePrefix, Public, 0, s.consoleAsset},
 	}
 	s.byKey = map[string]*Route{}
 	for i := range s.routes {
@@ -143,6 +173,10 @@ func (s *Server) Routes() []Route { return s.routes }
 
 // Listen binds the listening socket and returns its address.
 func (s *Server) Listen() (string, error) {
+	if s.cfg.Listener != nil {
+		s.ln = s.cfg.Listener
+		return s.ln.Addr().String(), nil
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return "", fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
@@ -247,7 +281,7 @@ func (s *Server) route(method, path []byte) *Route {
 	if i < 0 || i == len(path)-1 {
 		return nil
 	}
-	if r := s.byKey[string(method)+" "+string(path[:i+1])]; r != nil && strings.HasSuffix(r.Path, "/") {
+	if r := s.byKey[string(method)+" "+string(path[:i+1])]; r != nil && isPrefixRoute(r.Path) {
 		return r
 	}
 	return nil
@@ -259,7 +293,7 @@ func pathMatches(route, path string) bool {
 		return true
 	}
 	rest, ok := strings.CutPrefix(path, route)
-	return ok && strings.HasSuffix(route, "/") && rest != "" && !strings.Contains(rest, "/")
+	return ok && isPrefixRoute(route) && rest != "" && !strings.Contains(rest, "/")
 }
 
 // authenticate applies the route's Access rule.
@@ -272,10 +306,15 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, r *Route) error {
 		return err
 	}
 	if !present {
-		if r.Access == AppKey {
+		if r.Access == AppKey || r.Access == WriteKey {
 			return nil
 		}
 		return fmt.Errorf("%w: this endpoint needs a token with %s scope (Authorization: Bearer <token>)", auth.ErrUnauthenticated, r.Scope)
+	}
+	if r.Access == WriteKey {
+		if _, ok := s.reg.App(string(secret)); ok {
+			return nil // an appKey as write key: the handler resolves the app
+		}
 	}
 	tok, err := s.reg.Authenticate(secret)
 	if err != nil {

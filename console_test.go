@@ -1,0 +1,501 @@
+package main
+
+// The web console (web/console/) tested in a real browser: Debian's
+// Chromium, headless, driven with chromedp against a real server on
+// 127.0.0.1:0. Run with -screenshots to rewrite the screenshots in docs/
+// that the README shows:
+//
+//	go test -run TestConsole -screenshots .
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/goccy/go-json"
+	"github.com/klauspost/compress/gzip"
+)
+
+var writeScreenshots = flag.Bool("screenshots", false, "TestConsole: write the console's screenshots to docs/")
+
+// chromiumPath is Debian's Chromium, which .ci/run installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// xssMark is what every script payload below would set if it ran.
+const xssMark = "window.__troveXSS"
+
+// Payloads that run script if a page puts them in as HTML.
+var xssPayloads = []string{
+	`<img src=x onerror="window.__troveXSS=1">`,
+	`<script>window.__troveXSS=1</script>`,
+	`<svg onload="window.__troveXSS=1">`,
+}
+
+// console drives one tab of a headless Chromium.
+type console struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	shot string // where screenshots go
+}
+
+func newConsole(t *testing.T, base string) *console {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("no Chromium at %s (.ci/run installs it: apt-get install -y chromium)", chromiumPath)
+	}
+	// The flags that Chromium needs on a machine with no network beyond
+	// loopback and no GPU, running as root.
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	// Bounded: a stuck browser fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc(); cancel() })
+	c := &console{t: t, ctx: bctx, base: base, shot: t.TempDir()}
+	if *writeScreenshots {
+		c.shot = "docs"
+		if err := os.MkdirAll(c.shot, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.do(chromedp.EmulateViewport(1280, 800))
+	return c
+}
+
+func (c *console) do(actions ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, actions...); err != nil {
+		c.t.Fatalf("browser: %v\npage text: %s", err, c.pageText())
+	}
+}
+
+// pageText is the page's visible text, for failure messages.
+func (c *console) pageText() string {
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return "(cannot read it: " + err.Error() + ")"
+	}
+	return s
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// waitFor polls a JavaScript predicate until it is true.
+func (c *console) waitFor(what, predicate string) {
+	c.t.Helper()
+	if _, err := chromedp.Run(c.ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		c.t.Fatalf("waiting for %s (%s): %v\npage text:\n%s", what, predicate, err, c.pageText())
+	}
+}
+
+// waitText waits until the element sel contains text.
+func (c *console) waitText(sel, text string) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("%s to show %q", sel, text),
+		fmt.Sprintf(`(document.querySelector(%s)?.textContent || "").includes(%s)`, js(sel), js(text)))
+}
+
+// eval returns the value of a JavaScript expression.
+func (c *console) eval(expr string) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		c.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return s
+}
+
+// set sets a form control's value as a user would, firing its events.
+func (c *console) set(sel, value string) {
+	c.t.Helper()
+	c.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); e.value = %s;
+		e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return "" })()`, js(sel), js(value)))
+}
+
+func (c *console) open(page string) {
+	c.t.Helper()
+	c.do(chromedp.Navigate(c.base + "/#/" + page))
+	c.waitFor("the "+page+" page", `document.querySelector("#main")?.dataset.page === `+js(page))
+}
+
+// screenshot saves what the tab shows as docs/console-<name>.png (with
+// -screenshots) or in a temporary directory.
+func (c *console) screenshot(name string) {
+	c.t.Helper()
+	// No caret or hover state in the pictures.
+	c.eval(`document.activeElement && document.activeElement.blur && document.activeElement.blur(), ""`)
+	b, err := chromedp.Run(c.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.shot, "console-"+name+".png"), b, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// noScriptRan fails if any payload ran.
+func (c *console) noScriptRan(where string) {
+	c.t.Helper()
+	if got := c.eval(`String(` + xssMark + `)`); got != "undefined" {
+		c.t.Errorf("%s: a payload ran (%s = %s)", where, xssMark, got)
+	}
+	if n := c.eval(`String(document.querySelectorAll("img[src=x], #main script, svg[onload]").length)`); n != "0" {
+		c.t.Errorf("%s: %s payload elements are in the page", where, n)
+	}
+}
+
+// stamp is an eventTime hours before now.
+func stamp(hoursAgo float64) string {
+	return time.Now().UTC().Add(-time.Duration(hoursAgo * float64(time.Hour))).Format(time.RFC3339Nano)
+}
+
+// ingestEvents posts events to the Events API and checks they are accepted.
+func ingestEvents(t *testing.T, addr string, events []map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := postEvents(t, addr, string(body), "Content-Type: application/json")
+	if r.status != 202 || !bytes.Contains(r.body, []byte(fmt.Sprintf(`"accepted":%d`, len(events)))) {
+		t.Fatalf("ingest: %d %s", r.status, r.body)
+	}
+}
+
+func ev(name, user string, hoursAgo float64, attrs map[string]any) map[string]any {
+	return map[string]any{"type": "event", "event": name, "userId": user, "eventTime": stamp(hoursAgo), "appKey": demoApp, "attributes": attrs}
+}
+
+// seedConsole stores a week of events for the overview, a few rejected
+// events, and a profile.
+func seedConsole(t *testing.T, addr string) {
+	t.Helper()
+	names := []string{"app_open", "view_item", "add_to_cart", "purchase", "signup"}
+	var batch []map[string]any
+	for i := range 600 {
+		// Busy afternoons, quiet nights: a shape worth a chart.
+		h := float64(i%160) + float64(i%7)/10
+		if int(h)%24 < 6 && i%3 != 0 {
+			h += 8
+		}
+		batch = append(batch, ev(names[i%len(names)], fmt.Sprintf("user%03d", i%40), h, map[string]any{"plan": []string{"free", "pro"}[i%2], "n": i}))
+		if len(batch) == 200 {
+			ingestEvents(t, addr, batch)
+			batch = nil
+		}
+	}
+	other := `[{"type":"event","event":"login","userId":"o1","eventTime":"` + stamp(3) + `","appKey":"` + otherApp + `"}]`
+	if r := postEvents(t, addr, other, "Content-Type: application/json", "Authorization: Bearer "+otherSecret); r.status != 202 {
+		t.Fatalf("ingest to the other app: %d %s", r.status, r.body)
+	}
+	bad := `[{"type":"event","event":"checkout","userId":"user007","appKey":"` + demoApp + `"},` +
+		`{"type":"event","event":"","userId":"user008","eventTime":"` + stamp(1) + `","appKey":"` + demoApp + `"},` +
+		`{"type":"event","event":"ok","userId":"user009","eventTime":"` + stamp(1) + `","appKey":"` + demoApp + `"}]`
+	if r := postEvents(t, addr, bad, "Content-Type: application/json"); r.status != 202 {
+		t.Fatalf("ingest with rejects: %d %s", r.status, r.body)
+	}
+	profile := `{"appKey":"` + demoApp + `","user_profiles":[{"customer_id":"user007","user_alias":{"alias_label":"facebook","alias_id":"fb007"},
+		"first_name":"Jane","last_name":"Doe","email_id":"jane.doe@example.com","city":"Oslo","gender":"F",
+		"custom-ltv":35,"custom-plan":"pro","custom-tags":["whale","early-adopter"]}]}`
+	if r := request(t, "POST", "http://"+addr+"/v1/users/profile", strings.NewReader(profile), "Content-Type: application/json", "Authorization: Bearer "+backendSecret); r.status != 202 {
+		t.Fatalf("profile: %d %s", r.status, r.body)
+	}
+}
+
+// TestConsole signs in (a wrong token first), watches events arrive in
+// Live, looks up a profile, downloads an export and checks its lines, and
+// creates and revokes a token; taking a screenshot of each page.
+func TestConsole(t *testing.T) {
+	addr, _, _ := startServer(t, testConfig)
+	base := "http://" + addr
+	seedConsole(t, addr)
+	c := newConsole(t, base)
+	start := time.Now()
+
+	// Sign-in: a wrong token is refused with a clear message; the right
+	// one, typed and sent with Enter, opens the overview.
+	c.do(chromedp.Navigate(base + "/"))
+	c.do(chromedp.WaitVisible(chromedp.CSS("#token")), chromedp.SendKeys(chromedp.CSS("#token"), "not-the-token"+kb.Enter))
+	c.waitText("#signin-error", "does not accept this token")
+	c.screenshot("signin")
+	c.set("#token", "")
+	c.do(chromedp.SendKeys(chromedp.CSS("#token"), ingestSecret+kb.Enter))
+	c.waitText("#signin-error", "no admin scope")
+	c.set("#token", "")
+	c.do(chromedp.SendKeys(chromedp.CSS("#token"), adminSecret+kb.Enter))
+	c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "602"`)
+	if got := c.eval(`sessionStorage.getItem("trove.adminToken") || ""`); got != adminSecret {
+		t.Errorf("sessionStorage token = %q; want the admin token", got)
+	}
+	c.waitText("#card-rejected", "2")
+	c.waitFor("the chart's bars", `document.querySelectorAll("#overview-chart rect.bar").length > 100`)
+	c.waitText("#overview-apps", "demo")
+	c.screenshot("overview")
+
+	t.Run("live", func(t *testing.T) {
+		c.t = t
+		c.open("live")
+		c.waitText("#live-status", "Streaming")
+		ingestEvents(t, addr, []map[string]any{
+			ev("live-check-1", "live-user-a", 0, map[string]any{"sku": "A-1"}),
+			ev("live-check-2", "live-user-b", 0, map[string]any{"sku": "B-2"}),
+		})
+		c.waitText("#live-rows", "live-check-2")
+		c.waitText("#live-rows", "live-user-a")
+		// The detail view of one event.
+		c.eval(`Array.from(document.querySelectorAll("#live-rows tr")).find(r => r.textContent.includes("live-check-2")).click(), ""`)
+		c.waitText("#live-json", `"sku": "B-2"`)
+		c.waitText("#live-json", `"messageId"`)
+		// The filter, by userId.
+		c.set("#live-filter", "live-user-a")
+		c.waitFor("the filter", `!document.querySelector("#live-rows").textContent.includes("live-check-2") && document.querySelector("#live-rows").textContent.includes("live-check-1")`)
+		c.set("#live-filter", "")
+		// Paused: held, not shown; resumed: shown.
+		c.do(chromedp.Click(chromedp.CSS("#live-pause")))
+		ingestEvents(t, addr, []map[string]any{ev("live-check-3", "live-user-c", 0, nil)})
+		c.waitText("#live-status", "Paused: 1 new")
+		if strings.Contains(c.eval(`document.querySelector("#live-rows").textContent`), "live-check-3") {
+			t.Errorf("an event shows while paused")
+		}
+		c.do(chromedp.Click(chromedp.CSS("#live-pause")))
+		c.waitText("#live-rows", "live-check-3")
+		// Rejected events, with their reason.
+		c.waitText("#live-rejected", "eventTime")
+		c.eval(`Array.from(document.querySelectorAll("#live-rows tr")).find(r => r.textContent.includes("live-check-2")).click(), ""`)
+		c.screenshot("live")
+	})
+
+	t.Run("profiles", func(t *testing.T) {
+		c.t = t
+		c.open("profiles")
+		c.do(chromedp.WaitVisible(chromedp.CSS("#pf-value")))
+		c.set("#pf-value", "user007")
+		c.do(chromedp.Click(chromedp.CSS("#pf-lookup")))
+		c.waitText("#pf-profile", "Jane")
+		c.waitText("#pf-profile", "custom-tags")
+		c.waitText("#pf-profile", "fb007")
+		c.waitFor("the user's events", `document.querySelectorAll("#pf-events tr").length === 15`)
+		c.screenshot("profiles")
+		// By alias, and by pyze_id.
+		c.set("#pf-kind", "alias")
+		c.set("#pf-alias-label", "facebook")
+		c.set("#pf-value", "fb007")
+		c.do(chromedp.Click(chromedp.CSS("#pf-lookup")))
+		c.waitText("#pf-profile", "jane.doe@example.com")
+		id := c.eval(`document.querySelector("#pf-profile dd").textContent`)
+		c.set("#pf-kind", "pyze_id")
+		c.set("#pf-value", id)
+		c.do(chromedp.Click(chromedp.CSS("#pf-lookup")))
+		c.waitText("#pf-profile", "Oslo")
+		// An API error shows its message.
+		c.set("#pf-value", "not-a-uuid")
+		c.do(chromedp.Click(chromedp.CSS("#pf-lookup")))
+		c.waitText("#profile-error", "pyze_id must be a UUID")
+	})
+
+	t.Run("export", func(t *testing.T) {
+		c.t = t
+		dir := t.TempDir()
+		c.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+			})
+			return err
+		}))
+		c.open("export")
+		from := time.Now().UTC().Add(-48 * time.Hour).Format("2006-01-02")
+		c.set("#ex-from", from)
+		c.set("#ex-events", "purchase, signup")
+		c.set("#ex-compression", "gzip")
+		c.waitText("#ex-curl", "Accept-Encoding: gzip")
+		c.waitText("#ex-cli", "trove export events --server "+base+" --app "+demoApp+" --from "+from+" --event purchase,signup -o demo-events.ndjson.gz")
+		c.do(chromedp.Click(chromedp.CSS("#ex-download")))
+		c.waitText("#ex-status", "Downloaded")
+		path := filepath.Join(dir, "demo-events.ndjson.gz")
+		waitForFile(t, path)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("the download is not gzip: %v", err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := exportEvents(t, addr, "appKey="+demoApp+"&from="+from+"&event="+url.QueryEscape("purchase,signup"))
+		if len(want.lines) == 0 || string(got) != strings.Join(want.lines, "\n")+"\n" {
+			t.Errorf("the download has %d lines; want the %d of the same export by the API", bytes.Count(got, []byte("\n")), len(want.lines))
+		}
+		c.waitText("#ex-status", fmt.Sprintf("Downloaded %d events", len(want.lines)))
+		c.screenshot("export")
+	})
+
+	t.Run("apps and tokens", func(t *testing.T) {
+		c.t = t
+		c.open("apps")
+		c.waitText("#tokens-rows", "backend")
+		c.set("#tok-name", "console-made")
+		c.do(chromedp.Click(chromedp.CSS("#tok-all")), chromedp.Click(chromedp.CSS("#tok-create")))
+		c.waitFor("the new secret", `(document.querySelector("#tok-secret")?.value || "").startsWith("trv_")`)
+		secret := c.eval(`document.querySelector("#tok-secret").value`)
+		c.waitText("#tokens-rows", "console-made")
+		if r := request(t, "GET", base+"/v1/export/events?appKey="+otherApp+"&limit=1", nil, "Authorization: Bearer "+secret); r.status != 200 {
+			t.Fatalf("the new token: %d %s; want 200", r.status, r.body)
+		}
+		c.screenshot("apps")
+		// Revoke asks for a second click.
+		id := c.eval(`Array.from(document.querySelectorAll("#tokens-rows tr")).find(r => r.textContent.includes("console-made")).dataset.id`)
+		sel := chromedp.CSS(`button.revoke[data-id="` + id + `"]`)
+		c.do(chromedp.Click(sel))
+		c.waitText(`button.revoke[data-id="`+id+`"]`, "Confirm revoke")
+		c.do(chromedp.Click(sel))
+		c.waitFor("the token to go", `!document.querySelector("#tokens-rows").textContent.includes("console-made")`)
+		if r := request(t, "GET", base+"/v1/export/events?appKey="+otherApp+"&limit=1", nil, "Authorization: Bearer "+secret); r.status != 401 {
+			t.Errorf("the revoked token: %d; want 401", r.status)
+		}
+		// An API error shows its message: an app name already taken.
+		c.set("#app-name", "demo")
+		c.do(chromedp.Click(chromedp.CSS("#app-create")))
+		c.waitText("#apps-error", `an app named "demo" already exists`)
+	})
+
+	t.Run("phone", func(t *testing.T) {
+		c.t = t
+		c.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+		defer c.do(chromedp.EmulateViewport(1280, 800))
+		c.open("overview")
+		c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "605"`)
+		if w := c.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
+			t.Errorf("at 390 px wide the page is %s px wide; want no horizontal scrolling", w)
+		}
+		c.screenshot("phone")
+	})
+
+	t.Run("a token the server stops accepting signs out", func(t *testing.T) {
+		c.t = t
+		c.eval(`sessionStorage.setItem("trove.adminToken", "stale"), ""`)
+		c.do(chromedp.Navigate(base + "/#/apps"))
+		c.do(chromedp.Reload())
+		c.waitText("#signin-error", "no longer accepts this token")
+	})
+	t.Logf("browser steps took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestConsoleEscapes stores script payloads in event names, attribute
+// values, userIds, profile fields and an app name, shows them on every page,
+// and checks that none runs and that each shows as literal text.
+func TestConsoleEscapes(t *testing.T) {
+	addr, _, _ := startServer(t, testConfig)
+	base := "http://" + addr
+	c := newConsole(t, base)
+
+	p0, p1, p2 := xssPayloads[0], xssPayloads[1], xssPayloads[2]
+	if r := request(t, "POST", base+"/admin/apps", strings.NewReader(`{"name":`+js(p2)+`}`), "Authorization: Bearer "+adminSecret); r.status != 201 {
+		t.Fatalf("app: %d %s", r.status, r.body)
+	}
+	profile, _ := json.Marshal(map[string]any{"appKey": demoApp, "user_profiles": []map[string]any{{
+		"userId": p1, "first_name": p0, "city": p2, "custom-note": p1, "custom-tags": []string{p0},
+		"user_alias": map[string]string{"alias_label": p0, "alias_id": p2},
+	}}})
+	if r := request(t, "POST", base+"/v1/users/profile", bytes.NewReader(profile), "Content-Type: application/json", "Authorization: Bearer "+backendSecret); r.status != 202 {
+		t.Fatalf("profile: %d %s", r.status, r.body)
+	}
+
+	c.do(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")), chromedp.SendKeys(chromedp.CSS("#token"), adminSecret+kb.Enter))
+	c.waitText("#overview-apps", p2)
+	c.noScriptRan("overview")
+
+	c.open("live")
+	c.waitText("#live-status", "Streaming")
+	ingestEvents(t, addr, []map[string]any{
+		ev(p0, p1, 0, map[string]any{"html": p1, p2: p0}),
+		ev("plain", p1, 0, map[string]any{"note": p2}),
+	})
+	// Rejected with the payload in the reason's event.
+	bad := `{"type":"event","event":` + js(p1) + `,"userId":"u","appKey":"` + demoApp + `"}`
+	if r := postEvents(t, addr, bad, "Content-Type: application/json"); r.status != 400 {
+		t.Fatalf("bad event: %d %s", r.status, r.body)
+	}
+	c.waitText("#live-rows", p0)
+	c.waitText("#live-rows", p1)
+	c.eval(`document.querySelector("#live-rows tr:last-child").click(), ""`)
+	c.waitText("#live-json", `<svg onload=`) // a JSON key: its quotes are escaped
+	c.do(chromedp.Click(chromedp.CSS("#live-rejected-refresh")))
+	c.waitText("#live-rejected", p1)
+	c.noScriptRan("live")
+
+	c.open("profiles")
+	c.do(chromedp.WaitVisible(chromedp.CSS("#pf-value")))
+	c.set("#pf-value", p1)
+	c.do(chromedp.Click(chromedp.CSS("#pf-lookup")))
+	for _, p := range xssPayloads {
+		c.waitText("#pf-profile", p)
+	}
+	c.waitText("#pf-events", p0)
+	c.noScriptRan("profiles")
+
+	c.open("export")
+	c.set("#ex-user", p1)
+	c.waitText("#ex-curl", "userId=")
+	c.waitText("#ex-cli", p1)
+	c.open("apps")
+	c.waitText("#apps-rows", p2)
+	c.waitText("#tok-apps", p2)
+	c.noScriptRan("apps")
+}
+
+// waitForFile waits until path exists: the browser writes a download
+// under another name and renames it when complete.
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			t.Fatalf("no %s after 10s (the directory holds %v)", path, entries)
+		}
+	}
+}

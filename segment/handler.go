@@ -1,0 +1,369 @@
+package segment
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/ingest"
+	"trove/profile"
+)
+
+// Segment's limits (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size).
+const (
+	// MaxMessageBytes is the most one message may take, and so the body of
+	// /v1/track and the other single-message endpoints.
+	MaxMessageBytes = 32 << 10
+	// MaxBatchBytes is the most a /v1/batch body may take, after
+	// decompression.
+	MaxBatchBytes = 500 << 10
+	// translationSlack is what a message may grow by as a Trove event
+	// (the appKey, "segment" around what does not map, a batch's context).
+	translationSlack = 4 << 10
+	// maxDepth bounds the nesting of a body: a batch, a message, and the
+	// 32 levels Trove takes inside attributes.
+	maxDepth = 36
+)
+
+// Limiter charges messages to their app's rate limit (web.RateLimiter).
+type Limiter interface {
+	// Take charges counts[i] to app appKeys[i], for every i, or, returning
+	// an error, to none of them. It does not retain the slices.
+	Take(appKeys []string, counts []int) error
+}
+
+// Handler serves the Segment HTTP Tracking API.
+type Handler struct {
+	reg      *auth.Registry
+	events   *ingest.Handler
+	profiles *profile.Handler
+	limiter  Limiter
+}
+
+// NewHandler returns a Handler that stores events through events and
+// profile updates through profiles.
+func NewHandler(reg *auth.Registry, events *ingest.Handler, profiles *profile.Handler) *Handler {
+	return &Handler{reg: reg, events: events, profiles: profiles}
+}
+
+// SetLimiter makes h charge every message of a request (stored,
+// quarantined or a profile update) to its app's rate before storing
+// anything; a refused request stores nothing. Call it before serving.
+func (h *Handler) SetLimiter(l Limiter) { h.limiter = l }
+
+// Result is the answer to a Segment request: Segment's {"success":true}
+// plus what POST /v1/events answers.
+type Result struct {
+	Success    bool               `json:"success"`
+	Accepted   int                `json:"accepted"`
+	Duplicates int                `json:"duplicates"`
+	Rejected   int                `json:"rejected"`
+	Errors     []ingest.ItemError `json:"errors"`
+}
+
+// pathKind returns the message type a single-message path implies, and
+// whether the path is /v1/batch.
+func pathKind(path []byte) (kind, bool) {
+	p := string(path)
+	if p == "/v1/batch" {
+		return kindUnknown, true
+	}
+	return kindOf([]byte(strings.TrimPrefix(p, "/v1/"))), false
+}
+
+// Serve handles POST /v1/batch and the single-message endpoints.
+func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
+	pathType, isBatch := pathKind(ctx.Path())
+	limit, what := MaxMessageBytes, "Segment's limit of 32 KB per message"
+	if isBatch {
+		limit, what = MaxBatchBytes, "Segment's limit of 500 KB per batch"
+	}
+	body, err := ingest.ReadBody(ctx, limit, what)
+	if err != nil {
+		return err
+	}
+	defer body.Release()
+	raw := bytes.TrimSpace(body.Bytes())
+	if len(raw) == 0 {
+		return ingest.Invalid("", "the request body is empty")
+	}
+	if ok, why := ingest.ValidJSON(raw, maxDepth); !ok {
+		return ingest.Invalid("", "%s", why)
+	}
+	if raw[0] != '{' {
+		return ingest.Invalid("", "the body must be a JSON object, got %s", ingest.KindOf(raw))
+	}
+
+	var (
+		d        defaults
+		writeKey []byte
+		msgs     [][]byte
+	)
+	if isBatch {
+		var batch []byte
+		ingest.ForEachMember(raw, func(key, val []byte) error {
+			switch string(key) {
+			case "batch":
+				batch = val
+			case "sentAt":
+				d.sentAt = val
+			case "context":
+				d.context = val
+			case "integrations":
+				d.integrations = val
+			case "writeKey":
+				writeKey = val
+			}
+			return nil
+		})
+		if batch == nil || batch[0] != '[' {
+			return ingest.Invalid("batch", "batch is required: an array of messages")
+		}
+		msgs = make([][]byte, 0, 64)
+		ingest.ForEachElement(batch, func(_ int, elem []byte) error {
+			msgs = append(msgs, elem)
+			return nil
+		})
+	} else {
+		ingest.ForEachMember(raw, func(key, val []byte) error {
+			if string(key) == "writeKey" {
+				writeKey = val
+			}
+			return nil
+		})
+		msgs = [][]byte{raw}
+	}
+	if writeKey != nil {
+		s, ok := ingest.JSONString(writeKey)
+		if !ok {
+			return ingest.Invalid("writeKey", "writeKey must be a string, got %s", ingest.KindOf(writeKey))
+		}
+		writeKey = s
+	}
+	appKey, err := h.resolveApp(ctx, writeKey)
+	if err != nil {
+		return err
+	}
+
+	b := h.events.NewBatch(ingest.ClientIP(ctx), translationSlack)
+	defer ingest.ReleaseBatch(b)
+	receivedAt := b.Now.UTC().AppendFormat([]byte{'"'}, "2006-01-02T15:04:05.000Z07:00")
+	receivedAt = append(receivedAt, '"')
+	var (
+		m message
+		t translation
+		// arena holds the translated events: b keeps slices of them (the
+		// messageIds) until it is stored, so it only grows.
+		arena []byte
+		profs []profileUpdate
+	)
+	for i, raw := range msgs {
+		k := pathType
+		reject := func(field, code, msg string) {
+			var id []byte
+			if raw[0] == '{' {
+				id, _ = ingest.JSONString(m.messageID)
+			}
+			b.Reject(i, appKey, string(id), field, code, msg, raw)
+		}
+		m = message{rest: m.rest[:0]}
+		if len(raw) > MaxMessageBytes {
+			decodeMessage(raw, &m) // for its messageId, when it is an object
+			reject("", "too_large", fmt.Sprintf("message is %d bytes, over Segment's limit of %d", len(raw), MaxMessageBytes))
+			continue
+		}
+		if err := decodeMessage(raw, &m); err != nil {
+			reject("", "invalid_event", "a message must be a JSON object, got "+ingest.KindOf(raw))
+			continue
+		}
+		if isBatch {
+			typ, ok := ingest.JSONString(m.typ)
+			if k = kindOf(typ); !ok || k == kindUnknown {
+				msg := "type is required: track, page, screen, identify, group or alias"
+				if ok {
+					msg = fmt.Sprintf("unknown message type %q: Trove takes track, page, screen, identify, group and alias", typ)
+				} else if m.typ != nil {
+					msg = "type must be a string, got " + ingest.KindOf(m.typ)
+				}
+				reject("type", "invalid_event", msg)
+				continue
+			}
+		}
+		var rej *rejection
+		start := len(arena)
+		arena, rej = translate(arena, k, &m, &d, appKey, receivedAt, &t)
+		ev := arena[start:]
+		if rej != nil {
+			arena = arena[:start]
+			reject(rej.field, "invalid_event", rej.message)
+			continue
+		}
+		var prof []byte
+		switch k {
+		case kindIdentify:
+			if !isAbsent(m.traits) && m.traits[0] != '{' {
+				reject("traits", "invalid_event", "traits must be an object, got "+ingest.KindOf(m.traits))
+				continue
+			}
+			userID := identity(m.userID)
+			if userID == nil {
+				userID = identity(m.anonymousID)
+			}
+			prof = appendIdentify(nil, userID, m.traits)
+		case kindAlias:
+			prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
+		}
+		if prof != nil {
+			if err := h.profiles.Check(prof); err != nil {
+				field, msg := profileError(err)
+				reject(field, "invalid_event", msg)
+				continue
+			}
+		}
+		if !b.Add(i, ev) {
+			r := &b.Rejected[len(b.Rejected)-1]
+			seg := t.segmentField(r.Field)
+			r.Message = rename(r.Message, r.Field, seg)
+			r.Field, r.Raw = seg, raw
+			arena = arena[:start]
+			continue
+		}
+		if prof != nil {
+			profs = append(profs, profileUpdate{index: i, obj: prof})
+		}
+	}
+
+	if h.limiter != nil && len(msgs) > 0 {
+		if err := h.limiter.Take([]string{appKey}, []int{len(msgs)}); err != nil {
+			return err
+		}
+	}
+	// Profiles first: a failure between the two writes leaves the batch
+	// unanswered, and the SDK's retry applies the same traits again
+	// (setting is idempotent) and then stores the events.
+	if err := h.applyProfiles(b, appKey, profs, msgs); err != nil {
+		return err
+	}
+	res, err := h.events.Store(b)
+	if err != nil {
+		return err
+	}
+	out, err := json.Marshal(Result{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors})
+	if err != nil {
+		return fmt.Errorf("cannot encode answer: %w", err)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return nil
+}
+
+// profileUpdate is the profile object of the message at index.
+type profileUpdate struct {
+	index int
+	obj   []byte
+}
+
+// applyProfiles applies the profile updates of the batch's valid identify
+// and alias messages; a message whose update conflicts with a stored
+// identity is quarantined instead of stored, with the reason.
+func (h *Handler) applyProfiles(b *ingest.Batch, appKey string, profs []profileUpdate, msgs [][]byte) error {
+	if len(profs) == 0 {
+		return nil
+	}
+	objs := make([][]byte, len(profs))
+	for i, p := range profs {
+		objs[i] = p.obj
+	}
+	errs, err := h.profiles.ApplyEach(appKey, objs)
+	if err != nil {
+		return err
+	}
+	for i, e := range errs {
+		if e == nil {
+			continue
+		}
+		idx := profs[i].index
+		for j := range b.Events {
+			if b.Events[j].Index == idx {
+				field, msg := profileError(e)
+				b.Drop(j, field, msg, msgs[idx])
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// profileError returns the message's field and the reason for a profile
+// error.
+func profileError(err error) (field, msg string) {
+	field = "traits"
+	if pe, ok := err.(*profile.Error); ok {
+		switch pe.Field {
+		case "":
+		case "userId":
+			field = "userId"
+		case "user_alias":
+			field = "previousId"
+		default:
+			field = "traits." + pe.Field
+		}
+	}
+	msg = strings.ReplaceAll(err.Error(), "user_profiles[0]", "traits")
+	return field, msg
+}
+
+// resolveApp returns the app a request's write key names: the HTTP Basic
+// user name (or a Bearer token), else writeKey from the body. A write key
+// is an appKey, or a token with ingest scope for exactly one app (the way
+// to send to an app with require_token).
+func (h *Handler) resolveApp(ctx *fasthttp.RequestCtx, bodyKey []byte) (string, error) {
+	secret, present, err := auth.Credential(ctx.Request.Header.Peek("Authorization"))
+	if err != nil {
+		return "", err
+	}
+	key := secret
+	if !present {
+		key = bodyKey
+	}
+	if len(key) == 0 {
+		return "", fmt.Errorf("%w: no write key: send the app's appKey as the HTTP Basic user name (empty password), or as writeKey in the body", auth.ErrUnauthenticated)
+	}
+	if app, ok := h.reg.App(string(key)); ok {
+		if app.RequireToken {
+			return "", fmt.Errorf("%w: app %q requires a token: use a token with ingest scope for this app as the write key", auth.ErrUnauthenticated, app.AppKey)
+		}
+		return app.AppKey, nil
+	}
+	tok := auth.TokenOf(ctx)
+	if tok == nil || !present {
+		if tok, err = h.reg.Authenticate(key); err != nil {
+			return "", fmt.Errorf("%w: the write key is neither a known appKey nor a valid token", auth.ErrUnauthenticated)
+		}
+	}
+	if tok.Scopes&auth.ScopeIngest == 0 {
+		return "", fmt.Errorf("%w: token %q does not have ingest scope", auth.ErrForbidden, tok.Name)
+	}
+	app, ok := tok.OnlyApp()
+	if !ok {
+		return "", fmt.Errorf("%w: token %q covers more than one app: a token used as write key must cover exactly one", auth.ErrForbidden, tok.Name)
+	}
+	return app, nil
+}
+
+// ClusterInfo handles GET /cluster-info, which RudderStack's SDKs ask to
+// spread batches over a cluster's nodes: Trove is one node.
+func (h *Handler) ClusterInfo(ctx *fasthttp.RequestCtx) error {
+	if _, err := h.resolveApp(ctx, nil); err != nil {
+		return err
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"nodeCount":1}`)
+	return nil
+}
