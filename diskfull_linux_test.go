@@ -189,6 +189,7 @@ func TestDiskFullLoopMount(t *testing.T) {
 		}
 	}
 	t.Logf("refused after %d batches (%d events acknowledged), %d MiB free", batch, len(acked), availBytes(t, mnt)>>20)
+	tripped := batch
 	if ra := h.Get("Retry-After"); ra != "30" {
 		t.Errorf("Retry-After %q; want \"30\"", ra)
 	}
@@ -260,9 +261,23 @@ func TestDiskFullLoopMount(t *testing.T) {
 	}
 	// What was acknowledged survives the restart.
 	c = startChild(t, cfgPath, filepath.Join(mnt, "data"))
-	if got := exported(); !slices.Equal(got, acked) {
+	got := exported()
+	if !slices.Equal(got, acked) {
 		t.Errorf("export after a restart: %d events; want the %d acknowledged", len(got), len(acked))
 	}
+	present := map[string]bool{}
+	for _, id := range got {
+		present[id] = true
+	}
+	lost := 0
+	for _, id := range acked {
+		if !present[id] {
+			lost++
+		}
+	}
+	summary := fmt.Sprintf("DISKFULL: fs_mib=192 min_free_disk_mib=64 batches_before_503=%d acked_events=%d lost=%d", tripped, len(acked), lost)
+	t.Log(summary)
+	fmt.Println(summary)
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	if code := c.waitExit(t, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM; want 0", code)
