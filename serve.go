@@ -224,6 +224,12 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		WriteGate:       db.Writable,
 		Metrics:         obs.StoreWriter(db, cfg.DataDir),
 		Listener:        listenerHook,
+		ReadTimeout:     cfg.HTTP.ReadTimeout.Std(),
+		WriteTimeout:    cfg.HTTP.WriteTimeout.Std(),
+		IdleTimeout:     cfg.HTTP.IdleTimeout.Std(),
+		Concurrency:     cfg.HTTP.Concurrency,
+		MaxConnsPerIP:   cfg.HTTP.MaxConnsPerIP,
+		MaxHeaderBytes:  int(cfg.HTTP.MaxHeaderBytes),
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,

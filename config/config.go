@@ -25,6 +25,7 @@ type Config struct {
 	Ingest   Ingest   `toml:"ingest"`
 	Profiles Profiles `toml:"profiles"`
 	Storage  Storage  `toml:"storage"`
+	HTTP     HTTP     `toml:"http"`
 	Apps     []App    `toml:"apps"`
 	Tokens   []Token  `toml:"tokens"`
 }
@@ -56,6 +57,28 @@ type Storage struct {
 	MergeInterval Duration `toml:"merge_interval"`
 	// MergeMinAge is how old a segment must be before it is merged.
 	MergeMinAge Duration `toml:"merge_min_age"`
+}
+
+// HTTP configures the HTTP server's defences against slow and greedy
+// clients (README, Configuration: Hostile clients).
+type HTTP struct {
+	// ReadTimeout bounds reading one request, headers and body, from its
+	// first byte (on a new connection, from the accept).
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout bounds how long one write of a response may make no
+	// progress; a slow download that keeps moving is never cut.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Concurrency is the most connections served at once; more are
+	// answered 503 and closed.
+	Concurrency int `toml:"concurrency"`
+	// MaxConnsPerIP is the most connections from one address; more are
+	// answered 429 and closed. 0 is unlimited.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes Size `toml:"max_header_bytes"`
 }
 
 // App is an application whose events Trove stores, declared in the file.
@@ -115,6 +138,14 @@ func Default() Config {
 			CacheSize:     48 << 20,
 			MergeInterval: Duration(5 * time.Second),
 			MergeMinAge:   Duration(30 * time.Second),
+		},
+		HTTP: HTTP{
+			ReadTimeout:    Duration(60 * time.Second),
+			WriteTimeout:   Duration(60 * time.Second),
+			IdleTimeout:    Duration(120 * time.Second),
+			Concurrency:    4096,
+			MaxConnsPerIP:  0,
+			MaxHeaderBytes: 16 << 10,
 		},
 	}
 }
@@ -232,6 +263,24 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Storage.MergeInterval < Duration(100*time.Millisecond) {
 		bad("storage.merge_interval", "must be at least 100ms")
+	}
+	h := &cfg.HTTP
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"http.read_timeout", h.ReadTimeout}, {"http.write_timeout", h.WriteTimeout}, {"http.idle_timeout", h.IdleTimeout}} {
+		if d.v < Duration(100*time.Millisecond) {
+			bad(d.key, "must be at least 100ms (a slow client must not hold a connection forever)")
+		}
+	}
+	if h.Concurrency < 16 {
+		bad("http.concurrency", "must be at least 16, got %d", h.Concurrency)
+	}
+	if h.MaxConnsPerIP < 0 {
+		bad("http.max_conns_per_ip", "must be 0 (unlimited) or positive, got %d", h.MaxConnsPerIP)
+	}
+	if h.MaxHeaderBytes < 4<<10 || h.MaxHeaderBytes > 1<<20 {
+		bad("http.max_header_bytes", "must be between 4KiB and 1MiB, got %d bytes", int64(h.MaxHeaderBytes))
 	}
 	keys := map[string]bool{}
 	for i, a := range cfg.Apps {

@@ -21,6 +21,10 @@ var ErrNotFound = errors.New("web: not found")
 // ErrMethodNotAllowed is the error for a known path with another method.
 var ErrMethodNotAllowed = errors.New("web: method not allowed")
 
+// ErrBodyTooLarge refuses a declared body over Config.MaxRequestBytes
+// before any of it is read (HTTP 413).
+var ErrBodyTooLarge = errors.New("web: request body too large")
+
 // ErrShuttingDown is returned while the server drains.
 var ErrShuttingDown = errors.New("web: shutting down")
 
@@ -68,7 +72,7 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, ErrRateLimited):
 		return fasthttp.StatusTooManyRequests, "rate_limited"
-	case errors.Is(err, ErrOverBurst):
+	case errors.Is(err, ErrOverBurst), errors.Is(err, ErrBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
 	case errors.Is(err, storage.ErrDiskFull):
 		return fasthttp.StatusServiceUnavailable, "disk_full"

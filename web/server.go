@@ -92,6 +92,14 @@ type Config struct {
 	// Listener, when set, is served instead of listening on Listen (tests
 	// that connect in memory).
 	Listener net.Listener
+	// The defences against slow and greedy clients (conns.go); zero takes
+	// the default of config.example.toml's [http].
+	ReadTimeout    time.Duration // one request, headers and body
+	WriteTimeout   time.Duration // one response write without progress
+	IdleTimeout    time.Duration // between requests of a keep-alive connection
+	Concurrency    int           // connections served at once
+	MaxConnsPerIP  int           // 0 is unlimited
+	MaxHeaderBytes int           // request line and headers
 }
 
 // Server is Trove's HTTP server.
@@ -152,14 +160,23 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		s.byKey[r.Method+" "+r.Path] = r
 	}
 	s.initRouteMetrics()
+	cfg.withDefaults()
+	s.cfg = cfg
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle, // s.serve, logged and measured (log.go)
-		Name:                  "trove",
-		StreamRequestBody:     true,
-		MaxRequestBodySize:    cfg.MaxRequestBytes,
-		ReadBufferSize:        16 << 10,
-		ReadTimeout:           60 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		Handler:            s.handle, // s.serve, logged and measured (log.go)
+		Name:               "trove",
+		StreamRequestBody:  true,
+		MaxRequestBodySize: cfg.MaxRequestBytes,
+		// The read buffer holds the request line and headers whole: a
+		// larger header gets 431.
+		ReadBufferSize: cfg.MaxHeaderBytes,
+		ReadTimeout:    cfg.ReadTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		// No WriteTimeout: fasthttp's bounds a whole response, which would
+		// cut a long export; progressConn bounds each stalled write instead.
+		Concurrency:           cfg.Concurrency,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		ExpectHandler:         s.expect,
 		NoDefaultServerHeader: false,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
@@ -181,7 +198,7 @@ func (s *Server) Listen() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = ln
+	s.ln = progressListener{ln, s.cfg.WriteTimeout}
 	return ln.Addr().String(), nil
 }
 
@@ -200,6 +217,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// (a signal right after start); closing it ends Serve either way.
 	s.ln.Close()
 	return err
+}
+
+// expect answers "Expect: 100-continue": a declared body over the limit
+// gets 413 before the client sends any of it. (Without Expect, fasthttp
+// reads at most the body's first 8 KiB before the handler refuses it.)
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if cl := ctx.Request.Header.ContentLength(); s.cfg.MaxRequestBytes > 0 && cl > s.cfg.MaxRequestBytes {
+		writeError(ctx, s.log, fmt.Errorf("%w: the declared body of %d bytes is over the limit of %d (ingest.max_request_bytes)", ErrBodyTooLarge, cl, s.cfg.MaxRequestBytes))
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) error {
