@@ -110,17 +110,17 @@ func TestHostileClients(t *testing.T) {
 				src := loopback(2 + i) // 127.0.0.2-4
 				for end := time.Now().Add(attack); time.Now().Before(end); {
 					slowConns.Add(1)
-					var cut bool
+					var err error
 					switch kind {
 					case "headers":
-						cut = slowHeaders(src, c.addr)
+						err = slowHeaders(src, c.addr)
 					case "body":
-						cut = slowBody(src, c.addr)
+						err = slowBody(src, c.addr)
 					case "read":
-						cut = slowRead(src, c.addr, stallWait)
+						err = slowRead(src, c.addr, stallWait)
 					}
-					if !cut {
-						t.Errorf("slowloris (slow %s): the server did not close the connection", kind)
+					if err != nil {
+						t.Errorf("slowloris (slow %s): %v", kind, err)
 						return
 					}
 					closed.Add(1)
@@ -342,28 +342,32 @@ func bigHeaders(addr string) int {
 	return status(c, 5*time.Second)
 }
 
-// trickle reports whether the server closes c within d while the client
-// keeps sending a byte every 100 ms.
-func trickle(c net.Conn, d time.Duration) bool {
+// trickle returns nil when the server closes c within d while the client
+// keeps sending a byte every 100 ms, else what happened.
+func trickle(c net.Conn, d time.Duration) error {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		if _, err := c.Write([]byte("a")); err != nil {
-			return true
+			return nil
 		}
 		// The server answers 408, or just closes.
 		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		var b [512]byte
 		if _, err := c.Read(b[:]); err != nil && !isTimeout(err) {
-			return true
+			return nil
 		} else if err == nil {
-			// An answer (408): the connection closes after it.
+			// An answer (408, or 400 for headers cut short): the
+			// connection closes after it, by FIN or, with our bytes
+			// still unread on the server's side, by RST.
 			c.SetReadDeadline(time.Now().Add(time.Second))
-			_, err := io.Copy(io.Discard, c)
-			return err == nil
+			if _, err := io.Copy(io.Discard, c); isTimeout(err) {
+				return fmt.Errorf("answered %q, then not closed within 1 s", b[:12])
+			}
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("still open after %s of trickling", d)
 }
 
 func isTimeout(err error) bool {
@@ -372,10 +376,10 @@ func isTimeout(err error) bool {
 }
 
 // slowHeaders sends a request's headers a byte every 100 ms.
-func slowHeaders(src *net.TCPAddr, addr string) bool {
+func slowHeaders(src *net.TCPAddr, addr string) error {
 	c, err := dialFrom(src, addr)
 	if err != nil {
-		return false
+		return fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
 	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: trove\r\nX-Slow: ")
@@ -383,10 +387,10 @@ func slowHeaders(src *net.TCPAddr, addr string) bool {
 }
 
 // slowBody sends a declared 100 KB body a byte every 100 ms.
-func slowBody(src *net.TCPAddr, addr string) bool {
+func slowBody(src *net.TCPAddr, addr string) error {
 	c, err := dialFrom(src, addr)
 	if err != nil {
-		return false
+		return fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: trove\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n")
@@ -396,7 +400,7 @@ func slowBody(src *net.TCPAddr, addr string) bool {
 // slowRead asks for the whole export and reads it a byte every 100 ms
 // through a small receive window: the server must give up on it, which the
 // client sees as an export cut short once it reads the rest.
-func slowRead(src *net.TCPAddr, addr string, stallWait time.Duration) bool {
+func slowRead(src *net.TCPAddr, addr string, stallWait time.Duration) error {
 	// The receive buffer is set before connecting, so that the window
 	// the client offers is small from the start.
 	d := net.Dialer{LocalAddr: src, Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
@@ -404,7 +408,7 @@ func slowRead(src *net.TCPAddr, addr string, stallWait time.Duration) bool {
 	}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
-		return false
+		return fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET /v1/export/events?appKey=%s HTTP/1.1\r\nHost: trove\r\nAuthorization: Bearer %s\r\n\r\n", demoApp, backendSecret)
@@ -413,13 +417,16 @@ func slowRead(src *net.TCPAddr, addr string, stallWait time.Duration) bool {
 	// at a time.
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 16), nil)
 	if err != nil {
-		return false
+		return fmt.Errorf("reading the answer: %w", err)
 	}
 	var b [1]byte
 	for end := time.Now().Add(stallWait); time.Now().Before(end); {
 		c.SetReadDeadline(time.Now().Add(time.Second))
 		if _, err := resp.Body.Read(b[:]); err != nil {
-			return err != io.EOF
+			if err == io.EOF {
+				return errors.New("the export ended whole while read slowly: nothing was cut")
+			}
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -428,7 +435,10 @@ func slowRead(src *net.TCPAddr, addr string, stallWait time.Duration) bool {
 	// holding the connection.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.Copy(io.Discard, resp.Body)
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return nil
+	}
+	return fmt.Errorf("after %s of slow reading, the rest of the export: %v (want it cut short)", stallWait, err)
 }
 
 // slowButSteadyExport downloads the export at 256 KiB every 100 ms, which
