@@ -235,20 +235,27 @@ func TestSoak(t *testing.T) {
 	gor := func(s soakSample) float64 { return float64(s.goroutines) }
 	fd := func(s soakSample) float64 { return float64(s.fds) }
 	p99 := func(s soakSample) float64 { return s.p99ms }
-	for _, chk := range []struct {
+	type check struct {
 		name  string
 		f     func(soakSample) float64
 		slack float64 // allowed growth beyond the second quarter's peak
-	}{
-		{"rss_mib", rss, 64}, {"goroutines", gor, 20}, {"open_files", fd, 20}, {"ingest_p99_ms", p99, 100},
-	} {
+	}
+	checks := []check{{"goroutines", gor, 20}, {"open_files", fd, 20}}
+	// A server built with -race (as CI builds it) keeps the race
+	// detector's history and shadow memory, which grow by design and slow
+	// every request: its RSS and latency say nothing about Trove's, so they
+	// are checked in plain builds only (the full form in RELIABILITY.md).
+	if !raceEnabled() {
+		checks = append(checks, check{"rss_mib", rss, 64}, check{"ingest_p99_ms", p99, 100})
+	}
+	for _, chk := range checks {
 		if a, b := peak(second, chk.f), peak(last, chk.f); b > a*1.25+chk.slack {
 			t.Errorf("%s grew from a peak of %.1f in the second quarter to %.1f in the last: it may grow without bound", chk.name, a, b)
 		}
 	}
 	first, end := samples[0], samples[len(samples)-1]
-	summary := fmt.Sprintf("SOAK: duration=%s samples=%d events=%.0f profiles=%d exported_mb=%.0f rss_mib_first=%.0f rss_mib_max=%.0f rss_mib_last=%.0f goroutines_first=%d goroutines_last=%d open_files_first=%d open_files_last=%d ingest_p99_ms_first=%.1f ingest_p99_ms_max=%.1f ingest_p99_ms_last=%.1f failures=%d",
-		soakFor.String(), len(samples), end.events, profiles.Load(), end.exportsMB, first.rssMiB, peak(samples, rss), end.rssMiB,
+	summary := fmt.Sprintf("SOAK: race=%v duration=%s samples=%d events=%.0f profiles=%d exported_mb=%.0f rss_mib_first=%.0f rss_mib_max=%.0f rss_mib_last=%.0f goroutines_first=%d goroutines_last=%d open_files_first=%d open_files_last=%d ingest_p99_ms_first=%.1f ingest_p99_ms_max=%.1f ingest_p99_ms_last=%.1f failures=%d",
+		raceEnabled(), soakFor.String(), len(samples), end.events, profiles.Load(), end.exportsMB, first.rssMiB, peak(samples, rss), end.rssMiB,
 		first.goroutines, end.goroutines, first.fds, end.fds, first.p99ms, peak(samples, p99), end.p99ms, failures.Load())
 	t.Log(summary)
 	fmt.Println(summary)
