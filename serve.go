@@ -163,13 +163,14 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		return fmt.Errorf("cannot create data directory: %w", err)
 	}
 	start := time.Now()
+	retention := cfg.RetentionPolicy()
 	db, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{
 		Sync:          cfg.Ingest.Sync,
 		CacheSize:     int64(cfg.Storage.CacheSize),
 		DedupWindow:   cfg.Ingest.DedupWindow.Std(),
 		MergeInterval: cfg.Storage.MergeInterval.Std(),
 		MergeMinAge:   cfg.Storage.MergeMinAge.Std(),
-		Retention:     cfg.RetentionOf,
+		Retention:     retention,
 		MinFreeDisk:   uint64(cfg.Storage.MinFreeDisk),
 		FreeSpace:     freeSpaceHook,
 		MemFS:         storeFSHook,
@@ -200,7 +201,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		MaxEventBytes:   int(cfg.Ingest.MaxEventBytes),
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		MaxAttributes:   cfg.Ingest.MaxAttributes,
-		Retention:       cfg.RetentionOf,
+		Retention:       retention,
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
 	eh := export.NewHandler(db, reg, log)

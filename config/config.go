@@ -101,15 +101,24 @@ type Token struct {
 	Apps   []string `toml:"apps"`
 }
 
-// RetentionOf returns how long appKey's events are kept: the app's own
-// retention when the file gives one, else the global one; zero is forever.
-func (c *Config) RetentionOf(appKey string) time.Duration {
+// RetentionPolicy returns a function that gives how long an app's events are
+// kept: the app's own retention when the file gives one, else the global
+// one; zero is forever. Ingest asks it for every event, so the apps'
+// retentions are looked up in a map built here, once.
+func (c *Config) RetentionPolicy() func(appKey string) time.Duration {
+	global := c.Retention.Std()
+	own := map[string]time.Duration{}
 	for _, a := range c.Apps {
-		if a.AppKey == appKey && a.Retention > 0 {
-			return a.Retention.Std()
+		if a.Retention > 0 {
+			own[a.AppKey] = a.Retention.Std()
 		}
 	}
-	return c.Retention.Std()
+	return func(appKey string) time.Duration {
+		if d, ok := own[appKey]; ok {
+			return d
+		}
+		return global
+	}
 }
 
 // Default returns the configuration used when no file and no flag says

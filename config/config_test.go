@@ -390,3 +390,26 @@ func TestSizeUnmarshalText(t *testing.T) {
 		})
 	}
 }
+
+func TestRetentionPolicy(t *testing.T) {
+	cfg := Default()
+	cfg.Retention = Duration(400 * 24 * time.Hour)
+	cfg.Apps = []App{{Name: "a", AppKey: "short", Retention: Duration(30 * 24 * time.Hour)}, {Name: "b", AppKey: "inherits"}}
+	keep := cfg.RetentionPolicy()
+	for _, tt := range []struct {
+		app  string
+		want time.Duration
+	}{
+		{"short", 30 * 24 * time.Hour},
+		{"inherits", 400 * 24 * time.Hour},
+		{"created-through-the-api", 400 * 24 * time.Hour},
+	} {
+		if got := keep(tt.app); got != tt.want {
+			t.Errorf("retention of %q = %v; want %v", tt.app, got, tt.want)
+		}
+	}
+	cfg.Retention = 0
+	if got := cfg.RetentionPolicy()("inherits"); got != 0 {
+		t.Errorf("no retention anywhere: %v; want 0 (forever)", got)
+	}
+}
