@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -108,23 +107,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		t.Errorf("trove restore says:\n%s", out)
 	}
 	addr2, _ := startServerIn(t, testConfig, restored)
-	e := exportFrom(t, addr2, "/v1/export/events", demoApp, "", "Authorization: Bearer "+adminSecret)
-	seen := map[string]bool{}
-	perBatch := map[string]int{}
-	for _, l := range e.lines {
-		var ev struct {
-			MessageID string `json:"messageId"`
-		}
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
-			t.Fatalf("export line %q: %v", l, err)
-		}
-		if seen[ev.MessageID] {
-			t.Errorf("messageId %s is exported twice", ev.MessageID)
-		}
-		seen[ev.MessageID] = true
-		batch, _, _ := strings.Cut(ev.MessageID, "-e")
-		perBatch[batch]++
-	}
+	perBatch, _, _ := exportedBatches(t, addr2)
 	for b, n := range perBatch {
 		if n != batchSize {
 			t.Errorf("batch %s has %d of its %d events; want all or none", b, n, batchSize)

@@ -289,26 +289,7 @@ func (w *writers) finish() {
 // each event once, every batch is whole or absent, nothing else appears.
 func (w *writers) checkExport(t *testing.T, addr string) (sent, acked, missing int) {
 	t.Helper()
-	e := exportFrom(t, addr, "/v1/export/events", demoApp, "", "Authorization: Bearer "+adminSecret)
-	seen := map[string]bool{}
-	perBatch := map[string]int{}
-	for _, l := range e.lines {
-		var ev struct {
-			MessageID string `json:"messageId"`
-		}
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
-			t.Fatalf("export line %q: %v", l, err)
-		}
-		if seen[ev.MessageID] {
-			t.Errorf("messageId %s is exported twice", ev.MessageID)
-		}
-		seen[ev.MessageID] = true
-		batch := ev.MessageID // w<writer>-b<batch>-e<event>
-		if i := strings.LastIndex(batch, "-e"); i > 0 {
-			batch = batch[:i]
-		}
-		perBatch[batch]++
-	}
+	perBatch, events, _ := exportedBatches(t, addr)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for b, n := range perBatch {
@@ -330,7 +311,7 @@ func (w *writers) checkExport(t *testing.T, addr string) (sent, acked, missing i
 	if missing > 5 {
 		t.Errorf("... %d acknowledged batches are missing or short in all", missing)
 	}
-	t.Logf("%d batches sent, %d acknowledged, %d exported (%d events)", len(w.mu.sent), len(w.mu.acked), len(perBatch), len(e.lines))
+	t.Logf("%d batches sent, %d acknowledged, %d exported (%d events)", len(w.mu.sent), len(w.mu.acked), len(perBatch), events)
 	return len(w.mu.sent), len(w.mu.acked), missing
 }
 
@@ -424,4 +405,28 @@ func TestCrashTerm(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("SIGTERM to exit took %s; want under 10 s", took)
 	}
+}
+
+// exportedBatches exports every event of the demo app from addr and
+// returns how many events of each batch it holds (the writers' messageIds
+// are <batch>-e<event>), how many events in all, and how many messageIds
+// came more than once, each reported as an error.
+func exportedBatches(t *testing.T, addr string) (perBatch map[string]int, events, dups int) {
+	t.Helper()
+	e := exportFrom(t, addr, "/v1/export/events", demoApp, "", "Authorization: Bearer "+adminSecret)
+	seen := map[string]bool{}
+	perBatch = map[string]int{}
+	for _, id := range messageIDs(t, e.lines) {
+		if seen[id] {
+			dups++
+			t.Errorf("messageId %s is exported twice", id)
+		}
+		seen[id] = true
+		batch := id
+		if i := strings.LastIndex(id, "-e"); i > 0 {
+			batch = id[:i]
+		}
+		perBatch[batch]++
+	}
+	return perBatch, len(e.lines), dups
 }

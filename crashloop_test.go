@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/goccy/go-json"
 )
 
 var crashCycles = flag.Int("crashloop.cycles", 4, "kill -9 cycles of TestCrashLoop (RELIABILITY.md: 20)")
@@ -110,24 +108,8 @@ func crashLoop(t *testing.T, name, cfgText string, cycles int) crashLoopResult {
 	}
 
 	child = startChild(t, cfg, dataDir)
-	e := exportFrom(t, child.addr, "/v1/export/events", demoApp, "", "Authorization: Bearer "+adminSecret)
-	seen := map[string]bool{}
-	perBatch := map[string]int{}
-	for _, l := range e.lines {
-		var ev struct {
-			MessageID string `json:"messageId"`
-		}
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
-			t.Fatalf("export line %q: %v", l, err)
-		}
-		if seen[ev.MessageID] {
-			res.dup++
-			t.Errorf("messageId %s is exported twice", ev.MessageID)
-		}
-		seen[ev.MessageID] = true
-		batch := ev.MessageID[:strings.LastIndex(ev.MessageID, "-e")]
-		perBatch[batch]++
-	}
+	perBatch, _, dups := exportedBatches(t, child.addr)
+	res.dup = dups
 	for b, n := range perBatch {
 		switch {
 		case !sent[b]:
