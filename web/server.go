@@ -295,6 +295,26 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if err := r.Handler(ctx); err != nil {
 		writeError(ctx, s.log, err)
+		drainBody(ctx)
+	}
+}
+
+// drainLimit is the most of a refused request's body that is read and
+// discarded before answering.
+const drainLimit = 1 << 20
+
+// drainBody reads what is left of a refused request's body, if that is at
+// most drainLimit, so that a client still sending it gets to read the
+// answer: closing a connection with unread bytes makes the kernel reset
+// it, and the reset can destroy the answer before the client has read it
+// (a 413 for a declared length, refused before any of the body is read).
+// A larger body is not read: the connection is closed on it.
+func drainBody(ctx *fasthttp.RequestCtx) {
+	if cl := ctx.Request.Header.ContentLength(); cl > drainLimit || cl == 0 {
+		return
+	}
+	if rs := ctx.RequestBodyStream(); rs != nil {
+		io.Copy(io.Discard, io.LimitReader(rs, drainLimit))
 	}
 }
 
