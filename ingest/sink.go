@@ -33,7 +33,9 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 	}
 	var keys []storage.DedupKey
 	var keyOf []int
+	keyIdx := make([]int32, len(b.Events)) // the event's index into keys, or -1
 	for i := range b.Events {
+		keyIdx[i] = -1
 		e := &b.Events[i]
 		if e.MessageID == nil {
 			continue
@@ -42,6 +44,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		if err != nil {
 			return err
 		}
+		keyIdx[i] = int32(len(keys))
 		keys = append(keys, storage.DedupKey{App: id, MessageID: e.MessageID})
 		keyOf = append(keyOf, i)
 	}
@@ -86,7 +89,11 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		}
 		start := len(out)
 		out = b.appendStored(out, e, seq)
-		w.AddEvent(id, seq, e.TimeMs, out[start:])
+		if k := keyIdx[i]; k >= 0 {
+			w.AddKeyedEvent(int(k), seq, e.TimeMs, out[start:])
+		} else {
+			w.AddEvent(id, seq, e.TimeMs, out[start:])
+		}
 		seq++
 	}
 	var line []byte

@@ -25,6 +25,12 @@ type Options struct {
 	CacheSize int64
 	// DedupWindow is how long a messageId is remembered for deduplication.
 	DedupWindow time.Duration
+	// DedupFilterBytes bounds the memory of the in-memory dedup filters
+	// (dedup.go); 0 means 64 MiB.
+	DedupFilterBytes int
+	// Now, when set, replaces the clock that Open reads to convert and
+	// expire the dedup index (tests of the window).
+	Now func() time.Time
 	// MergeInterval is how often the background merger runs; zero disables it.
 	MergeInterval time.Duration
 	// MergeTargetBytes is the raw size the merger aims for in one group.
@@ -77,10 +83,12 @@ type DB struct {
 	}
 	profileLocks sync.Map // app id -> *sync.Mutex, see ProfileTxn
 
-	inflight struct {
-		sync.Mutex
-		m map[string]chan struct{} // dedup key -> closed when its writer finishes
-	}
+	// now is the clock of Open's and the dedup loop's expiry
+	// (Options.Now).
+	now func() time.Time
+	// dedup is the in-memory side of the dedup index: its filters and
+	// the writers' reservations (dedup.go).
+	dedup dedupIndex
 
 	// eventsStored counts the events Writers have committed (see Stats).
 	eventsStored atomic.Int64
@@ -101,6 +109,7 @@ type DB struct {
 	mergeDone     chan struct{}
 	mergeKick     chan struct{}
 	retentionDone chan struct{}
+	dedupDone     chan struct{}
 	purgeKick     chan struct{}
 	purgeDone     chan struct{}
 	merged        atomic.Int64 // groups merged away, for tests and metrics
@@ -189,8 +198,17 @@ func Open(dir string, opts Options) (*DB, error) {
 		pdb.Close()
 		return nil, err
 	}
-	db.startDiskGuard(dir, po.FS)
 	db.mergeCtx, db.mergeCancel = context.WithCancel(context.Background())
+	db.now = time.Now
+	if opts.Now != nil {
+		db.now = opts.Now
+	}
+	if err := db.openDedup(db.now()); err != nil {
+		db.mergeCancel()
+		pdb.Close()
+		return nil, err
+	}
+	db.startDiskGuard(dir, po.FS)
 	db.mergeStop = make(chan struct{})
 	db.mergeDone = make(chan struct{})
 	db.mergeKick = make(chan struct{}, 1)
@@ -202,6 +220,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	go db.retentionLoop()
 	db.purgeDone = make(chan struct{})
 	go db.purgeLoop()
+	db.dedupDone = make(chan struct{})
+	go db.dedupLoop()
 	return db, nil
 }
 
@@ -327,6 +347,7 @@ func (db *DB) Close() error {
 	<-db.mergeDone
 	<-db.retentionDone
 	<-db.purgeDone
+	<-db.dedupDone
 	// Scans check closed between steps and stop with ErrClosed, so this
 	// wait is short even for a long export.
 	db.readers.Lock()

@@ -41,6 +41,9 @@ func waitFor(tb testing.TB, timeout time.Duration, f func() error) {
 func openTestDB(t testing.TB, opts Options) *DB {
 	t.Helper()
 	opts.InMemory = true
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return testNow }
+	}
 	db, err := Open("", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +55,9 @@ func openTestDB(t testing.TB, opts Options) *DB {
 // openDiskDB opens the DB in dir; the caller closes it.
 func openDiskDB(t testing.TB, dir string, opts Options) *DB {
 	t.Helper()
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return testNow }
+	}
 	db, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -565,11 +571,17 @@ func storeOnce(db *DB, now time.Time, keys []DedupKey) ([]bool, error) {
 	seq := first
 	for i, k := range keys {
 		if !dup[i] {
-			w.AddEvent(k.App, seq, 1000, k.MessageID)
+			w.AddKeyedEvent(i, seq, 1000, storedBody(k.MessageID, now))
 			seq++
 		}
 	}
 	return dup, w.Commit()
+}
+
+// storedBody returns a stored event body carrying messageID, received at
+// now, as dedup verification reads it.
+func storedBody(messageID []byte, now time.Time) []byte {
+	return fmt.Appendf(nil, `{"messageId":%q,"receivedAt":%q}`, messageID, now.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 }
 
 func mustStoreOnce(t testing.TB, db *DB, now time.Time, keys []DedupKey) []bool {
@@ -628,7 +640,7 @@ func TestCheckDuplicates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.AddEvent(1, first, 1000, []byte("r"))
+		w.AddKeyedEvent(0, first, 1000, storedBody([]byte("r"), testNow))
 		if err := w.Commit(); err != nil {
 			t.Fatal(err)
 		}

@@ -289,7 +289,7 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 			return events, blocks, err
 		}
 		g.days = slices.Clone(g.days)
-		batch := db.pdb.NewBatch()
+		batch := db.pdb.NewIndexedBatch() // keepPurgedID reads its own writes
 		kept := g.days[:0]
 		changed := false
 		for _, day := range g.days {
@@ -317,6 +317,10 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 					return events, blocks, fmt.Errorf("%w: event %d: %v", errCorrupt, seq, err)
 				}
 				if users[head.UserID] {
+					if err := db.keepPurgedID(batch, app, seq, body); err != nil {
+						batch.Close()
+						return events, blocks, err
+					}
 					g.count--
 					g.rawBytes -= len(body)
 					continue

@@ -22,18 +22,30 @@ import (
 //	       |            |                                               | eventTime day, from one group
 //	0x11   | group      | 0x11 | appID (4B) | first (8B)                 | group: last seq, count, raw
 //	       |            |                                               | bytes, days present
-//	0x20   | dedup      | 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
+//	0x20   | dedup (old)| 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
+//	       |            |  read only to convert it into 0x21 at Open (dedup.go); never written
+//	0x21   | dedup slice| 0x21 | slice (4B) | appID (4B) | fingerprint   | refs (dedup.go): version 1 |
+//	       |            |        (8B)                                   | seq uvarint…, or version 2 |
+//	       |            |                                               | legacy refs
 //	0x30   | quarantine | 0x30 | appID (4B) | seq (8B)                   | version byte | JSON line
 //	0x40   | profile    | 0x40 | appID (4B) | pyzeID (16B)               | version byte | change seq
 //	       |            |                                               | uvarint | profile JSON
 //	0x41   | user index | 0x41 | appID (4B) | userId (bytes)             | version byte | pyzeID (16B)
 //	0x42   | alias index| 0x42 | appID (4B) | len(label) uvarint | label | version byte | pyzeID (16B)
 //	       |            |        | alias_id (bytes)                     |
-//	0x43   | idempotency| 0x43 | appID (4B) | Idempotency-Key (bytes)    | version byte | unix s uvarint
-//	       |            |                                               | | the first answer
+//	0x43   | idem. (old)| 0x43 | appID (4B) | Idempotency-Key (bytes)    | version byte | unix s uvarint
+//	       |            |                                               | | the first answer; converted
+//	       |            |                                               | into 0x46 at Open
 //	0x44   | change     | 0x44 | appID (4B) | seq (8B)                   | version byte | pyzeID (16B)
 //	0x45   | forgotten  | 0x45 | appID (4B) | userId (bytes)             | version byte | unix s uvarint
 //	       |            |                                               | (a deleted user: forget.go)
+//	0x46   | idem. slice| 0x46 | slice (4B) | appID (4B) | Idempotency-Key | version byte | unix s uvarint
+//	       |            |        (bytes)                                | | the first answer
+//
+// The two slice namespaces (0x21, 0x46) lead with the time slice of when
+// the entry was written (unix seconds / the store's dedup slice length, see
+// dedup.go), so that everything older than the dedup window is one key
+// range, dropped with one range deletion.
 //
 // A group is the set of all of one app's events whose ingest sequence lies in
 // [first, last]; it is written by one commit and later merged with its
@@ -55,14 +67,16 @@ const (
 	nsToken      Namespace = 0x04
 	nsBlock      Namespace = 0x10
 	nsGroup      Namespace = 0x11
-	nsDedup      Namespace = 0x20
+	nsDedup      Namespace = 0x20 // old format: converted at Open, never written
+	nsDedupSlice Namespace = 0x21
 	nsQuarantine Namespace = 0x30
 	nsProfile    Namespace = 0x40
 	nsUserIndex  Namespace = 0x41
 	nsAliasIndex Namespace = 0x42
-	nsIdempotent Namespace = 0x43
+	nsIdempotent Namespace = 0x43 // old format: converted at Open, never written
 	nsChange     Namespace = 0x44
 	nsForgotten  Namespace = 0x45
+	nsIdemSlice  Namespace = 0x46
 )
 
 const dayBias = 1 << 31
@@ -116,6 +130,54 @@ func appendDedupKey(dst []byte, app uint32, messageID []byte) []byte {
 func decodeDedupKey(k []byte) (app uint32, messageID []byte, err error) {
 	if len(k) < 5 || Namespace(k[0]) != nsDedup {
 		return 0, nil, fmt.Errorf("storage: malformed dedup key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
+}
+
+// appendDedupSliceKey appends the dedup index key of fingerprint fp of one
+// of app's messageIds, written in time slice slice.
+func appendDedupSliceKey(dst []byte, slice, app uint32, fp uint64) []byte {
+	dst = append(dst, byte(nsDedupSlice))
+	dst = binary.BigEndian.AppendUint32(dst, slice)
+	dst = binary.BigEndian.AppendUint32(dst, app)
+	return binary.BigEndian.AppendUint64(dst, fp)
+}
+
+// decodeDedupSliceKey is the inverse of appendDedupSliceKey.
+func decodeDedupSliceKey(k []byte) (slice, app uint32, fp uint64, err error) {
+	if len(k) != 17 || Namespace(k[0]) != nsDedupSlice {
+		return 0, 0, 0, fmt.Errorf("storage: malformed dedup key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), binary.BigEndian.Uint64(k[9:]), nil
+}
+
+// appendIdemSliceKey appends the key recording app's Idempotency-Key, written
+// in time slice slice.
+func appendIdemSliceKey(dst []byte, slice, app uint32, key []byte) []byte {
+	dst = append(dst, byte(nsIdemSlice))
+	dst = binary.BigEndian.AppendUint32(dst, slice)
+	dst = binary.BigEndian.AppendUint32(dst, app)
+	return append(dst, key...)
+}
+
+// decodeIdemSliceKey is the inverse of appendIdemSliceKey; key aliases k.
+func decodeIdemSliceKey(k []byte) (slice, app uint32, key []byte, err error) {
+	if len(k) < 9 || Namespace(k[0]) != nsIdemSlice {
+		return 0, 0, nil, fmt.Errorf("storage: malformed idempotency key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), k[9:], nil
+}
+
+// sliceStart returns the smallest key of ns (a slice namespace) in slice.
+func sliceStart(ns Namespace, slice uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{byte(ns)}, slice)
+}
+
+// decodeIdempotencyKey is the inverse of appendIdempotencyKey (the old
+// namespace, read to convert it); key aliases k.
+func decodeIdempotencyKey(k []byte) (app uint32, key []byte, err error) {
+	if len(k) < 5 || Namespace(k[0]) != nsIdempotent {
+		return 0, nil, fmt.Errorf("storage: malformed idempotency key %x", k)
 	}
 	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
 }

@@ -142,6 +142,8 @@ func TestDecodeMalformedKeys(t *testing.T) {
 		"profile":    func(k []byte) error { _, _, err := decodeProfileKey(k); return err },
 		"alias":      func(k []byte) error { _, _, _, err := decodeAliasIndexKey(k); return err },
 		"change":     func(k []byte) error { _, _, err := decodeChangeKey(k); return err },
+		"dedupslice": func(k []byte) error { _, _, _, err := decodeDedupSliceKey(k); return err },
+		"idemslice":  func(k []byte) error { _, _, _, err := decodeIdemSliceKey(k); return err },
 	}
 	profile := appendProfileKey(nil, 1, [16]byte{1})
 	alias := appendAliasIndexKey(nil, 1, []byte("facebook"), []byte("fb1"))
@@ -272,12 +274,15 @@ func TestNamespacesDoNotInterleave(t *testing.T) {
 		{appendBlockKey(nil, 0, math.MinInt32, 0), appendBlockKey(nil, math.MaxUint32, math.MaxInt32, math.MaxUint64)},
 		{appendGroupKey(nil, 0, 0), appendGroupKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendDedupKey(nil, 0, nil), appendDedupKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
+		{appendDedupSliceKey(nil, 0, 0, 0), appendDedupSliceKey(nil, math.MaxUint32, math.MaxUint32, math.MaxUint64)},
 		{appendQuarantineKey(nil, 0, 0), appendQuarantineKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendProfileKey(nil, 0, [16]byte{}), appendProfileKey(nil, math.MaxUint32, [16]byte{0: 0xff, 15: 0xff})},
 		{appendUserIndexKey(nil, 0, nil), appendUserIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
 		{appendAliasIndexKey(nil, 0, nil, nil), appendAliasIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 300), bytes.Repeat([]byte{0xff}, 64))},
 		{appendIdempotencyKey(nil, 0, nil), appendIdempotencyKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 255))},
 		{appendChangeKey(nil, 0, 0), appendChangeKey(nil, math.MaxUint32, math.MaxUint64)},
+		{appendForgottenKey(nil, 0, nil), appendForgottenKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
+		{appendIdemSliceKey(nil, 0, 0, nil), appendIdemSliceKey(nil, math.MaxUint32, math.MaxUint32, bytes.Repeat([]byte{0xff}, 255))},
 	}
 	for i := 1; i < len(ranges); i++ {
 		if bytes.Compare(ranges[i-1][1], ranges[i][0]) >= 0 {
@@ -448,6 +453,22 @@ func FuzzKeys(f *testing.F) {
 		if got, want := bytes.Compare(k, appendChangeKey(nil, app2, first2)), cmp.Or(cmp.Compare(app, app2), cmp.Compare(first, first2)); got != want {
 			t.Fatalf("change keys (%d, %d) and (%d, %d) compare as %d; want %d", app, first, app2, first2, got, want)
 		}
+		// Slice keys sort by slice first: an expired slice is one range.
+		slice, slice2 := uint32(day), uint32(day2)
+		k = appendDedupSliceKey(nil, slice, app, first)
+		if s, a, fp, err := decodeDedupSliceKey(k); err != nil || s != slice || a != app || fp != first {
+			t.Fatalf("dedup slice key %x decodes to (%d, %d, %d, %v); want (%d, %d, %d)", k, s, a, fp, err, slice, app, first)
+		}
+		if got, want := bytes.Compare(k, appendDedupSliceKey(nil, slice2, app2, first2)), cmp.Or(cmp.Compare(slice, slice2), cmp.Compare(app, app2), cmp.Compare(first, first2)); got != want {
+			t.Fatalf("dedup slice keys (%d, %d, %d) and (%d, %d, %d) compare as %d; want %d", slice, app, first, slice2, app2, first2, got, want)
+		}
+		if bytes.Compare(k, sliceStart(nsDedupSlice, slice)) < 0 || (slice < math.MaxUint32 && bytes.Compare(k, sliceStart(nsDedupSlice, slice+1)) >= 0) {
+			t.Fatalf("dedup slice key %x lies outside its slice's range", k)
+		}
+		k = appendIdemSliceKey(nil, slice, app, id)
+		if s, a, key, err := decodeIdemSliceKey(k); err != nil || s != slice || a != app || !bytes.Equal(key, id) {
+			t.Fatalf("idempotency slice key %x decodes to (%d, %d, %x, %v); want (%d, %d, %x)", k, s, a, key, err, slice, app, id)
+		}
 
 		// Arbitrary bytes: no panics, and whatever decodes re-encodes to
 		// the same bytes.
@@ -489,6 +510,21 @@ func FuzzKeys(f *testing.F) {
 				t.Fatalf("change key %x decodes and re-encodes to %x", raw, re)
 			}
 		}
+		if s, a, fp, err := decodeDedupSliceKey(raw); err == nil {
+			if re := appendDedupSliceKey(nil, s, a, fp); !bytes.Equal(re, raw) {
+				t.Fatalf("dedup slice key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
+		if s, a, key, err := decodeIdemSliceKey(raw); err == nil {
+			if re := appendIdemSliceKey(nil, s, a, key); !bytes.Equal(re, raw) {
+				t.Fatalf("idempotency slice key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
+		if a, key, err := decodeIdempotencyKey(raw); err == nil {
+			if re := appendIdempotencyKey(nil, a, key); !bytes.Equal(re, raw) {
+				t.Fatalf("idempotency key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
 		_ = annotateKey(raw)
 	})
 }
@@ -507,6 +543,7 @@ func FuzzKeys(f *testing.F) {
 // "profile app=1 id=<32 hex digits>", "user app=1 id=u1" (or idhex=),
 // "alias app=1 label=facebook id=fb1" (or labelhex=, idhex=),
 // "idempotency app=1 key=k1" (or keyhex=), "change app=1 seq=9",
+// "dedupslice slice=490021 app=1 fp=123", "idemslice slice=490021 app=1 key=k1",
 // "app key=abc" and "meta name=seq_lease".
 //
 // Run with -rewrite to regenerate the expected output.
@@ -656,6 +693,10 @@ func encodeKeySpec(spec string) ([]byte, error) {
 		k = appendIdempotencyKey(nil, uint32(num("app", 32)), bytesArg("key"))
 	case "change":
 		k = appendChangeKey(nil, uint32(num("app", 32)), num("seq", 64))
+	case "dedupslice":
+		k = appendDedupSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), num("fp", 64))
+	case "idemslice":
+		k = appendIdemSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), bytesArg("key"))
 	case "app":
 		k = appendAppKey(nil, args["key"])
 	case "meta":
@@ -744,6 +785,20 @@ func annotateKey(k []byte) string {
 		}
 		widths = []int{1, 4, 8}
 		desc = fmt.Sprintf("change app=%d seq=%d", app, seq)
+	case nsDedupSlice:
+		slice, app, fp, err := decodeDedupSliceKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, 4, 8}
+		desc = fmt.Sprintf("dedupslice slice=%d app=%d fp=%d", slice, app, fp)
+	case nsIdemSlice:
+		slice, app, key, err := decodeIdemSliceKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, 4, len(key)}
+		desc = fmt.Sprintf("idemslice slice=%d app=%d %s", slice, app, bytesSpec("key", key))
 	case nsApp:
 		widths = []int{1, len(k) - 1}
 		desc = fmt.Sprintf("app key=%s", k[1:])

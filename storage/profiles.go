@@ -80,26 +80,35 @@ func decodeProfileID(v []byte) (ProfileID, error) {
 }
 
 // Idempotent returns the answer recorded for an Idempotency-Key within the
-// dedup window.
+// dedup window. Keys are kept by time slice (namespace 0x46, dedup.go), so
+// each live slice is looked in, newest first.
 func (t *ProfileTxn) Idempotent(key []byte) (answer []byte, ok bool, err error) {
-	v, ok, err := t.get(appendIdempotencyKey(t.key[:0], t.app, key))
-	if !ok || err != nil {
-		return nil, false, err
+	x := &t.db.dedup
+	first, cur := x.firstLive(t.now), x.sliceOf(t.now.Unix())
+	for s := int64(cur); s >= int64(first); s-- {
+		v, ok, err := t.get(appendIdemSliceKey(t.key[:0], uint32(s), t.app, key))
+		if err != nil {
+			return nil, false, err
+		}
+		if !ok {
+			continue
+		}
+		at, n := binary.Uvarint(v)
+		if n <= 0 {
+			return nil, false, fmt.Errorf("%w: idempotency value", errCorrupt)
+		}
+		if !x.inWindow(t.now, int64(at)) {
+			return nil, false, nil
+		}
+		return v[n:], true, nil
 	}
-	at, n := binary.Uvarint(v)
-	if n <= 0 {
-		return nil, false, fmt.Errorf("%w: idempotency value", errCorrupt)
-	}
-	if w := t.db.opts.DedupWindow; w > 0 && t.now.Unix()-int64(at) >= int64(w/time.Second) {
-		return nil, false, nil
-	}
-	return v[n:], true, nil
+	return nil, false, nil
 }
 
 // PutIdempotent records the answer for an Idempotency-Key.
 func (t *ProfileTxn) PutIdempotent(key, answer []byte) {
 	v := append([]byte{valueV1}, binary.AppendUvarint(nil, uint64(t.now.Unix()))...)
-	t.batch.Set(appendIdempotencyKey(nil, t.app, key), append(v, answer...), nil)
+	t.batch.Set(appendIdemSliceKey(nil, t.db.dedup.sliceOf(t.now.Unix()), t.app, key), append(v, answer...), nil)
 }
 
 // ByUser returns the profile that userID names.

@@ -346,7 +346,7 @@ func TestProfileCorruptValues(t *testing.T) {
 		{appendUserIndexKey(nil, app, []byte("short")), {valueV1, 1, 2}},
 		{appendUserIndexKey(nil, app, []byte("version")), append([]byte{0x7f}, id[:]...)},
 		{appendProfileKey(nil, app, id), {valueV1}},
-		{appendIdempotencyKey(nil, app, []byte("k")), {valueV1}},
+		{appendIdemSliceKey(nil, db.dedup.sliceOf(testNow.Unix()), app, []byte("k")), {valueV1}},
 	} {
 		if err := db.pdb.Set(kv[0], kv[1], pebble.Sync); err != nil {
 			t.Fatal(err)

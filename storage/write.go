@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -18,7 +17,7 @@ import (
 //	defer w.Close()
 //	dups, err := w.CheckDuplicates(keys)  // optional
 //	first, err := w.Alloc(n)
-//	w.AddEvent(...); w.AddRejected(...)
+//	w.AddKeyedEvent(...); w.AddEvent(...); w.AddRejected(...)
 //	err = w.Commit()
 //
 // A Writer is not safe for concurrent use; many Writers may commit at once
@@ -32,16 +31,24 @@ type Writer struct {
 	finished bool
 
 	closed   bool
-	reserved []string // in-flight dedup keys this writer holds
+	done     chan struct{}      // closed when this writer's reservations are released
+	reserved []uint64           // fingerprints this writer holds (dedup.go)
+	keys     []DedupKey         // given to CheckDuplicates
+	dups     []bool             // CheckDuplicates' answer
+	prev     map[int][]dedupRef // refs already under a key's fingerprint in the current slice
 	*writerBufs
 }
 
 // writerBufs are a Writer's reusable buffers, pooled apart from the Writer
 // so that a stray second Close cannot hand them to two users.
 type writerBufs struct {
-	dedup   []DedupKey
+	fps     []uint64 // fingerprints of keys
+	order   []int32  // keys in fingerprint order
+	cands   []dedupCandidate
+	keySeq  []uint64 // the sequence each new key was added with (0: not added)
 	events  []pendingEvent
 	evs     []blockEvent
+	refs    []dedupRef
 	keyBuf  []byte
 	valBuf  []byte
 	scratch []byte
@@ -71,77 +78,90 @@ func (db *DB) NewWriter(now time.Time) *Writer {
 }
 
 // CheckDuplicates reports, for each key, whether that messageId was already
-// stored within the deduplication window, or appears earlier in keys. Keys
-// that are not duplicates are reserved until this Writer is closed, so a
-// concurrent Writer that sees the same key waits for this one to finish and
-// then finds it stored. The MessageID slices are retained until Commit.
+// stored within the deduplication window, or appears earlier in keys (see
+// dedup.go for how). Keys that are not duplicates are reserved until this
+// Writer is closed, so a concurrent Writer that checks the same key waits
+// for this one to finish and then finds it stored. Events carrying those
+// keys must be added with AddKeyedEvent. keys and their MessageID slices
+// are retained until Close. It may be called once per Writer.
 func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
 	if w.db.closed.Load() {
 		return nil, ErrClosed
 	}
-	dup := make([]bool, len(keys))
-	// Reserve in one global order, so that two writers never wait on each
-	// other.
-	order := make([]int, len(keys))
-	ks := make([]string, len(keys))
-	for i := range keys {
-		order[i] = i
-		ks[i] = string(appendDedupKey(nil, keys[i].App, keys[i].MessageID))
+	if w.keys != nil {
+		panic("BUG: Writer.CheckDuplicates called twice")
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return bytes.Compare([]byte(ks[a]), []byte(ks[b])) })
-	window := w.db.opts.DedupWindow
-	for j, i := range order {
-		k := ks[i]
-		if j > 0 && ks[order[j-1]] == k {
-			dup[i] = true
+	x := &w.db.dedup
+	n := len(keys)
+	w.keys = keys
+	dup := make([]bool, n)
+	w.fps = slices.Grow(w.fps[:0], n)[:n]
+	w.order = slices.Grow(w.order[:0], n)[:n]
+	w.keySeq = slices.Grow(w.keySeq[:0], n)[:n]
+	clear(w.keySeq)
+	for i := range keys {
+		w.fps[i] = fingerprint(keys[i].App, keys[i].MessageID)
+		w.order[i] = int32(i)
+	}
+	// Reserve in ascending fingerprint order, so that two writers never
+	// wait on each other; a repeated id within keys is a duplicate of its
+	// first occurrence.
+	slices.SortFunc(w.order, func(a, b int32) int {
+		if fa, fb := w.fps[a], w.fps[b]; fa != fb {
+			if fa < fb {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	for j, i := range w.order {
+		if j > 0 {
+			if p := w.order[j-1]; w.fps[p] == w.fps[i] {
+				for b := j - 1; b >= 0 && w.fps[w.order[b]] == w.fps[i]; b-- {
+					q := w.order[b]
+					if !dup[q] && keys[q].App == keys[i].App && bytes.Equal(keys[q].MessageID, keys[i].MessageID) {
+						dup[i] = true
+						break
+					}
+				}
+				continue // reserved with p
+			}
+		}
+		if w.done == nil {
+			w.done = make(chan struct{})
+		}
+		if !w.db.reserve(w.fps[i], w.done) {
+			return nil, ErrClosed
+		}
+		w.reserved = append(w.reserved, w.fps[i])
+	}
+	// The filters decide most ids; the others are looked up in one sorted
+	// pass over the index.
+	cur := x.sliceOf(w.now.Unix())
+	first := x.firstLive(w.now)
+	cands := w.cands[:0]
+	x.mu.RLock()
+	for s, f := range x.mu.filters {
+		if s < first {
 			continue
 		}
-		if err := w.reserve(k); err != nil {
-			return nil, err
-		}
-		v, closer, err := w.db.pdb.Get([]byte(k))
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("cannot look up messageId: %w", err)
-		default:
-			at, derr := decodeDedupValue(v)
-			closer.Close()
-			if derr != nil {
-				return nil, derr
-			}
-			if window <= 0 || w.now.Unix()-at < int64(window/time.Second) {
-				dup[i] = true
-				continue
+		for i := range keys {
+			if !dup[i] && f.has(w.fps[i]) {
+				cands = append(cands, dedupCandidate{key: i, slice: s, fp: w.fps[i]})
 			}
 		}
-		w.dedup = append(w.dedup, keys[i])
 	}
+	x.mu.RUnlock()
+	w.cands = cands
+	if len(cands) > 0 {
+		w.prev = map[int][]dedupRef{}
+		if err := w.db.lookupCandidates(w.now, keys, cands, cur, dup, w.prev); err != nil {
+			return nil, fmt.Errorf("cannot look up messageIds: %w", err)
+		}
+	}
+	w.dups = dup
 	return dup, nil
-}
-
-// reserve takes the in-flight reservation of dedup key k, waiting for any
-// other writer that holds it.
-func (w *Writer) reserve(k string) error {
-	in := &w.db.inflight
-	for {
-		in.Lock()
-		if in.m == nil {
-			in.m = map[string]chan struct{}{}
-		}
-		ch, busy := in.m[k]
-		if !busy {
-			in.m[k] = make(chan struct{})
-			in.Unlock()
-			w.reserved = append(w.reserved, k)
-			return nil
-		}
-		in.Unlock()
-		<-ch
-		if w.db.closed.Load() {
-			return ErrClosed
-		}
-	}
 }
 
 // Alloc reserves n consecutive ingest sequences for this write and returns
@@ -165,9 +185,21 @@ func (w *Writer) Alloc(n int) (uint64, error) {
 }
 
 // AddEvent adds an event with an allocated sequence. body is the stored
-// JSON form; it is retained, unmodified, until Commit returns.
+// JSON form; it is retained, unmodified, until Commit returns. An event
+// with a client messageId is added with AddKeyedEvent instead.
 func (w *Writer) AddEvent(app uint32, seq uint64, timeMs int64, body []byte) {
 	w.events = append(w.events, pendingEvent{app: app, ev: blockEvent{seq: seq, time: timeMs, body: body}})
+}
+
+// AddKeyedEvent adds the event carrying keys[key] of CheckDuplicates, which
+// must not have been reported a duplicate, and records its messageId in the
+// dedup index in the same commit.
+func (w *Writer) AddKeyedEvent(key int, seq uint64, timeMs int64, body []byte) {
+	if w.dups == nil || w.dups[key] || w.keySeq[key] != 0 || seq == 0 {
+		panic("BUG: AddKeyedEvent of a duplicate, unchecked or repeated key")
+	}
+	w.keySeq[key] = seq
+	w.AddEvent(w.keys[key].App, seq, timeMs, body)
 }
 
 // AddRejected adds a quarantine entry (one JSON line, copied) under an
@@ -248,11 +280,7 @@ func (w *Writer) Commit() error {
 			w.batch.Set(w.keyBuf, w.valBuf, nil)
 		}
 	}
-	for _, k := range w.dedup {
-		w.keyBuf = appendDedupKey(w.keyBuf[:0], k.App, k.MessageID)
-		w.valBuf = appendDedupValue(w.valBuf[:0], w.now.Unix())
-		w.batch.Set(w.keyBuf, w.valBuf, nil)
-	}
+	slice := w.appendDedupEntries()
 	if w.batch.Empty() {
 		return nil
 	}
@@ -264,11 +292,107 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("cannot commit batch: %w", err)
 	}
 	w.db.disk.wrote(w.batch.Len())
+	w.addToFilters(slice)
 	w.db.eventsStored.Add(int64(len(w.events)))
 	w.db.overview.rate.countCommitted(w.now, w.events)
 	w.finish()
 	w.db.kickMerge()
 	return nil
+}
+
+// appendDedupEntries adds the index entries of the keyed events to the
+// batch, in the slice of the writer's time, and returns that slice. New
+// keys of one app with one fingerprint (a collision, here or with an entry
+// already in the slice) share one entry.
+func (w *Writer) appendDedupEntries() uint32 {
+	slice := w.db.dedup.sliceOf(w.now.Unix())
+	if w.keys == nil {
+		return slice
+	}
+	for j := 0; j < len(w.order); {
+		i := w.order[j]
+		refs := w.refs[:0]
+		k := j
+		for ; k < len(w.order) && w.fps[w.order[k]] == w.fps[i]; k++ {
+			q := w.order[k]
+			if w.keySeq[q] != 0 && w.keys[q].App == w.keys[i].App {
+				if len(refs) == 0 {
+					refs = append(refs, w.prev[int(q)]...)
+				}
+				refs = append(refs, dedupRef{seq: w.keySeq[q]})
+			}
+		}
+		// Keys of another app with the same fingerprint, if any, come
+		// next round.
+		if len(refs) > 0 {
+			w.keyBuf = appendDedupSliceKey(w.keyBuf[:0], slice, w.keys[i].App, w.fps[i])
+			w.valBuf = appendDedupRefs(w.valBuf[:0], refs)
+			w.batch.Set(w.keyBuf, w.valBuf, nil)
+		}
+		w.refs = refs
+		if k == j+1 || !w.otherApps(j, k) {
+			j = k
+			continue
+		}
+		// Rare: one fingerprint for keys of several apps; write each app's
+		// entry separately.
+		w.appendMixedApps(slice, j, k)
+		j = k
+	}
+	return slice
+}
+
+// otherApps reports whether order[j:k] holds keys of more than one app.
+func (w *Writer) otherApps(j, k int) bool {
+	app := w.keys[w.order[j]].App
+	for _, q := range w.order[j:k] {
+		if w.keys[q].App != app {
+			return true
+		}
+	}
+	return false
+}
+
+// appendMixedApps writes the entries of the apps of order[j:k] other than
+// the first one's.
+func (w *Writer) appendMixedApps(slice uint32, j, k int) {
+	first := w.keys[w.order[j]].App
+	done := map[uint32]bool{first: true}
+	for _, i := range w.order[j:k] {
+		app := w.keys[i].App
+		if done[app] {
+			continue
+		}
+		done[app] = true
+		var refs []dedupRef
+		for _, q := range w.order[j:k] {
+			if w.keySeq[q] != 0 && w.keys[q].App == app {
+				if len(refs) == 0 {
+					refs = append(refs, w.prev[int(q)]...)
+				}
+				refs = append(refs, dedupRef{seq: w.keySeq[q]})
+			}
+		}
+		if len(refs) > 0 {
+			w.batch.Set(appendDedupSliceKey(nil, slice, app, w.fps[i]), appendDedupRefs(nil, refs), nil)
+		}
+	}
+}
+
+// addToFilters records the committed keys in the dedup filters, before
+// their reservations are released.
+func (w *Writer) addToFilters(slice uint32) {
+	if w.keys == nil {
+		return
+	}
+	x := &w.db.dedup
+	x.mu.Lock()
+	for i, seq := range w.keySeq {
+		if seq != 0 {
+			x.addLocked(slice, w.fps[i])
+		}
+	}
+	x.mu.Unlock()
 }
 
 func (w *Writer) finish() {
@@ -287,15 +411,11 @@ func (w *Writer) Close() {
 	w.closed = true
 	w.finish()
 	if len(w.reserved) > 0 {
-		in := &w.db.inflight
-		in.Lock()
-		for _, k := range w.reserved {
-			close(in.m[k])
-			delete(in.m, k)
-		}
-		in.Unlock()
+		w.db.release(w.reserved)
+		close(w.done)
 		w.reserved = nil
 	}
+	w.keys, w.dups, w.prev = nil, nil, nil
 	if w.batch != nil {
 		w.batch.Close()
 		w.batch = nil
@@ -308,9 +428,13 @@ func (w *Writer) Close() {
 	}
 	clear(b.events) // drop references to the caller's bodies
 	clear(b.evs)
-	clear(b.dedup)
+	clear(b.refs)
 	*b = writerBufs{
-		dedup:   b.dedup[:0],
+		fps:     b.fps[:0],
+		order:   b.order[:0],
+		cands:   b.cands[:0],
+		keySeq:  b.keySeq[:0],
+		refs:    b.refs[:0],
 		events:  b.events[:0],
 		evs:     b.evs[:0],
 		keyBuf:  b.keyBuf[:0],

@@ -1,0 +1,328 @@
+package storage
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func TestIDFilterFalsePositives(t *testing.T) {
+	const n = 100_000
+	f := newIDFilter(n)
+	r := rand.New(rand.NewPCG(1, 2))
+	in := make([]uint64, n)
+	for i := range in {
+		in[i] = r.Uint64()
+		f.add(in[i])
+	}
+	for _, fp := range in {
+		if !f.has(fp) {
+			t.Fatalf("the filter lost %x", fp)
+		}
+	}
+	const probes = 1_000_000
+	fpos := 0
+	for range probes {
+		if f.has(r.Uint64()) {
+			fpos++
+		}
+	}
+	if rate := float64(fpos) / probes; rate > 0.012 {
+		t.Fatalf("false-positive rate %.4f; want at most 0.012 at %d bits per key", rate, bloomBitsPerKey)
+	}
+}
+
+// collideAll makes every messageId of every app share one fingerprint for
+// the rest of the test, so that only the verification against the stored
+// event tells ids apart.
+func collideAll(t *testing.T) {
+	t.Cleanup(func() { fingerprint = xxFingerprint })
+	fingerprint = func(uint32, []byte) uint64 { return 42 }
+}
+
+func TestDedupFingerprintCollisions(t *testing.T) {
+	collideAll(t)
+	dir := t.TempDir()
+	db := openDiskDB(t, dir, Options{DedupWindow: time.Hour, Sync: true})
+	a := ensureApp(t, db, "a")
+	b := ensureApp(t, db, "b")
+	if got, want := mustStoreOnce(t, db, testNow, append(dedupKeys(a, "x", "y", "x"), dedupKeys(b, "x")...)), []bool{false, false, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("first batch: got %v; want %v", got, want)
+	}
+	if got, want := mustStoreOnce(t, db, testNow.Add(time.Minute), append(dedupKeys(a, "z", "y"), dedupKeys(b, "x", "w")...)), []bool{false, true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("second batch: got %v; want %v", got, want)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDiskDB(t, dir, Options{DedupWindow: time.Hour, Sync: true})
+	defer db.Close()
+	if got, want := mustStoreOnce(t, db, testNow.Add(2*time.Minute), append(dedupKeys(a, "w", "x", "y", "z"), dedupKeys(b, "w", "v")...)), []bool{false, true, true, true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("after reopening: got %v; want %v", got, want)
+	}
+	withSnapshot(t, db, func(s *Snapshot) {
+		for app, want := range map[uint32]int{a: 4, b: 3} {
+			if got := len(eventsBySeq(t, s, app, 0, ^uint64(0))); got != want {
+				t.Errorf("app %d: %d events stored; want %d", app, got, want)
+			}
+		}
+	})
+}
+
+// TestDedupWindowAcrossSlices sends one id again and again over hours of
+// server time: it is a duplicate exactly while it lies inside the window,
+// whichever slices that spans, and expired slices leave the store.
+func TestDedupWindowAcrossSlices(t *testing.T) {
+	const window = 3 * time.Hour
+	db := openTestDB(t, Options{DedupWindow: window})
+	if got := time.Duration(db.dedup.slice) * time.Second; got != time.Hour {
+		t.Fatalf("slice is %v; want an hour for a 3h window", got)
+	}
+	app := ensureApp(t, db, "a")
+	t0 := testNow.Truncate(time.Hour).Add(40 * time.Minute) // slices do not start at t0
+	steps := []struct {
+		after time.Duration
+		dup   bool
+	}{
+		{0, false},
+		{time.Minute, true},
+		{time.Hour, true},
+		{2*time.Hour + 30*time.Minute, true},
+		{window - time.Second, true},
+		{window, false}, // stored again: the window restarts here
+		{window + 2*time.Hour, true},
+		{2*window - time.Second, true},
+		{10 * window, false},
+	}
+	for _, s := range steps {
+		got := mustStoreOnce(t, db, t0.Add(s.after), dedupKeys(app, "m"))
+		if got[0] != s.dup {
+			t.Fatalf("at t0+%v: duplicate=%v; want %v", s.after, got[0], s.dup)
+		}
+	}
+	if got := len(eventsBySeq(t, newSnapshot(t, db), app, 0, ^uint64(0))); got != 3 {
+		t.Fatalf("%d copies stored; want 3", got)
+	}
+	// Only the last store's slice is live after expiring at its time.
+	end := t0.Add(10 * window)
+	if _, err := db.ExpireDedup(end); err != nil {
+		t.Fatal(err)
+	}
+	first := db.dedup.firstLive(end)
+	for _, ns := range []Namespace{nsDedupSlice} {
+		n := countKeys(t, db, []byte{byte(ns)}, sliceStart(ns, first))
+		if n != 0 {
+			t.Errorf("namespace %02x: %d keys left in expired slices", ns, n)
+		}
+	}
+	if n := countKeys(t, db, sliceStart(nsDedupSlice, first), []byte{byte(nsDedupSlice) + 1}); n != 1 {
+		t.Errorf("%d keys in live slices; want 1", n)
+	}
+	if st := db.DedupStats(); st.Slices != 1 || st.IDs != 1 {
+		t.Errorf("filters after expiry: %+v; want one slice with one id", st)
+	}
+	if got := mustStoreOnce(t, db, end.Add(time.Minute), dedupKeys(app, "m")); !got[0] {
+		t.Fatal("the id stored in the live slice is no longer a duplicate")
+	}
+}
+
+func countKeys(t *testing.T, db *DB, lo, hi []byte) int {
+	t.Helper()
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// TestDedupConvertsOldIndex opens a store holding the old dedup index
+// (0x20) and idempotency keys (0x43): what is inside the window is still a
+// duplicate, the old namespaces are gone, and what had expired is dropped.
+func TestDedupConvertsOldIndex(t *testing.T) {
+	dir := t.TempDir()
+	db := openDiskDB(t, dir, Options{DedupWindow: time.Hour, Sync: true})
+	app := ensureApp(t, db, "a")
+	b := db.pdb.NewBatch()
+	for i := range 120_000 { // more than one conversion chunk
+		id := fmt.Appendf(nil, "old-%d", i)
+		b.Set(appendDedupKey(nil, app, id), appendDedupValue(nil, testNow.Add(-30*time.Minute).Unix()), nil)
+	}
+	b.Set(appendDedupKey(nil, app, []byte("expired")), appendDedupValue(nil, testNow.Add(-2*time.Hour).Unix()), nil)
+	idem := append([]byte{valueV1}, appendUvarint(testNow.Add(-10*time.Minute).Unix())...)
+	b.Set(appendIdempotencyKey(nil, app, []byte("retry-1")), append(idem, `{"accepted":1}`...), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second open finds nothing left to convert
+		db = openDiskDB(t, dir, Options{DedupWindow: time.Hour, Sync: true})
+		for _, ns := range []Namespace{nsDedup, nsIdempotent} {
+			if n := countKeys(t, db, []byte{byte(ns)}, []byte{byte(ns) + 1}); n != 0 {
+				t.Fatalf("round %d: %d keys left in the old namespace %02x", round, n, ns)
+			}
+		}
+		keys := dedupKeys(app, "old-0", "old-119999", "old-77777", "expired", fmt.Sprintf("new-%d", round))
+		if got, want := mustStoreOnce(t, db, testNow, keys), []bool{true, true, true, round == 1, false}; !slices.Equal(got, want) {
+			t.Fatalf("round %d: got %v; want %v", round, got, want)
+		}
+		txn := beginProfiles(t, db, app, testNow)
+		answer, ok, err := txn.Idempotent([]byte("retry-1"))
+		txn.Close()
+		if err != nil || !ok || string(answer) != `{"accepted":1}` {
+			t.Fatalf("round %d: idempotency key: got %q, %v, %v; want the old answer", round, answer, ok, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func appendUvarint(x int64) []byte {
+	var b []byte
+	for u := uint64(x); ; u >>= 7 {
+		if u < 0x80 {
+			return append(b, byte(u))
+		}
+		b = append(b, byte(u)|0x80)
+	}
+}
+
+// TestDedupFilterBudget gives the filters no memory at all: every lookup
+// goes to Pebble, and dedup stays exact.
+func TestDedupFilterBudget(t *testing.T) {
+	db := openTestDB(t, Options{DedupWindow: time.Hour, DedupFilterBytes: 1})
+	app := ensureApp(t, db, "a")
+	mustStoreOnce(t, db, testNow, dedupKeys(app, "a", "b"))
+	if got, want := mustStoreOnce(t, db, testNow.Add(time.Second), dedupKeys(app, "b", "c", "a")), []bool{true, false, true}; !slices.Equal(got, want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+	if st := db.DedupStats(); st.Unfiltered == 0 || st.Bytes != 0 {
+		t.Fatalf("stats %+v; want unfiltered slices and no filter memory", st)
+	}
+}
+
+func TestIdempotencyKeysExpire(t *testing.T) {
+	db := openTestDB(t, Options{DedupWindow: 2 * time.Hour})
+	app := ensureApp(t, db, "a")
+	txn := beginProfiles(t, db, app, testNow)
+	txn.PutIdempotent([]byte("k"), []byte("answer"))
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	txn.Close()
+	for _, tt := range []struct {
+		after time.Duration
+		want  bool
+	}{{time.Minute, true}, {90 * time.Minute, true}, {2*time.Hour - time.Second, true}, {2 * time.Hour, false}, {48 * time.Hour, false}} {
+		txn := beginProfiles(t, db, app, testNow.Add(tt.after))
+		_, ok, err := txn.Idempotent([]byte("k"))
+		txn.Close()
+		if err != nil || ok != tt.want {
+			t.Fatalf("after %v: got %v, %v; want %v", tt.after, ok, err, tt.want)
+		}
+	}
+	if _, err := db.ExpireDedup(testNow.Add(48 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, db, []byte{byte(nsIdemSlice)}, []byte{byte(nsIdemSlice) + 1}); n != 0 {
+		t.Fatalf("%d idempotency keys left after the window; want 0", n)
+	}
+}
+
+func TestDedupRefsRoundTrip(t *testing.T) {
+	for _, refs := range [][]dedupRef{
+		{{seq: 1}},
+		{{seq: 1}, {seq: 1 << 40}},
+		{{legacy: true, received: 1_796_076_444, id: []byte("abc")}},
+		{{seq: 7}, {legacy: true, received: 5, id: []byte{}}, {seq: 9}},
+	} {
+		v := appendDedupRefs(nil, refs)
+		got, err := decodeDedupRefs(nil, v)
+		if err != nil {
+			t.Fatalf("%x: %v", v, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(refs) {
+			t.Fatalf("%x decodes to %v; want %v", v, got, refs)
+		}
+	}
+}
+
+func FuzzDecodeDedupRefs(f *testing.F) {
+	f.Add(appendDedupRefs(nil, []dedupRef{{seq: 3}}))
+	f.Add(appendDedupRefs(nil, []dedupRef{{seq: 3}, {legacy: true, received: 9, id: []byte("x")}}))
+	f.Add([]byte{2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0xff})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		refs, err := decodeDedupRefs(nil, v)
+		if err != nil {
+			return
+		}
+		again, err := decodeDedupRefs(nil, appendDedupRefs(nil, refs))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(refs) {
+			t.Fatalf("%x decodes to %v, which re-encodes to %v (%v)", v, refs, again, err)
+		}
+	})
+}
+
+// TestDedupKeepsPurgedIDs deletes a user whose events carried client ids:
+// once purged, their events are gone, and a late retry of one of them is
+// still a duplicate, not a way back in.
+func TestDedupKeepsPurgedIDs(t *testing.T) {
+	db := openTestDB(t, Options{DedupWindow: time.Hour})
+	app := ensureApp(t, db, "a")
+	store := func(now time.Time, users []string, ids ...string) []bool {
+		t.Helper()
+		w := db.NewWriter(now)
+		defer w.Close()
+		keys := dedupKeys(app, ids...)
+		dup, err := w.CheckDuplicates(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := w.Alloc(len(keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			if !dup[i] {
+				body := fmt.Appendf(nil, `{"userId":%q,"messageId":%q,"receivedAt":%q}`, users[i], ids[i], now.UTC().Format(time.RFC3339Nano))
+				w.AddKeyedEvent(i, first+uint64(i), 1000, body)
+			}
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return dup
+	}
+	store(testNow, []string{"alice", "bob", "alice"}, "a1", "b1", "a2")
+	mergeEverything(t, db)
+	txn := beginProfiles(t, db, app, testNow)
+	txn.Forget([]byte("alice"))
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	txn.Close()
+	if _, err := db.PurgeForgotten(); err != nil {
+		t.Fatal(err)
+	}
+	if users, events := db.PurgedTotals(); users != 1 || events != 2 {
+		t.Fatalf("purged %d users, %d events; want 1, 2", users, events)
+	}
+	got := store(testNow.Add(time.Minute), []string{"alice", "alice", "bob", "carol"}, "a2", "a1", "b1", "c1")
+	if want := []bool{true, true, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("after the purge: got %v; want %v", got, want)
+	}
+	if got := store(testNow.Add(time.Hour+time.Minute), []string{"alice"}, "a1"); got[0] {
+		t.Fatal("a purged id is still a duplicate after the window")
+	}
+}
