@@ -43,12 +43,14 @@ import (
 // Open.
 
 // Dedup tuning. bloomBitsPerKey and bloomK give a false-positive rate of
-// about 0.6 % per filter segment (TestBloomFalsePositives).
+// about 0.15 % per filter segment (TestIDFilterFalsePositives); a slice's
+// first segment takes a million ids (2 MiB), so that a slice rarely has more
+// than a few segments to probe.
 const (
-	bloomBitsPerKey = 12
-	bloomK          = 6
-	bloomMinKeys    = 64 << 10
-	bloomMaxKeys    = 8 << 20
+	bloomBitsPerKey = 16
+	bloomK          = 7
+	bloomMinKeys    = 1 << 20
+	bloomMaxKeys    = 16 << 20
 	// minDedupSlice is the shortest slice: a shorter window still has
 	// hour-long slices, so that a lookup probes few filters.
 	minDedupSlice = time.Hour
@@ -69,13 +71,14 @@ const metaDedupSlice = "dedup_slice"
 var fingerprint = xxFingerprint
 
 func xxFingerprint(app uint32, messageID []byte) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	var a [4]byte
-	binary.BigEndian.PutUint32(a[:], app)
-	d.Write(a[:])
-	d.Write(messageID)
-	return d.Sum64()
+	// The app is mixed in after hashing (murmur3's finaliser), which costs
+	// less than hashing it with the id.
+	h := xxhash.Sum64(messageID) ^ (uint64(app)+1)*0x9e3779b97f4a7c15
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
 }
 
 // idFilter is a blocked Bloom filter: a key sets bloomK bits in one 512-bit
@@ -192,7 +195,7 @@ func (x *dedupIndex) addLocked(slice uint32, fp uint64) {
 		return
 	}
 	if len(f.segs) == 0 || f.segs[len(f.segs)-1].n >= f.segs[len(f.segs)-1].limit {
-		seg := newIDFilter(min(max(bloomMinKeys, f.n), bloomMaxKeys))
+		seg := newIDFilter(min(max(bloomMinKeys, 2*f.n), bloomMaxKeys))
 		for x.mu.bytes+seg.bytes() > x.budget {
 			if !x.dropOldestLocked() {
 				break
@@ -210,6 +213,22 @@ func (x *dedupIndex) addLocked(slice uint32, fp uint64) {
 	}
 	f.segs[len(f.segs)-1].add(fp)
 	f.n++
+}
+
+// presizeLocked gives a slice about to receive n ids one segment for all of
+// them and as many again (the current slice goes on growing).
+func (x *dedupIndex) presizeLocked(slice uint32, n int) {
+	if _, ok := x.mu.filters[slice]; ok {
+		return
+	}
+	f := &sliceFilter{}
+	x.mu.filters[slice] = f
+	seg := newIDFilter(min(max(bloomMinKeys, 2*n), bloomMaxKeys))
+	if x.mu.bytes+seg.bytes() > x.budget {
+		return // addLocked decides what to drop
+	}
+	f.segs = append(f.segs, seg)
+	x.mu.bytes += seg.bytes()
 }
 
 // dropOldestLocked drops the filter of the oldest filtered slice, reporting
@@ -267,38 +286,53 @@ func (db *DB) DedupStats() DedupStats {
 	return st
 }
 
-// reserve takes the reservation of fp for the writer whose done channel is
-// done, waiting for any other holder. It reports false when the store
-// closed while waiting.
-func (db *DB) reserve(fp uint64, done chan struct{}) bool {
-	sh := &db.dedup.inflight[fp&63]
-	for {
+// shardOf is the reservation shard of a fingerprint: its top bits, so that
+// fingerprints in ascending order visit the shards in order.
+func shardOf(fp uint64) int { return int(fp >> 58) }
+
+// reserve takes the reservations of fps, distinct and ascending, for the
+// writer whose done channel is done, waiting for any other holder; one
+// lock per shard covers a run of them. It reports false, holding nothing,
+// when the store closed while waiting.
+func (db *DB) reserve(fps []uint64, done chan struct{}) bool {
+	for i := 0; i < len(fps); {
+		s := shardOf(fps[i])
+		sh := &db.dedup.inflight[s]
 		sh.Lock()
 		if sh.m == nil {
 			sh.m = map[uint64]chan struct{}{}
 		}
-		ch, busy := sh.m[fp]
-		if !busy {
-			sh.m[fp] = done
-			sh.Unlock()
-			return true
+		var wait chan struct{}
+		for ; i < len(fps) && shardOf(fps[i]) == s; i++ {
+			if ch, busy := sh.m[fps[i]]; busy {
+				if ch == done {
+					panic("BUG: a writer reserved one fingerprint twice")
+				}
+				wait = ch
+				break
+			}
+			sh.m[fps[i]] = done
 		}
 		sh.Unlock()
-		if ch == done {
-			panic("BUG: a writer reserved one fingerprint twice")
-		}
-		<-ch
-		if db.closed.Load() {
-			return false
+		if wait != nil {
+			<-wait // then fps[i] again
+			if db.closed.Load() {
+				db.release(fps[:i])
+				return false
+			}
 		}
 	}
+	return true
 }
 
+// release drops the reservations of fps, ascending.
 func (db *DB) release(fps []uint64) {
-	for _, fp := range fps {
-		sh := &db.dedup.inflight[fp&63]
+	for i := 0; i < len(fps); {
+		sh := &db.dedup.inflight[shardOf(fps[i])]
 		sh.Lock()
-		delete(sh.m, fp)
+		for s := shardOf(fps[i]); i < len(fps) && shardOf(fps[i]) == s; i++ {
+			delete(sh.m, fps[i])
+		}
 		sh.Unlock()
 	}
 }
@@ -684,6 +718,21 @@ func (db *DB) loadDedupFilters(now time.Time) error {
 	defer it.Close()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// Count first, so that each slice gets one segment of the right size.
+	counts := map[uint32]int{}
+	for it.First(); it.Valid(); it.Next() {
+		slice, _, _, err := decodeDedupSliceKey(it.Key())
+		if err != nil {
+			return err
+		}
+		counts[slice]++
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	for slice, n := range counts {
+		x.presizeLocked(slice, n)
+	}
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
 		slice, _, fp, err := decodeDedupSliceKey(it.Key())

@@ -42,8 +42,8 @@ type Writer struct {
 // writerBufs are a Writer's reusable buffers, pooled apart from the Writer
 // so that a stray second Close cannot hand them to two users.
 type writerBufs struct {
-	fps     []uint64 // fingerprints of keys
-	order   []int32  // keys in fingerprint order
+	fps     []uint64  // fingerprints of keys
+	order   []fpIndex // keys in fingerprint order
 	cands   []dedupCandidate
 	keySeq  []uint64 // the sequence each new key was added with (0: not added)
 	events  []pendingEvent
@@ -59,6 +59,11 @@ var writerBufsPool sync.Pool
 type pendingEvent struct {
 	app uint32
 	ev  blockEvent
+}
+
+type fpIndex struct {
+	fp uint64
+	i  int32 // into keys
 }
 
 // DedupKey names one client-supplied messageId of one app.
@@ -101,40 +106,43 @@ func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
 	clear(w.keySeq)
 	for i := range keys {
 		w.fps[i] = fingerprint(keys[i].App, keys[i].MessageID)
-		w.order[i] = int32(i)
+		w.order[i] = fpIndex{fp: w.fps[i], i: int32(i)}
 	}
 	// Reserve in ascending fingerprint order, so that two writers never
 	// wait on each other; a repeated id within keys is a duplicate of its
 	// first occurrence.
-	slices.SortFunc(w.order, func(a, b int32) int {
-		if fa, fb := w.fps[a], w.fps[b]; fa != fb {
-			if fa < fb {
+	slices.SortFunc(w.order, func(a, b fpIndex) int {
+		if a.fp != b.fp {
+			if a.fp < b.fp {
 				return -1
 			}
 			return 1
 		}
-		return int(a - b)
+		return int(a.i - b.i)
 	})
-	for j, i := range w.order {
-		if j > 0 {
-			if p := w.order[j-1]; w.fps[p] == w.fps[i] {
-				for b := j - 1; b >= 0 && w.fps[w.order[b]] == w.fps[i]; b-- {
-					q := w.order[b]
-					if !dup[q] && keys[q].App == keys[i].App && bytes.Equal(keys[q].MessageID, keys[i].MessageID) {
-						dup[i] = true
-						break
-					}
+	w.reserved = w.reserved[:0]
+	for j, o := range w.order {
+		i := o.i
+		if j > 0 && w.order[j-1].fp == o.fp {
+			for b := j - 1; b >= 0 && w.order[b].fp == o.fp; b-- {
+				q := w.order[b].i
+				if !dup[q] && keys[q].App == keys[i].App && bytes.Equal(keys[q].MessageID, keys[i].MessageID) {
+					dup[i] = true
+					break
 				}
-				continue // reserved with p
 			}
+			continue // reserved with the first
 		}
+		w.reserved = append(w.reserved, o.fp)
+	}
+	if len(w.reserved) > 0 {
 		if w.done == nil {
 			w.done = make(chan struct{})
 		}
-		if !w.db.reserve(w.fps[i], w.done) {
+		if !w.db.reserve(w.reserved, w.done) {
+			w.reserved = w.reserved[:0]
 			return nil, ErrClosed
 		}
-		w.reserved = append(w.reserved, w.fps[i])
 	}
 	// The filters decide most ids; the others are looked up in one sorted
 	// pass over the index.
@@ -310,11 +318,11 @@ func (w *Writer) appendDedupEntries() uint32 {
 		return slice
 	}
 	for j := 0; j < len(w.order); {
-		i := w.order[j]
+		i := w.order[j].i
 		refs := w.refs[:0]
 		k := j
-		for ; k < len(w.order) && w.fps[w.order[k]] == w.fps[i]; k++ {
-			q := w.order[k]
+		for ; k < len(w.order) && w.order[k].fp == w.fps[i]; k++ {
+			q := w.order[k].i
 			if w.keySeq[q] != 0 && w.keys[q].App == w.keys[i].App {
 				if len(refs) == 0 {
 					refs = append(refs, w.prev[int(q)]...)
@@ -344,9 +352,9 @@ func (w *Writer) appendDedupEntries() uint32 {
 
 // otherApps reports whether order[j:k] holds keys of more than one app.
 func (w *Writer) otherApps(j, k int) bool {
-	app := w.keys[w.order[j]].App
-	for _, q := range w.order[j:k] {
-		if w.keys[q].App != app {
+	app := w.keys[w.order[j].i].App
+	for _, o := range w.order[j:k] {
+		if w.keys[o.i].App != app {
 			return true
 		}
 	}
@@ -356,16 +364,18 @@ func (w *Writer) otherApps(j, k int) bool {
 // appendMixedApps writes the entries of the apps of order[j:k] other than
 // the first one's.
 func (w *Writer) appendMixedApps(slice uint32, j, k int) {
-	first := w.keys[w.order[j]].App
+	first := w.keys[w.order[j].i].App
 	done := map[uint32]bool{first: true}
-	for _, i := range w.order[j:k] {
+	for _, o := range w.order[j:k] {
+		i := o.i
 		app := w.keys[i].App
 		if done[app] {
 			continue
 		}
 		done[app] = true
 		var refs []dedupRef
-		for _, q := range w.order[j:k] {
+		for _, o2 := range w.order[j:k] {
+			q := o2.i
 			if w.keySeq[q] != 0 && w.keys[q].App == app {
 				if len(refs) == 0 {
 					refs = append(refs, w.prev[int(q)]...)
@@ -413,8 +423,8 @@ func (w *Writer) Close() {
 	if len(w.reserved) > 0 {
 		w.db.release(w.reserved)
 		close(w.done)
-		w.reserved = nil
 	}
+	w.reserved = nil
 	w.keys, w.dups, w.prev = nil, nil, nil
 	if w.batch != nil {
 		w.batch.Close()
