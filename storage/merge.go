@@ -43,11 +43,24 @@ func (db *DB) mergeLoop() {
 		wm uint64
 	}
 	var marks []mark
+	// After a pass that rewrote groups, the first quiet tick flushes the
+	// memtable: its WAL, up to a memtable's worth of bytes that are also in
+	// the merged blocks, is then deleted instead of sitting in the data
+	// directory until the next write fills the memtable.
+	flushPending, lastStored := false, db.eventsStored.Load()
 	for {
 		select {
 		case <-db.mergeStop:
 			return
 		case now := <-t.C:
+			if stored := db.eventsStored.Load(); flushPending && stored == lastStored {
+				if err := db.pdb.Flush(); err != nil {
+					db.log.Error("flushing the memtable after merging failed", "err", err)
+				}
+				flushPending = false
+			} else {
+				lastStored = stored
+			}
 			wm, _ := db.seq.watermark()
 			marks = append(marks, mark{now, wm})
 			limit := uint64(0)
@@ -62,9 +75,11 @@ func (db *DB) mergeLoop() {
 		if db.disk.err() != nil {
 			continue // a merge writes too: wait for disk space
 		}
-		if _, err := db.mergeUpTo(db.mergeLimit); err != nil {
+		n, err := db.mergeUpTo(db.mergeLimit)
+		if err != nil {
 			db.log.Error("background merge failed", "err", err)
 		}
+		flushPending = flushPending || n > 0
 	}
 }
 
