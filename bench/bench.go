@@ -27,8 +27,8 @@ import (
 const benchUsage = `Usage: trove bench [flags]
 
 Sends generated events to POST /v1/events and reports throughput and latency
-(W1, W1n and W2 of PERF.md). ` + "`trove bench profiles -h`" + ` describes the
-User Profiles workload.
+(W1, W1n and W2 of PERF.md), and with -data-dir the bytes on disk per event
+(S1). ` + "`trove bench profiles -h`" + ` describes the User Profiles workload.
 
 Every event carries a UUID messageId, as every SDK sends, so the server pays
 for exact deduplication; -no-message-ids sends none (W1n). The events depend
@@ -69,6 +69,11 @@ type options struct {
 	messageIDs bool
 	calibrate  bool
 	segment    bool // post Segment batches to /v1/batch (segment.go)
+
+	// S1 after the load (s1.go).
+	dataDir     string        // the server's data directory; "" for no S1
+	settle      time.Duration // wait this long after the load before measuring
+	settleEvery time.Duration // progress interval while settling; not a flag
 
 	// Set by `trove bench profiles` only (profiles.go).
 	profiles bool    // post profile updates to /v1/users/profile instead of events
@@ -128,6 +133,13 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		tgt = tgt.segment()
 	}
 	progress := isTerminal(stderr)
+	var s1Before int64
+	if o.dataDir != "" {
+		if s1Before, err = dirBytes(o.dataDir); err != nil {
+			fmt.Fprintf(stderr, "%s: -data-dir: %v\n", name, err)
+			return 1
+		}
+	}
 
 	var ceiling *result
 	if o.calibrate {
@@ -168,6 +180,9 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %d of %d reads failed; first: %s\n", name, res.reads.errors, res.reads.reads, res.reads.firstErr)
 		code = 1
 	}
+	if o.dataDir != "" {
+		code = max(code, measureS1(ctx, o, res, s1Before, stdout, stderr))
+	}
 	return code
 }
 
@@ -196,6 +211,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&noMessageIDs, "no-message-ids", false, "send events without messageIds, so that the server generates them (W1n)")
 	fs.BoolVar(&o.segment, "segment", false, "send Segment-format batches of track messages to POST /v1/batch, the -app key as write key")
 	fs.BoolVar(&o.calibrate, "calibrate", false, "first measure an in-process server that discards requests, then report the ratio")
+	fs.StringVar(&o.dataDir, "data-dir", "", "after the load, print S1: du -sb of `DIR` (walked by this process) per event the server accepted;\nDIR is the data directory of the server under load, started empty so that it holds this run's events only")
+	fs.DurationVar(&o.settle, "settle", 3*time.Minute, "with -data-dir, wait this long after the load before measuring S1, printing progress every 10s")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -213,7 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for !o.seedSet && o.idSalt == 0 {
 		o.idSalt = rand.Uint64()
 	}
-
+	o.settleEvery = 10 * time.Second
+	problems = append(problems, checkS1Flags(o, set)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "trove bench: %s\n", p)

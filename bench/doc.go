@@ -39,6 +39,11 @@
 // one and a duplicate in the server's counts is a bug, which fails the run;
 // with -seed they repeat exactly, which is how to load the duplicate path.
 //
+// With -data-dir, Main measures S1 of PERF.md after the load: it waits
+// -settle (3 minutes by default) while the server merges, printing the
+// directory's size every 10 seconds, then walks the directory as du -sb does
+// and divides its size by the events the server accepted.
+//
 // # Profiles
 //
 // ProfileGenerator writes deterministic profile objects for the User

@@ -599,6 +599,10 @@ func TestMainBadFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"extra"}, wantCode: 2, wantStderr: "unexpected arguments"},
 		{name: "bad scheme", args: []string{"-server", "ftp://127.0.0.1:1"}, wantCode: 2, wantStderr: `unsupported scheme "ftp"`},
 		{name: "contradicting id flags", args: []string{"-message-ids", "-no-message-ids"}, wantCode: 2, wantStderr: "-message-ids and -no-message-ids contradict each other"},
+		{name: "settle without data dir", args: []string{"-settle", "1m"}, wantCode: 2, wantStderr: "-settle needs -data-dir"},
+		{name: "negative settle", args: []string{"-settle", "-1s", "-data-dir", "."}, wantCode: 2, wantStderr: "-settle must be >= 0"},
+		{name: "missing data dir", args: []string{"-data-dir", "/nonexistent/trove-data"}, wantCode: 2, wantStderr: "-data-dir: stat /nonexistent/trove-data: no such file or directory"},
+		{name: "data dir is a file", args: []string{"-data-dir", "main_test.go"}, wantCode: 2, wantStderr: "-data-dir: main_test.go is not a directory"},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "Usage: trove bench [flags]"},
 		{name: "help explains messageIds", args: []string{"-h"}, wantCode: 0, wantStderr: "Without -seed the\nmessageIds get a random salt per run"},
 	}
