@@ -727,3 +727,31 @@ func TestMainTokenFromEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestAnswerCount(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		key    string
+		want   int64
+		wantOK bool
+	}{
+		{name: "trove", body: `{"accepted":498,"duplicates":2,"rejected":0,"errors":[]}`, key: `"duplicates":`, want: 2, wantOK: true},
+		{name: "first member", body: `{"accepted":498,"duplicates":2}`, key: `"accepted":`, want: 498, wantOK: true},
+		{name: "zero", body: `{"rejected":0}`, key: `"rejected":`, want: 0, wantOK: true},
+		{name: "space after the colon", body: `{"accepted": 17}`, key: `"accepted":`, want: 17, wantOK: true},
+		{name: "segment", body: `{"success":true,"accepted":3,"duplicates":0,"rejected":1,"errors":[]}`, key: `"rejected":`, want: 1, wantOK: true},
+		{name: "missing", body: `{"ok":true}`, key: `"accepted":`},
+		{name: "not a number", body: `{"accepted":null}`, key: `"accepted":`},
+		{name: "only inside a string", body: `{"message":"\"accepted\":5"}`, key: `"accepted":`},
+		{name: "empty", body: ``, key: `"accepted":`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := answerCount([]byte(tt.body), tt.key)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("answerCount(%s, %s) = %d, %v; want %d, %v", tt.body, tt.key, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
