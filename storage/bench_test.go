@@ -20,19 +20,11 @@ const (
 type benchEvent struct {
 	time int64
 	json []byte
-	id   []byte // the client's messageId, inside json; nil when it sent none
 }
 
-// generateBenchEvents returns n events from trove/bench's generator,
-// without messageIds.
+// generateBenchEvents returns n events from trove/bench's generator.
 func generateBenchEvents(b testing.TB, n int) []benchEvent {
-	return generateBenchEventsIDs(b, n, false /* messageIDs */)
-}
-
-// generateBenchEventsIDs returns n events from trove/bench's generator, each
-// with a UUID messageId of its own when messageIDs, as SDKs send them.
-func generateBenchEventsIDs(b testing.TB, n int, messageIDs bool) []benchEvent {
-	g := bench.NewGenerator(1, benchAppKey).WithMessageIDs(messageIDs)
+	g := bench.NewGenerator(1, benchAppKey)
 	var arena []byte
 	evs := make([]benchEvent, n)
 	for i := range evs {
@@ -40,7 +32,6 @@ func generateBenchEventsIDs(b testing.TB, n int, messageIDs bool) []benchEvent {
 		arena = g.AppendEvent(arena)
 		evs[i].json = arena[start:len(arena):len(arena)]
 		evs[i].time = eventTimeOf(b, evs[i].json)
-		evs[i].id = stringMember(evs[i].json, `"messageId":"`)
 		if len(arena) > 1<<20 {
 			arena = nil // keep earlier events' bytes where they are
 		}
@@ -48,24 +39,15 @@ func generateBenchEventsIDs(b testing.TB, n int, messageIDs bool) []benchEvent {
 	return evs
 }
 
-// stringMember returns the value of the string member key (its quoted name,
-// colon and opening quote) of a generated event, or nil when it has none.
-func stringMember(ev []byte, key string) []byte {
-	i := bytes.Index(ev, []byte(key))
-	if i < 0 {
-		return nil
-	}
-	v := ev[i+len(key):]
-	return v[:bytes.IndexByte(v, '"')]
-}
-
 // eventTimeOf parses the eventTime member of a generated event.
 func eventTimeOf(b testing.TB, ev []byte) int64 {
-	v := stringMember(ev, `"eventTime":"`)
-	if v == nil {
+	const key = `"eventTime":"`
+	i := bytes.Index(ev, []byte(key))
+	if i < 0 {
 		b.Fatalf("no eventTime in %s", ev)
 	}
-	t, err := time.Parse(time.RFC3339Nano, string(v))
+	v := ev[i+len(key):]
+	t, err := time.Parse(time.RFC3339Nano, string(v[:bytes.IndexByte(v, '"')]))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,8 +57,7 @@ func eventTimeOf(b testing.TB, ev []byte) int64 {
 // appendStoredBody appends the stored form of a generated event, close to
 // what ingest stores (ingest/event.go, appendStored): the client's members,
 // the connection's ip in context when the client sent none, then the
-// server's receivedAt and, when the client sent no messageId, one generated
-// from seq.
+// server's receivedAt and a messageId generated from seq.
 func appendStoredBody(dst, ev []byte, seq uint64) []byte {
 	ev = ev[:len(ev)-1] // the closing brace
 	const ctxKey, ctxEnd = `"context":{`, `},"attributes":`
@@ -90,40 +71,18 @@ func appendStoredBody(dst, ev []byte, seq uint64) []byte {
 	dst = append(dst, ev...)
 	dst = append(dst, ',')
 	dst = append(dst, benchReceivedAt...)
-	if !bytes.Contains(ev, []byte(`"messageId":`)) {
-		dst = fmt.Appendf(dst, `,"messageId":"trv-%016x"`, seq)
-	}
-	return append(dst, '}')
+	dst = fmt.Appendf(dst, `,"messageId":"trv-%016x"}`, seq)
+	return dst
 }
 
 // writeBenchEvents stores evs in commits of benchBatch events, as ingest
-// would: the messageIds of those that carry one are checked and recorded
-// in the dedup index in the same commit. It returns the total size of the
-// stored bodies.
+// would, and returns the total size of the stored bodies.
 func writeBenchEvents(b testing.TB, db *DB, app uint32, evs []benchEvent) (bodyBytes int) {
 	var body []byte
-	var keys []DedupKey
 	for len(evs) > 0 {
 		batch := evs[:min(benchBatch, len(evs))]
 		evs = evs[len(batch):]
 		w := db.NewWriter(time.Now())
-		keys = keys[:0]
-		for _, e := range batch {
-			if e.id != nil {
-				keys = append(keys, DedupKey{App: app, MessageID: e.id})
-			}
-		}
-		if len(keys) > 0 {
-			dups, err := w.CheckDuplicates(keys)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i, d := range dups {
-				if d {
-					b.Fatalf("generated messageId %s counted as a duplicate", keys[i].MessageID)
-				}
-			}
-		}
 		first, err := w.Alloc(len(batch))
 		if err != nil {
 			b.Fatal(err)
@@ -299,20 +258,7 @@ func BenchmarkEventsBySeq(b *testing.B) {
 // (bytes/event), which is the data's own size at rest. json-bytes/event is
 // the size of the stored JSON. The body runs once, however many iterations
 // -benchtime asks for: the result does not vary, and one run takes seconds.
-//
-// message-ids is what SDKs send: every event has its own UUID messageId,
-// kept in the stored JSON and in the dedup index. no-message-ids lets the
-// store generate them (W1n). Both are in-process estimates: PERF.md's S1 is
-// `trove bench -data-dir` against a real server.
 func BenchmarkStoredBytesPerEvent(b *testing.B) {
-	for _, messageIDs := range []bool{true, false} {
-		b.Run(map[bool]string{true: "message-ids", false: "no-message-ids"}[messageIDs], func(b *testing.B) {
-			benchmarkStoredBytesPerEvent(b, messageIDs)
-		})
-	}
-}
-
-func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs bool) {
 	const n = 200_000
 	var openPerEvent, diskPerEvent, jsonPerEvent float64
 	measured := false
@@ -321,7 +267,7 @@ func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs bool) {
 			continue
 		}
 		measured = true
-		gen := generateBenchEventsIDs(b, n, messageIDs)
+		gen := generateBenchEvents(b, n)
 		genBytes := 0
 		for _, e := range gen {
 			genBytes += len(e.json)
