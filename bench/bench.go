@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -21,6 +22,27 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/valyala/fasthttp"
 )
+
+// benchUsage opens the help of `trove bench`.
+const benchUsage = `Usage: trove bench [flags]
+
+Sends generated events to POST /v1/events and reports throughput and latency
+(W1, W1n and W2 of PERF.md), and with -data-dir the bytes on disk per event
+(S1). ` + "`trove bench profiles -h`" + ` describes the User Profiles workload.
+
+Every event carries a UUID messageId, as every SDK sends, so the server pays
+for exact deduplication; -no-message-ids sends none (W1n). The events depend
+only on -seed and the request number, whatever -conns. Without -seed the
+messageIds get a random salt per run, so a run never repeats the ids of an
+earlier one against the same server; with -seed they are repeatable too, and
+a second run with the same -seed sends only duplicates.
+
+The summary gives the server's own counts of accepted, duplicate and
+rejected events. Duplicates where none can be (fresh ids, or no ids), and
+rejected generated events, are bugs: they are reported and the exit code is 1.
+
+Flags:
+`
 
 // DefaultAppKey is the appKey that Main sends when -app is not given; it is
 // the demo app of SPEC.md section 2.
@@ -40,11 +62,18 @@ type options struct {
 	duration   time.Duration
 	timeout    time.Duration
 	seed       int64
+	seedSet    bool   // -seed was given, so the messageIds follow it too
+	idSalt     uint64 // mixed into the messageIds (Generator.WithMessageIDSalt); 0 when seedSet
 	gzip       bool
 	ndjson     bool
 	messageIDs bool
 	calibrate  bool
 	segment    bool // post Segment batches to /v1/batch (segment.go)
+
+	// S1 after the load (s1.go).
+	dataDir     string        // the server's data directory; "" for no S1
+	settle      time.Duration // wait this long after the load before measuring
+	settleEvery time.Duration // progress interval while settling; not a flag
 
 	// Set by `trove bench profiles` only (profiles.go).
 	profiles bool    // post profile updates to /v1/users/profile instead of events
@@ -53,9 +82,10 @@ type options struct {
 
 // target is where and how a run sends its requests.
 type target struct {
-	addr  string // host:port for fasthttp.HostClient
-	isTLS bool
-	uri   string // full request URI of the events endpoint
+	addr     string // host:port for fasthttp.HostClient
+	isTLS    bool
+	uri      string // full request URI of the events endpoint
+	discards bool   // the ceiling server, whose answers count nothing
 }
 
 // Main runs `trove bench` with args (the arguments after "bench") and returns
@@ -103,6 +133,13 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		tgt = tgt.segment()
 	}
 	progress := isTerminal(stderr)
+	var s1Before int64
+	if o.dataDir != "" {
+		if s1Before, err = dirBytes(o.dataDir); err != nil {
+			fmt.Fprintf(stderr, "%s: -data-dir: %v\n", name, err)
+			return 1
+		}
+	}
 
 	var ceiling *result
 	if o.calibrate {
@@ -135,9 +172,16 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %d of %d requests failed; first: %s\n", name, res.errors, res.requests, res.firstErr)
 		code = 1
 	}
+	for _, p := range res.countProblems(o) {
+		fmt.Fprintf(stderr, "%s: %s\n", name, p)
+		code = 1
+	}
 	if res.reads != nil && res.reads.errors > 0 {
 		fmt.Fprintf(stderr, "%s: %d of %d reads failed; first: %s\n", name, res.reads.errors, res.reads.reads, res.reads.firstErr)
 		code = 1
+	}
+	if o.dataDir != "" {
+		code = max(code, measureS1(ctx, o, res, s1Before, stdout, stderr))
 	}
 	return code
 }
@@ -145,12 +189,11 @@ func execute(ctx context.Context, o options, stdout, stderr io.Writer) int {
 // parseFlags parses args into options, reporting problems and usage on stderr.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
+	var noMessageIDs bool
 	fs := flag.NewFlagSet("trove bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: trove bench [flags]\n\n"+
-			"Sends generated events to POST /v1/events and reports throughput and latency.\n"+
-			"(`trove bench profiles -h` describes the User Profiles workload.)\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.server, "server", "http://127.0.0.1:8080", "base `URL` of the Trove server")
@@ -161,17 +204,34 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.n, "n", 1_000_000, "total events to send")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long even if -n is not reached (0: no cap)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request")
-	fs.Int64Var(&o.seed, "seed", 1, "seed of the event generator")
+	fs.Int64Var(&o.seed, "seed", 1, "seed of the events; given explicitly, it fixes the messageIds too, so that a second run\nwith the same -seed against the same server sends duplicates")
 	fs.BoolVar(&o.gzip, "gzip", false, "gzip request bodies (Content-Encoding: gzip)")
 	fs.BoolVar(&o.ndjson, "ndjson", false, "send application/x-ndjson, one event per line")
-	fs.BoolVar(&o.messageIDs, "message-ids", false, "give every event a unique messageId")
+	fs.BoolVar(&o.messageIDs, "message-ids", true, "give every event a UUID messageId, as SDKs do (-no-message-ids turns it off)")
+	fs.BoolVar(&noMessageIDs, "no-message-ids", false, "send events without messageIds, so that the server generates them (W1n)")
 	fs.BoolVar(&o.segment, "segment", false, "send Segment-format batches of track messages to POST /v1/batch, the -app key as write key")
 	fs.BoolVar(&o.calibrate, "calibrate", false, "first measure an in-process server that discards requests, then report the ratio")
+	fs.StringVar(&o.dataDir, "data-dir", "", "after the load, print S1: du -sb of `DIR` (walked by this process) per event the server accepted;\nDIR is the data directory of the server under load, started empty so that it holds this run's events only")
+	fs.DurationVar(&o.settle, "settle", 3*time.Minute, "with -data-dir, wait this long after the load before measuring S1, printing progress every 10s")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	tokenFromEnv(fs, &o.token)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	problems := checkCommon(fs, o)
+	if noMessageIDs {
+		if set["message-ids"] && o.messageIDs {
+			problems = append(problems, "-message-ids and -no-message-ids contradict each other")
+		}
+		o.messageIDs = false
+	}
+	o.seedSet = set["seed"]
+	for !o.seedSet && o.idSalt == 0 {
+		o.idSalt = rand.Uint64()
+	}
+	o.settleEvery = 10 * time.Second
+	problems = append(problems, checkS1Flags(o, set)...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "trove bench: %s\n", p)
@@ -253,21 +313,46 @@ func parseServer(s string) (target, error) {
 	return t, nil
 }
 
-// workloadLabel names the run after its PERF.md workload when the flags match one.
+// workloadLabel names the run after its PERF.md workload when the flags
+// match one, and says for events whether they carried messageIds.
 func workloadLabel(o options) string {
 	switch {
 	case o.profiles && o.batch == 100 && o.conns == 8:
 		return "W3 profiles"
 	case o.profiles:
 		return "profiles"
-	case o.segment:
-		return "segment"
-	case o.batch == 500 && o.conns == 8:
-		return "W1 ingest"
-	case o.batch == 1 && o.conns == 64:
-		return "W2 ingest"
 	}
-	return "ingest"
+	label := "ingest"
+	switch {
+	case o.segment:
+		label = "segment"
+	case o.batch == 500 && o.conns == 8 && o.messageIDs:
+		label = "W1 ingest"
+	case o.batch == 500 && o.conns == 8:
+		label = "W1n ingest"
+	case o.batch == 1 && o.conns == 64 && o.messageIDs:
+		// PERF.md defines W2 with messageIds only.
+		label = "W2 ingest"
+	}
+	if o.messageIDs {
+		return label + " with messageIds"
+	}
+	return label + " without messageIds"
+}
+
+// idsFresh reports whether no event of the run can be a duplicate of an
+// earlier one: its messageIds are salted for this run, or it sends none.
+func (o options) idsFresh() bool { return !o.messageIDs || !o.seedSet }
+
+// idsLine describes the run's messageIds for the client line.
+func (o options) idsLine() string {
+	switch {
+	case !o.messageIDs:
+		return "no messageIds (the server generates them)"
+	case o.seedSet:
+		return fmt.Sprintf("messageIds from -seed %d (repeatable)", o.seed)
+	}
+	return fmt.Sprintf("messageIds fresh for this run (salt %016x)", o.idSalt)
 }
 
 // runCeiling runs the load against an in-process fasthttp server on a
@@ -297,6 +382,7 @@ func runCeiling(ctx context.Context, o options, stderr io.Writer, progress bool)
 		srv.Shutdown()
 		return nil, err
 	}
+	tgt.discards = true
 	if o.profiles {
 		tgt = tgt.profiles()
 	}
@@ -323,6 +409,12 @@ type result struct {
 	latencies []time.Duration // sorted
 	firstErr  string
 	reads     *readResult // profile reads, when the run made any
+
+	// The server's own counts, summed over its answers (events modes
+	// against a real server only; see counted).
+	counted                        bool
+	accepted, duplicates, rejected int64
+	uncounted                      int64 // answers without the counts
 }
 
 func (r *result) failed() bool { return r.errors > 0 }
@@ -349,7 +441,50 @@ func (r *result) summary(label string, o options) string {
 		fmt.Fprintf(&b, ", %.1f MB/s gzip on the wire", float64(r.wireBytes)/1e6/max(secs, 1e-9))
 	}
 	fmt.Fprintf(&b, ", requests %d, %s, errors %d", r.requests, latencyStats(r.latencies), r.errors)
+	if r.counted {
+		fmt.Fprintf(&b, "; server: accepted %d, duplicates %d", r.accepted, r.duplicates)
+		switch {
+		case r.duplicates > 0 && !o.messageIDs:
+			b.WriteString(" (expected 0: the events had no messageIds)")
+		case r.duplicates > 0 && o.idsFresh():
+			b.WriteString(" (expected 0: the messageIds were fresh)")
+		case r.duplicates > 0:
+			fmt.Fprintf(&b, " (the messageIds of -seed %d repeat those of any earlier run with it)", o.seed)
+		}
+		fmt.Fprintf(&b, ", rejected %d", r.rejected)
+		if r.uncounted > 0 {
+			fmt.Fprintf(&b, ", no counts in %d answers", r.uncounted)
+		}
+	}
 	return b.String()
+}
+
+// countProblems returns what is wrong with the server's counts: answers
+// without them, duplicates when no event could be one, rejected generated
+// events, or totals that do not add up to the events acknowledged.
+func (r *result) countProblems(o options) []string {
+	if !r.counted {
+		return nil
+	}
+	var problems []string
+	if r.uncounted > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d answers had no accepted, duplicates and rejected counts: is -server a Trove server?",
+			r.uncounted, r.requests-r.errors))
+	}
+	if r.duplicates > 0 && o.idsFresh() {
+		why := "every messageId was fresh"
+		if !o.messageIDs {
+			why = "no event had a messageId"
+		}
+		problems = append(problems, fmt.Sprintf("the server counted %d events as duplicates although %s: a bug, in the server or in trove bench", r.duplicates, why))
+	}
+	if r.rejected > 0 {
+		problems = append(problems, fmt.Sprintf("the server rejected %d generated events (it keeps them in its quarantine): a bug, in the server or in the generator", r.rejected))
+	}
+	if sum := r.accepted + r.duplicates + r.rejected; r.uncounted == 0 && sum != r.events {
+		problems = append(problems, fmt.Sprintf("the server's answers count %d events (accepted + duplicates + rejected), but the requests it acknowledged held %d", sum, r.events))
+	}
+	return problems
 }
 
 // latencyStats formats sorted latencies as "latency p50 … p99 … max …".
@@ -384,6 +519,9 @@ func (r *result) clientLine(o options) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "client: batch %d (%s), conns %d, seed %d", o.batch, format, o.conns, o.seed)
+	if !o.profiles {
+		b.WriteString(", " + o.idsLine())
+	}
 	if sent := r.generated; sent > 0 && r.elapsed > 0 {
 		fmt.Fprintf(&b, ", generation %d ns/%s (%.0f%% of one core)",
 			r.genTime.Nanoseconds()/sent, unit, 100*r.genTime.Seconds()/r.elapsed.Seconds())
@@ -428,6 +566,7 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 		hc:       hc,
 		requests: (o.n + int64(o.batch) - 1) / int64(o.batch),
 		cancel:   cancel,
+		counted:  !o.profiles && !tgt.discards,
 	}
 	stopProgress := func() {}
 	if progress {
@@ -452,7 +591,7 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 		wg.Go(func() { w.loop(ctx) })
 	}
 	wg.Wait()
-	res := &result{elapsed: time.Since(start)}
+	res := &result{elapsed: time.Since(start), counted: sh.counted}
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		res.cpu = cpu1 - cpu0
 	}
@@ -469,6 +608,10 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 		res.genTime += w.genTime
 		res.zipTime += w.zipTime
 		res.latencies = append(res.latencies, w.latencies...)
+		res.accepted += w.accepted
+		res.duplicates += w.duplicates
+		res.rejected += w.rejected
+		res.uncounted += w.uncounted
 	}
 	slices.Sort(res.latencies)
 	if p := sh.firstErr.Load(); p != nil {
@@ -483,6 +626,7 @@ type shared struct {
 	tgt      target
 	hc       *fasthttp.HostClient
 	requests int64 // total requests in the run
+	counted  bool  // read the server's accepted, duplicates and rejected counts
 	next     atomic.Int64
 	sent     atomic.Int64 // events in completed requests, for progress
 	firstErr atomic.Pointer[string]
@@ -508,11 +652,13 @@ type worker struct {
 	resp  *fasthttp.Response
 	ctype string
 
-	events, requests, errors int64
-	rawBytes, wireBytes      int64
-	generated                int64
-	genTime, zipTime         time.Duration
-	latencies                []time.Duration
+	events, requests, errors       int64
+	rawBytes, wireBytes            int64
+	generated                      int64
+	accepted, duplicates, rejected int64
+	uncounted                      int64
+	genTime, zipTime               time.Duration
+	latencies                      []time.Duration
 }
 
 // newWorker makes a worker with its own generator and buffers.
@@ -527,7 +673,7 @@ func newWorker(sh *shared) *worker {
 		w.pgen = NewProfileGenerator(o.seed)
 		w.pgen.track = sh.known != nil
 	} else {
-		w.gen = NewGenerator(o.seed, o.appKey).WithMessageIDs(o.messageIDs)
+		w.gen = NewGenerator(o.seed, o.appKey).WithMessageIDs(o.messageIDs).WithMessageIDSalt(o.idSalt)
 	}
 	if o.ndjson {
 		w.ctype = "application/x-ndjson"
@@ -642,12 +788,48 @@ func (w *worker) send(body []byte, n int) bool {
 		return true
 	}
 	w.events += int64(n)
+	if sh.counted {
+		w.count(resp.Body())
+	}
 	w.rawBytes += int64(len(w.body))
 	w.wireBytes += int64(len(body))
 	if sh.known != nil {
 		sh.known.add(w.pgen.tracked)
 	}
 	return true
+}
+
+// count adds the server's counts in an answer, such as
+// {"accepted":498,"duplicates":2,"rejected":0,"errors":[]}, to w's.
+func (w *worker) count(body []byte) {
+	a, ok1 := answerCount(body, `"accepted":`)
+	d, ok2 := answerCount(body, `"duplicates":`)
+	r, ok3 := answerCount(body, `"rejected":`)
+	if !ok1 || !ok2 || !ok3 {
+		w.uncounted++
+		return
+	}
+	w.accepted += a
+	w.duplicates += d
+	w.rejected += r
+}
+
+// answerCount returns the number after the first occurrence of key (a
+// quoted member name and its colon) in body. Inside a JSON string the
+// quotes would be escaped, so the first occurrence is the member itself.
+// A full decode per answer would cost the client more than the scan,
+// which matters at W2's request rate.
+func answerCount(body []byte, key string) (int64, bool) {
+	i := bytes.Index(body, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	v := bytes.TrimLeft(body[i+len(key):], " \t\r\n")
+	n, j := int64(0), 0
+	for ; j < len(v) && j < 18 && '0' <= v[j] && v[j] <= '9'; j++ {
+		n = n*10 + int64(v[j]-'0')
+	}
+	return n, j > 0
 }
 
 // startProgress prints the units (events, updates) sent and the rate over the

@@ -13,22 +13,36 @@
 // then a nested object or an array) whose keys depend on the event name.
 // Per-user traits (device, country, plan, address) are stable, so the data is
 // as repetitive as real product data, which matters when measuring storage
-// size (PERF.md, S1). The same seed always gives the same bytes.
+// size (PERF.md, S1). The same seed always gives the same bytes. Events carry
+// no messageId unless WithMessageIDs; then each has a UUID of its own, about
+// 51 more bytes.
 //
 // # Load
 //
-// Main runs the workloads W1 and W2 of PERF.md: -conns workers, each with one
-// connection, take request numbers from a shared counter, build the body of
-// that request (-batch events as a JSON array, a single object, or NDJSON,
+// Main runs the workloads W1, W1n and W2 of PERF.md: -conns workers, each with
+// one connection, take request numbers from a shared counter, build the body
+// of that request (-batch events as a JSON array, a single object, or NDJSON,
 // optionally gzipped), post it to /v1/events and require 202. The events of
 // request i depend only on -seed and i, so a run sends the same data whatever
 // -conns is. The run ends after -n events or -duration, whichever comes first;
 // a request that gets no HTTP answer at all ends it early. The summary reports
 // events/s, raw JSON MB/s, per-request latency percentiles from every sample,
-// and what the client itself cost, so that a reader can tell whether the
-// client was the bottleneck. With -calibrate, the same load first goes to an
-// in-process fasthttp server that discards it, and the report gives Trove's
-// share of that ceiling.
+// the server's own counts of accepted, duplicate and rejected events, and what
+// the client itself cost, so that a reader can tell whether the client was the
+// bottleneck. With -calibrate, the same load first goes to an in-process
+// fasthttp server that discards it, and the report gives Trove's share of
+// that ceiling.
+//
+// Every event carries a UUID messageId, as SDKs send, unless -no-message-ids
+// (W1n). Without an explicit -seed the ids are salted afresh for each run
+// (Generator.WithMessageIDSalt), so two runs against one server never share
+// one and a duplicate in the server's counts is a bug, which fails the run;
+// with -seed they repeat exactly, which is how to load the duplicate path.
+//
+// With -data-dir, Main measures S1 of PERF.md after the load: it waits
+// -settle (3 minutes by default) while the server merges, printing the
+// directory's size every 10 seconds, then walks the directory as du -sb does
+// and divides its size by the events the server accepted.
 //
 // # Profiles
 //

@@ -44,6 +44,7 @@ type Generator struct {
 	seed       uint64
 	appKey     []byte // JSON-quoted once, since every event repeats it
 	messageIDs bool
+	idSalt     [2]uint64 // XORed into each messageId's random bits; see WithMessageIDSalt
 	sentAt     bool
 }
 
@@ -65,6 +66,22 @@ const pcgStream = 0x7472_6f76_6562_656e // "troveben" in ASCII
 // deterministic), and returns g.
 func (g *Generator) WithMessageIDs(on bool) *Generator {
 	g.messageIDs = on
+	return g
+}
+
+// WithMessageIDSalt mixes salt into every following messageId, and returns
+// g. The rest of each event, and which random draws make it, stay as they
+// are: generators that differ only in salt send the same events under
+// other ids, so that a second run against the same server is not counted
+// as duplicates of the first. Salt 0, the default, leaves the ids as the
+// seed alone gives them.
+func (g *Generator) WithMessageIDSalt(salt uint64) *Generator {
+	g.idSalt = [2]uint64{}
+	if salt != 0 {
+		// XOR with constants is a bijection, so ids that differ within a
+		// run still differ; mix64 spreads one word of salt over both halves.
+		g.idSalt = [2]uint64{salt, mix64(salt)}
+	}
 	return g
 }
 
@@ -136,7 +153,7 @@ func (g *Generator) AppendEvent(dst []byte) []byte {
 	dst = append(dst, g.appKey...)
 	if g.messageIDs {
 		dst = append(dst, `,"messageId":"`...)
-		dst = appendUUID(dst, g.pcg.Uint64(), g.pcg.Uint64())
+		dst = appendUUID(dst, g.pcg.Uint64()^g.idSalt[0], g.pcg.Uint64()^g.idSalt[1])
 		dst = append(dst, '"')
 	}
 	if g.sentAt {

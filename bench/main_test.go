@@ -17,14 +17,18 @@ import (
 )
 
 // testServer is a stand-in for Trove's POST /v1/events: it decodes and checks
-// every event it gets, keeps them, and answers with a fixed status.
+// every event it gets, keeps them, and answers with a fixed status and, for
+// 202, counts of accepted and duplicate events as Trove's deduplication by
+// messageId would give them.
 type testServer struct {
 	url    string
 	status int
+	lie    string // "duplicates", "rejected" or "no counts": answer what a buggy server would
 
 	mu struct {
 		sync.Mutex
 		events   [][]byte // owned copies, in arrival order
+		ids      map[string]bool
 		requests int
 		auth     map[string]bool
 		ctypes   map[string]bool
@@ -42,6 +46,7 @@ func startServer(t *testing.T, status int) *testServer {
 	s := &testServer{url: "http://" + ln.Addr().String(), status: status}
 	s.mu.auth = map[string]bool{}
 	s.mu.ctypes = map[string]bool{}
+	s.mu.ids = map[string]bool{}
 	srv := &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
 	done := make(chan struct{})
 	go func() {
@@ -68,6 +73,20 @@ func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
 		s.mu.problems = append(s.mu.problems, problem)
 	}
 	s.mu.events = append(s.mu.events, events...)
+	dups := 0
+	if s.status == fasthttp.StatusAccepted {
+		for _, e := range events {
+			var ev testEvent
+			json.Unmarshal(e, &ev) // decodeRequest has checked it
+			if ev.MessageID == nil {
+				continue
+			}
+			if s.mu.ids[*ev.MessageID] {
+				dups++
+			}
+			s.mu.ids[*ev.MessageID] = true
+		}
+	}
 	s.mu.Unlock()
 	if s.status != fasthttp.StatusAccepted {
 		ctx.SetStatusCode(s.status)
@@ -75,7 +94,17 @@ func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
-	fmt.Fprintf(ctx, `{"accepted":%d,"duplicates":0,"rejected":0,"errors":[]}`, len(events))
+	accepted, rejected := len(events)-dups, 0
+	switch s.lie {
+	case "duplicates":
+		accepted, dups = accepted-1, dups+1
+	case "rejected":
+		accepted, rejected = accepted-1, rejected+1
+	case "no counts":
+		ctx.SetBodyString(`{"ok":true}`)
+		return
+	}
+	fmt.Fprintf(ctx, `{"accepted":%d,"duplicates":%d,"rejected":%d,"errors":[]}`, accepted, dups, rejected)
 }
 
 // decodeRequest returns copies of the events in the request, or what is wrong with it.
@@ -164,9 +193,10 @@ func TestMainAgainstServer(t *testing.T) {
 		wantRequests int
 		wantCtype    string
 		wantAuth     string
-		wantIDs      bool // every event has a distinct messageId
+		wantNoIDs    bool // no event has a messageId; else every one a distinct UUID
 		wantStdout   []string
 		wantStderr   []string
+		lie          string // testServer.lie
 	}{
 		{
 			name:         "json arrays",
@@ -174,8 +204,9 @@ func TestMainAgainstServer(t *testing.T) {
 			wantEvents:   2000,
 			wantRequests: 20,
 			wantCtype:    "application/json",
-			wantStdout: []string{"ingest: 2000 events in ", " events/s, ", "MB/s (raw JSON), requests 20, latency p50 ",
-				" p99 ", " max ", ", errors 0\n", "client: batch 100 (json), conns 4, seed 1, generation "},
+			wantStdout: []string{"\ningest with messageIds: 2000 events in ", " events/s, ", "MB/s (raw JSON), requests 20, latency p50 ",
+				" p99 ", " max ", ", errors 0; server: accepted 2000, duplicates 0, rejected 0\n",
+				"client: batch 100 (json), conns 4, seed 1, messageIds fresh for this run (salt ", "), generation "},
 		},
 		{
 			name:         "single objects",
@@ -183,16 +214,50 @@ func TestMainAgainstServer(t *testing.T) {
 			wantEvents:   300,
 			wantRequests: 300,
 			wantCtype:    "application/json",
-			wantStdout:   []string{"ingest: 300 events in ", "requests 300,", "(json object)"},
+			wantStdout:   []string{"\ningest with messageIds: 300 events in ", "requests 300,", "(json object)", "accepted 300, duplicates 0,"},
 		},
 		{
-			name:         "ndjson, gzip and message ids",
+			name:         "ndjson, gzip and message ids as before",
 			args:         []string{"-n", "2000", "-batch", "100", "-conns", "4", "-ndjson", "-gzip", "-message-ids"},
 			wantEvents:   2000,
 			wantRequests: 20,
 			wantCtype:    "application/x-ndjson",
-			wantIDs:      true,
-			wantStdout:   []string{"ingest: 2000 events in ", "MB/s gzip on the wire", "errors 0", "(ndjson)", "gzip "},
+			wantStdout:   []string{"\ningest with messageIds: 2000 events in ", "MB/s gzip on the wire", "errors 0", "(ndjson)", "gzip "},
+		},
+		{
+			name:         "W1n",
+			args:         []string{"-n", "1000", "-batch", "500", "-conns", "8", "-no-message-ids"},
+			wantEvents:   1000,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantNoIDs:    true,
+			wantStdout: []string{"\nW1n ingest without messageIds: 1000 events in ", "; server: accepted 1000, duplicates 0, rejected 0\n",
+				"seed 1, no messageIds (the server generates them), generation "},
+		},
+		{
+			name:         "W2",
+			args:         []string{"-n", "256", "-batch", "1", "-conns", "64"},
+			wantEvents:   256,
+			wantRequests: 256,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"\nW2 ingest with messageIds: 256 events in ", "accepted 256, duplicates 0, rejected 0\n"},
+		},
+		{
+			name:         "W2 shape without messageIds is not W2",
+			args:         []string{"-n", "64", "-batch", "1", "-conns", "64", "-no-message-ids"},
+			wantEvents:   64,
+			wantRequests: 64,
+			wantCtype:    "application/json",
+			wantNoIDs:    true,
+			wantStdout:   []string{"\ningest without messageIds: 64 events in "},
+		},
+		{
+			name:         "explicit seed",
+			args:         []string{"-n", "200", "-batch", "100", "-conns", "2", "-seed", "7"},
+			wantEvents:   200,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"seed 7, messageIds from -seed 7 (repeatable), generation "},
 		},
 		{
 			name:         "last batch partial",
@@ -200,7 +265,7 @@ func TestMainAgainstServer(t *testing.T) {
 			wantEvents:   250,
 			wantRequests: 3,
 			wantCtype:    "application/json",
-			wantStdout:   []string{"ingest: 250 events in ", "requests 3,"},
+			wantStdout:   []string{"\ningest with messageIds: 250 events in ", "requests 3,", "accepted 250,"},
 		},
 		{
 			name:         "token and W1 label",
@@ -209,7 +274,7 @@ func TestMainAgainstServer(t *testing.T) {
 			wantRequests: 2,
 			wantCtype:    "application/json",
 			wantAuth:     "Bearer s3cret",
-			wantStdout:   []string{"W1 ingest: 1000 events in "},
+			wantStdout:   []string{"\nW1 ingest with messageIds: 1000 events in ", "accepted 1000,"},
 		},
 		{
 			name:         "calibrate",
@@ -217,7 +282,8 @@ func TestMainAgainstServer(t *testing.T) {
 			wantEvents:   2000,
 			wantRequests: 20,
 			wantCtype:    "application/json",
-			wantStdout:   []string{"ceiling (in-process fasthttp, discards bodies): 2000 events in ", "\ningest: 2000 events in ", "\nratio: "},
+			wantStdout: []string{"ceiling (in-process fasthttp, discards bodies): 2000 events in ", "errors 0\n",
+				"\ningest with messageIds: 2000 events in ", "errors 0; server: accepted 2000, duplicates 0, rejected 0\n", "\nratio: "},
 		},
 		{
 			name:       "duration cap",
@@ -234,8 +300,53 @@ func TestMainAgainstServer(t *testing.T) {
 			wantEvents:   2000,
 			wantRequests: 20,
 			wantCtype:    "application/json",
-			wantStdout:   []string{"ingest: 0 events in ", "requests 20,", "errors 20\n"},
+			wantStdout:   []string{"\ningest with messageIds: 0 events in ", "requests 20,", "errors 20; server: accepted 0, duplicates 0, rejected 0\n"},
 			wantStderr:   []string{"20 of 20 requests failed; first: HTTP 400: ", "test server says no"},
+		},
+		{
+			name:         "server counts duplicates of fresh ids",
+			args:         []string{"-n", "200", "-batch", "100", "-conns", "2"},
+			lie:          "duplicates",
+			wantCode:     1,
+			wantEvents:   200,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"; server: accepted 198, duplicates 2 (expected 0: the messageIds were fresh), rejected 0\n"},
+			wantStderr:   []string{"the server counted 2 events as duplicates although every messageId was fresh: a bug"},
+		},
+		{
+			name:         "server counts duplicates without ids",
+			args:         []string{"-n", "200", "-batch", "100", "-conns", "2", "-no-message-ids"},
+			lie:          "duplicates",
+			wantCode:     1,
+			wantEvents:   200,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantNoIDs:    true,
+			wantStdout:   []string{"duplicates 2 (expected 0: the events had no messageIds)"},
+			wantStderr:   []string{"although no event had a messageId: a bug"},
+		},
+		{
+			name:         "server rejects generated events",
+			args:         []string{"-n", "200", "-batch", "100", "-conns", "2"},
+			lie:          "rejected",
+			wantCode:     1,
+			wantEvents:   200,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"; server: accepted 198, duplicates 0, rejected 2\n"},
+			wantStderr:   []string{"the server rejected 2 generated events"},
+		},
+		{
+			name:         "server answers without counts",
+			args:         []string{"-n", "200", "-batch", "100", "-conns", "2"},
+			lie:          "no counts",
+			wantCode:     1,
+			wantEvents:   200,
+			wantRequests: 2,
+			wantCtype:    "application/json",
+			wantStdout:   []string{"; server: accepted 0, duplicates 0, rejected 0, no counts in 2 answers\n"},
+			wantStderr:   []string{"2 of 2 answers had no accepted, duplicates and rejected counts"},
 		},
 		{
 			name:         "server answers 200, not 202",
@@ -255,6 +366,7 @@ func TestMainAgainstServer(t *testing.T) {
 				status = fasthttp.StatusAccepted
 			}
 			srv := startServer(t, status)
+			srv.lie = tt.lie
 			args := slices.Clone(tt.args)
 			if i := slices.Index(args, "SERVER/"); i >= 0 {
 				args[i] = srv.url + "/"
@@ -276,7 +388,7 @@ func TestMainAgainstServer(t *testing.T) {
 				t.Errorf("server got %d events; want some, in whole batches of 50", len(events))
 			}
 			if tt.wantEvents < 0 {
-				if want := fmt.Sprintf("ingest: %d events in ", len(events)); !strings.Contains(stdout, want) {
+				if want := fmt.Sprintf("ingest with messageIds: %d events in ", len(events)); !strings.Contains(stdout, want) {
 					t.Errorf("stdout does not report the %d events the server got:\n%s", len(events), stdout)
 				}
 			}
@@ -289,27 +401,153 @@ func TestMainAgainstServer(t *testing.T) {
 			if want := []string{tt.wantAuth}; !slices.Equal(auth, want) {
 				t.Errorf("Authorization headers %q; want %q", auth, want)
 			}
-			if tt.wantIDs {
-				ids := map[string]bool{}
+			if tt.wantNoIDs {
 				for _, e := range events {
-					var ev testEvent
-					if err := json.Unmarshal(e, &ev); err != nil || ev.MessageID == nil {
-						t.Fatalf("event without messageId: %s", e)
+					if bytes.Contains(e, []byte(`"messageId"`)) {
+						t.Fatalf("event with a messageId: %s", e)
 					}
-					ids[*ev.MessageID] = true
 				}
-				if len(ids) != len(events) {
-					t.Errorf("%d distinct messageIds in %d events; want all distinct", len(ids), len(events))
-				}
+			} else {
+				checkFreshIDs(t, events)
 			}
 			for _, want := range tt.wantStdout {
-				if !strings.Contains(stdout, want) {
+				// A leading newline in want pins a label to the start of a line.
+				if !strings.Contains("\n"+stdout, want) {
 					t.Errorf("stdout lacks %q:\n%s", want, stdout)
 				}
 			}
 			for _, want := range tt.wantStderr {
 				if !strings.Contains(stderr, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+		})
+	}
+}
+
+// checkFreshIDs checks that every event carries a UUID-shaped messageId and
+// that no two carry the same.
+func checkFreshIDs(t *testing.T, events [][]byte) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, e := range events {
+		var ev testEvent
+		if err := json.Unmarshal(e, &ev); err != nil || ev.MessageID == nil {
+			t.Fatalf("event without messageId: %s", e)
+		}
+		if !uuidRE.MatchString(*ev.MessageID) {
+			t.Fatalf("messageId %q is not a UUID", *ev.MessageID)
+		}
+		ids[*ev.MessageID] = true
+	}
+	if len(ids) != len(events) {
+		t.Errorf("%d distinct messageIds in %d events; want all distinct", len(ids), len(events))
+	}
+	return ids
+}
+
+// TestMainMessageIDsPerRun runs trove bench twice against one server that
+// deduplicates: with the default settings the second run's ids are new and
+// nothing is a duplicate, while the same -seed given twice sends the same
+// ids and the second run is all duplicates, which the summary says and
+// which is not an error.
+func TestMainMessageIDsPerRun(t *testing.T) {
+	t.Setenv("TROVE_TOKEN", "")
+	tests := []struct {
+		name       string
+		args       []string
+		wantSecond string // in the second run's summary
+	}{
+		{name: "default", wantSecond: "; server: accepted 600, duplicates 0, rejected 0\n"},
+		{name: "explicit seed", args: []string{"-seed", "1"},
+			wantSecond: "; server: accepted 0, duplicates 600 (the messageIds of -seed 1 repeat those of any earlier run with it), rejected 0\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startServer(t, fasthttp.StatusAccepted)
+			args := append([]string{"-server", srv.url, "-n", "600", "-batch", "50", "-conns", "3"}, tt.args...)
+			var runs [][][]byte
+			var stdouts []string
+			for range 2 {
+				before, _, _, _, _ := srv.snapshot()
+				code, stdout, stderr := runMain(t, args...)
+				if code != 0 {
+					t.Fatalf("exit code %d; want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+				}
+				all, _, _, _, _ := srv.snapshot()
+				runs = append(runs, all[len(before):])
+				stdouts = append(stdouts, stdout)
+			}
+			if !strings.Contains(stdouts[0], "; server: accepted 600, duplicates 0, rejected 0\n") {
+				t.Errorf("first run's summary lacks 600 accepted and no duplicates:\n%s", stdouts[0])
+			}
+			if !strings.Contains(stdouts[1], tt.wantSecond) {
+				t.Errorf("second run's summary lacks %q:\n%s", tt.wantSecond, stdouts[1])
+			}
+			first, second := checkFreshIDs(t, runs[0]), checkFreshIDs(t, runs[1])
+			common := 0
+			for id := range second {
+				if first[id] {
+					common++
+				}
+			}
+			wantCommon := 0
+			if tt.args != nil {
+				wantCommon = len(second)
+			}
+			if common != wantCommon {
+				t.Errorf("%d messageIds common to both runs; want %d", common, wantCommon)
+			}
+			// Whatever the ids, the events are those of the seed.
+			strip := func(evs [][]byte) [][]byte {
+				var out [][]byte
+				for _, e := range evs {
+					out = append(out, messageIDRE.ReplaceAll(e, nil))
+				}
+				slices.SortFunc(out, bytes.Compare)
+				return out
+			}
+			if !slices.EqualFunc(strip(runs[0]), strip(runs[1]), bytes.Equal) {
+				t.Errorf("the two runs' events differ beyond their messageIds")
+			}
+		})
+	}
+}
+
+// TestEveryModeSendsMessageIDs builds one request of each kind from the
+// default flags and checks that every event in it has a messageId.
+func TestEveryModeSendsMessageIDs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int // events in the request
+	}{
+		{name: "W1", args: nil, want: 500},
+		{name: "W2", args: []string{"-batch", "1", "-conns", "64"}, want: 1},
+		{name: "ndjson", args: []string{"-ndjson", "-batch", "20"}, want: 20},
+		{name: "segment", args: []string{"-segment", "-batch", "20"}, want: 20},
+		{name: "calibrate", args: []string{"-calibrate", "-batch", "20"}, want: 20},
+		{name: "gzip", args: []string{"-gzip", "-batch", "20"}, want: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !o.messageIDs || o.seedSet || o.idSalt == 0 {
+				t.Fatalf("options %+v; want salted messageIds", o)
+			}
+			o.gzip = false // so that the body can be read
+			w := newWorker(&shared{o: o, requests: 1})
+			body := w.build(3, o.batch)
+			ids := messageIDRE.FindAllSubmatch(body, -1)
+			if len(ids) != tt.want {
+				t.Fatalf("%d messageIds in a request of %d events:\n%s", len(ids), tt.want, body)
+			}
+			for _, m := range ids {
+				if !uuidRE.Match(m[1]) {
+					t.Errorf("messageId %q is not a UUID", m[1])
 				}
 			}
 		})
@@ -360,7 +598,13 @@ func TestMainBadFlags(t *testing.T) {
 		{name: "not a number", args: []string{"-n", "many"}, wantCode: 2, wantStderr: `invalid value "many" for flag -n`},
 		{name: "stray argument", args: []string{"extra"}, wantCode: 2, wantStderr: "unexpected arguments"},
 		{name: "bad scheme", args: []string{"-server", "ftp://127.0.0.1:1"}, wantCode: 2, wantStderr: `unsupported scheme "ftp"`},
+		{name: "contradicting id flags", args: []string{"-message-ids", "-no-message-ids"}, wantCode: 2, wantStderr: "-message-ids and -no-message-ids contradict each other"},
+		{name: "settle without data dir", args: []string{"-settle", "1m"}, wantCode: 2, wantStderr: "-settle needs -data-dir"},
+		{name: "negative settle", args: []string{"-settle", "-1s", "-data-dir", "."}, wantCode: 2, wantStderr: "-settle must be >= 0"},
+		{name: "missing data dir", args: []string{"-data-dir", "/nonexistent/trove-data"}, wantCode: 2, wantStderr: "-data-dir: stat /nonexistent/trove-data: no such file or directory"},
+		{name: "data dir is a file", args: []string{"-data-dir", "main_test.go"}, wantCode: 2, wantStderr: "-data-dir: main_test.go is not a directory"},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "Usage: trove bench [flags]"},
+		{name: "help explains messageIds", args: []string{"-h"}, wantCode: 0, wantStderr: "Without -seed the\nmessageIds get a random salt per run"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,7 +637,7 @@ func TestMainServerDown(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 	// A request without an answer stops the run: at most one per worker.
-	if !strings.Contains(stdout, "ingest: 0 events") || strings.Contains(stdout, "requests 10000") {
+	if !strings.Contains(stdout, "ingest with messageIds: 0 events") || strings.Contains(stdout, "requests 10000") {
 		t.Errorf("stdout = %s; want 0 events and an early stop", stdout)
 	}
 }
@@ -479,6 +723,34 @@ func TestMainTokenFromEnv(t *testing.T) {
 			}
 			if _, _, stderr := runMain(t, "-h"); tt.env != "" && strings.Contains(stderr, tt.env) {
 				t.Errorf("-h prints the token from TROVE_TOKEN:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestAnswerCount(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		key    string
+		want   int64
+		wantOK bool
+	}{
+		{name: "trove", body: `{"accepted":498,"duplicates":2,"rejected":0,"errors":[]}`, key: `"duplicates":`, want: 2, wantOK: true},
+		{name: "first member", body: `{"accepted":498,"duplicates":2}`, key: `"accepted":`, want: 498, wantOK: true},
+		{name: "zero", body: `{"rejected":0}`, key: `"rejected":`, want: 0, wantOK: true},
+		{name: "space after the colon", body: `{"accepted": 17}`, key: `"accepted":`, want: 17, wantOK: true},
+		{name: "segment", body: `{"success":true,"accepted":3,"duplicates":0,"rejected":1,"errors":[]}`, key: `"rejected":`, want: 1, wantOK: true},
+		{name: "missing", body: `{"ok":true}`, key: `"accepted":`},
+		{name: "not a number", body: `{"accepted":null}`, key: `"accepted":`},
+		{name: "only inside a string", body: `{"message":"\"accepted\":5"}`, key: `"accepted":`},
+		{name: "empty", body: ``, key: `"accepted":`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := answerCount([]byte(tt.body), tt.key)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("answerCount(%s, %s) = %d, %v; want %d, %v", tt.body, tt.key, got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
