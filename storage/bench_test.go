@@ -24,7 +24,13 @@ type benchEvent struct {
 
 // generateBenchEvents returns n events from trove/bench's generator.
 func generateBenchEvents(b testing.TB, n int) []benchEvent {
-	g := bench.NewGenerator(1, benchAppKey)
+	return generateBenchEventsIDs(b, n, false)
+}
+
+// generateBenchEventsIDs returns n events from trove/bench's generator,
+// each with a UUID messageId when messageIDs is set, as SDKs send them.
+func generateBenchEventsIDs(b testing.TB, n int, messageIDs bool) []benchEvent {
+	g := bench.NewGenerator(1, benchAppKey).WithMessageIDs(messageIDs)
 	var arena []byte
 	evs := make([]benchEvent, n)
 	for i := range evs {
@@ -71,8 +77,21 @@ func appendStoredBody(dst, ev []byte, seq uint64) []byte {
 	dst = append(dst, ev...)
 	dst = append(dst, ',')
 	dst = append(dst, benchReceivedAt...)
-	dst = fmt.Appendf(dst, `,"messageId":"trv-%016x"}`, seq)
-	return dst
+	if messageIDOf(ev) == nil {
+		dst = fmt.Appendf(dst, `,"messageId":"trv-%016x"`, seq)
+	}
+	return append(dst, '}')
+}
+
+// messageIDOf returns the client messageId of a generated event, or nil.
+func messageIDOf(ev []byte) []byte {
+	const key = `"messageId":"`
+	i := bytes.Index(ev, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := ev[i+len(key):]
+	return v[:bytes.IndexByte(v, '"')]
 }
 
 // writeBenchEvents stores evs in commits of benchBatch events, as ingest
@@ -83,6 +102,27 @@ func writeBenchEvents(b testing.TB, db *DB, app uint32, evs []benchEvent) (bodyB
 		batch := evs[:min(benchBatch, len(evs))]
 		evs = evs[len(batch):]
 		w := db.NewWriter(time.Now())
+		// Client messageIds go through the dedup index, as ingest's do.
+		var keys []DedupKey
+		keyOf := make([]int, len(batch))
+		for i, e := range batch {
+			keyOf[i] = -1
+			if id := messageIDOf(e.json); id != nil {
+				keyOf[i] = len(keys)
+				keys = append(keys, DedupKey{App: app, MessageID: id})
+			}
+		}
+		if len(keys) > 0 {
+			dup, err := w.CheckDuplicates(keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, d := range dup {
+				if d {
+					b.Fatalf("generated messageId %s is a duplicate", keys[i].MessageID)
+				}
+			}
+		}
 		first, err := w.Alloc(len(batch))
 		if err != nil {
 			b.Fatal(err)
@@ -96,7 +136,11 @@ func writeBenchEvents(b testing.TB, db *DB, app uint32, evs []benchEvent) (bodyB
 			offs[i+1] = len(body)
 		}
 		for i, e := range batch {
-			w.AddEvent(app, first+uint64(i), e.time, body[offs[i]:offs[i+1]])
+			if k := keyOf[i]; k >= 0 {
+				w.AddKeyedEvent(k, first+uint64(i), e.time, body[offs[i]:offs[i+1]])
+			} else {
+				w.AddEvent(app, first+uint64(i), e.time, body[offs[i]:offs[i+1]])
+			}
 		}
 		if err := w.Commit(); err != nil {
 			b.Fatal(err)
@@ -259,6 +303,11 @@ func BenchmarkEventsBySeq(b *testing.B) {
 // the size of the stored JSON. The body runs once, however many iterations
 // -benchtime asks for: the result does not vary, and one run takes seconds.
 func BenchmarkStoredBytesPerEvent(b *testing.B) {
+	b.Run("message-ids", func(b *testing.B) { benchmarkStoredBytesPerEvent(b, true) })
+	b.Run("no-message-ids", func(b *testing.B) { benchmarkStoredBytesPerEvent(b, false) })
+}
+
+func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs bool) {
 	const n = 200_000
 	var openPerEvent, diskPerEvent, jsonPerEvent float64
 	measured := false
@@ -267,7 +316,7 @@ func BenchmarkStoredBytesPerEvent(b *testing.B) {
 			continue
 		}
 		measured = true
-		gen := generateBenchEvents(b, n)
+		gen := generateBenchEventsIDs(b, n, messageIDs)
 		genBytes := 0
 		for _, e := range gen {
 			genBytes += len(e.json)
@@ -300,6 +349,13 @@ func BenchmarkStoredBytesPerEvent(b *testing.B) {
 			return nil
 		})
 		openDisk := db.DiskUsage()
+		for _, ns := range []Namespace{nsBlock, nsGroup, nsDedupSlice} {
+			u, err := db.pdb.EstimateDiskUsage([]byte{byte(ns)}, []byte{byte(ns) + 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("namespace %02x: %.1f B/event", byte(ns), float64(u)/n)
+		}
 		m := db.pdb.Metrics()
 		tables, wal := m.Table.Local.LiveSize, m.WAL.PhysicalSize+m.WAL.ObsoletePhysicalSize
 		if err := db.Close(); err != nil {
