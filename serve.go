@@ -174,6 +174,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		MinFreeDisk:   uint64(cfg.Storage.MinFreeDisk),
 		FreeSpace:     freeSpaceHook,
 		MemFS:         storeFSHook,
+		Now:           clockHook,
 		Logger:        log,
 	})
 	if err != nil {
@@ -204,6 +205,9 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Retention:       retention,
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
+	if clockHook != nil {
+		ih.SetClock(clockHook)
+	}
 	eh := export.NewHandler(db, reg, log)
 	pcfg := profile.Config{
 		MaxProfiles:     cfg.Profiles.MaxProfiles,

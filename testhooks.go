@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"time"
 
 	"trove/storage"
 )
@@ -12,4 +13,7 @@ import (
 var (
 	storeFSHook  *storage.MemFS
 	listenerHook net.Listener
+	// clockHook replaces the server's clock for ingest and for the store's
+	// dedup window (tests that simulate hours passing).
+	clockHook func() time.Time
 )

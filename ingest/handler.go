@@ -59,6 +59,10 @@ func NewHandler(cfg Config, reg *auth.Registry, sink eventSink) *Handler {
 	return &Handler{cfg: cfg, reg: reg, sink: sink, now: time.Now}
 }
 
+// SetClock replaces the clock that stamps receivedAt and measures the
+// dedup window and clock skew (tests that simulate time passing).
+func (h *Handler) SetClock(now func() time.Time) { h.now = now }
+
 // Events handles POST /v1/events.
 func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	ndjson, err := parseContentType(ctx.Request.Header.ContentType())
