@@ -165,17 +165,18 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	start := time.Now()
 	retention := cfg.RetentionPolicy()
 	db, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{
-		Sync:          cfg.Ingest.Sync,
-		CacheSize:     int64(cfg.Storage.CacheSize),
-		DedupWindow:   cfg.Ingest.DedupWindow.Std(),
-		MergeInterval: cfg.Storage.MergeInterval.Std(),
-		MergeMinAge:   cfg.Storage.MergeMinAge.Std(),
-		Retention:     retention,
-		MinFreeDisk:   uint64(cfg.Storage.MinFreeDisk),
-		FreeSpace:     freeSpaceHook,
-		MemFS:         storeFSHook,
-		Now:           clockHook,
-		Logger:        log,
+		Sync:             cfg.Ingest.Sync,
+		CacheSize:        int64(cfg.Storage.CacheSize),
+		DedupWindow:      cfg.Ingest.DedupWindow.Std(),
+		DedupFilterBytes: int(cfg.Storage.DedupFilterMemory),
+		MergeInterval:    cfg.Storage.MergeInterval.Std(),
+		MergeMinAge:      cfg.Storage.MergeMinAge.Std(),
+		Retention:        retention,
+		MinFreeDisk:      uint64(cfg.Storage.MinFreeDisk),
+		FreeSpace:        freeSpaceHook,
+		MemFS:            storeFSHook,
+		Now:              clockHook,
+		Logger:           log,
 	})
 	if err != nil {
 		return err

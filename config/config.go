@@ -57,6 +57,9 @@ type Storage struct {
 	MergeInterval Duration `toml:"merge_interval"`
 	// MergeMinAge is how old a segment must be before it is merged.
 	MergeMinAge Duration `toml:"merge_min_age"`
+	// DedupFilterMemory bounds the in-memory filters of the dedup index;
+	// past it, the oldest slices' ids are looked up on disk.
+	DedupFilterMemory Size `toml:"dedup_filter_memory"`
 }
 
 // HTTP configures the HTTP server's defences against slow and greedy
@@ -147,6 +150,9 @@ func Default() Config {
 			CacheSize:     48 << 20,
 			MergeInterval: Duration(5 * time.Second),
 			MergeMinAge:   Duration(30 * time.Second),
+			// 16 bits per id: about 33 M ids inside the window before the
+			// oldest are looked up on disk.
+			DedupFilterMemory: 64 << 20,
 		},
 		HTTP: HTTP{
 			ReadTimeout:    Duration(60 * time.Second),
@@ -272,6 +278,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Storage.MergeInterval < Duration(100*time.Millisecond) {
 		bad("storage.merge_interval", "must be at least 100ms")
+	}
+	if cfg.Storage.DedupFilterMemory < 4<<20 {
+		bad("storage.dedup_filter_memory", "must be at least 4MiB (a slice's first filter takes 2MiB), got %d bytes", int64(cfg.Storage.DedupFilterMemory))
 	}
 	h := &cfg.HTTP
 	for _, d := range []struct {

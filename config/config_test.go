@@ -157,6 +157,7 @@ func TestBadConfigs(t *testing.T) {
 		{"request_below_event.bad.toml", []string{"ingest.max_request_bytes: must be at least ingest.max_event_bytes (65536), got 32768"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
 		{"limits.bad.toml", []string{
+			"storage.dedup_filter_memory: must be at least 4MiB",
 			"storage.min_free_disk: must be 0 (no check) or at least 64MiB, got 10485760 bytes",
 			"apps[0].rate_limit: must not be negative",
 			"apps[0].rate_burst: must not be negative",

@@ -49,6 +49,10 @@ func writeStats(w io.Writer, s *storage.Stats) {
 	c("trove_retention_removed_bytes_total", u(s.RetentionBytes))
 	c("trove_deleted_users_purged_total", u(s.PurgedUsers))
 	c("trove_deleted_user_events_purged_total", u(s.PurgedEvents))
+	g("trove_dedup_filter_ids", uint64(s.Dedup.IDs))
+	g("trove_dedup_filter_bytes", uint64(s.Dedup.Bytes))
+	g("trove_dedup_slices", uint64(s.Dedup.Slices))
+	g("trove_dedup_slices_unfiltered", uint64(s.Dedup.Unfiltered))
 	refused := uint64(0)
 	if s.WritesRefused {
 		refused = 1

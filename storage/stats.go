@@ -49,6 +49,8 @@ type Stats struct {
 	// PurgedUsers and PurgedEvents count the deleted users whose stored
 	// events the purger has rewritten away, and those events.
 	PurgedUsers, PurgedEvents int64
+	// Dedup describes the dedup index's in-memory filters.
+	Dedup DedupStats
 	// WritesRefused is true while the disk guard refuses writes.
 	WritesRefused bool
 }
@@ -83,6 +85,7 @@ func (db *DB) Stats() (Stats, error) {
 		RetentionBytes:        db.expiredBytes.Load(),
 		PurgedUsers:           db.purgedUsers.Load(),
 		PurgedEvents:          db.purgedEvents.Load(),
+		Dedup:                 db.DedupStats(),
 		WritesRefused:         db.disk.err() != nil,
 	}, nil
 }
