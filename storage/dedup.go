@@ -17,9 +17,10 @@ import (
 // Exact deduplication of client messageIds, bounded in memory and on disk.
 //
 // The index (namespace 0x21) holds one key per stored client messageId:
-// the time slice it was written in, the app, and a 64-bit fingerprint of
-// the id (xxhash of app and id); its value lists the ingest sequence of the
-// event(s) carrying that fingerprint. A slice is a fixed span of server time
+// the time slice it was written in, the app, and a 48-bit fingerprint of
+// the id (xxhash of the id, mixed with the app); its value lists the ingest
+// sequence of the event(s) carrying that fingerprint: 15 bytes of key and
+// about 3 of value, whatever the id's length. A slice is a fixed span of server time
 // (Options.DedupWindow / 4, at least an hour, chosen when the store is
 // created and kept in meta). Everything older than the window is a key
 // prefix range: one range deletion drops a whole slice.
@@ -56,12 +57,15 @@ const (
 	minDedupSlice = time.Hour
 )
 
-// Dedup ref value versions (namespace 0x21).
+// A dedup value (namespace 0x21) has, unlike other values, no version byte,
+// since one is written per event: it is the uvarint sequences of the stored
+// events with that fingerprint (almost always one; a sequence is never 0),
+// or dedupRefsMixed (0x00) followed by tagged refs. A future format would be
+// a new tag after 0x00.
 const (
-	dedupRefsSeqs  = 1 // uvarint seqs of stored events
-	dedupRefsMixed = 2 // refs, each tagged (refSeq, refLegacy)
+	dedupRefsMixed = 0x00
 	refSeq         = 0
-	refLegacy      = 1 // an entry converted from namespace 0x20: receivedAt, then the id
+	refLegacy      = 1 // an entry converted from namespace 0x20: receivedAt, length, the id
 )
 
 const metaDedupSlice = "dedup_slice"
@@ -69,6 +73,12 @@ const metaDedupSlice = "dedup_slice"
 // fingerprint returns the 64-bit fingerprint of app's messageID. It is a
 // variable so that tests can make every id collide.
 var fingerprint = xxFingerprint
+
+// Fingerprints are 48 bits: with 33 M ids inside the window (what 64 MiB
+// of filters hold), a new id matches a stored fingerprint once in 8
+// million, and a match costs one verification read; two bytes less per id
+// on disk pay for that many times over.
+const fpBits = 48
 
 func xxFingerprint(app uint32, messageID []byte) uint64 {
 	// The app is mixed in after hashing (murmur3's finaliser), which costs
@@ -78,7 +88,17 @@ func xxFingerprint(app uint32, messageID []byte) uint64 {
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
 	h *= 0xc4ceb9fe1a85ec53
-	return h ^ h>>33
+	return (h ^ h>>33) >> (64 - fpBits)
+}
+
+// filterHash spreads a fingerprint's 48 bits over the 64 that a filter
+// probe uses (splitmix64's finaliser).
+func filterHash(fp uint64) uint64 {
+	fp ^= fp >> 30
+	fp *= 0xbf58476d1ce4e5b9
+	fp ^= fp >> 27
+	fp *= 0x94d049bb133111eb
+	return fp ^ fp>>31
 }
 
 // idFilter is a blocked Bloom filter: a key sets bloomK bits in one 512-bit
@@ -93,26 +113,29 @@ func newIDFilter(keys int) *idFilter {
 	return &idFilter{blocks: make([][8]uint64, nb), limit: keys}
 }
 
-func (f *idFilter) block(fp uint64) *[8]uint64 {
-	// The block comes from a remix of fp and the bits from fp itself, so
-	// the two are independent.
-	h := (fp * 0x9e3779b97f4a7c15) >> 32
-	return &f.blocks[(h*uint64(len(f.blocks)))>>32]
+// block returns the block of h (a filterHash) and the bits to probe in it:
+// the block comes from a remix of h and the bits from h itself, so that
+// the two are independent.
+func (f *idFilter) block(h uint64) *[8]uint64 {
+	r := (h * 0x9e3779b97f4a7c15) >> 32
+	return &f.blocks[(r*uint64(len(f.blocks)))>>32]
 }
 
 func (f *idFilter) add(fp uint64) {
-	b := f.block(fp)
+	h := filterHash(fp)
+	b := f.block(h)
 	for j := range bloomK {
-		bit := (fp >> (9 * j)) & 511
+		bit := (h >> (9 * j)) & 511
 		b[bit>>6] |= 1 << (bit & 63)
 	}
 	f.n++
 }
 
 func (f *idFilter) has(fp uint64) bool {
-	b := f.block(fp)
+	h := filterHash(fp)
+	b := f.block(h)
 	for j := range bloomK {
-		bit := (fp >> (9 * j)) & 511
+		bit := (h >> (9 * j)) & 511
 		if b[bit>>6]&(1<<(bit&63)) == 0 {
 			return false
 		}
@@ -288,7 +311,7 @@ func (db *DB) DedupStats() DedupStats {
 
 // shardOf is the reservation shard of a fingerprint: its top bits, so that
 // fingerprints in ascending order visit the shards in order.
-func shardOf(fp uint64) int { return int(fp >> 58) }
+func shardOf(fp uint64) int { return int(fp>>(fpBits-6)) & 63 }
 
 // reserve takes the reservations of fps, distinct and ascending, for the
 // writer whose done channel is done, waiting for any other holder; one
@@ -352,7 +375,6 @@ func appendDedupRefs(dst []byte, refs []dedupRef) []byte {
 		mixed = mixed || r.legacy
 	}
 	if !mixed {
-		dst = append(dst, dedupRefsSeqs)
 		for _, r := range refs {
 			dst = binary.AppendUvarint(dst, r.seq)
 		}
@@ -376,22 +398,34 @@ func appendDedupRefs(dst []byte, refs []dedupRef) []byte {
 // decodeDedupRefs appends the refs of a dedup value to dst; legacy ids
 // alias v.
 func decodeDedupRefs(dst []dedupRef, v []byte) ([]dedupRef, error) {
-	if len(v) < 2 {
-		return dst, fmt.Errorf("%w: dedup value %x", errCorrupt, v)
+	if len(v) < 1 {
+		return dst, fmt.Errorf("%w: empty dedup value", errCorrupt)
 	}
-	r := byteReader{b: v[1:]}
+	r := byteReader{b: v}
 	switch v[0] {
-	case dedupRefsSeqs:
+	default:
 		for len(r.b) > 0 && r.err == nil {
-			dst = append(dst, dedupRef{seq: r.uvarint()})
+			s := r.uvarint()
+			if s == 0 {
+				return dst, fmt.Errorf("%w: dedup value %x", errCorrupt, v)
+			}
+			dst = append(dst, dedupRef{seq: s})
 		}
 	case dedupRefsMixed:
+		r.b = r.b[1:]
+		if len(r.b) == 0 {
+			return dst, fmt.Errorf("%w: dedup value %x", errCorrupt, v)
+		}
 		for len(r.b) > 0 && r.err == nil {
 			tag := r.b[0]
 			r.b = r.b[1:]
 			switch tag {
 			case refSeq:
-				dst = append(dst, dedupRef{seq: r.uvarint()})
+				s := r.uvarint()
+				if s == 0 {
+					return dst, fmt.Errorf("%w: dedup value %x", errCorrupt, v)
+				}
+				dst = append(dst, dedupRef{seq: s})
 			case refLegacy:
 				at := r.uvarint()
 				n := r.uvarint()
@@ -404,8 +438,6 @@ func decodeDedupRefs(dst []dedupRef, v []byte) ([]dedupRef, error) {
 				return dst, fmt.Errorf("%w: dedup ref tag %d", errCorrupt, tag)
 			}
 		}
-	default:
-		return dst, fmt.Errorf("%w: dedup value version %d", errCorrupt, v[0])
 	}
 	if r.err != nil {
 		return dst, fmt.Errorf("%w: dedup value %x", errCorrupt, v)

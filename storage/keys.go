@@ -24,9 +24,8 @@ import (
 //	       |            |                                               | bytes, days present
 //	0x20   | dedup (old)| 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
 //	       |            |  read only to convert it into 0x21 at Open (dedup.go); never written
-//	0x21   | dedup slice| 0x21 | slice (4B) | appID (4B) | fingerprint   | refs (dedup.go): version 1 |
-//	       |            |        (8B)                                   | seq uvarint…, or version 2 |
-//	       |            |                                               | legacy refs
+//	0x21   | dedup slice| 0x21 | slice (4B) | appID (4B) | fingerprint   | refs (dedup.go): seq uvarints,
+//	       |            |        (6B)                                   | or 0x00 and tagged refs
 //	0x30   | quarantine | 0x30 | appID (4B) | seq (8B)                   | version byte | JSON line
 //	0x40   | profile    | 0x40 | appID (4B) | pyzeID (16B)               | version byte | change seq
 //	       |            |                                               | uvarint | profile JSON
@@ -134,21 +133,23 @@ func decodeDedupKey(k []byte) (app uint32, messageID []byte, err error) {
 	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
 }
 
-// appendDedupSliceKey appends the dedup index key of fingerprint fp of one
-// of app's messageIds, written in time slice slice.
+// appendDedupSliceKey appends the dedup index key of fingerprint fp (48
+// bits, see fingerprint) of one of app's messageIds, written in time slice
+// slice.
 func appendDedupSliceKey(dst []byte, slice, app uint32, fp uint64) []byte {
 	dst = append(dst, byte(nsDedupSlice))
 	dst = binary.BigEndian.AppendUint32(dst, slice)
 	dst = binary.BigEndian.AppendUint32(dst, app)
-	return binary.BigEndian.AppendUint64(dst, fp)
+	return append(dst, byte(fp>>40), byte(fp>>32), byte(fp>>24), byte(fp>>16), byte(fp>>8), byte(fp))
 }
 
 // decodeDedupSliceKey is the inverse of appendDedupSliceKey.
 func decodeDedupSliceKey(k []byte) (slice, app uint32, fp uint64, err error) {
-	if len(k) != 17 || Namespace(k[0]) != nsDedupSlice {
+	if len(k) != 15 || Namespace(k[0]) != nsDedupSlice {
 		return 0, 0, 0, fmt.Errorf("storage: malformed dedup key %x", k)
 	}
-	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), binary.BigEndian.Uint64(k[9:]), nil
+	fp = uint64(binary.BigEndian.Uint16(k[9:]))<<32 | uint64(binary.BigEndian.Uint32(k[11:]))
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), fp, nil
 }
 
 // appendIdemSliceKey appends the key recording app's Idempotency-Key, written

@@ -274,7 +274,7 @@ func TestNamespacesDoNotInterleave(t *testing.T) {
 		{appendBlockKey(nil, 0, math.MinInt32, 0), appendBlockKey(nil, math.MaxUint32, math.MaxInt32, math.MaxUint64)},
 		{appendGroupKey(nil, 0, 0), appendGroupKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendDedupKey(nil, 0, nil), appendDedupKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
-		{appendDedupSliceKey(nil, 0, 0, 0), appendDedupSliceKey(nil, math.MaxUint32, math.MaxUint32, math.MaxUint64)},
+		{appendDedupSliceKey(nil, 0, 0, 0), appendDedupSliceKey(nil, math.MaxUint32, math.MaxUint32, 1<<fpBits-1)},
 		{appendQuarantineKey(nil, 0, 0), appendQuarantineKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendProfileKey(nil, 0, [16]byte{}), appendProfileKey(nil, math.MaxUint32, [16]byte{0: 0xff, 15: 0xff})},
 		{appendUserIndexKey(nil, 0, nil), appendUserIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
@@ -455,12 +455,13 @@ func FuzzKeys(f *testing.F) {
 		}
 		// Slice keys sort by slice first: an expired slice is one range.
 		slice, slice2 := uint32(day), uint32(day2)
-		k = appendDedupSliceKey(nil, slice, app, first)
-		if s, a, fp, err := decodeDedupSliceKey(k); err != nil || s != slice || a != app || fp != first {
-			t.Fatalf("dedup slice key %x decodes to (%d, %d, %d, %v); want (%d, %d, %d)", k, s, a, fp, err, slice, app, first)
+		fp, fp2 := first>>(64-fpBits), first2>>(64-fpBits)
+		k = appendDedupSliceKey(nil, slice, app, fp)
+		if s, a, f, err := decodeDedupSliceKey(k); err != nil || s != slice || a != app || f != fp {
+			t.Fatalf("dedup slice key %x decodes to (%d, %d, %d, %v); want (%d, %d, %d)", k, s, a, f, err, slice, app, fp)
 		}
-		if got, want := bytes.Compare(k, appendDedupSliceKey(nil, slice2, app2, first2)), cmp.Or(cmp.Compare(slice, slice2), cmp.Compare(app, app2), cmp.Compare(first, first2)); got != want {
-			t.Fatalf("dedup slice keys (%d, %d, %d) and (%d, %d, %d) compare as %d; want %d", slice, app, first, slice2, app2, first2, got, want)
+		if got, want := bytes.Compare(k, appendDedupSliceKey(nil, slice2, app2, fp2)), cmp.Or(cmp.Compare(slice, slice2), cmp.Compare(app, app2), cmp.Compare(fp, fp2)); got != want {
+			t.Fatalf("dedup slice keys (%d, %d, %d) and (%d, %d, %d) compare as %d; want %d", slice, app, fp, slice2, app2, fp2, got, want)
 		}
 		if bytes.Compare(k, sliceStart(nsDedupSlice, slice)) < 0 || (slice < math.MaxUint32 && bytes.Compare(k, sliceStart(nsDedupSlice, slice+1)) >= 0) {
 			t.Fatalf("dedup slice key %x lies outside its slice's range", k)
@@ -790,7 +791,7 @@ func annotateKey(k []byte) string {
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		widths = []int{1, 4, 4, 8}
+		widths = []int{1, 4, 4, 6}
 		desc = fmt.Sprintf("dedupslice slice=%d app=%d fp=%d", slice, app, fp)
 	case nsIdemSlice:
 		slice, app, key, err := decodeIdemSliceKey(k)
