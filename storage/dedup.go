@@ -585,7 +585,10 @@ type seqReader struct {
 	last   uint64
 	valid  bool
 	blocks []*decodedBlock
+	index  map[uint64]eventRef // seq -> where in blocks
 }
+
+type eventRef struct{ block, i int32 }
 
 func newSeqReader(db *DB) *seqReader { return &seqReader{db: db} }
 
@@ -607,16 +610,12 @@ func (r *seqReader) head(app uint32, seq uint64) (storedHead, bool, error) {
 	if !r.valid {
 		return storedHead{}, false, nil
 	}
-	for _, b := range r.blocks {
-		for i := range b.len() {
-			if b.seqs[i] != seq {
-				continue
-			}
-			_, _, body := b.event(i)
-			return parseStoredHead(body)
-		}
+	at, ok := r.index[seq]
+	if !ok {
+		return storedHead{}, false, nil
 	}
-	return storedHead{}, false, nil
+	_, _, body := r.blocks[at.block].event(int(at.i))
+	return parseStoredHead(body)
 }
 
 // load decodes the group that holds app's seq, if any.
@@ -668,6 +667,15 @@ func (r *seqReader) load(app uint32, seq uint64) error {
 			return err
 		}
 		r.blocks = append(r.blocks, d)
+	}
+	clear(r.index)
+	if r.index == nil {
+		r.index = map[uint64]eventRef{}
+	}
+	for bi, d := range r.blocks {
+		for i := range d.len() {
+			r.index[d.seqs[i]] = eventRef{block: int32(bi), i: int32(i)}
+		}
 	}
 	r.first, r.last, r.valid = first, g.last, true
 	return nil
