@@ -25,9 +25,75 @@
 // the dedup window; rejected events go to a per-app quarantine. Sequence
 // numbers survive restarts through a persisted lease (seq.go).
 //
+// # Exact deduplication (dedup.go)
+//
+// Every client messageId stored within Options.DedupWindow is a duplicate,
+// across restarts and crashes (the index entry commits in the event's own
+// batch), and a new id is never taken for one. The index costs a fixed
+// ~13.5 bytes per id on disk and 2 bytes of memory, whatever the id:
+//
+//	0x21 | slice (4B) | appID (4B) | fp (6B)  ->  seq uvarint [seq uvarint …]
+//
+// slice is the server time of the write in units of the store's slice
+// length (a quarter of the window, at least an hour, fixed in meta
+// "dedup_slice" when the store is created), so everything older than the
+// window is one key range: ExpireDedup drops it with one range deletion
+// and compacts it away, at Open and every tenth of a slice. fp is a 48-bit
+// fingerprint of (app, messageId). Idempotency keys of the Profiles API
+// live the same way under 0x46 slice|app|key and expire with them.
+//
+// A check (Writer.CheckDuplicates, once per commit):
+//
+//  1. fingerprints the batch's ids, sorts them, and reserves them in
+//     ascending order (64 shards, one channel per writer), so that a
+//     concurrent writer with the same id waits for this one and then finds
+//     it stored, and no two writers wait on each other;
+//  2. asks each live slice's in-memory blocked Bloom filter (16 bits per id,
+//     ~0.15 % false positives per segment); a miss everywhere is a new id,
+//     which is what almost every id of every request is;
+//  3. looks the rest up in the index in one ascending pass of one iterator;
+//  4. for every entry found, reads the stored event its sequence names (one
+//     decode per group, seqReader) and compares its messageId and receivedAt:
+//     a fingerprint match is a read, never a lost event, and an id stored
+//     just past the window is stored again.
+//
+// The new ids' entries go into the commit's batch, and into the filters
+// after it commits and before the reservations are released. The filters
+// are rebuilt from the index at Open (one counting pass to size them, one to
+// fill them) and bounded by Options.DedupFilterBytes: over it, the oldest
+// slice's filter is dropped and its ids are looked up in Pebble (slower,
+// as exact). A user's deletion turns the refs to their purged events into
+// "legacy" refs that hold the id itself, so that a late retry of a deleted
+// user's event stays a duplicate for the rest of the window; entries
+// converted from the old format (0x20 app|messageId, before 2026-12) are
+// legacy refs too.
+//
+// # Lock order
+//
+// A -> B means A may be held while B is taken, never the reverse.
+//
+//	profile lock of an app (ProfileTxn) -> seqTracker.mu
+//	mergeMu (merger, purger, retention) -> floors, forgotten
+//	dedup reservations (logical, held from CheckDuplicates to Close)
+//	    -> Pebble commit -> dedupIndex.mu (filters) -> seqTracker.mu
+//	readers (read-locked by each Snapshot) is write-locked only by Close.
+//
+// A reservation shard's mutex is held only to look up and insert, never
+// while waiting: a writer waits for another's reservation on that writer's
+// channel, holding only fingerprints below the one it waits for. apps,
+// floors, forgotten, dedupIndex.mu and overview's locks are leaves: nothing
+// is taken under them, and no I/O is done under them except EnsureApp's one
+// Set under apps.
+//
 // # Format versions
 //
-// Every value starts with a version byte. Version 1 is the only one so far.
-// When a value format changes, add version 2, keep decoding version 1, and
-// record the change here.
+// Every value starts with a version byte, except the dedup index's (one per
+// event, see above). When a value format changes, add a version, keep
+// decoding the old one, and record the change here.
+//
+// 2026-12: the dedup index moved from 0x20 (app|messageId -> receivedAt,
+// never deleted) to 0x21 (slice|app|fp48 -> seqs), and idempotency keys from
+// 0x43 to 0x46 (slice|app|key, same value); Open converts the old
+// namespaces in chunks that each commit atomically, keeping what is inside
+// the window, and deletes them.
 package storage
