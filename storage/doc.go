@@ -75,7 +75,7 @@
 //	profile lock of an app (ProfileTxn) -> seqTracker.mu
 //	mergeMu (merger, purger, retention) -> floors, forgotten
 //	dedup reservations (logical, held from CheckDuplicates to Close)
-//	    -> Pebble commit -> dedupIndex.mu (filters) -> seqTracker.mu
+//	    -> dedupIndex.mu (filters), seqTracker.mu (Alloc), apps (EnsureApp)
 //	readers (read-locked by each Snapshot) is write-locked only by Close.
 //
 // A reservation shard's mutex is held only to look up and insert, never
