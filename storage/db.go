@@ -110,11 +110,15 @@ type DB struct {
 	mergeKick     chan struct{}
 	retentionDone chan struct{}
 	dedupDone     chan struct{}
-	purgeKick     chan struct{}
-	purgeDone     chan struct{}
-	merged        atomic.Int64 // groups merged away, for tests and metrics
-	mergeMu       sync.Mutex   // serialises merges; guards mergeBufs
-	mergeBufs     mergeBufs
+	// dedupFlushDone is closed when the dedup flusher stops; dedupKick
+	// wakes it early (dedup_pending.go).
+	dedupFlushDone chan struct{}
+	dedupKick      chan struct{}
+	purgeKick      chan struct{}
+	purgeDone      chan struct{}
+	merged         atomic.Int64 // groups merged away, for tests and metrics
+	mergeMu        sync.Mutex   // serialises merges; guards mergeBufs
+	mergeBufs      mergeBufs
 	// mergeDeleted is, per app, the bytes of blocks merged away since its
 	// last compaction; guarded by mergeMu.
 	mergeDeleted map[uint32]uint64
@@ -222,6 +226,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	go db.purgeLoop()
 	db.dedupDone = make(chan struct{})
 	go db.dedupLoop()
+	db.dedupFlushDone = make(chan struct{})
+	db.dedupKick = make(chan struct{}, 1)
+	go db.dedupFlushLoop()
 	return db, nil
 }
 
@@ -326,7 +333,12 @@ func (db *DB) SetMeta(name string, value []byte) error {
 
 // Flush writes the memtable out, so that the data directory reflects what
 // was written (tests and benchmarks).
-func (db *DB) Flush() error { return db.pdb.Flush() }
+func (db *DB) Flush() error {
+	if err := db.flushDedup(); err != nil {
+		return err
+	}
+	return db.pdb.Flush()
+}
 
 // Compact compacts the whole key space, dropping deleted data.
 func (db *DB) Compact() error {
@@ -348,10 +360,14 @@ func (db *DB) Close() error {
 	<-db.retentionDone
 	<-db.purgeDone
 	<-db.dedupDone
+	<-db.dedupFlushDone
 	// Scans check closed between steps and stop with ErrClosed, so this
 	// wait is short even for a long export.
 	db.readers.Lock()
 	defer db.readers.Unlock()
+	if err := db.flushDedup(); err != nil {
+		db.log.Error("cannot write the dedup index at close; the next start rebuilds it", "err", err)
+	}
 	if err := db.pdb.Flush(); err != nil {
 		db.pdb.Close()
 		return fmt.Errorf("cannot flush store: %w", err)

@@ -184,6 +184,15 @@ type dedupIndex struct {
 		sync.Mutex
 		m map[uint64]chan struct{} // fingerprint -> closed when its holder finishes
 	}
+
+	// pending holds the entries not yet written to Pebble
+	// (dedup_pending.go): cur takes new ones, frozen is being written.
+	pending struct {
+		sync.Mutex
+		cur, frozen pendingSet
+	}
+	flushMu sync.Mutex // one flush at a time; guards indexed
+	indexed uint64     // meta dedup_indexed as last written
 }
 
 // sliceOf returns the slice of a Unix time in seconds.
@@ -479,9 +488,19 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 		}
 		return a.key - b.key
 	})
+	// The pending set first, then an iterator opened after: an entry the
+	// flusher moves meanwhile is seen in one or the other.
+	inPending := make([][]dedupRef, len(cands))
+	found := make([]bool, len(cands))
+	x.pending.Lock()
+	for j, c := range cands {
+		inPending[j], found[j] = x.pendingRefsLocked(entryKey{c.slice, keys[c.key].App, c.fp})
+	}
+	x.pending.Unlock()
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: sliceStart(nsDedupSlice, cands[0].slice),
-		UpperBound: appendDedupSliceKey(nil, cands[len(cands)-1].slice, keys[cands[len(cands)-1].key].App, ^uint64(0)),
+		// Just past the last candidate's largest possible key.
+		UpperBound: append(appendDedupSliceKey(nil, cands[len(cands)-1].slice, keys[cands[len(cands)-1].key].App, 1<<fpBits-1), 0),
 	})
 	if err != nil {
 		return err
@@ -495,21 +514,25 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 	var toVerify []pending
 	var key []byte
 	var refs []dedupRef
-	for _, c := range cands {
+	for j, c := range cands {
 		if dup[c.key] {
 			continue
 		}
 		k := &keys[c.key]
-		key = appendDedupSliceKey(key[:0], c.slice, k.App, c.fp)
-		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
-			if it.Error() != nil {
-				return it.Error()
+		if found[j] {
+			refs = append(refs[:0], inPending[j]...)
+		} else {
+			key = appendDedupSliceKey(key[:0], c.slice, k.App, c.fp)
+			if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+				if it.Error() != nil {
+					return it.Error()
+				}
+				continue
 			}
-			continue
-		}
-		refs, err = decodeDedupRefs(refs[:0], it.Value())
-		if err != nil {
-			return err
+			refs, err = decodeDedupRefs(refs[:0], it.Value())
+			if err != nil {
+				return err
+			}
 		}
 		if c.slice == cur {
 			p := make([]dedupRef, len(refs))
@@ -738,6 +761,9 @@ func (db *DB) openDedup(now time.Time) error {
 	if err := db.convertOldIdempotency(now); err != nil {
 		return err
 	}
+	if err := db.recoverDedup(now); err != nil {
+		return err
+	}
 	if _, err := db.ExpireDedup(now); err != nil {
 		return err
 	}
@@ -805,6 +831,10 @@ func (db *DB) ExpireDedup(now time.Time) (DedupExpired, error) {
 	x := &db.dedup
 	if x.window <= 0 {
 		return res, nil
+	}
+	// Pending entries of expired slices go with the rest, not after.
+	if err := db.flushDedup(); err != nil {
+		return res, err
 	}
 	first := x.firstLive(now)
 	x.mu.Lock()
@@ -969,7 +999,8 @@ func (db *DB) convertOld(ns Namespace, what string, fn func(b *pebble.Batch, k, 
 // purged (its user deleted), into a legacy ref that holds the messageId
 // itself: the id stays a duplicate for the rest of the window, so that an
 // SDK's late retry cannot bring a deleted user's event back, and the ref
-// no longer points at an event that is gone. b must be an indexed batch.
+// no longer points at an event that is gone. b must be an indexed batch, and
+// the pending entries flushed (PurgeForgotten does both).
 func (db *DB) keepPurgedID(b *pebble.Batch, app uint32, seq uint64, body []byte) error {
 	h, ok, err := parseStoredHead(body)
 	if err != nil || !ok {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"testing"
@@ -126,4 +127,63 @@ func splitComma(s string) []string {
 		s = s[i:]
 	}
 	return out
+}
+
+// BenchmarkWriterCommitIDs is BenchmarkWriterCommit with a fresh UUID
+// messageId on every event, checked and indexed as ingest does: the
+// difference between the two is what exact dedup costs a commit.
+func BenchmarkWriterCommitIDs(b *testing.B) {
+	const batches = 20
+	gen := generateBenchEventsIDs(b, batches*benchBatch, true)
+	db := openTestDB(b, Options{DedupWindow: 720 * time.Hour})
+	app := ensureApp(b, db, benchAppKey)
+	type batch struct {
+		times  []int64
+		bodies [][]byte
+		keys   []DedupKey
+	}
+	bs := make([]batch, batches)
+	size := 0
+	for i := range bs {
+		for j, e := range gen[i*benchBatch : (i+1)*benchBatch] {
+			body := appendStoredBody(nil, e.json, uint64(i*benchBatch+j+1))
+			bs[i].times = append(bs[i].times, e.time)
+			bs[i].bodies = append(bs[i].bodies, body)
+			bs[i].keys = append(bs[i].keys, DedupKey{App: app, MessageID: bytes.Clone(messageIDOf(e.json))})
+			if i == 0 {
+				size += len(body)
+			}
+		}
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	n := uint64(0)
+	for b.Loop() {
+		bt := &bs[n%batches]
+		// New ids every round: the first 8 hex digits count the rounds.
+		round := fmt.Appendf(nil, "%08x", uint32(n/batches))
+		for _, k := range bt.keys {
+			copy(k.MessageID, round)
+		}
+		n++
+		w := db.NewWriter(testNow)
+		dup, err := w.CheckDuplicates(bt.keys)
+		if err != nil {
+			b.Fatal(err)
+		}
+		first, err := w.Alloc(benchBatch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, body := range bt.bodies {
+			if dup[j] {
+				b.Fatalf("fresh id %s is a duplicate", bt.keys[j].MessageID)
+			}
+			w.AddKeyedEvent(j, first+uint64(j), bt.times[j], body)
+		}
+		if err := w.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+	}
 }

@@ -112,6 +112,9 @@ func TestDedupWindowAcrossSlices(t *testing.T) {
 	if _, err := db.ExpireDedup(end); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	first := db.dedup.firstLive(end)
 	for _, ns := range []Namespace{nsDedupSlice} {
 		n := countKeys(t, db, []byte{byte(ns)}, sliceStart(ns, first))
@@ -325,4 +328,47 @@ func TestDedupKeepsPurgedIDs(t *testing.T) {
 	if got := store(testNow.Add(time.Hour+time.Minute), []string{"alice"}, "a1"); got[0] {
 		t.Fatal("a purged id is still a duplicate after the window")
 	}
+}
+
+// TestDedupRecoversPendingEntries cuts the power while the index entries
+// of synced commits are still pending (or in an unsynced flush): the next
+// Open rebuilds them from the stored events, so every id is still a
+// duplicate, and a generated id is never indexed.
+func TestDedupRecoversPendingEntries(t *testing.T) {
+	fs := NewCrashableMemFS()
+	opts := Options{DedupWindow: time.Hour, Sync: true, MemFS: fs, Now: func() time.Time { return testNow }}
+	db, err := Open("store", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := ensureApp(t, db, "a")
+	mustStoreOnce(t, db, testNow, dedupKeys(app, "a", "b"))
+	if err := db.flushDedup(); err != nil { // a and b reach Pebble, unsynced
+		t.Fatal(err)
+	}
+	mustStoreOnce(t, db, testNow, dedupKeys(app, "c", "d")) // pending only
+	// An event stored without a client id, as ingest stores it.
+	w := db.NewWriter(testNow)
+	first, err := w.Alloc(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.AddEvent(app, first, 1000, storedBody(fmt.Appendf(nil, "trv-%016x", first), testNow))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, unsynced := range []int{0, 100} {
+		crashed := fs.CrashClone(1, unsynced)
+		db2, err := Open("store", Options{DedupWindow: time.Hour, Sync: true, MemFS: crashed, Now: opts.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := mustStoreOnce(t, db2, testNow.Add(time.Minute), dedupKeys(app, "a", "b", "c", "d", "e", fmt.Sprintf("trv-%016x", first)))
+		if want := []bool{true, true, true, true, false, false}; !slices.Equal(got, want) {
+			t.Errorf("after a crash keeping %d%% of unsynced writes: got %v; want %v", unsynced, got, want)
+		}
+		db2.Close()
+	}
+	db.Close()
 }

@@ -187,6 +187,10 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	// Not beside a merge or a retention pass: all rewrite groups.
 	db.mergeMu.Lock()
 	defer db.mergeMu.Unlock()
+	// keepPurgedID reads the index entries of the events it purges.
+	if err := db.flushDedup(); err != nil {
+		return res, err
+	}
 	pending := map[uint32]map[string]bool{}
 	var keys [][]byte
 	it, err := db.pdb.NewIter(&pebble.IterOptions{

@@ -288,7 +288,7 @@ func (w *Writer) Commit() error {
 			w.batch.Set(w.keyBuf, w.valBuf, nil)
 		}
 	}
-	slice := w.appendDedupEntries()
+	slice, dedupKeys, dedupRefs := w.dedupEntries()
 	if w.batch.Empty() {
 		return nil
 	}
@@ -300,6 +300,9 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("cannot commit batch: %w", err)
 	}
 	w.db.disk.wrote(w.batch.Len())
+	if len(dedupKeys) > 0 {
+		w.db.addPending(dedupKeys, dedupRefs)
+	}
 	w.addToFilters(slice)
 	w.db.eventsStored.Add(int64(len(w.events)))
 	w.db.overview.rate.countCommitted(w.now, w.events)
@@ -308,85 +311,51 @@ func (w *Writer) Commit() error {
 	return nil
 }
 
-// appendDedupEntries adds the index entries of the keyed events to the
-// batch, in the slice of the writer's time, and returns that slice. New
-// keys of one app with one fingerprint (a collision, here or with an entry
-// already in the slice) share one entry.
-func (w *Writer) appendDedupEntries() uint32 {
-	slice := w.db.dedup.sliceOf(w.now.Unix())
+// dedupEntries returns the index entries of the keyed events, in the slice
+// of the writer's time, and that slice. New keys of one app with one
+// fingerprint (a collision, here or with an entry already in the slice)
+// share one entry.
+func (w *Writer) dedupEntries() (slice uint32, keys []entryKey, refs [][]dedupRef) {
+	slice = w.db.dedup.sliceOf(w.now.Unix())
 	if w.keys == nil {
-		return slice
+		return slice, nil, nil
 	}
+	// One slab for every entry's refs: most hold one.
+	slab := make([]dedupRef, 0, len(w.order)+len(w.prev))
 	for j := 0; j < len(w.order); {
-		i := w.order[j].i
-		refs := w.refs[:0]
 		k := j
-		for ; k < len(w.order) && w.order[k].fp == w.fps[i]; k++ {
-			q := w.order[k].i
-			if w.keySeq[q] != 0 && w.keys[q].App == w.keys[i].App {
-				if len(refs) == 0 {
-					refs = append(refs, w.prev[int(q)]...)
+		for k < len(w.order) && w.order[k].fp == w.order[j].fp {
+			k++
+		}
+		// Usually k == j+1; a fingerprint shared by keys of several apps
+		// is one entry per app.
+		for a := j; a < k; a++ {
+			app := w.keys[w.order[a].i].App
+			first := true
+			for b := j; b < a; b++ {
+				first = first && w.keys[w.order[b].i].App != app
+			}
+			if !first {
+				continue
+			}
+			start := len(slab)
+			for b := a; b < k; b++ {
+				q := w.order[b].i
+				if w.keySeq[q] != 0 && w.keys[q].App == app {
+					if len(slab) == start {
+						slab = append(slab, w.prev[int(q)]...)
+					}
+					slab = append(slab, dedupRef{seq: w.keySeq[q]})
 				}
-				refs = append(refs, dedupRef{seq: w.keySeq[q]})
+			}
+			if len(slab) > start {
+				keys = append(keys, entryKey{slice: slice, app: app, fp: w.order[a].fp})
+				refs = append(refs, slab[start:len(slab):len(slab)])
 			}
 		}
-		// Keys of another app with the same fingerprint, if any, come
-		// next round.
-		if len(refs) > 0 {
-			w.keyBuf = appendDedupSliceKey(w.keyBuf[:0], slice, w.keys[i].App, w.fps[i])
-			w.valBuf = appendDedupRefs(w.valBuf[:0], refs)
-			w.batch.Set(w.keyBuf, w.valBuf, nil)
-		}
-		w.refs = refs
-		if k == j+1 || !w.otherApps(j, k) {
-			j = k
-			continue
-		}
-		// Rare: one fingerprint for keys of several apps; write each app's
-		// entry separately.
-		w.appendMixedApps(slice, j, k)
 		j = k
 	}
-	return slice
-}
-
-// otherApps reports whether order[j:k] holds keys of more than one app.
-func (w *Writer) otherApps(j, k int) bool {
-	app := w.keys[w.order[j].i].App
-	for _, o := range w.order[j:k] {
-		if w.keys[o.i].App != app {
-			return true
-		}
-	}
-	return false
-}
-
-// appendMixedApps writes the entries of the apps of order[j:k] other than
-// the first one's.
-func (w *Writer) appendMixedApps(slice uint32, j, k int) {
-	first := w.keys[w.order[j].i].App
-	done := map[uint32]bool{first: true}
-	for _, o := range w.order[j:k] {
-		i := o.i
-		app := w.keys[i].App
-		if done[app] {
-			continue
-		}
-		done[app] = true
-		var refs []dedupRef
-		for _, o2 := range w.order[j:k] {
-			q := o2.i
-			if w.keySeq[q] != 0 && w.keys[q].App == app {
-				if len(refs) == 0 {
-					refs = append(refs, w.prev[int(q)]...)
-				}
-				refs = append(refs, dedupRef{seq: w.keySeq[q]})
-			}
-		}
-		if len(refs) > 0 {
-			w.batch.Set(appendDedupSliceKey(nil, slice, app, w.fps[i]), appendDedupRefs(nil, refs), nil)
-		}
-	}
+	return slice, keys, refs
 }
 
 // addToFilters records the committed keys in the dedup filters, before

@@ -1,0 +1,299 @@
+package storage
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Index entries do not go into the commits that store their events. A
+// commit's entries are random keys, and inserting 500 of them into the
+// memtable one by one (and flushing them out of it) cost more than the rest
+// of the commit; instead a commit hands its entries to the pending set, in
+// memory, and a flusher writes the pending set to Pebble every
+// dedupFlushInterval (or sooner once it holds dedupFlushEntries) as one
+// batch in key order, together with meta "dedup_indexed": a sequence below
+// which every stored event's entry is in Pebble.
+//
+// The stored events are the log: when the process dies with entries still
+// pending, Open rebuilds them from the events above dedup_indexed (their
+// messageId and receivedAt), before anything is checked. Lookups read the
+// pending set before Pebble, so an entry is never out of sight between the
+// two.
+
+const (
+	dedupFlushInterval = time.Second
+	dedupFlushEntries  = 256 << 10
+	// dedupPendingMax is where a commit stops waiting for the flusher and
+	// flushes itself: the pending set's memory stays bounded (~50 MB) under
+	// any load.
+	dedupPendingMax  = 4 * dedupFlushEntries
+	metaDedupIndexed = "dedup_indexed"
+)
+
+// entryKey names one index entry.
+type entryKey struct {
+	slice, app uint32
+	fp         uint64
+}
+
+func (k entryKey) append(dst []byte) []byte { return appendDedupSliceKey(dst, k.slice, k.app, k.fp) }
+
+func compareEntryKeys(a, b entryKey) int {
+	return cmp.Or(cmp.Compare(a.slice, b.slice), cmp.Compare(a.app, b.app), cmp.Compare(a.fp, b.fp))
+}
+
+// pendingSet is a set of entries: almost all hold one sequence, in a map
+// without pointers (cheap for the collector); the others, with their refs.
+type pendingSet struct {
+	seqs  map[entryKey]uint64
+	multi map[entryKey][]dedupRef
+}
+
+func (p *pendingSet) len() int { return len(p.seqs) + len(p.multi) }
+
+func (p *pendingSet) get(k entryKey) ([]dedupRef, bool) {
+	if r, ok := p.multi[k]; ok {
+		return r, true
+	}
+	if s, ok := p.seqs[k]; ok {
+		return []dedupRef{{seq: s}}, true
+	}
+	return nil, false
+}
+
+func (p *pendingSet) put(k entryKey, refs []dedupRef) {
+	if p.seqs == nil {
+		p.seqs = make(map[entryKey]uint64, 1024)
+		p.multi = map[entryKey][]dedupRef{}
+	}
+	if len(refs) == 1 && !refs[0].legacy {
+		delete(p.multi, k)
+		p.seqs[k] = refs[0].seq
+		return
+	}
+	delete(p.seqs, k)
+	p.multi[k] = refs
+}
+
+// pendingRefsLocked returns the refs of k in the pending set (the newest
+// first: the current set, then the one being flushed), and whether it is
+// there. The refs must not be modified.
+func (x *dedupIndex) pendingRefsLocked(k entryKey) ([]dedupRef, bool) {
+	if r, ok := x.pending.cur.get(k); ok {
+		return r, true
+	}
+	return x.pending.frozen.get(k)
+}
+
+// addPending records a commit's entries. The caller holds the entries'
+// reservations, so no one else changes them meanwhile.
+func (db *DB) addPending(keys []entryKey, refs [][]dedupRef) {
+	x := &db.dedup
+	x.pending.Lock()
+	for i, k := range keys {
+		x.pending.cur.put(k, refs[i])
+	}
+	n := x.pending.cur.len()
+	x.pending.Unlock()
+	switch {
+	case n >= dedupPendingMax:
+		if err := db.flushDedup(); err != nil && !db.closed.Load() {
+			db.log.Error("cannot write the dedup index", "err", err)
+		}
+	case n >= dedupFlushEntries:
+		select {
+		case db.dedupKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushDedup writes the pending set to Pebble, in key order, with the
+// sequence below which every event's entry is now there.
+func (db *DB) flushDedup() error {
+	x := &db.dedup
+	x.flushMu.Lock()
+	defer x.flushMu.Unlock()
+	// Every commit at or below the watermark has finished, and a commit
+	// adds its entries before it finishes: the set taken after this holds
+	// all of theirs.
+	wm, _ := db.seq.watermark()
+	x.pending.Lock()
+	frozen := x.pending.cur
+	x.pending.frozen, x.pending.cur = frozen, pendingSet{}
+	x.pending.Unlock()
+	if frozen.len() == 0 && wm == x.indexed {
+		x.pending.Lock()
+		x.pending.frozen = pendingSet{}
+		x.pending.Unlock()
+		return nil
+	}
+	keys := make([]entryKey, 0, frozen.len())
+	for k := range frozen.seqs {
+		keys = append(keys, k)
+	}
+	for k := range frozen.multi {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareEntryKeys)
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	var key, val []byte
+	for _, k := range keys {
+		key = k.append(key[:0])
+		if s, ok := frozen.seqs[k]; ok {
+			val = binary.AppendUvarint(val[:0], s)
+		} else {
+			val = appendDedupRefs(val[:0], frozen.multi[k])
+		}
+		b.Set(key, val, nil)
+	}
+	b.Set(appendMetaKey(nil, metaDedupIndexed), binary.AppendUvarint([]byte{valueV1}, wm), nil)
+	// Not synced: until the next synced commit makes it durable, the events
+	// it indexes are, and Open rebuilds it from them.
+	if err := b.Commit(pebble.NoSync); err != nil {
+		x.pending.Lock()
+		// Back into the current set, unless a newer commit replaced them.
+		for _, k := range keys {
+			if _, ok := x.pending.cur.get(k); !ok {
+				r, _ := frozen.get(k)
+				x.pending.cur.put(k, r)
+			}
+		}
+		x.pending.frozen = pendingSet{}
+		x.pending.Unlock()
+		return fmt.Errorf("cannot write the dedup index: %w", err)
+	}
+	db.disk.wrote(b.Len())
+	x.pending.Lock()
+	x.pending.frozen = pendingSet{}
+	x.pending.Unlock()
+	x.indexed = wm
+	return nil
+}
+
+// dedupFlushLoop runs the flusher until the store closes; Close flushes
+// what is left.
+func (db *DB) dedupFlushLoop() {
+	defer close(db.dedupFlushDone)
+	t := time.NewTicker(dedupFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.mergeStop:
+			return
+		case <-t.C:
+		case <-db.dedupKick:
+		}
+		if err := db.flushDedup(); err != nil && !db.closed.Load() {
+			db.log.Error("cannot write the dedup index; retrying", "err", err)
+		}
+	}
+}
+
+// recoverDedup rebuilds the index entries of the events stored above meta
+// dedup_indexed: those a crash left pending. A store without the meta key
+// is new, or indexed by the conversion of the old format: everything in it
+// is indexed.
+func (db *DB) recoverDedup(now time.Time) error {
+	x := &db.dedup
+	v, err := db.GetMeta(metaDedupIndexed)
+	if err != nil {
+		return err
+	}
+	wm, _ := db.seq.watermark()
+	if v == nil {
+		x.indexed = wm
+		return db.SetMeta(metaDedupIndexed, binary.AppendUvarint(nil, wm))
+	}
+	since, n := binary.Uvarint(v)
+	if n <= 0 {
+		return fmt.Errorf("%w: meta %q", errCorrupt, metaDedupIndexed)
+	}
+	x.indexed = since
+	if since >= wm {
+		return nil
+	}
+	start := time.Now()
+	db.apps.RLock()
+	apps := make([]uint32, 0, len(db.apps.byKey))
+	for _, id := range db.apps.byKey {
+		apps = append(apps, id)
+	}
+	db.apps.RUnlock()
+	slices.Sort(apps)
+	snap, err := db.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	b := db.pdb.NewIndexedBatch()
+	defer b.Close()
+	events, added := 0, 0
+	for _, app := range apps {
+		err := snap.EventsBySeq(app, since, math.MaxUint64, func(seq uint64, _ int64, body []byte) error {
+			events++
+			// A body that is not an event of the Events API (written by a
+			// client of storage itself) carries no id to index.
+			h, ok, err := parseStoredHead(body)
+			if err != nil || !ok || isGeneratedID(h.messageID, seq) || !x.inWindow(now, h.receivedAt) {
+				return nil
+			}
+			key := appendDedupSliceKey(nil, x.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
+			var refs []dedupRef
+			if old, closer, err := b.Get(key); err == nil {
+				refs, err = decodeDedupRefs(nil, old)
+				if err == nil {
+					for i := range refs {
+						refs[i].id = bytes.Clone(refs[i].id)
+					}
+				}
+				closer.Close()
+				if err != nil {
+					return err
+				}
+			}
+			for _, r := range refs {
+				if !r.legacy && r.seq == seq {
+					return nil // it made it
+				}
+			}
+			added++
+			return b.Set(key, appendDedupRefs(nil, append(refs, dedupRef{seq: seq})), nil)
+		})
+		if err != nil {
+			return fmt.Errorf("cannot rebuild the dedup index of app %d: %w", app, err)
+		}
+	}
+	b.Set(appendMetaKey(nil, metaDedupIndexed), binary.AppendUvarint([]byte{valueV1}, snap.Watermark()), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot rebuild the dedup index: %w", err)
+	}
+	x.indexed = snap.Watermark()
+	db.log.Info("rebuilt the dedup index entries a stop left pending", "events_read", events, "entries", added,
+		"from_seq", since, "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// isGeneratedID reports whether id is the one ingest generates for an event
+// stored without a messageId: "trv-" and the event's sequence in 16 hex
+// digits (ingest/event.go, appendGeneratedID).
+func isGeneratedID(id string, seq uint64) bool {
+	const hex = "0123456789abcdef"
+	if len(id) != 20 || id[:4] != "trv-" {
+		return false
+	}
+	for i := range 16 {
+		if id[4+i] != hex[(seq>>(60-4*i))&0xf] {
+			return false
+		}
+	}
+	return true
+}
