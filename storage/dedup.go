@@ -227,7 +227,13 @@ func (x *dedupIndex) addLocked(slice uint32, fp uint64) {
 		return
 	}
 	if len(f.segs) == 0 || f.segs[len(f.segs)-1].n >= f.segs[len(f.segs)-1].limit {
-		seg := newIDFilter(min(max(bloomMinKeys, 2*f.n), bloomMaxKeys))
+		// A new slice expects what the one before it got: in a steady
+		// load it then fills one segment.
+		want := 2 * f.n
+		if prev := x.mu.filters[slice-1]; f.n == 0 && prev != nil {
+			want = prev.n + prev.n/4
+		}
+		seg := newIDFilter(min(max(bloomMinKeys, want), bloomMaxKeys))
 		for x.mu.bytes+seg.bytes() > x.budget {
 			if !x.dropOldestLocked() {
 				break
