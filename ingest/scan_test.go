@@ -49,6 +49,78 @@ func TestValueEnd(t *testing.T) {
 	}
 }
 
+func TestStringEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int // index just past the string
+	}{
+		{name: "empty", in: `""`, want: 2},
+		{name: "short", in: `"abc",1`, want: 5},
+		{name: "quote at each place in a word", in: `"0123456"x`, want: 9},
+		{name: "quote just past a word", in: `"01234567"x`, want: 10},
+		{name: "long", in: `"` + strings.Repeat("x", 100) + `"}`, want: 102},
+		{name: "escaped quote", in: `"a\"b"]`, want: 6},
+		{name: "escaped backslash", in: `"a\\"x`, want: 5},
+		{name: "escape across words", in: `"0123456\"89"x`, want: 13},
+		{name: "escaped backslash across words", in: `"0123456\\"x`, want: 11},
+		{name: "runs of backslashes", in: `"` + strings.Repeat(`\\`, 9) + `\""`, want: 22},
+		{name: "high bytes", in: "\"\x80\xff\xa2\xdc\x22", want: 6},
+		{name: "unclosed", in: `"abcdefghijklmnop`, want: 17},
+		{name: "unclosed after escape", in: `"abcdefghijklmno\`, want: 17},
+		{name: "escape of the last byte", in: `"abcdefghijklmn\"`, want: 17},
+		{name: "from the middle", in: `{"k":"v"}`, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := strings.IndexByte(tt.in, '"')
+			if got := stringEnd([]byte(tt.in), at); got != tt.want {
+				t.Fatalf("stringEnd(%q, %d) = %d; want %d", tt.in, at, got, tt.want)
+			}
+			if got := refStringEnd([]byte(tt.in), at); got != tt.want {
+				t.Fatalf("refStringEnd(%q, %d) = %d; want %d", tt.in, at, got, tt.want)
+			}
+		})
+	}
+
+	// Every string of up to 12 bytes over an alphabet of the bytes that
+	// matter (and one that has the SWAR borrow in mind: 0x01 above a
+	// match), at every offset within a word.
+	alphabet := []byte{'"', '\\', 'a', 0x01, 0xa2}
+	var buf, tail []byte
+	var walk func(n int)
+	walk = func(n int) {
+		for pad := 0; pad < 8; pad++ {
+			b := append(append(append(buf[:0], strings.Repeat(" ", pad)...), '"'), tail...)
+			if got, want := stringEnd(b, pad), refStringEnd(b, pad); got != want {
+				t.Fatalf("stringEnd(%q, %d) = %d; want %d", b, pad, got, want)
+			}
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			tail = append(tail, c)
+			walk(n - 1)
+			tail = tail[:len(tail)-1]
+		}
+	}
+	walk(7)
+}
+
+// refStringEnd is stringEnd one byte at a time.
+func refStringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+		}
+	}
+	return len(b)
+}
+
 func TestForEachMember(t *testing.T) {
 	tests := []struct {
 		name string
