@@ -117,6 +117,16 @@ type fields struct {
 // Event or a Rejection. valid says raw is already known to be JSON (it is
 // an element of an array that was checked whole).
 func (b *Batch) add(idx int, raw []byte, valid bool) {
+	var sc eventScan
+	if len(raw) <= b.cfg.MaxEventBytes { // else rejected before sc is looked at
+		sc, b.members = scanEvent(raw, 0, maxDepth, true, b.members[:0])
+	}
+	b.addScanned(idx, raw, valid, sc)
+}
+
+// addScanned is add, for an event whose text scanEvent has walked and
+// whose members it has put in b.members.
+func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 	cfg := b.cfg
 	if len(raw) > cfg.MaxEventBytes {
 		b.reject(idx, nil, nil, "", "too_large", "event is "+strconv.Itoa(len(raw))+" bytes, over the limit of "+strconv.Itoa(cfg.MaxEventBytes)+" (ingest.max_event_bytes)", raw)
@@ -126,8 +136,7 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid UTF-8", raw)
 		return
 	}
-	_, spaced, ok := structure(raw, maxDepth)
-	if !ok {
+	if !sc.ok {
 		b.reject(idx, nil, nil, "attributes", "invalid_event", "event is nested deeper than 32 levels", raw)
 		return
 	}
@@ -135,35 +144,32 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid JSON", raw)
 		return
 	}
-	var f fields
-	b.members = b.members[:0]
-	err := forEachMember(raw, func(key, val []byte) error {
-		b.members = append(b.members, rawMember{key, val})
-		switch string(key) {
-		case "type":
-			f.typ = val
-		case "event":
-			f.event = val
-		case "userId":
-			f.userID = val
-		case "eventTime":
-			f.eventTime = val
-		case "appKey":
-			f.appKey = val
-		case "context":
-			f.context = val
-		case "messageId":
-			f.messageID = val
-		case "sentAt":
-			f.sentAt = val
-		case "attributes":
-			f.attributes = val
-		}
-		return nil
-	})
-	if err != nil {
+	if i := skipSpace(raw, 0); i >= len(raw) || raw[i] != '{' {
 		b.reject(idx, nil, nil, "", "invalid_event", "event must be a JSON object, got "+kindOf(bytes.TrimSpace(raw)), raw)
 		return
+	}
+	var f fields
+	for _, m := range b.members {
+		switch string(m.key) {
+		case "type":
+			f.typ = m.val
+		case "event":
+			f.event = m.val
+		case "userId":
+			f.userID = m.val
+		case "eventTime":
+			f.eventTime = m.val
+		case "appKey":
+			f.appKey = m.val
+		case "context":
+			f.context = m.val
+		case "messageId":
+			f.messageID = m.val
+		case "sentAt":
+			f.sentAt = m.val
+		case "attributes":
+			f.attributes = m.val
+		}
 	}
 	appKey, _ := jsonString(f.appKey)
 	messageID, _ := jsonString(f.messageID)
@@ -352,7 +358,7 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 			buf = append(buf, `"ip":`...)
 			buf = appendQuoted(buf, b.IP)
 			buf = append(buf, '}')
-		case spaced:
+		case sc.spaced:
 			buf = appendCompact(buf, val)
 		default:
 			buf = append(buf, val...)

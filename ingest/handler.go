@@ -273,10 +273,25 @@ func Decode(b *Batch, body []byte) error {
 		if !validJSON(body) {
 			return invalid("", "the body is not valid JSON: "+syntaxError(body))
 		}
-		forEachElement(body, func(i int, elem []byte) error {
-			b.add(i, elem, true /* valid */)
-			return nil
-		})
+		// forEachElement, but an object is split and checked in the
+		// same pass that finds its end.
+		i := skipSpace(body, 1)
+		for n := 0; i < len(body) && body[i] != ']'; n++ {
+			if body[i] == '{' {
+				var sc eventScan
+				sc, b.members = scanEvent(body, i, maxDepth, false, b.members[:0])
+				b.addScanned(n, body[i:sc.end], true /* valid */, sc)
+				i = sc.end
+			} else {
+				ve := valueEnd(body, i)
+				b.add(n, body[i:ve], true /* valid */)
+				i = ve
+			}
+			i = skipSpace(body, i)
+			if i < len(body) && body[i] == ',' {
+				i = skipSpace(body, i+1)
+			}
+		}
 		if len(b.Events)+len(b.Rejected) == 0 {
 			return invalid("", "the array holds no event")
 		}

@@ -137,6 +137,87 @@ func structure(b []byte, limit int) (deepest int, spaced, ok bool) {
 	return deepest, spaced, true
 }
 
+// eventScan is what scanEvent finds in one pass over an event's text.
+type eventScan struct {
+	end     int  // just past the object, when not scanning the whole text
+	deepest int  // as structure finds it
+	spaced  bool // as structure finds it
+	ok      bool // not nested deeper than the limit
+}
+
+// scanEvent walks b from i once and finds what structure, valueEnd and
+// forEachMember would find in three: it appends to members each top-level
+// member of the object at b[i] (key without quotes, escapes not decoded;
+// value raw, without the whitespace around it; both alias b), and notes
+// the deepest nesting (giving up past limit) and whether there is
+// whitespace outside strings. With whole, it goes on to the end of b, so
+// that deepest, spaced and ok are exactly structure(b[i:], limit) for any
+// bytes; the members are only meaningful when b[i:] is a valid JSON object.
+// Without whole, b[i] must be the '{' of an object in valid JSON, and the
+// scan stops just past it (end).
+func scanEvent(b []byte, i, limit int, whole bool, members []rawMember) (eventScan, []rawMember) {
+	var sc eventScan
+	depth := 0
+	inObj, haveKey := false, false
+	var key []byte
+	valStart := 0
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			e := stringEnd(b, i)
+			if depth == 1 && inObj && !haveKey {
+				key, haveKey = b[i+1:max(i+1, e-1)], true // unclosed: e-1 == i
+			}
+			i = e - 1
+		case ':':
+			if depth == 1 {
+				valStart = i + 1
+			}
+		case ',':
+			if depth == 1 && haveKey {
+				members = append(members, rawMember{key, trimSpace(b[valStart:i])})
+				haveKey = false
+			}
+		case '{', '[':
+			depth++
+			if depth > sc.deepest {
+				sc.deepest = depth
+				if sc.deepest > limit {
+					return sc, members
+				}
+			}
+			if depth == 1 {
+				inObj = c == '{'
+			}
+		case '}', ']':
+			if depth == 1 && haveKey {
+				members = append(members, rawMember{key, trimSpace(b[valStart:i])})
+				haveKey = false
+			}
+			depth--
+			if depth == 0 && !whole {
+				sc.end, sc.ok = i+1, true
+				return sc, members
+			}
+		case ' ', '\t', '\n', '\r':
+			sc.spaced = true
+		}
+	}
+	sc.end, sc.ok = len(b), true
+	return sc, members
+}
+
+// trimSpace returns b without JSON whitespace at either end.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
 // forEachMember calls fn with the raw key (without quotes, escapes not
 // decoded) and raw value of each member of the valid JSON object b. Both
 // alias b.

@@ -180,6 +180,68 @@ func TestForEachMember(t *testing.T) {
 	})
 }
 
+func TestScanEvent(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		at      int
+		whole   bool
+		want    []string // key=value, raw
+		end     int      // when not whole; whole scans go to the end
+		deepest int
+		spaced  bool
+		ok      bool
+	}{
+		{name: "empty", in: `{}`, whole: true, deepest: 1, ok: true},
+		{name: "compact", in: `{"a":1,"b":"x","c":null}`, whole: true, want: []string{`a=1`, `b="x"`, `c=null`}, deepest: 1, ok: true},
+		{
+			name:  "whitespace everywhere",
+			in:    " {\n\t\"a\" : 1 ,\r\n \"b\"\t:\n[ 1 , 2 ] , \"c\" : { \"d\" : true } \n}\n",
+			whole: true, want: []string{`a=1`, `b=[ 1 , 2 ]`, `c={ "d" : true }`}, deepest: 2, spaced: true, ok: true,
+		},
+		{
+			name:  "braces, colons and commas in strings",
+			in:    `{"x":"}{,:","y":{"z":"]\"},"},"w":"\\"}`,
+			whole: true, want: []string{`x="}{,:"`, `y={"z":"]\"},"}`, `w="\\"`}, deepest: 2, ok: true,
+		},
+		{name: "string values are not keys", in: `{"a":"b","c":"d"}`, whole: true, want: []string{`a="b"`, `c="d"`}, deepest: 1, ok: true},
+		{name: "nested members are not members", in: `{"a":{"b":1,"c":[]},"e":3}`, whole: true, want: []string{`a={"b":1,"c":[]}`, `e=3`}, deepest: 3, ok: true},
+		{name: "escaped key stays raw", in: `{"a\"b":"c","\u0074ype":1}`, whole: true, want: []string{`a\"b="c"`, `\u0074ype=1`}, deepest: 1, ok: true},
+		{name: "array has no members", in: `[1,"a",{"b":2}]`, whole: true, deepest: 2, ok: true},
+		{name: "stops after the object", in: `[{"a":1} , {"b":[2]}]`, at: 11, want: []string{`b=[2]`}, end: 20, deepest: 2, ok: true},
+		{name: "whole goes to the end", in: `{"a":1} [[[ ]]]`, whole: true, want: []string{`a=1`}, deepest: 3, spaced: true, ok: true},
+		{name: "too deep", in: `{"a":[[[1]]]}`, whole: true, deepest: 4, ok: false},
+		{name: "too deep after the object", in: `{"a":1}[[[[`, whole: true, want: []string{`a=1`}, deepest: 4, ok: false},
+		{name: "unclosed string", in: `{"a":"[[[[[`, whole: true, deepest: 1, ok: true},
+		{name: "unclosed key", in: `{"`, whole: true, deepest: 1, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, members := scanEvent([]byte(tt.in), tt.at, 3, tt.whole, nil)
+			var got []string
+			for _, m := range members {
+				got = append(got, string(m.key)+"="+string(m.val))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("members %q; want %q", got, tt.want)
+			}
+			end := tt.end
+			if tt.whole {
+				end = len(tt.in)
+			}
+			if sc.ok != tt.ok || sc.deepest != tt.deepest || sc.spaced != tt.spaced || (tt.ok && sc.end != end) {
+				t.Fatalf("got %+v; want end %d, deepest %d, spaced %v, ok %v", sc, end, tt.deepest, tt.spaced, tt.ok)
+			}
+			if tt.whole {
+				deepest, spaced, ok := structure([]byte(tt.in), 3)
+				if sc.deepest != deepest || sc.spaced != spaced || sc.ok != ok {
+					t.Fatalf("got %+v; structure says deepest %d, spaced %v, ok %v", sc, deepest, spaced, ok)
+				}
+			}
+		})
+	}
+}
+
 func TestForEachElement(t *testing.T) {
 	tests := []struct {
 		name    string
