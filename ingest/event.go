@@ -270,7 +270,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 				s, ok := jsonString(val)
 				if !ok {
 					ctxField, ctxErr = "context.ip", "context.ip must be a string, got "+kindOf(val)
-				} else if _, err := netip.ParseAddr(string(s)); err != nil {
+				} else if !isIPv4(s) && !parsesAsAddr(s) {
 					ctxField, ctxErr = "context.ip", "context.ip must be an IPv4 or IPv6 address"
 				} else {
 					hasIP = true
@@ -383,6 +383,43 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 	b.buf = buf
 	ev.end = len(buf)
 	b.Events = append(b.Events, ev)
+}
+
+// isIPv4 reports whether s is a dotted-quad IPv4 address as
+// netip.ParseAddr reads one (four fields of digits, each at most 255,
+// without a leading zero): it is ParseAddr's IPv4 rule on bytes, for
+// the usual case, as the string conversion that ParseAddr needs
+// allocates (its argument escapes). false means ask parsesAsAddr.
+func isIPv4(s []byte) bool {
+	fields, val, digits := 0, 0, 0
+	for _, c := range s {
+		switch {
+		case '0' <= c && c <= '9':
+			if digits == 1 && val == 0 {
+				return false // leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return false
+			}
+		case c == '.':
+			if digits == 0 || fields == 3 {
+				return false
+			}
+			fields++
+			val, digits = 0, 0
+		default:
+			return false
+		}
+	}
+	return fields == 3 && digits > 0
+}
+
+// parsesAsAddr reports whether netip.ParseAddr accepts s.
+func parsesAsAddr(s []byte) bool {
+	_, err := netip.ParseAddr(string(s))
+	return err == nil
 }
 
 // appendStored appends the complete stored form of e: its members, then a
