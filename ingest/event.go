@@ -202,9 +202,12 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 	if !ok {
 		return
 	}
-	if n := utf8.RuneCount(name); n < 1 || n > 255 {
-		fail("event", "event must be 1 to 255 characters, got "+strconv.Itoa(n))
-		return
+	// n bytes are 1 to n runes: only an empty or long name needs counting.
+	if len(name) < 1 || len(name) > 255 {
+		if n := utf8.RuneCount(name); n < 1 || n > 255 {
+			fail("event", "event must be 1 to 255 characters, got "+strconv.Itoa(n))
+			return
+		}
 	}
 	userID, ok := str("userId", f.userID, true)
 	if !ok {
@@ -234,9 +237,11 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		return
 	}
 	if f.messageID != nil && string(f.messageID) != "null" {
-		if n := utf8.RuneCount(messageID); n < 1 || n > 255 {
-			fail("messageId", "messageId must be 1 to 255 characters, got "+strconv.Itoa(n))
-			return
+		if len(messageID) < 1 || len(messageID) > 255 {
+			if n := utf8.RuneCount(messageID); n < 1 || n > 255 {
+				fail("messageId", "messageId must be 1 to 255 characters, got "+strconv.Itoa(n))
+				return
+			}
 		}
 	} else {
 		messageID = nil
@@ -351,7 +356,11 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 			buf = corrected.AppendFormat(buf, time.RFC3339Nano)
 			buf = append(buf, '"')
 		case string(key) == "context" && !hasIP && val[0] == '{':
-			buf = appendCompact(buf, val[:len(val)-1])
+			if sc.spaced {
+				buf = appendCompact(buf, val[:len(val)-1])
+			} else {
+				buf = append(buf, val[:len(val)-1]...) // nothing to compact
+			}
 			if bytes.IndexByte(bytes.TrimSpace(val[1:len(val)-1]), '"') >= 0 {
 				buf = append(buf, ',')
 			}

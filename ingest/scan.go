@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math/bits"
@@ -287,14 +288,12 @@ func jsonString(raw []byte) (s []byte, ok bool) {
 		return nil, false
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c == '\\' {
-			var out string
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return nil, false
-			}
-			return []byte(out), true
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		var out string
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, false
 		}
+		return []byte(out), true
 	}
 	return inner, true
 }
