@@ -108,8 +108,11 @@ func valueEnd(b []byte, i int) int {
 
 // nestingDepth returns the deepest nesting of objects and arrays in b,
 // giving up (false) once it passes limit, and whether b has whitespace
-// outside strings (so needs compacting). It runs before json.Valid so that
-// a pathological body never reaches a recursive parser.
+// outside strings (so needs compacting). It runs before a recursive
+// parser (json.Unmarshal) sees a body, so that a pathological one never
+// reaches it. json.Valid (goccy/go-json's) skips iteratively and stops at
+// 10,000 levels, so Decode asks it first about an array body, whose depth
+// the scans of its elements then find (see Decode).
 func nestingDepth(b []byte, limit int) (deepest int, ok bool) {
 	deepest, _, ok = structure(b, limit)
 	return deepest, ok
@@ -154,8 +157,8 @@ type eventScan struct {
 // whitespace outside strings. With whole, it goes on to the end of b, so
 // that deepest, spaced and ok are exactly structure(b[i:], limit) for any
 // bytes; the members are only meaningful when b[i:] is a valid JSON object.
-// Without whole, b[i] must be the '{' of an object in valid JSON, and the
-// scan stops just past it (end).
+// Without whole, b[i] must be the '{' or '[' of a value in valid JSON, and
+// the scan stops just past it (end), unless the value is too deep.
 func scanEvent(b []byte, i, limit int, whole bool, members []rawMember) (eventScan, []rawMember) {
 	var sc eventScan
 	depth := 0
