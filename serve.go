@@ -88,9 +88,10 @@ func loadConfig(f *serveFlags) (config.Config, error) {
 	cfg.LogLevel = firstNonEmpty(f.logLevel, cfg.LogLevel)
 	cfg.LogFormat = firstNonEmpty(f.logFormat, cfg.LogFormat)
 	if err := cfg.Validate(); err != nil {
-		where := "configuration"
+		// Values may come from the file, the environment or flags.
+		where := "the configuration (defaults, environment and flags)"
 		if path != "" {
-			where = path
+			where = "the configuration (" + path + ", environment and flags)"
 		}
 		return cfg, fmt.Errorf("%s is not valid:\n%w", where, err)
 	}
