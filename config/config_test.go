@@ -156,6 +156,7 @@ func TestBadConfigs(t *testing.T) {
 		{"duplicate_app_key.bad.toml", []string{`apps[1].app_key: "yz1Jn-0pSnekg58etEQO4A" is declared twice`}},
 		{"request_below_event.bad.toml", []string{"ingest.max_request_bytes: must be at least ingest.max_event_bytes (65536), got 32768"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
+		{"log_format.bad.toml", []string{`log_format: "pretty" is not one of auto, json, text`}},
 		{"limits.bad.toml", []string{
 			"storage.dedup_filter_memory: must be at least 4MiB",
 			"storage.min_free_disk: must be 0 (no check) or at least 64MiB, got 10485760 bytes",
