@@ -143,7 +143,7 @@ func structure(b []byte, limit int) (deepest int, spaced, ok bool) {
 
 // eventScan is what scanEvent finds in one pass over an event's text.
 type eventScan struct {
-	end     int  // just past the object, when not scanning the whole text
+	end     int  // just past the value, when not scanning the whole text
 	deepest int  // as structure finds it
 	spaced  bool // as structure finds it
 	ok      bool // not nested deeper than the limit
