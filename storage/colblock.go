@@ -15,10 +15,9 @@ import (
 )
 
 // valueV2 is the version byte of a columnar block value, what the merger
-// and the purger write. Fresh blocks stay version 1, so that ingest pays
+// and the purger write; fresh blocks stay version 1, so that ingest pays
 // nothing for it.
-const valueV2 = 2
-
+//
 // A version-2 block value (namespace 0x10) holds the same events as a
 // version-1 one, in the same order, and its header starts with the same
 // fields, with the same meaning, so that decodeBlockHeader reads both;
@@ -49,31 +48,49 @@ const valueV2 = 2
 //	                  instant: varint delta in ns from the previous run's, or from 0; fraction digits 1B)
 //	receivedAt strings (uvarint len, bytes) × events of kind recvString
 //
-// Section 2, the rest of each body:
+// Section 2, the rest of each body, in user order (see below):
 //
 //	appKey dict       dict
-//	appKey codes      uvarint n, n × uvarint (one per appKey marker, in skeleton order)
+//	appKey codes      uvarint n, n × uvarint (one per appKey marker)
 //	userAgent dict    dict
 //	userAgent codes   uvarint n, n × uvarint (one per userAgent marker)
 //	eventTimes        uvarint n, n × 1B fraction digits, n × varint (ns - the event's time × 10⁶)
 //	IPs               uvarint n, n × 4B
 //	verbatim bodies   uvarint n, n × (uvarint len, bytes)
-//	skeletons         count × (bytes, then 0x00)
+//	templates         dict
+//	template columns  per template, in dict order: uvarint k, k × uvarint column (one per markValue)
+//	template codes    count × uvarint (dict indexes)
+//	value columns     dict: per key path, its values back to back, each followed by 0x00
 //
 // where a dict is uvarint n, n × uvarint len, then the n strings back to
-// back, most used first. Dict entries and strings are the bytes between
-// the quotes of a JSON string, escapes kept.
+// back (most used first, but for the value columns, by first use). The
+// entries of the event, userId, appKey and userAgent dicts, and the
+// messageId and receivedAt strings, are the bytes between the quotes of a
+// JSON string, escapes kept.
 //
-// A skeleton is the body with the value of each extracted member replaced
-// by a one-byte marker (markEvent … markIP) naming its column; rebuilding
-// a body copies the skeleton and writes each marker's value, taken from
-// its column in order. Only top-level members are extracted, and
-// userAgent and ip in a top-level context object. A value is extracted
-// only when its column reproduces it exactly: a JSON string for the dicts;
-// for eventTime, receivedAt and ip the canonical forms below. Everything
-// else stays in the skeleton as it was, so any bytes round-trip. A body
-// holding a byte below 0x20 (which compact JSON never holds, and markers
-// are) is a skeleton of just markVerbatim and is kept whole in section 2.
+// An event's skeleton is its body with the value of each extracted member
+// replaced by a one-byte marker (markEvent … markIP) naming its column.
+// Only top-level members are extracted, and userAgent and ip in a
+// top-level context object, and only when the column reproduces the value
+// exactly: a JSON string for the dicts; for eventTime, receivedAt and ip
+// the canonical forms below. Everything else stays as it was, so any bytes
+// round-trip. A body holding a byte below 0x20 (which compact JSON never
+// holds, and markers are) is kept whole in the verbatim column, with the
+// template of just markVerbatim.
+//
+// The skeleton is then shredded: in a skeleton that is a compact JSON
+// object, each member value that is neither a marker nor an object (an
+// object is shredded in turn) is replaced by markValue and goes to the
+// value column of its key path (the keys from the top, joined by 0x00);
+// what remains is the event's template. Templates repeat, and a column's
+// values are alike, which is what zstd needs. Rebuilding a body copies its
+// template, writes each marker's value from its column, in order, and
+// puts quotes around all but markValue's, which are whole JSON values.
+//
+// User order: section 2 holds the events sorted by userId code (then by
+// index), which the decoder computes again from the codes (bodyOrder). A
+// user's events share much (a session, an address, a device), and zstd
+// finds that only when they are near each other.
 //
 // Head codes, per event: 0 when the body has no top-level member of that
 // name, 1 when it has one whose (last) value is not in the columns (not a
@@ -92,7 +109,7 @@ const valueV2 = 2
 // neighbouring seqs, so the receivedAts are stored as runs of seqs. An
 // event of kind recvRun has the receivedAt of the run with the highest
 // first seq at or below its own.
-type colLayout struct{}
+const valueV2 = 2
 
 // Skeleton markers. They are part of the on-disk format.
 const (
@@ -106,6 +123,7 @@ const (
 	markReceivedAt = 0x07
 	markUserAgent  = 0x08
 	markIP         = 0x09
+	markValue      = 0x0a
 )
 
 // Head codes of event and userId.
@@ -133,13 +151,15 @@ const (
 	recvRun    = 3
 )
 
-// colEnc compresses the sections of version-2 blocks.
-// SpeedBetterCompression: on 16 MiB of generated events it makes blocks
-// about 1% larger than SpeedBestCompression at about 4 times the speed
-// (BenchmarkColumnarBlock, TestColumnarBytesPerEvent), and the merger
-// shares two cores with ingest.
+// colEnc compresses the sections of version-2 blocks. SpeedBestCompression:
+// on a merged block of 16 MiB of generated events with UUID messageIds it
+// makes blocks 1.6% smaller than SpeedBetterCompression (39.8 against 40.4
+// bytes per event) at 65 MB/s against 100 (BenchmarkMergedBlockSize), and
+// that is still twice as fast as version 1 at zstd's best level, since the
+// columns are easier to compress than whole bodies. The merger runs in the
+// background; bytes on disk stay.
 var colEnc = func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic("BUG: " + err.Error())
 	}
@@ -176,9 +196,23 @@ func (d *colDict) add(v []byte) uint32 {
 	return id
 }
 
-// finish ranks the values by use, so that the most used get the shortest
-// codes, and appends the dict to dst.
+// finish ranks the values (see rankValues) and appends the dict to dst.
 func (d *colDict) finish(dst []byte) []byte {
+	d.rankValues()
+	n := len(d.vals)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for _, id := range d.order {
+		dst = binary.AppendUvarint(dst, uint64(len(d.vals[id])))
+	}
+	for _, id := range d.order {
+		dst = append(dst, d.vals[id]...)
+	}
+	return dst
+}
+
+// rankValues ranks the values by use, so that the most used get the
+// shortest codes.
+func (d *colDict) rankValues() {
 	n := len(d.vals)
 	d.order = slices.Grow(d.order[:0], n)[:n]
 	for i := range d.order {
@@ -189,14 +223,6 @@ func (d *colDict) finish(dst []byte) []byte {
 	for r, id := range d.order {
 		d.rank[id] = uint32(r)
 	}
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for _, id := range d.order {
-		dst = binary.AppendUvarint(dst, uint64(len(d.vals[id])))
-	}
-	for _, id := range d.order {
-		dst = append(dst, d.vals[id]...)
-	}
-	return dst
 }
 
 // colEncoder holds the buffers of one block encoding.
@@ -215,9 +241,41 @@ type colEncoder struct {
 	ips             []byte
 	nVerbatim       int
 	verbatim        []byte
-	skel            []byte
+	sk              []byte // this event's skeleton
 	s1, s2          []byte
 	occ             []colOcc
+
+	// Shredding: templates and value columns.
+	tmpl      colDict
+	tmplArena []byte
+	tmplCols  [][]uint32 // by template id: the column of each value marker
+	tmplCode  []uint32   // per event, template ids
+	colIDs    map[string]uint32
+	cols      [][]byte // by column id: values, each ending in 0x00
+	vals      []colVal
+	path      []byte
+	tbuf      []byte
+
+	// What addEvent found for addBody: each event's values to extract,
+	// and whether it is kept whole.
+	occAll []colOcc
+	occEnd []int
+	whole  []byte // bodyParsed, bodyVerbatim or bodyUnparsed
+	order  []int32
+	counts []int32
+}
+
+// How addBody takes a body.
+const (
+	bodyParsed   = 0 // a skeleton from the extracted values
+	bodyVerbatim = 1 // kept whole in the verbatim column
+	bodyUnparsed = 2 // not a compact object: its own skeleton
+)
+
+// colVal is a value to shred from a skeleton.
+type colVal struct {
+	start, end int
+	col        uint32
 }
 
 // recvValue is an event's receivedAt as the encoder found it.
@@ -243,11 +301,11 @@ func appendColumnarBlock(dst []byte, evs []blockEvent, codec byte) []byte {
 	e := colEncoderPool.Get().(*colEncoder)
 	defer func() {
 		// The dicts alias the bodies; drop them before pooling.
-		for _, d := range []*colDict{&e.ev, &e.uid, &e.ak, &e.ua} {
+		for _, d := range []*colDict{&e.ev, &e.uid, &e.ak, &e.ua, &e.tmpl} {
 			d.reset()
 		}
 		clear(e.recv)
-		if cap(e.skel) > 64<<20 {
+		if cap(e.tmplArena)+cap(e.s2) > 64<<20 {
 			*e = colEncoder{}
 		}
 		colEncoderPool.Put(e)
@@ -262,17 +320,35 @@ func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec byte) []byte {
 		h.maxSeq = max(h.maxSeq, evs[i].seq)
 		h.rawLen += len(evs[i].body)
 	}
-	for _, d := range []*colDict{&e.ev, &e.uid, &e.ak, &e.ua} {
+	for _, d := range []*colDict{&e.ev, &e.uid, &e.ak, &e.ua, &e.tmpl} {
 		d.reset()
 	}
+	e.tmplArena, e.tmplCols, e.tmplCode = e.tmplArena[:0], e.tmplCols[:0], e.tmplCode[:0]
+	if e.colIDs == nil {
+		e.colIDs = map[string]uint32{}
+	}
+	clear(e.colIDs)
+	for i := range e.cols {
+		e.cols[i] = e.cols[i][:0]
+	}
+	e.cols = e.cols[:0]
 	e.evCode, e.uidCode = e.evCode[:0], e.uidCode[:0]
 	e.akID, e.uaID = e.akID[:0], e.uaID[:0]
 	e.midKind, e.midUUID, e.midStr = e.midKind[:0], e.midUUID[:0], e.midStr[:0]
 	e.recvKind, e.recv = e.recvKind[:0], e.recv[:0]
 	e.etDigits, e.etDelta, e.ips = e.etDigits[:0], e.etDelta[:0], e.ips[:0]
-	e.nVerbatim, e.verbatim, e.skel = 0, e.verbatim[:0], e.skel[:0]
+	e.nVerbatim, e.verbatim = 0, e.verbatim[:0]
+	// Section 1's columns go in event order, section 2's in user order
+	// (bodyOrder): a user's events share much (a session, an address, a
+	// device), which zstd finds only when they are near each other.
+	e.occAll, e.occEnd, e.whole = e.occAll[:0], e.occEnd[:0], e.whole[:0]
 	for i := range evs {
 		e.addEvent(&evs[i])
+	}
+	e.uid.rankValues()
+	e.order, e.counts = bodyOrder(e.order, e.counts, e.uidCode, e.uid.rank, len(e.uid.vals))
+	for _, i := range e.order {
+		e.addBody(&evs[i], int(i))
 	}
 
 	// Section 1.
@@ -307,7 +383,23 @@ func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec byte) []byte {
 	s2 = append(s2, e.ips...)
 	s2 = binary.AppendUvarint(s2, uint64(e.nVerbatim))
 	s2 = append(s2, e.verbatim...)
-	s2 = append(s2, e.skel...)
+	s2 = e.tmpl.finish(s2)
+	for _, id := range e.tmpl.order {
+		s2 = binary.AppendUvarint(s2, uint64(len(e.tmplCols[id])))
+		for _, c := range e.tmplCols[id] {
+			s2 = binary.AppendUvarint(s2, uint64(c))
+		}
+	}
+	for _, id := range e.tmplCode {
+		s2 = binary.AppendUvarint(s2, uint64(e.tmpl.rank[id]))
+	}
+	s2 = binary.AppendUvarint(s2, uint64(len(e.cols)))
+	for _, c := range e.cols {
+		s2 = binary.AppendUvarint(s2, uint64(len(c)))
+	}
+	for _, c := range e.cols {
+		s2 = append(s2, c...)
+	}
 	e.s1, e.s2 = s1, s2
 
 	dst = append(dst, valueV2, codec)
@@ -437,7 +529,7 @@ const (
 	nHead
 )
 
-// addEvent extracts ev's columns and appends its skeleton.
+// addEvent finds the values of ev to extract and adds its head columns.
 func (e *colEncoder) addEvent(ev *blockEvent) {
 	body := ev.body
 	var last [nHead]span // the last top-level value of each head field
@@ -490,15 +582,8 @@ func (e *colEncoder) addEvent(ev *blockEvent) {
 		e.midKind = append(e.midKind, midBody)
 		e.recvKind = append(e.recvKind, recvBody)
 		e.recv = append(e.recv, recvValue{})
-		if hasControl(body) {
-			e.nVerbatim++
-			e.verbatim = binary.AppendUvarint(e.verbatim, uint64(len(body)))
-			e.verbatim = append(e.verbatim, body...)
-			e.skel = append(e.skel, markVerbatim, markEnd)
-		} else {
-			e.skel = append(e.skel, body...)
-			e.skel = append(e.skel, markEnd)
-		}
+		e.whole = append(e.whole, byte(bodyUnparsed+b2i(hasControl(body))*(bodyVerbatim-bodyUnparsed)))
+		e.occEnd = append(e.occEnd, len(e.occAll))
 		return
 	}
 
@@ -562,12 +647,36 @@ func (e *colEncoder) addEvent(ev *blockEvent) {
 		}
 	}
 
-	// The skeleton, with the values in body order.
 	slices.SortFunc(e.occ, func(a, b colOcc) int { return a.start - b.start })
+	e.occAll = append(e.occAll, e.occ...)
+	e.occEnd = append(e.occEnd, len(e.occAll))
+	e.whole = append(e.whole, bodyParsed)
+}
+
+// addBody adds the section-2 columns of event i, ev: its skeleton, shredded,
+// and the values extracted from it.
+func (e *colEncoder) addBody(ev *blockEvent, i int) {
+	body := ev.body
+	switch e.whole[i] {
+	case bodyVerbatim:
+		e.nVerbatim++
+		e.verbatim = binary.AppendUvarint(e.verbatim, uint64(len(body)))
+		e.verbatim = append(e.verbatim, body...)
+		e.addTemplate([]byte{markVerbatim}, nil)
+		return
+	case bodyUnparsed:
+		e.shred(body)
+		return
+	}
+	start := 0
+	if i > 0 {
+		start = e.occEnd[i-1]
+	}
 	pos := 0
-	for _, o := range e.occ {
-		e.skel = append(e.skel, body[pos:o.start]...)
-		e.skel = append(e.skel, o.mark)
+	e.sk = e.sk[:0]
+	for _, o := range e.occAll[start:e.occEnd[i]] {
+		e.sk = append(e.sk, body[pos:o.start]...)
+		e.sk = append(e.sk, o.mark)
 		pos = o.end
 		v := body[o.start+1 : o.end-1]
 		switch o.mark {
@@ -584,8 +693,117 @@ func (e *colEncoder) addEvent(ev *blockEvent) {
 			e.ips = append(e.ips, ip[:]...)
 		}
 	}
-	e.skel = append(e.skel, body[pos:]...)
-	e.skel = append(e.skel, markEnd)
+	e.sk = append(e.sk, body[pos:]...)
+	e.shred(e.sk)
+}
+
+// bodyOrder returns, into dst, the order in which section 2 holds a block's
+// events: by userId code (absent, then in bodies, then by dict index, with
+// rank mapping the ids in uidCode to dict indexes when it is not nil), and
+// by event index among equal codes. The decoder computes it again from the
+// codes it reads.
+func bodyOrder(dst, counts []int32, uidCode, rank []uint32, size int) ([]int32, []int32) {
+	n := len(uidCode)
+	counts = slices.Grow(counts[:0], codeDict+size+1)[:codeDict+size+1]
+	clear(counts)
+	code := func(c uint32) uint32 {
+		if c >= codeDict && rank != nil {
+			return codeDict + rank[c-codeDict]
+		}
+		return c
+	}
+	for _, c := range uidCode {
+		counts[code(c)+1]++
+	}
+	for i := 1; i < len(counts); i++ {
+		counts[i] += counts[i-1]
+	}
+	dst = slices.Grow(dst[:0], n)[:n]
+	for i, c := range uidCode {
+		c = code(c)
+		dst[counts[c]] = int32(i)
+		counts[c]++
+	}
+	return dst, counts
+}
+
+// shred splits a skeleton into a template, in which each value of an
+// object member that is not a marker becomes markValue, and those values,
+// which go to the column of their key path. A skeleton that is not a
+// compact JSON object is a template of its own, with no values.
+func (e *colEncoder) shred(sk []byte) {
+	e.vals, e.path = e.vals[:0], e.path[:0]
+	if !walkObject(sk, func(k, v span) { e.shredMember(sk, k, v) }) {
+		e.addTemplate(sk, nil)
+		return
+	}
+	t := e.tbuf[:0]
+	pos := 0
+	for _, v := range e.vals {
+		t = append(t, sk[pos:v.start]...)
+		t = append(t, markValue)
+		pos = v.end
+	}
+	t = append(t, sk[pos:]...)
+	e.tbuf = t
+	if e.addTemplate(t, e.vals) {
+		for _, v := range e.vals {
+			e.cols[v.col] = append(append(e.cols[v.col], sk[v.start:v.end]...), markEnd)
+		}
+	}
+}
+
+// shredMember collects the values of one member of an object at key path
+// e.path.
+func (e *colEncoder) shredMember(sk []byte, k, v span) {
+	if sk[v.start] < 0x20 {
+		return // an extracted value's marker
+	}
+	n := len(e.path)
+	if n > 0 {
+		e.path = append(e.path, markEnd) // keys hold no byte below 0x20
+	}
+	e.path = append(e.path, sk[k.start:k.end]...)
+	defer func() { e.path = e.path[:n] }()
+	if sk[v.start] == '{' {
+		nv := len(e.vals)
+		if walkObjectAt(sk[:v.end], v.start, func(k, v2 span) { e.shredMember(sk, k, v2) }) {
+			return
+		}
+		e.vals = e.vals[:nv] // shredded whole
+	}
+	id, ok := e.colIDs[string(e.path)]
+	if !ok {
+		id = uint32(len(e.cols))
+		e.colIDs[string(e.path)] = id
+		if len(e.cols) < cap(e.cols) {
+			e.cols = e.cols[:len(e.cols)+1]
+		} else {
+			e.cols = append(e.cols, nil)
+		}
+	}
+	e.vals = append(e.vals, colVal{v.start, v.end, id})
+}
+
+// addTemplate codes the event's template t, whose value markers are
+// vals, and reports whether vals are to be stored (always, but for a
+// verbatim body).
+func (e *colEncoder) addTemplate(t []byte, vals []colVal) bool {
+	start := len(e.tmplArena)
+	e.tmplArena = append(e.tmplArena, t...)
+	n := len(e.tmpl.vals)
+	id := e.tmpl.add(e.tmplArena[start:len(e.tmplArena):len(e.tmplArena)])
+	if int(id) < n {
+		e.tmplArena = e.tmplArena[:start]
+	} else {
+		cols := make([]uint32, len(vals))
+		for i, v := range vals {
+			cols[i] = v.col
+		}
+		e.tmplCols = append(e.tmplCols, cols)
+	}
+	e.tmplCode = append(e.tmplCode, id)
+	return true
 }
 
 func b2i(b bool) int {
@@ -782,13 +1000,17 @@ func appendUUID(dst []byte, u []byte, upper bool) []byte {
 	if upper {
 		hex = "0123456789ABCDEF"
 	}
+	var b [36]byte
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	j := 0
 	for i, x := range u[:16] {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst = append(dst, '-')
+		b[j], b[j+1] = hex[x>>4], hex[x&0xf]
+		j += 2
+		if i == 3 || i == 5 || i == 7 || i == 9 {
+			j++
 		}
-		dst = append(dst, hex[x>>4], hex[x&0xf])
 	}
-	return dst
+	return append(dst, b[:]...)
 }
 
 // parseIPv4 parses a dotted-decimal IPv4 address without leading zeros.
@@ -823,9 +1045,30 @@ func appendIPv4(dst []byte, ip []byte) []byte {
 		if i > 0 {
 			dst = append(dst, '.')
 		}
-		dst = strconv.AppendUint(dst, uint64(x), 10)
+		dst = append(dst, octets[octetEnd[x]-octetLen(x):octetEnd[x]]...)
 	}
 	return dst
+}
+
+// octets holds "0" to "255" back to back; octetEnd[x] is where x ends.
+var octets, octetEnd = func() (string, [256]int) {
+	var b []byte
+	var ends [256]int
+	for x := range 256 {
+		b = strconv.AppendUint(b, uint64(x), 10)
+		ends[x] = len(b)
+	}
+	return string(b), ends
+}()
+
+func octetLen(x byte) int {
+	switch {
+	case x >= 100:
+		return 3
+	case x >= 10:
+		return 2
+	}
+	return 1
 }
 
 // parseRFC3339 parses YYYY-MM-DDTHH:MM:SS[.F]Z, with 0 to 9 fraction
@@ -893,6 +1136,41 @@ func appendRFC3339(dst []byte, ns int64, digits int) []byte {
 	}
 	dst = append(dst, '-', byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
 		byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':', byte('0'+sod%60/10), byte('0'+sod%10))
+	if digits > 0 {
+		dst = append(dst, '.')
+		div := int64(1e8)
+		for range min(digits, 9) {
+			dst = append(dst, byte('0'+frac/div%10))
+			div /= 10
+		}
+	}
+	return append(dst, 'Z')
+}
+
+// dateCache formats RFC 3339 times as appendRFC3339 does, keeping the date
+// of the last day formatted: a block's events are sorted by time.
+type dateCache struct {
+	day  int64
+	date [11]byte // YYYY-MM-DDT
+	ok   bool
+}
+
+func (c *dateCache) append(dst []byte, ns int64, digits int) []byte {
+	sec := floorDiv(ns, 1e9)
+	days := floorDiv(sec, 86400)
+	if !c.ok || days != c.day {
+		y, _, _ := civilFromDays(days)
+		if y < 0 || y > 9999 {
+			return appendRFC3339(dst, ns, digits)
+		}
+		var buf [32]byte
+		copy(c.date[:], appendRFC3339(buf[:0], days*86400*1e9, 0))
+		c.day, c.ok = days, true
+	}
+	frac := ns - sec*1e9
+	sod := sec - days*86400
+	dst = append(dst, c.date[:]...)
+	dst = append(dst, byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':', byte('0'+sod%60/10), byte('0'+sod%10))
 	if digits > 0 {
 		dst = append(dst, '.')
 		div := int64(1e8)
@@ -1010,7 +1288,8 @@ type colState struct {
 	evDict, uidDict [][]byte
 	evCode, uidCode []uint32
 	midKind         []byte
-	midPos          []int // per event: where its UUID or string starts in s1
+	uuids           []byte // the UUID planes
+	midPos          []int  // per event: its UUID's index, or where its string starts in s1
 	midEnd          []int
 	recvKind        []byte
 	recvPos         []int // per event: its run, or where its string starts in s1
@@ -1025,7 +1304,22 @@ type colState struct {
 	etDelta        []int64
 	ips            []byte
 	verbatim       [][]byte
-	skel           []byte
+	tmplDict       [][]byte
+	tmplColOff     []int // template t's columns are tmplColIDs[tmplColOff[t]:tmplColOff[t+1]]
+	tmplColIDs     []uint32
+	tmplCode       []uint32
+	colData        [][]byte
+	colPos         []int
+	ops            []tmplOp // compileTemplates
+	opOff          []int    // template t's ops are ops[opOff[t]:opOff[t+1]]
+	tmplHead       []int    // per template: its head markers as bits, or -1 when verbatim
+	ctext          []byte   // the compiled templates, back to back
+	ctextEnd       []int
+	counts         []int32 // bodyOrder's
+	dates          dateCache
+	order          []int32 // bodyOrder
+	stage          []byte  // bodies in section 2's order
+	bodyEnd        []int   // per event, in stage
 
 	// Heads scanned from bodies: version 1, or a version-2 block with
 	// anyBody. headSpans holds nHead spans per event; end < 0 when the
@@ -1080,14 +1374,14 @@ func (d *decodedBlock) decodeSection1() error {
 			return fmt.Errorf("%w: messageId kind %d", errCorrupt, k)
 		}
 	}
-	uuids := r.take(16 * nUUID)
+	d.uuids = r.take(16 * nUUID)
 	base := len(d.s1)
-	u := len(d.s1) - len(r.b) - len(uuids)
+	u := 0
 	for i, k := range d.midKind {
 		switch k {
 		case midUUID, midUUIDUpper:
-			d.midPos[i], d.midEnd[i] = u, u+16
-			u += 16
+			d.midPos[i] = u
+			u++
 		case midString:
 			l := r.uvarint()
 			if l > uint64(len(r.b)) {
@@ -1248,10 +1542,98 @@ func (d *decodedBlock) loadSection2(payload []byte) error {
 		}
 		d.verbatim[i] = r.take(int(l))
 	}
-	if r.err != nil {
+	d.tmplDict = r.dictEntries(d.tmplDict)
+	d.tmplColOff = append(d.tmplColOff[:0], 0)
+	d.tmplColIDs = d.tmplColIDs[:0]
+	for range d.tmplDict {
+		k := r.count(1)
+		for range k {
+			d.tmplColIDs = append(d.tmplColIDs, uint32(min(r.uvarint(), 1<<32-1)))
+		}
+		d.tmplColOff = append(d.tmplColOff, len(d.tmplColIDs))
+	}
+	d.tmplCode = slices.Grow(d.tmplCode[:0], d.h.count)[:d.h.count]
+	for i := range d.tmplCode {
+		c := r.uvarint()
+		if c >= uint64(len(d.tmplDict)) {
+			return fmt.Errorf("%w: template %d of %d", errCorrupt, c, len(d.tmplDict))
+		}
+		d.tmplCode[i] = uint32(c)
+	}
+	d.colData = r.dictEntries(d.colData)
+	for _, c := range d.tmplColIDs {
+		if c >= uint32(len(d.colData)) {
+			return fmt.Errorf("%w: column %d of %d", errCorrupt, c, len(d.colData))
+		}
+	}
+	d.colPos = slices.Grow(d.colPos[:0], len(d.colData))[:len(d.colData)]
+	clear(d.colPos)
+	if r.err != nil || len(r.b) != 0 {
 		return fmt.Errorf("%w: block body columns", errCorrupt)
 	}
-	d.skel = r.b
+	return d.compileTemplates()
+}
+
+// tmplOp is one marker of a compiled template: the text before it is
+// ctext[start:lit], where start is the previous op's lit.
+type tmplOp struct {
+	lit  int
+	mark byte
+}
+
+// compileTemplates checks the templates once per block and turns each into
+// its markers, so that rebuilding a body does not scan its template.
+func (d *decodedBlock) compileTemplates() error {
+	d.ops, d.opOff = d.ops[:0], append(d.opOff[:0], 0)
+	d.tmplHead = d.tmplHead[:0]
+	// The compiled text of each template holds the quotes around the
+	// values of markers other than markValue.
+	d.ctext, d.ctextEnd = d.ctext[:0], d.ctextEnd[:0]
+	for t, tm := range d.tmplDict {
+		head, values := 0, 0
+		verbatim := len(tm) == 1 && tm[0] == markVerbatim
+		p := 0
+		for !verbatim {
+			j := controlIndex(tm[p:])
+			if j < 0 {
+				break
+			}
+			m := tm[p+j]
+			switch {
+			case m == markEvent || m == markUserID || m == markMessageID || m == markReceivedAt:
+				if head&(1<<m) != 0 {
+					return fmt.Errorf("%w: template %d repeats marker %d", errCorrupt, t, m)
+				}
+				head |= 1 << m
+			case m == markValue:
+				values++
+			case m == markAppKey || m == markEventTime || m == markUserAgent || m == markIP:
+			default:
+				return fmt.Errorf("%w: template %d has marker %d", errCorrupt, t, m)
+			}
+			d.ctext = append(d.ctext, tm[p:p+j]...)
+			if m != markValue {
+				d.ctext = append(d.ctext, '"')
+			}
+			d.ops = append(d.ops, tmplOp{lit: len(d.ctext), mark: m})
+			if m != markValue {
+				d.ctext = append(d.ctext, '"')
+			}
+			p += j + 1
+		}
+		if !verbatim {
+			d.ctext = append(d.ctext, tm[p:]...)
+		}
+		d.ctextEnd = append(d.ctextEnd, len(d.ctext))
+		if values != d.tmplColOff[t+1]-d.tmplColOff[t] {
+			return fmt.Errorf("%w: template %d has %d values for %d columns", errCorrupt, t, values, d.tmplColOff[t+1]-d.tmplColOff[t])
+		}
+		if verbatim {
+			head = -1
+		}
+		d.opOff = append(d.opOff, len(d.ops))
+		d.tmplHead = append(d.tmplHead, head)
+	}
 	return nil
 }
 
@@ -1307,13 +1689,14 @@ func (d *decodedBlock) setEmpty() {
 // others are dropped from seqs and times too.
 func (d *decodedBlock) rebuild(keep []bool) error {
 	n := d.h.count
-	out := slices.Grow(d.raw[:0], min(d.h.rawLen, 4*(d.h.s1Raw+d.h.s2Raw)))
-	d.ends = slices.Grow(d.ends[:0], n)[:n]
-	sk := d.skel
+	// Bodies are rebuilt in section 2's order into stage, then copied in
+	// event order into raw.
+	out := slices.Grow(d.stage[:0], min(d.h.rawLen, 4*(d.h.s1Raw+d.h.s2Raw)))
+	d.order, d.counts = bodyOrder(d.order, d.counts, d.uidCode, nil, len(d.uidDict))
+	d.bodyEnd = slices.Grow(d.bodyEnd[:0], n)[:n]
 	var ak, ua, et, ip, vb int
-	total, w := 0, 0
-	for i := range n {
-		start := len(out)
+	for k, i32 := range d.order {
+		i := int(i32)
 		// The head markers the event's codes announce, and those seen.
 		want := 0
 		if d.evCode[i] >= codeDict {
@@ -1328,103 +1711,118 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 		if d.recvKind[i] >= recvString {
 			want |= 1 << markReceivedAt
 		}
-		seen := 0
-		if len(sk) >= 2 && sk[0] == markVerbatim {
-			if sk[1] != markEnd || vb == len(d.verbatim) || d.evCode[i] != codeBody || d.uidCode[i] != codeBody ||
+		t := d.tmplCode[k]
+		if d.tmplHead[t] < 0 {
+			if vb == len(d.verbatim) || d.evCode[i] != codeBody || d.uidCode[i] != codeBody ||
 				d.midKind[i] != midBody || d.recvKind[i] != recvBody {
 				return fmt.Errorf("%w: verbatim body", errCorrupt)
 			}
 			out = append(out, d.verbatim[vb]...)
 			vb++
-			sk = sk[2:]
-		} else {
-			for {
-				j := controlIndex(sk)
-				if j < 0 {
-					return fmt.Errorf("%w: skeleton %d has no end", errCorrupt, i)
-				}
-				out = append(out, sk[:j]...)
-				m := sk[j]
-				sk = sk[j+1:]
-				if m == markEnd {
-					break
-				}
-				if m <= markVerbatim || m > markIP || seen&(1<<m) != 0 && m != markAppKey && m != markEventTime && m != markUserAgent && m != markIP {
-					return fmt.Errorf("%w: skeleton marker %d", errCorrupt, m)
-				}
-				seen |= 1 << m
-				out = append(out, '"')
-				switch m {
-				case markEvent:
-					if want&(1<<markEvent) == 0 {
-						return fmt.Errorf("%w: event marker", errCorrupt)
-					}
-					out = append(out, d.evDict[d.evCode[i]-codeDict]...)
-				case markUserID:
-					if want&(1<<markUserID) == 0 {
-						return fmt.Errorf("%w: userId marker", errCorrupt)
-					}
-					out = append(out, d.uidDict[d.uidCode[i]-codeDict]...)
-				case markMessageID:
-					if want&(1<<markMessageID) == 0 {
-						return fmt.Errorf("%w: messageId marker", errCorrupt)
-					}
-					out = d.appendMessageID(out, i)
-				case markReceivedAt:
-					if want&(1<<markReceivedAt) == 0 {
-						return fmt.Errorf("%w: receivedAt marker", errCorrupt)
-					}
-					out = append(out, d.receivedAt(i)...)
-				case markAppKey:
-					if ak == len(d.akIdx) {
-						return fmt.Errorf("%w: appKey column", errCorrupt)
-					}
-					out = append(out, d.akDict[d.akIdx[ak]]...)
-					ak++
-				case markUserAgent:
-					if ua == len(d.uaIdx) {
-						return fmt.Errorf("%w: userAgent column", errCorrupt)
-					}
-					out = append(out, d.uaDict[d.uaIdx[ua]]...)
-					ua++
-				case markEventTime:
-					if et == len(d.etDigits) {
-						return fmt.Errorf("%w: eventTime column", errCorrupt)
-					}
-					out = appendRFC3339(out, d.times[i]*1e6+d.etDelta[et], int(d.etDigits[et]))
-					et++
-				case markIP:
-					if ip == len(d.ips)/4 {
-						return fmt.Errorf("%w: ip column", errCorrupt)
-					}
-					out = appendIPv4(out, d.ips[4*ip:])
-					ip++
-				}
-				out = append(out, '"')
-				if len(out)-start > d.h.rawLen-total {
-					return fmt.Errorf("%w: bodies beyond the block's %d bytes", errCorrupt, d.h.rawLen)
-				}
+			if len(out) > d.h.rawLen {
+				return fmt.Errorf("%w: bodies beyond the block's %d bytes", errCorrupt, d.h.rawLen)
 			}
-			if seen&want != want {
-				return fmt.Errorf("%w: skeleton %d lacks a head value", errCorrupt, i)
-			}
-		}
-		total += len(out) - start
-		if keep != nil && !keep[i] {
-			out = out[:start]
+			d.bodyEnd[i] = len(out)
 			continue
 		}
-		d.seqs[w], d.times[w] = d.seqs[i], d.times[i]
-		d.ends[w] = len(out)
-		w++
+		if d.tmplHead[t] != want {
+			return fmt.Errorf("%w: template %d does not hold event %d's head values", errCorrupt, t, i)
+		}
+		cols := d.tmplColIDs[d.tmplColOff[t]:d.tmplColOff[t+1]]
+		p := 0
+		if t > 0 {
+			p = d.ctextEnd[t-1]
+		}
+		ct := d.ctext
+		for _, op := range d.ops[d.opOff[t]:d.opOff[t+1]] {
+			out = append(out, ct[p:op.lit]...)
+			p = op.lit
+			if op.mark == markValue {
+				c := cols[0]
+				cols = cols[1:]
+				col, pos := d.colData[c], d.colPos[c]
+				e := pos
+				for e < len(col) && col[e] != markEnd {
+					e++
+				}
+				if e == len(col) {
+					return fmt.Errorf("%w: column %d", errCorrupt, c)
+				}
+				out = append(out, col[pos:e]...)
+				d.colPos[c] = e + 1
+				continue
+			}
+			switch op.mark {
+			case markEvent:
+				out = append(out, d.evDict[d.evCode[i]-codeDict]...)
+			case markUserID:
+				out = append(out, d.uidDict[d.uidCode[i]-codeDict]...)
+			case markMessageID:
+				out = d.appendMessageID(out, i)
+			case markReceivedAt:
+				out = append(out, d.receivedAt(i)...)
+			case markAppKey:
+				if ak == len(d.akIdx) {
+					return fmt.Errorf("%w: appKey column", errCorrupt)
+				}
+				out = append(out, d.akDict[d.akIdx[ak]]...)
+				ak++
+			case markUserAgent:
+				if ua == len(d.uaIdx) {
+					return fmt.Errorf("%w: userAgent column", errCorrupt)
+				}
+				out = append(out, d.uaDict[d.uaIdx[ua]]...)
+				ua++
+			case markEventTime:
+				if et == len(d.etDigits) {
+					return fmt.Errorf("%w: eventTime column", errCorrupt)
+				}
+				out = d.dates.append(out, d.times[i]*1e6+d.etDelta[et], int(d.etDigits[et]))
+				et++
+			case markIP:
+				if ip == len(d.ips)/4 {
+					return fmt.Errorf("%w: ip column", errCorrupt)
+				}
+				out = appendIPv4(out, d.ips[4*ip:])
+				ip++
+			}
+		}
+		out = append(out, ct[p:d.ctextEnd[t]]...)
+		if len(out) > d.h.rawLen {
+			return fmt.Errorf("%w: bodies beyond the block's %d bytes", errCorrupt, d.h.rawLen)
+		}
+		d.bodyEnd[i] = len(out)
 	}
-	if len(sk) != 0 || ak != len(d.akIdx) || ua != len(d.uaIdx) || et != len(d.etDigits) || ip != len(d.ips)/4 || vb != len(d.verbatim) {
+	if ak != len(d.akIdx) || ua != len(d.uaIdx) || et != len(d.etDigits) || ip != len(d.ips)/4 || vb != len(d.verbatim) {
 		return fmt.Errorf("%w: block columns", errCorrupt)
 	}
-	if total != d.h.rawLen {
-		return fmt.Errorf("%w: bodies are %d bytes, header says %d", errCorrupt, total, d.h.rawLen)
+	for c, pos := range d.colPos {
+		if pos != len(d.colData[c]) {
+			return fmt.Errorf("%w: column %d", errCorrupt, c)
+		}
 	}
-	d.raw, d.body = out, out
+	if len(out) != d.h.rawLen {
+		return fmt.Errorf("%w: bodies are %d bytes, header says %d", errCorrupt, len(out), d.h.rawLen)
+	}
+	d.stage = out
+	// Each body starts where the one before it in section 2's order ends.
+	raw := slices.Grow(d.raw[:0], len(out))
+	d.ends = slices.Grow(d.ends[:0], n)[:n]
+	prev := 0
+	for _, i := range d.order {
+		d.ends[i], prev = prev, d.bodyEnd[i] // ends holds the starts for now
+	}
+	w := 0
+	for i := range n {
+		if keep != nil && !keep[i] {
+			continue
+		}
+		raw = append(raw, out[d.ends[i]:d.bodyEnd[i]]...)
+		d.seqs[w], d.times[w] = d.seqs[i], d.times[i]
+		d.ends[w] = len(raw)
+		w++
+	}
+	d.raw, d.body = raw, raw
 	d.h.count = w
 	d.seqs, d.times, d.ends = d.seqs[:w], d.times[:w], d.ends[:w]
 	return nil
@@ -1437,7 +1835,7 @@ func (d *decodedBlock) appendMessageID(dst []byte, i int) []byte {
 	case midString:
 		return append(dst, d.s1[d.midPos[i]:d.midEnd[i]]...)
 	case midUUID, midUUIDUpper:
-		return appendUUID(dst, d.s1[d.midPos[i]:d.midEnd[i]], d.midKind[i] == midUUIDUpper)
+		return appendUUID(dst, d.uuids[16*d.midPos[i]:], d.midKind[i] == midUUIDUpper)
 	case midGenerated:
 		return appendGeneratedID(dst, d.seqs[i])
 	}

@@ -476,7 +476,7 @@ func getDecodedBlock() *decodedBlock {
 
 func putDecodedBlock(d *decodedBlock) {
 	// Do not pool the buffers of an unusually large block.
-	if cap(d.raw) > 16<<20 || cap(d.s2) > 16<<20 || cap(d.s1) > 8<<20 {
+	if cap(d.raw) > 16<<20 || cap(d.stage) > 16<<20 || cap(d.s2) > 16<<20 || cap(d.s1) > 8<<20 {
 		return
 	}
 	decodedBlockPool.Put(d)
