@@ -4,7 +4,9 @@ package storage
 // (decode), by head (decodeHead), and filtered (decodeWhere).
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -104,7 +106,7 @@ type colState struct {
 	tmplColIDs     []uint32
 	tmplCode       []uint32
 	colData        [][]byte
-	colPos         []int
+	colPos, colEnd []int    // offsets in s2
 	ops            []tmplOp // compileTemplates
 	opOff          []int    // template t's ops are ops[opOff[t]:opOff[t+1]]
 	tmplHead       []int    // per template: its head markers as bits, or -1 when verbatim
@@ -361,10 +363,19 @@ func (d *decodedBlock) loadSection2(payload []byte) error {
 			return fmt.Errorf("%w: column %d of %d", errCorrupt, c, len(d.colData))
 		}
 	}
-	d.colPos = slices.Grow(d.colPos[:0], len(d.colData))[:len(d.colData)]
-	clear(d.colPos)
 	if r.err != nil || len(r.b) != 0 {
 		return fmt.Errorf("%w: block body columns", errCorrupt)
+	}
+	// The columns end section 2; each one's reading position and end are
+	// kept as offsets in it.
+	n = len(d.colData)
+	d.colPos = slices.Grow(d.colPos[:0], n)[:n]
+	d.colEnd = slices.Grow(d.colEnd[:0], n)[:n]
+	end := len(d.s2)
+	for c := n - 1; c >= 0; c-- {
+		d.colEnd[c] = end
+		end -= len(d.colData[c])
+		d.colPos[c] = end
 	}
 	return d.compileTemplates()
 }
@@ -372,7 +383,8 @@ func (d *decodedBlock) loadSection2(payload []byte) error {
 // tmplOp is one marker of a compiled template: the text before it is
 // ctext[start:lit], where start is the previous op's lit.
 type tmplOp struct {
-	lit  int
+	lit  int32
+	col  int32 // markValue's column
 	mark byte
 }
 
@@ -410,7 +422,13 @@ func (d *decodedBlock) compileTemplates() error {
 			if m != markValue {
 				d.ctext = append(d.ctext, '"')
 			}
-			d.ops = append(d.ops, tmplOp{lit: len(d.ctext), mark: m})
+			op := tmplOp{lit: int32(len(d.ctext)), mark: m}
+			if m == markValue {
+				if k := d.tmplColOff[t] + values - 1; k < d.tmplColOff[t+1] {
+					op.col = int32(d.tmplColIDs[k])
+				}
+			}
+			d.ops = append(d.ops, op)
 			if m != markValue {
 				d.ctext = append(d.ctext, '"')
 			}
@@ -486,7 +504,7 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 	n := d.h.count
 	// Bodies are rebuilt in section 2's order into stage, then copied in
 	// event order into raw.
-	out := slices.Grow(d.stage[:0], min(d.h.rawLen, 4*(d.h.s1Raw+d.h.s2Raw)))
+	out := slices.Grow(d.stage[:0], min(d.h.rawLen, 4*(d.h.s1Raw+d.h.s2Raw))+16) // +16: appendShort's room
 	d.order, d.counts = bodyOrder(d.order, d.counts, d.uidCode, nil, len(d.uidDict))
 	d.bodyEnd = slices.Grow(d.bodyEnd[:0], n)[:n]
 	var ak, ua, et, ip, vb int
@@ -523,28 +541,22 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 		if d.tmplHead[t] != want {
 			return fmt.Errorf("%w: template %d does not hold event %d's head values", errCorrupt, t, i)
 		}
-		cols := d.tmplColIDs[d.tmplColOff[t]:d.tmplColOff[t+1]]
 		p := 0
 		if t > 0 {
 			p = d.ctextEnd[t-1]
 		}
-		ct := d.ctext
+		ct, s2 := d.ctext, d.s2
 		for _, op := range d.ops[d.opOff[t]:d.opOff[t+1]] {
-			out = append(out, ct[p:op.lit]...)
-			p = op.lit
+			out = appendShort(out, ct, p, int(op.lit))
+			p = int(op.lit)
 			if op.mark == markValue {
-				c := cols[0]
-				cols = cols[1:]
-				col, pos := d.colData[c], d.colPos[c]
-				e := pos
-				for e < len(col) && col[e] != markEnd {
-					e++
+				pos := d.colPos[op.col]
+				e := zeroIndex(s2, pos)
+				if e < 0 || e >= d.colEnd[op.col] {
+					return fmt.Errorf("%w: column %d", errCorrupt, op.col)
 				}
-				if e == len(col) {
-					return fmt.Errorf("%w: column %d", errCorrupt, c)
-				}
-				out = append(out, col[pos:e]...)
-				d.colPos[c] = e + 1
+				out = appendShort(out, s2, pos, e)
+				d.colPos[op.col] = e + 1
 				continue
 			}
 			switch op.mark {
@@ -592,7 +604,7 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 		return fmt.Errorf("%w: block columns", errCorrupt)
 	}
 	for c, pos := range d.colPos {
-		if pos != len(d.colData[c]) {
+		if pos != d.colEnd[c] {
 			return fmt.Errorf("%w: column %d", errCorrupt, c)
 		}
 	}
@@ -917,4 +929,36 @@ func hex4(s []byte) (rune, bool) {
 		}
 	}
 	return r, true
+}
+
+// zeroIndex returns the index of the first 0x00 in b at or after i, or -1.
+func zeroIndex(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// The lowest flagged byte is the first zero; borrows only flag
+		// bytes above it.
+		if m := (x - 0x0101010101010101) &^ x & 0x8080808080808080; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendShort appends src[p:q] to dst, copying 16 bytes with two loads
+// and stores when the copy is that short and both sides have room, as
+// most literals and values of a template are: cheaper than memmove's call.
+func appendShort(dst, src []byte, p, q int) []byte {
+	n := len(dst)
+	if l := q - p; l >= 0 && l <= 16 && p+16 <= len(src) && n+16 <= cap(dst) {
+		o := dst[n : n+16]
+		binary.LittleEndian.PutUint64(o, binary.LittleEndian.Uint64(src[p:]))
+		binary.LittleEndian.PutUint64(o[8:], binary.LittleEndian.Uint64(src[p+8:]))
+		return dst[:n+l]
+	}
+	return append(dst, src[p:q]...)
 }
