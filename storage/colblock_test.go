@@ -540,37 +540,41 @@ func mergedBlockEvents(tb testing.TB, raw int, messageIDs bool) []blockEvent {
 	}
 }
 
-// BenchmarkMergedBlockSize reports what one merged block of 16 MiB of
-// generated events costs per event, with and without messageIds, as
-// version 1 (zstd best) and version 2. It measures once, whatever
-// -benchtime says.
+// BenchmarkMergedBlockSize reports what one merged block of generated
+// events costs per event, with and without messageIds, as version 1 (zstd
+// best) and version 2: a block of 16 MiB, and one of 512 KiB, the size of
+// a day's block in a 16 MiB group of events spread over 30 days, as the
+// generator spreads them. It measures once, whatever -benchtime says.
 func BenchmarkMergedBlockSize(b *testing.B) {
-	for _, mids := range []bool{false, true} {
-		b.Run(map[bool]string{false: "generated-ids", true: "uuid-ids"}[mids], func(b *testing.B) {
-			evs := mergedBlockEvents(b, 16<<20, mids)
-			var v1, v2 []byte
-			var t1, t2 time.Duration
-			for b.Loop() {
-				if v1 != nil {
-					continue
+	for _, size := range []int{16 << 20, 512 << 10} {
+		for _, mids := range []bool{false, true} {
+			name := fmt.Sprintf("%dKiB/%s", size>>10, map[bool]string{false: "generated-ids", true: "uuid-ids"}[mids])
+			b.Run(name, func(b *testing.B) {
+				evs := mergedBlockEvents(b, size, mids)
+				var v1, v2 []byte
+				var t1, t2 time.Duration
+				for b.Loop() {
+					if v1 != nil {
+						continue
+					}
+					start := time.Now()
+					v1 = appendBlockValueV1(nil, evs, codecZstd)
+					t1 = time.Since(start)
+					start = time.Now()
+					v2 = appendColumnarBlock(nil, evs, codecZstd)
+					t2 = time.Since(start)
 				}
-				start := time.Now()
-				v1 = appendBlockValueV1(nil, evs, codecZstd)
-				t1 = time.Since(start)
-				start = time.Now()
-				v2 = appendColumnarBlock(nil, evs, codecZstd)
-				t2 = time.Since(start)
-			}
-			h, _, _ := decodeBlockHeader(v2)
-			n := float64(len(evs))
-			b.ReportMetric(n, "events")
-			b.ReportMetric(float64(bodiesLen(evs))/n, "json-B/event")
-			b.ReportMetric(float64(len(v1))/n, "v1-B/event")
-			b.ReportMetric(float64(len(v2))/n, "v2-B/event")
-			b.ReportMetric(float64(h.s1Len)/n, "v2-section1-B/event")
-			b.ReportMetric(float64(bodiesLen(evs))/1e6/t1.Seconds(), "v1-encode-MB/s")
-			b.ReportMetric(float64(bodiesLen(evs))/1e6/t2.Seconds(), "v2-encode-MB/s")
-		})
+				h, _, _ := decodeBlockHeader(v2)
+				n := float64(len(evs))
+				b.ReportMetric(n, "events")
+				b.ReportMetric(float64(bodiesLen(evs))/n, "json-B/event")
+				b.ReportMetric(float64(len(v1))/n, "v1-B/event")
+				b.ReportMetric(float64(len(v2))/n, "v2-B/event")
+				b.ReportMetric(float64(h.s1Len)/n, "v2-section1-B/event")
+				b.ReportMetric(float64(bodiesLen(evs))/1e6/t1.Seconds(), "v1-encode-MB/s")
+				b.ReportMetric(float64(bodiesLen(evs))/1e6/t2.Seconds(), "v2-encode-MB/s")
+			})
+		}
 	}
 }
 
