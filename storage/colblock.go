@@ -107,7 +107,7 @@ import (
 // first seq at or below its own.
 const valueV2 = 2
 
-// Skeleton markers. They are part of the on-disk format.
+// Markers in skeletons and templates. They are part of the on-disk format.
 const (
 	markEnd        = 0x00
 	markVerbatim   = 0x01
@@ -150,10 +150,10 @@ const (
 // colEnc compresses the sections of version-2 blocks. SpeedBestCompression:
 // on a merged block of 16 MiB of generated events with UUID messageIds it
 // makes blocks 1.6% smaller than SpeedBetterCompression (39.8 against 40.4
-// bytes per event) at 65 MB/s against 100 (BenchmarkMergedBlockSize), and
-// that is still twice as fast as version 1 at zstd's best level, since the
-// columns are easier to compress than whole bodies. The merger runs in the
-// background; bytes on disk stay.
+// bytes per event), encoding 45-75 MB/s against 95-110 on a shared core
+// (BenchmarkMergedBlockSize), which is still faster than version 1 at the
+// same level (20-45 MB/s): columns are easier to compress than whole
+// bodies. The merger runs in the background; bytes on disk stay.
 var colEnc = func() *zstd.Encoder {
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {

@@ -497,7 +497,7 @@ func (d *decodedBlock) setEmpty() {
 	d.seqs, d.times, d.ends, d.body = d.seqs[:0], d.times[:0], d.ends[:0], d.raw[:0]
 }
 
-// rebuild writes the bodies of a version-2 block from its skeletons and
+// rebuild writes the bodies of a version-2 block from its templates and
 // columns into d.raw. With keep, only the events keep marks stay, and the
 // others are dropped from seqs and times too.
 func (d *decodedBlock) rebuild(keep []bool) error {
