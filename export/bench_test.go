@@ -70,6 +70,7 @@ func BenchmarkExport(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(raw)
 		var sent int64
+		cpu0, cpuOK := processCPU()
 		for b.Loop() {
 			var ctx fasthttp.RequestCtx
 			ctx.Request.SetRequestURI("/v1/export/events?appKey=" + appA)
@@ -86,6 +87,9 @@ func BenchmarkExport(b *testing.B) {
 			ctx.Response.CloseBodyStream()
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		if cpu1, ok := processCPU(); ok && cpuOK && cpu1 > cpu0 {
+			b.ReportMetric(float64(n)*float64(b.N)/(cpu1-cpu0).Seconds(), "events/cpu-s")
+		}
 		b.ReportMetric(float64(sent)/float64(b.N)/float64(n), "sent-B/event")
 	}
 	for _, enc := range []string{"identity", "zstd", "gzip"} {
