@@ -733,8 +733,11 @@ func (d *decodedBlock) head(i int) eventHead {
 	if c := d.uidCode[i]; c >= codeDict {
 		h.userID = d.uidDict[c-codeDict]
 	}
-	if d.midKind[i] >= midString {
-		h.messageID = d.appendMessageID(d.midBuf[:0], i)
+	switch d.midKind[i] {
+	case midString:
+		h.messageID = d.s1[d.midPos[i]:d.midEnd[i]:d.midEnd[i]]
+	case midUUID, midUUIDUpper, midGenerated:
+		h.messageID = d.appendMessageID(d.midBuf[:0], i) // 36 bytes at most
 	}
 	if d.recvKind[i] >= recvString {
 		h.receivedAt = d.receivedAt(i)
