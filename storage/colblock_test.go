@@ -105,6 +105,7 @@ var oddBodies = []string{
 	`{"event":"e","userId":"u","messageId":"trv-0000000000000001"}`,
 	`{"event":"e","userId":"u","messageId":"trv-00000000000000AB"}`,
 	`{"event":"e","userId":"u","messageId":"trv-1"}`,
+	`{"event":"e","userId":"u","messageId":"a-client-message-id-longer-than-a-uuid-is-0123456789abcdef"}`,
 	`{"event":"e","userId":"u","messageId":""}`,
 	`{"event":"e","userId":"u","messageId":123}`,
 	`{"event":"e","userId":"u","messageId":null}`,
