@@ -643,8 +643,28 @@ func (r *seqReader) head(app uint32, seq uint64) (storedHead, bool, error) {
 	if !ok {
 		return storedHead{}, false, nil
 	}
-	_, _, body := r.blocks[at.block].event(int(at.i))
-	return parseStoredHead(body)
+	h := r.blocks[at.block].head(int(at.i))
+	return headOf(h.messageID, h.receivedAt)
+}
+
+// headOf makes a storedHead of the raw (still escaped) string values of a
+// stored event's messageId and receivedAt, reporting false when either is
+// missing or not what ingest writes.
+func headOf(messageID, receivedAt []byte) (storedHead, bool, error) {
+	if messageID == nil || receivedAt == nil {
+		return storedHead{}, false, nil
+	}
+	id := string(messageID)
+	if bytes.IndexByte(messageID, '\\') >= 0 {
+		if err := json.Unmarshal(append(append([]byte{'"'}, messageID...), '"'), &id); err != nil {
+			return storedHead{}, false, fmt.Errorf("%w: stored messageId: %v", errCorrupt, err)
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(receivedAt))
+	if err != nil || id == "" {
+		return storedHead{}, false, nil
+	}
+	return storedHead{messageID: id, receivedAt: t.Unix()}, true, nil
 }
 
 // load decodes the group that holds app's seq, if any.
@@ -689,7 +709,7 @@ func (r *seqReader) load(app uint32, seq uint64) error {
 			return err
 		}
 		d := getDecodedBlock()
-		err = d.decode(v)
+		err = d.decodeHead(v) // the head columns only, for a version-2 block
 		closer.Close()
 		if err != nil {
 			putDecodedBlock(d)

@@ -372,3 +372,21 @@ func TestDedupRecoversPendingEntries(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestDedupVerifiesEscapedIDs checks ids that the stored JSON escapes
+// against merged (columnar) and fresh blocks, every fingerprint colliding
+// so that only the stored event tells them apart.
+func TestDedupVerifiesEscapedIDs(t *testing.T) {
+	collideAll(t)
+	db := openTestDB(t, Options{DedupWindow: time.Hour})
+	app := ensureApp(t, db, "a")
+	ids := []string{`quote"d`, `back\slash`, "tab\tbed", "ünï"}
+	mustStoreOnce(t, db, testNow, dedupKeys(app, ids[:2]...))
+	mustStoreOnce(t, db, testNow, dedupKeys(app, ids[2:]...))
+	mergeEverything(t, db)
+	mustStoreOnce(t, db, testNow, dedupKeys(app, "fresh"))
+	got := mustStoreOnce(t, db, testNow.Add(time.Minute), dedupKeys(app, append(ids, "fresh", `quote\"d`, "new")...))
+	if want := []bool{true, true, true, true, true, false, false}; !slices.Equal(got, want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+}
