@@ -288,7 +288,8 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 func buildRegistry(cfg config.Config, db *storage.DB, log *slog.Logger) (*auth.Registry, error) {
 	reg := auth.NewRegistry()
 	for _, a := range cfg.Apps {
-		reg.AddApp(auth.App{Name: a.Name, AppKey: a.AppKey, RequireToken: a.RequireToken, Source: auth.SourceConfig})
+		reg.AddApp(auth.App{Name: a.Name, AppKey: a.AppKey, RequireToken: a.RequireToken, PublicProfileWrites: a.PublicProfileWrites,
+			Source: auth.SourceConfig})
 		if _, err := db.EnsureApp(a.AppKey); err != nil {
 			return nil, err
 		}
