@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -259,19 +260,16 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, s.log, fmt.Errorf("BUG: handler panicked: %v", p))
 		}
 	}()
-	s.cors(ctx)
+	path := ctx.Path()
 	if ctx.IsOptions() {
-		s.preflight(ctx)
+		s.options(ctx, path)
 		return
 	}
-	path := ctx.Path()
 	r := s.route(ctx.Method(), path)
 	if r == nil {
-		var allow []string
-		for _, rt := range s.routes {
-			if pathMatches(rt.Path, string(path)) {
-				allow = append(allow, rt.Method)
-			}
+		allow, cors := s.methodsOf(path)
+		if cors {
+			s.cors(ctx) // a script on an ingest path can read the 405
 		}
 		if len(allow) > 0 {
 			ctx.Response.Header.Set("Allow", strings.Join(append(allow, "OPTIONS"), ", "))
@@ -282,6 +280,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetUserValue(routeKey{}, r) // for the request's log line and series
+	if crossOrigin(r) {
+		s.cors(ctx)
+	} else if crossSite(ctx) {
+		writeError(ctx, s.log, fmt.Errorf("%w: %s %s takes no request from a web page of another origin (Origin %q); "+
+			"only the ingest endpoints do (CORS)", auth.ErrForbidden, r.Method, path, ctx.Request.Header.Peek("Origin")))
+		return
+	}
 	if err := s.authenticate(ctx, r); err != nil {
 		writeError(ctx, s.log, err)
 		return
@@ -375,6 +380,54 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, r *Route) error {
 	return nil
 }
 
+// crossOrigin reports whether web pages of other origins may call r (CORS,
+// SPEC section 3): the ingest routes, the Events API and the SDK-compatible
+// endpoints, whose credential is the app's public appKey. Export, profile,
+// admin and console routes answer no cross-origin request: a page elsewhere
+// must not read what a browser's credentials can, nor make it act.
+func crossOrigin(r *Route) bool { return r.Access == AppKey || r.Access == WriteKey }
+
+// methodsOf returns the methods of the routes that match path, and whether
+// any of them is crossOrigin.
+func (s *Server) methodsOf(path []byte) (methods []string, cors bool) {
+	p := string(path)
+	for i := range s.routes {
+		if pathMatches(s.routes[i].Path, p) {
+			methods = append(methods, s.routes[i].Method)
+			cors = cors || crossOrigin(&s.routes[i])
+		}
+	}
+	return methods, cors
+}
+
+// crossSite reports whether a request that may change something (any
+// method but GET, HEAD and OPTIONS) was sent by a browser from a page of
+// another origin, as net/http's CrossOriginProtection judges it: by
+// Sec-Fetch-Site, which every current browser sends, else by an Origin
+// whose host is not the request's Host. Clients that are not browsers send
+// neither and are not affected. Without CORS headers such a request's
+// answer is hidden from the page, but a simple one (a form post) would
+// still act; refusing it keeps credentials a browser holds for Trove from
+// being used by another site.
+func crossSite(ctx *fasthttp.RequestCtx) bool {
+	switch string(ctx.Method()) {
+	case "GET", "HEAD", "OPTIONS":
+		return false
+	}
+	if site := ctx.Request.Header.Peek("Sec-Fetch-Site"); len(site) > 0 {
+		return string(site) != "same-origin" && string(site) != "none"
+	}
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 {
+		return false
+	}
+	u, err := url.Parse(string(origin))
+	if err != nil || u.Host == "" {
+		return true // "null": a sandboxed page or a file
+	}
+	return !strings.EqualFold(u.Host, string(ctx.Host()))
+}
+
 func (s *Server) allowedOrigin(origin []byte) string {
 	for _, o := range s.cfg.CORSOrigins {
 		if o == "*" || strings.EqualFold(o, string(origin)) {
@@ -384,28 +437,45 @@ func (s *Server) allowedOrigin(origin []byte) string {
 	return ""
 }
 
-func (s *Server) cors(ctx *fasthttp.RequestCtx) {
+// cors sets the CORS headers of an answer on an ingest path to a request
+// from an allowed origin, and reports whether it did. It never sends
+// Access-Control-Allow-Credentials: a browser then sends no cookies or
+// stored HTTP credentials, and a page reads the answer only to what it
+// sent itself (an appKey, or a token it holds).
+func (s *Server) cors(ctx *fasthttp.RequestCtx) bool {
 	origin := ctx.Request.Header.Peek("Origin")
 	if len(origin) == 0 {
-		return
+		return false
 	}
+	h := &ctx.Response.Header
+	h.Add("Vary", "Origin")
 	allowed := s.allowedOrigin(origin)
 	if allowed == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", allowed)
+	h.Set("Access-Control-Expose-Headers", "Retry-After, "+HeaderRequestID)
+	return true
+}
+
+// options answers OPTIONS on path: 204 with the methods its routes take
+// in Allow, and on an ingest path a CORS preflight answer when the origin
+// is allowed. Elsewhere a preflight gets no Access-Control-* header,
+// and so the browser sends nothing.
+func (s *Server) options(ctx *fasthttp.RequestCtx, path []byte) {
+	methods, cors := s.methodsOf(path)
+	if len(methods) == 0 {
+		writeError(ctx, s.log, fmt.Errorf("%w: no route for OPTIONS %s", ErrNotFound, path))
 		return
 	}
 	h := &ctx.Response.Header
-	h.Set("Access-Control-Allow-Origin", allowed)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", "Retry-After, X-Trove-Watermark")
-	h.Add("Vary", "Origin")
-}
-
-func (s *Server) preflight(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Response.Header
-	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, X-App-Key, Idempotency-Key")
-	h.Set("Access-Control-Max-Age", "86400")
-	h.Set("Allow", "GET, POST, DELETE, OPTIONS")
+	allow := strings.Join(append(methods, "OPTIONS"), ", ")
+	h.Set("Allow", allow)
+	if cors && s.cors(ctx) {
+		h.Set("Access-Control-Allow-Methods", allow)
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, "+HeaderRequestID)
+		h.Set("Access-Control-Max-Age", "86400")
+	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
