@@ -101,6 +101,11 @@ type Config struct {
 	Concurrency    int           // connections served at once
 	MaxConnsPerIP  int           // 0 is unlimited
 	MaxHeaderBytes int           // request line and headers
+	// DrainBytes and DrainTimeout bound how much of a refused body is read
+	// after its answer (drain.go); zero takes max(64 MiB, 4 ×
+	// MaxRequestBytes) and 5 s.
+	DrainBytes   int64
+	DrainTimeout time.Duration
 }
 
 // Server is Trove's HTTP server.
@@ -116,11 +121,13 @@ type Server struct {
 
 	// routeMetrics holds each route's series (metrics.go).
 	routeMetrics map[*Route]*obs.RouteMetrics
+	// drains holds a token per refused body being drained (drain.go).
+	drains chan struct{}
 }
 
 // New builds the server and its route table.
 func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, reg: reg, log: log}
+	s := &Server{cfg: cfg, reg: reg, log: log, drains: make(chan struct{}, maxDrains)}
 	s.routes = []Route{
 		{"GET", "/healthz", Public, 0, s.healthz},
 		{"GET", "/readyz", Public, 0, s.readyz},
@@ -257,7 +264,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
 			// writeError logs it, once, as any 500.
-			writeError(ctx, s.log, fmt.Errorf("BUG: handler panicked: %v", p))
+			s.fail(ctx, fmt.Errorf("BUG: handler panicked: %v", p))
 		}
 	}()
 	path := ctx.Path()
@@ -273,53 +280,33 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 		if len(allow) > 0 {
 			ctx.Response.Header.Set("Allow", strings.Join(append(allow, "OPTIONS"), ", "))
-			writeError(ctx, s.log, fmt.Errorf("%w: %s takes %s, not %s", ErrMethodNotAllowed, path, strings.Join(allow, ", "), ctx.Method()))
+			s.fail(ctx, fmt.Errorf("%w: %s takes %s, not %s", ErrMethodNotAllowed, path, strings.Join(allow, ", "), ctx.Method()))
 			return
 		}
-		writeError(ctx, s.log, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
+		s.fail(ctx, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
 		return
 	}
 	ctx.SetUserValue(routeKey{}, r) // for the request's log line and series
 	if crossOrigin(r) {
 		s.cors(ctx)
 	} else if crossSite(ctx) {
-		writeError(ctx, s.log, fmt.Errorf("%w: %s %s takes no request from a web page of another origin (Origin %q); "+
+		s.fail(ctx, fmt.Errorf("%w: %s %s takes no request from a web page of another origin (Origin %q); "+
 			"only the ingest endpoints do (CORS)", auth.ErrForbidden, r.Method, path, ctx.Request.Header.Peek("Origin")))
 		return
 	}
 	if err := s.authenticate(ctx, r); err != nil {
-		writeError(ctx, s.log, err)
+		s.fail(ctx, err)
 		return
 	}
 	if isWrite(r) {
 		// Refused before the body is read: nothing of it is stored.
 		if err := s.writeGateErr(); err != nil {
-			writeError(ctx, s.log, err)
+			s.fail(ctx, err)
 			return
 		}
 	}
 	if err := r.Handler(ctx); err != nil {
-		writeError(ctx, s.log, err)
-		drainBody(ctx)
-	}
-}
-
-// drainLimit is the most of a refused request's body that is read and
-// discarded before answering.
-const drainLimit = 1 << 20
-
-// drainBody reads what is left of a refused request's body, if that is at
-// most drainLimit, so that a client still sending it gets to read the
-// answer: closing a connection with unread bytes makes the kernel reset
-// it, and the reset can destroy the answer before the client has read it
-// (a 413 for a declared length, refused before any of the body is read).
-// A larger body is not read: the connection is closed on it.
-func drainBody(ctx *fasthttp.RequestCtx) {
-	if cl := ctx.Request.Header.ContentLength(); cl > drainLimit || cl == 0 {
-		return
-	}
-	if rs := ctx.RequestBodyStream(); rs != nil {
-		io.Copy(io.Discard, io.LimitReader(rs, drainLimit))
+		s.fail(ctx, err)
 	}
 }
 
