@@ -73,6 +73,9 @@ func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
 		// here); a 500 is a bug.
 		return
 	}
+	if s.refusing.Load() {
+		return // the server is about to close every connection
+	}
 	rs := ctx.RequestBodyStream()
 	if rs == nil {
 		return // no body, or one read whole before the handler

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,11 +124,15 @@ type Server struct {
 	routeMetrics map[*Route]*obs.RouteMetrics
 	// drains holds a token per refused body being drained (drain.go).
 	drains chan struct{}
+	// conns are the open connections, draining is set once Shutdown has
+	// begun and refusing once Refuse has (shutdown.go).
+	conns              *connSet
+	draining, refusing atomic.Bool
 }
 
 // New builds the server and its route table.
 func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, reg: reg, log: log, drains: make(chan struct{}, maxDrains)}
+	s := &Server{cfg: cfg, reg: reg, log: log, drains: make(chan struct{}, maxDrains), conns: &connSet{}}
 	s.routes = []Route{
 		{"GET", "/healthz", Public, 0, s.healthz},
 		{"GET", "/readyz", Public, 0, s.readyz},
@@ -185,6 +190,7 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		Concurrency:           cfg.Concurrency,
 		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 		ExpectHandler:         s.expect,
+		ErrorHandler:          s.readError,
 		NoDefaultServerHeader: false,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
@@ -206,7 +212,7 @@ func (s *Server) Listen() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = progressListener{ln, s.cfg.WriteTimeout}
+	s.ln = progressListener{ln, s.cfg.WriteTimeout, s.conns}
 	return ln.Addr().String(), nil
 }
 
@@ -217,9 +223,12 @@ func (s *Server) Serve() error { return s.srv.Serve(s.ln) }
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Shutdown stops accepting, waits for in-flight requests (or ctx), and
-// closes idle connections.
+// closes idle connections; every answer from now on closes its
+// connection. When ctx ends first, the requests still in flight go on:
+// Refuse ends them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
+	s.draining.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
 	// fasthttp's Shutdown misses a listener that Serve has not taken yet
 	// (a signal right after start); closing it ends Serve either way.
@@ -236,6 +245,24 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	return fasthttp.StatusContinue
+}
+
+// readError answers a request that fasthttp could not read (headers, or
+// the first part of a body read before the handler), as fasthttp does,
+// except that once Refuse cut the reads it is the 503 of a shutdown.
+func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr *net.OpError
+	switch {
+	case s.refusing.Load():
+		writeError(ctx, s.log, fmt.Errorf("%w: the server stopped before this request was read; send it again", ErrShuttingDown))
+	case errors.As(err, &small):
+		ctx.Error("Too big request header", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		ctx.Error("Request timeout", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
+	}
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) error {
@@ -267,6 +294,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, fmt.Errorf("BUG: handler panicked: %v", p))
 		}
 	}()
+	if s.refusing.Load() {
+		s.fail(ctx, fmt.Errorf("%w: the server is stopping; send the request again", ErrShuttingDown))
+		return
+	}
 	path := ctx.Path()
 	if ctx.IsOptions() {
 		s.options(ctx, path)
@@ -306,6 +337,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if err := r.Handler(ctx); err != nil {
+		if s.refusing.Load() {
+			// Most likely a body read that Refuse cut short.
+			err = fmt.Errorf("%w: the server stopped before this request finished (%v); nothing of it was stored, send it again", ErrShuttingDown, err)
+		}
 		s.fail(ctx, err)
 	}
 }
