@@ -39,7 +39,7 @@ func TestE2ERefusedBodyAnswerArrives(t *testing.T) {
 // TestE2ERefusedBodyWholeBodyClients: clients that write their whole body
 // before reading the answer, and send no "Expect: 100-continue" (Python's
 // http.client, Node's fetch), read the answer to a refused body, however
-// far past the limit it is (up to max(64 MiB, 4 × max_request_bytes)), and
+// far past the limit it is (up to 4 × max_request_bytes), and
 // then see the connection closed in order, not reset; several times in a
 // row, since a reset is a race the client loses only sometimes.
 func TestE2ERefusedBodyWholeBodyClients(t *testing.T) {

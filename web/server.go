@@ -103,8 +103,8 @@ type Config struct {
 	MaxConnsPerIP  int           // 0 is unlimited
 	MaxHeaderBytes int           // request line and headers
 	// DrainBytes and DrainTimeout bound how much of a refused body is read
-	// after its answer (drain.go); zero takes max(64 MiB, 4 ×
-	// MaxRequestBytes) and 5 s.
+	// after its answer (drain.go); zero takes 4 × MaxRequestBytes (at
+	// least 1 MiB) and 5 s.
 	DrainBytes   int64
 	DrainTimeout time.Duration
 }
