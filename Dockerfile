@@ -8,7 +8,9 @@
 # ENTRYPOINT and CMD below, so keep those lines simple (exec form, one
 # value per line where the form allows).
 
-FROM golang:1.26 AS build
+# Fully qualified names: podman, and engines configured without a default
+# registry, refuse short ones such as golang:1.26.
+FROM docker.io/library/golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

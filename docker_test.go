@@ -121,6 +121,17 @@ func jsonArray(t *testing.T, what, s string) []string {
 	return a
 }
 
+// fullyQualified reports whether an image reference names its registry, by
+// the rule engines use: the first path component holds a '.' or a ':' or is
+// localhost. "scratch" is no image, so it needs none.
+func fullyQualified(ref string) bool {
+	if ref == "scratch" {
+		return true
+	}
+	host, _, ok := strings.Cut(ref, "/")
+	return ok && (strings.ContainsAny(host, ".:") || host == "localhost")
+}
+
 // imageSpec is what the Dockerfile says of the runtime image.
 type imageSpec struct {
 	config   v1.Config
@@ -136,8 +147,13 @@ func runtimeSpec(t *testing.T, stages []dfStage) imageSpec {
 		t.Fatalf("Dockerfile: %d stages; want a build dfStage and a runtime dfStage", len(stages))
 	}
 	build, rt := stages[0], stages[1]
-	if build.from != "golang:1.26" {
-		t.Errorf("Dockerfile: the build dfStage is FROM %s; want golang:1.26", build.from)
+	if build.from != "docker.io/library/golang:1.26" {
+		t.Errorf("Dockerfile: the build dfStage is FROM %s; want docker.io/library/golang:1.26", build.from)
+	}
+	for _, st := range stages {
+		if !fullyQualified(st.from) {
+			t.Errorf("Dockerfile: FROM %s is a short name, which podman (and any engine without a default registry) refuses; name the registry (docker.io/library/…, gcr.io/…)", st.from)
+		}
 	}
 	var buildRun string
 	for _, r := range build.all("RUN") {
@@ -594,5 +610,24 @@ func TestDockerImage(t *testing.T) {
 	}
 	if code, out := health(); code != 1 || !strings.Contains(out, "unhealthy") {
 		t.Errorf("healthcheck with the server gone: exit %d, %q; want 1 saying why", code, out)
+	}
+}
+
+func TestFullyQualified(t *testing.T) {
+	for _, tc := range []struct {
+		ref  string
+		want bool
+	}{
+		{"docker.io/library/golang:1.26", true},
+		{"gcr.io/distroless/static-debian12:nonroot", true},
+		{"localhost/trove:dev", true},
+		{"registry.local:5000/golang:1.26", true},
+		{"scratch", true},
+		{"golang:1.26", false},
+		{"library/golang:1.26", false},
+	} {
+		if got := fullyQualified(tc.ref); got != tc.want {
+			t.Errorf("fullyQualified(%q) = %v; want %v", tc.ref, got, tc.want)
+		}
 	}
 }

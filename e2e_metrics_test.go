@@ -196,7 +196,7 @@ func TestE2EMetricsStore(t *testing.T) {
 		"trove_storage_block_cache_hits_total",
 		"trove_storage_block_cache_misses_total",
 		"trove_groups_merged_total",
-		"trove_retention_removed_days_total",
+		"trove_retention_removed_seconds_total",
 		"trove_retention_removed_bytes_total",
 		"trove_deleted_users_purged_total",
 		"trove_deleted_user_events_purged_total",

@@ -41,10 +41,10 @@ retention = "7d"`, 1), dir)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Counted once the pass has compacted what it removed.
-	for scrape(t, addr)["trove_retention_removed_days_total"] != 3 {
+	// Counted once the pass has compacted what it removed: 3 days, in seconds.
+	for scrape(t, addr)["trove_retention_removed_seconds_total"] != 3*86400 {
 		if time.Now().After(deadline) {
-			t.Fatalf("trove_retention_removed_days_total = %v; want 3", scrape(t, addr)["trove_retention_removed_days_total"])
+			t.Fatalf("trove_retention_removed_seconds_total = %v; want 3 days (259200)", scrape(t, addr)["trove_retention_removed_seconds_total"])
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -30,6 +30,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+
+	"trove/config"
 )
 
 const (
@@ -105,6 +107,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// clearTroveEnv empties, for the test, every variable that configures trove
+// (an empty variable counts as unset), so that the environment of whoever
+// runs the tests cannot override their config files.
+func clearTroveEnv(t *testing.T) {
+	t.Helper()
+	t.Setenv("TROVE_CONFIG", "")
+	t.Setenv("TROVE_DATA", "")
+	for _, v := range config.EnvVars() {
+		t.Setenv(v.Name, "")
+	}
+}
+
 // startServer runs trove with cfgText on a fresh data directory.
 func startServer(t *testing.T, cfgText string) (addr, dataDir string, stop func()) {
 	t.Helper()
@@ -125,9 +139,7 @@ func startServerIn(t *testing.T, cfgText, dataDir string) (addr string, stop fun
 func startServerLogs(t *testing.T, cfgText, dataDir string) (addr string, logs *syncBuffer, stop func()) {
 	t.Helper()
 	// The environment must not override the file.
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
+	clearTroveEnv(t)
 	cfgPath := filepath.Join(t.TempDir(), "trove.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -814,9 +826,7 @@ func TestE2EHTTP(t *testing.T) {
 // TestE2ECheckConfig runs the check-config command on the example file and
 // on a bad one.
 func TestE2ECheckConfig(t *testing.T) {
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
+	clearTroveEnv(t)
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("listen = \"8080\"\nlissten = 1\n"), 0o600)
 	tests := []struct {

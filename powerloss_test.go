@@ -92,9 +92,7 @@ func memServer(t *testing.T, fs *storage.MemFS, cfgPath, dataDir string) (client
 }
 
 func TestPowerLoss(t *testing.T) {
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
+	clearTroveEnv(t)
 	r := powerLoss(t, "POWERLOSS", powerLossConfig, *powerLossIterations, func(rng *rand.Rand) int { return rng.IntN(101) })
 	if r.acked == 0 {
 		t.Fatalf("no batch was acknowledged before any power cut: the test saw nothing")
@@ -108,9 +106,7 @@ func TestPowerLoss(t *testing.T) {
 // 202 comes before the fsync, so a power cut that keeps nothing unsynced
 // loses acknowledged events, and the harness must see it.
 func TestPowerLossControl(t *testing.T) {
-	for _, k := range []string{"TROVE_LISTEN", "TROVE_DATA", "TROVE_CONFIG", "TROVE_ADMIN_TOKEN"} {
-		t.Setenv(k, "")
-	}
+	clearTroveEnv(t)
 	cfg := strings.Replace(powerLossConfig, "[storage]", "[ingest]\nsync = false\n\n[storage]", 1)
 	r := powerLoss(t, "POWERLOSS-CONTROL", cfg, 3, func(*rand.Rand) int { return 0 })
 	if r.lost == 0 {

@@ -51,6 +51,7 @@ var defaultShutdown = shutdownPlan{drain: 6 * time.Second, closed: 9 * time.Seco
 
 type serveFlags struct {
 	config, data, listen string
+	logLevel, logFormat  string
 	checkConfig          bool
 }
 
@@ -59,8 +60,17 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 	fs.SetOutput(stderr)
 	f := &serveFlags{}
 	fs.StringVar(&f.config, "config", "", "TOML config file (env TROVE_CONFIG); none needed")
-	fs.StringVar(&f.data, "data", "", "data directory (env TROVE_DATA; default ./data)")
+	fs.StringVar(&f.data, "data", "", "data directory (env TROVE_DATA_DIR or TROVE_DATA; default ./data)")
 	fs.StringVar(&f.listen, "listen", "", "listen address (env TROVE_LISTEN; default :8080)")
+	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error (env TROVE_LOG_LEVEL; default info)")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: json, text, auto = text on a terminal, else json (env TROVE_LOG_FORMAT; default auto)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of trove %s:\n", name)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), "\nEvery config key can also be set from the environment, as TROVE_<KEY> or\n"+
+			"TROVE_<SECTION>_<KEY> (TROVE_INGEST_DEDUP_WINDOW=24h); see config.example.toml.\n"+
+			"Precedence: flag > environment > config file > default.\n")
+	}
 	if name == "serve" {
 		fs.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration and exit")
 	}
@@ -76,7 +86,8 @@ func parseServeFlags(name string, args []string, stderr io.Writer) (*serveFlags,
 	return f, nil
 }
 
-// loadConfig applies, highest first: flag, environment, file, default.
+// loadConfig applies, highest first: flag, environment (every key, as
+// TROVE_<SECTION>_<KEY>: config.EnvVars), file, default.
 func loadConfig(f *serveFlags) (config.Config, error) {
 	path := firstNonEmpty(f.config, os.Getenv("TROVE_CONFIG"))
 	cfg := config.Default()
@@ -86,13 +97,18 @@ func loadConfig(f *serveFlags) (config.Config, error) {
 			return cfg, err
 		}
 	}
-	cfg.Listen = firstNonEmpty(f.listen, os.Getenv("TROVE_LISTEN"), cfg.Listen)
-	cfg.DataDir = firstNonEmpty(f.data, os.Getenv("TROVE_DATA"), cfg.DataDir)
-	cfg.AdminToken = firstNonEmpty(os.Getenv("TROVE_ADMIN_TOKEN"), cfg.AdminToken)
+	if err := cfg.ApplyEnv(os.Environ()); err != nil {
+		return cfg, fmt.Errorf("the environment is not valid:\n%w", err)
+	}
+	cfg.Listen = firstNonEmpty(f.listen, cfg.Listen)
+	cfg.DataDir = firstNonEmpty(f.data, cfg.DataDir)
+	cfg.LogLevel = firstNonEmpty(f.logLevel, cfg.LogLevel)
+	cfg.LogFormat = firstNonEmpty(f.logFormat, cfg.LogFormat)
 	if err := cfg.Validate(); err != nil {
-		where := "configuration"
+		// Values may come from the file, the environment or flags.
+		where := "the configuration (defaults, environment and flags)"
 		if path != "" {
-			where = path
+			where = "the configuration (" + path + ", environment and flags)"
 		}
 		return cfg, fmt.Errorf("%s is not valid:\n%w", where, err)
 	}
@@ -129,11 +145,18 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger returns the logger of cfg's log_level and log_format ("auto":
+// text on a terminal, else JSON lines).
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
 	var l slog.Level
-	l.UnmarshalText([]byte(level))
+	l.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: l}
-	if f, ok := w.(*os.File); ok && isTerminal(f) {
+	text := cfg.LogFormat == "text"
+	if cfg.LogFormat == "auto" {
+		f, ok := w.(*os.File)
+		text = ok && isTerminal(f)
+	}
+	if text {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
@@ -158,7 +181,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration is valid")
 		return 0
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log := newLogger(stderr, cfg)
 	if err := serveConfig(ctx, cfg, log); err != nil {
 		log.Error("trove stopped", "err", err)
 		return 1

@@ -36,7 +36,7 @@ func Restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), restoreUsage)
 		fs.PrintDefaults()
 	}
-	dir := fs.String("data", "", "data `DIR` to restore into: new or empty (default $TROVE_DATA)")
+	dir := fs.String("data", "", "data `DIR` to restore into: new or empty (default $TROVE_DATA_DIR or $TROVE_DATA)")
 	// FILE may come before or after the flags.
 	var files []string
 	for {
@@ -62,7 +62,10 @@ func Restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *dir == "" {
-		*dir = os.Getenv("TROVE_DATA")
+		*dir = os.Getenv("TROVE_DATA_DIR")
+	}
+	if *dir == "" {
+		*dir = os.Getenv("TROVE_DATA") // the older name
 	}
 	if *dir == "" {
 		fmt.Fprint(stderr, "trove restore: say where to restore to: -data DIR (a new or empty directory)\n")

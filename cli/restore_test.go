@@ -18,6 +18,7 @@ func restoreRun(t *testing.T, args ...string) (int, string) {
 
 func TestRestoreCommand(t *testing.T) {
 	t.Setenv("TROVE_DATA", "")
+	t.Setenv("TROVE_DATA_DIR", "")
 	file := filepath.Join(t.TempDir(), "b.tar.zst")
 	if err := os.WriteFile(file, testArchive(t), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,15 +59,21 @@ func TestRestoreCommand(t *testing.T) {
 		t.Errorf("into a non-empty directory: exit %d; want 1", code)
 	}
 
-	// TROVE_DATA stands in for -data.
+	// TROVE_DATA_DIR, or its older name TROVE_DATA, stands in for -data.
 	t.Setenv("TROVE_DATA", filepath.Join(parent, "c"))
 	if code, stderr := restoreRun(t, file); code != 0 {
 		t.Errorf("with TROVE_DATA: exit %d; stderr:\n%s", code, stderr)
+	}
+	t.Setenv("TROVE_DATA", "")
+	t.Setenv("TROVE_DATA_DIR", filepath.Join(parent, "d"))
+	if code, stderr := restoreRun(t, file); code != 0 {
+		t.Errorf("with TROVE_DATA_DIR: exit %d; stderr:\n%s", code, stderr)
 	}
 }
 
 func TestRestoreCommandErrors(t *testing.T) {
 	t.Setenv("TROVE_DATA", "")
+	t.Setenv("TROVE_DATA_DIR", "")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.tar.zst")
 	os.WriteFile(bad, testArchive(t)[:200], 0o600)

@@ -14,13 +14,17 @@ import (
 )
 
 // Config is the whole of Trove's configuration. Every key is documented, with
-// its default, in config.example.toml; a test keeps the two in step.
+// its default, in config.example.toml; a test keeps the two in step. Every
+// key outside [[apps]] and [[tokens]] can also be set from the environment
+// (EnvVars, ApplyEnv).
 type Config struct {
 	Listen     string   `toml:"listen"`
 	DataDir    string   `toml:"data_dir"`
 	AdminToken string   `toml:"admin_token"`
 	Retention  Duration `toml:"retention"`
 	LogLevel   string   `toml:"log_level"`
+	// LogFormat is "json", "text", or "auto": text on a terminal, else JSON.
+	LogFormat string `toml:"log_format"`
 
 	Ingest   Ingest   `toml:"ingest"`
 	Profiles Profiles `toml:"profiles"`
@@ -132,9 +136,10 @@ func (c *Config) RetentionPolicy() func(appKey string) time.Duration {
 // otherwise.
 func Default() Config {
 	return Config{
-		Listen:   ":8080",
-		DataDir:  "./data",
-		LogLevel: "info",
+		Listen:    ":8080",
+		DataDir:   "./data",
+		LogLevel:  "info",
+		LogFormat: "auto",
 		Ingest: Ingest{
 			Sync:            true,
 			DedupWindow:     Duration(720 * time.Hour),
@@ -245,6 +250,11 @@ func (cfg *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)
+	}
+	switch cfg.LogFormat {
+	case "auto", "json", "text":
+	default:
+		bad("log_format", "%q is not one of auto, json, text", cfg.LogFormat)
 	}
 	in := &cfg.Ingest
 	if in.MaxEventBytes < 256 {

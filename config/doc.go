@@ -3,8 +3,11 @@
 // and column), validation that reports every problem at once, and the
 // text-unmarshalled Duration and Size types.
 //
-// Precedence, highest first: command-line flag, environment variable
-// (TROVE_LISTEN, TROVE_DATA, TROVE_CONFIG, TROVE_ADMIN_TOKEN), config file,
-// default. Flags and environment are applied by main; this package only knows
-// the file and the defaults.
+// Precedence, highest first: command-line flag, environment variable, config
+// file, default. Every key outside the arrays of tables ([[apps]],
+// [[tokens]]) has a variable, derived from the struct's toml tags (EnvVars):
+// TROVE_<KEY> for a top-level key, TROVE_<SECTION>_<KEY> for a key of a
+// section (TROVE_INGEST_DEDUP_WINDOW); TROVE_DATA is kept as the older name of
+// TROVE_DATA_DIR. ApplyEnv applies them over the file; main reads the file
+// (TROVE_CONFIG or -config), applies the environment, then its flags.
 package config

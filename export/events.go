@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/storage"
@@ -120,13 +119,13 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	return q, nil
 }
 
-// filtered says whether q looks inside events.
-func (q *eventQuery) filtered() bool { return q.events != nil || q.userID != "" }
-
-// eventHead is what the filters read of a stored event.
-type eventHead struct {
-	Event  string `json:"event"`
-	UserID string `json:"userId"`
+// filter returns the storage filter for q and the app's deleted users,
+// or nil when every event is kept.
+func (q *eventQuery) filter(deleted map[string]bool) *storage.Filter {
+	if q.events == nil && q.userID == "" && len(deleted) == 0 {
+		return nil
+	}
+	return &storage.Filter{Events: q.events, UserID: q.userID, HasUserID: q.userID != "", Exclude: deleted}
 }
 
 // Events serves GET /v1/export/events: the app's events as NDJSON, in
@@ -162,20 +161,12 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 			return nil
 		}
 		n := uint64(0)
-		var head eventHead
-		deleted := h.db.Forgotten(id)
+		// Names, user and deleted users are judged by the store from its
+		// columns, without decoding the events' JSON.
+		f := q.filter(h.db.Forgotten(id))
 		emit := func(_ uint64, t int64, body []byte) error {
 			if t < q.from || t >= q.to {
 				return nil
-			}
-			if q.filtered() || deleted != nil {
-				head = eventHead{}
-				if err := json.Unmarshal(body, &head); err != nil {
-					return fmt.Errorf("%w: stored event: %v", storage.ErrCorrupt, err)
-				}
-				if (q.events != nil && !q.events[head.Event]) || (q.userID != "" && head.UserID != q.userID) || deleted[head.UserID] {
-					return nil
-				}
 			}
 			if n == q.limit {
 				return errLimit
@@ -185,9 +176,9 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 			return w.WriteByte('\n')
 		}
 		if q.timed && !q.seqRange {
-			return snap.EventsByTime(id, q.from, q.to, emit)
+			return snap.EventsByTimeWhere(id, q.from, q.to, f, emit)
 		}
-		return snap.EventsBySeq(id, q.since, q.until, emit)
+		return snap.EventsBySeqWhere(id, q.since, q.until, f, emit)
 	})
 	return nil
 }

@@ -84,23 +84,32 @@ func TestEventsQuery(t *testing.T) {
 		{name: "until not above since", query: "&since=3&until=3", field: "until"},
 		{name: "bad download", query: "&download=yes", field: "download"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
-			if tc.field != "" {
-				var f interface{ ErrorField() string }
-				if !errors.Is(err, export.ErrInvalid) || !errors.As(err, &f) || f.ErrorField() != tc.field {
-					t.Fatalf("got error %v; want a 400 naming %q", err, tc.field)
+	// Once as written (version-1 blocks), once merged (columnar version 2,
+	// whose filters read the columns).
+	for _, merged := range []bool{false, true} {
+		if merged {
+			if n, err := db.MergeAll(); err != nil || n == 0 {
+				t.Fatalf("MergeAll merged %d groups: %v", n, err)
+			}
+		}
+		for _, tc := range tests {
+			t.Run(tc.name+map[bool]string{false: "", true: "/merged"}[merged], func(t *testing.T) {
+				got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
+				if tc.field != "" {
+					var f interface{ ErrorField() string }
+					if !errors.Is(err, export.ErrInvalid) || !errors.As(err, &f) || f.ErrorField() != tc.field {
+						t.Fatalf("got error %v; want a 400 naming %q", err, tc.field)
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
-			}
-		})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+				}
+			})
+		}
 	}
 
 	// Compression and downloads.

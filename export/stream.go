@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/storage"
@@ -199,18 +198,11 @@ func (f *follower) send(last *uint64, emit storage.EventFunc) (bool, error) {
 		return false, nil
 	}
 	sent := false
-	deleted := f.db.Forgotten(f.id)
-	var head eventHead
-	err = snap.EventsBySeq(f.id, *last, wm, func(seq uint64, t int64, body []byte) error {
-		if deleted != nil {
-			head = eventHead{}
-			if err := json.Unmarshal(body, &head); err != nil {
-				return fmt.Errorf("%w: stored event: %v", storage.ErrCorrupt, err)
-			}
-			if deleted[head.UserID] {
-				return nil
-			}
-		}
+	var filter *storage.Filter
+	if deleted := f.db.Forgotten(f.id); len(deleted) > 0 {
+		filter = &storage.Filter{Exclude: deleted}
+	}
+	err = snap.EventsBySeqWhere(f.id, *last, wm, filter, func(seq uint64, t int64, body []byte) error {
 		sent = true
 		return emit(seq, t, body)
 	})

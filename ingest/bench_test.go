@@ -16,13 +16,25 @@ func (nopSink) AppendEvents(*Batch) error { return nil }
 // of 500 generated events sent as a JSON array: decompress, split, validate,
 // build each stored form into a reused buffer, and hand the batch to a
 // no-op sink, with the same pooled buffers and batches as the handler.
-// Bytes are those of the uncompressed body.
+// Bytes are those of the uncompressed body. The events carry no messageId,
+// except in ids:none, where each has a UUID of its own, as SDKs send
+// (PERF.md, W1).
 func BenchmarkDecodeStream(b *testing.B) {
 	const events = 500
-	body := bench.NewGenerator(1, testAppKey).AppendJSONArray(nil, events)
+	plain := bench.NewGenerator(1, testAppKey).AppendJSONArray(nil, events)
+	withIDs := bench.NewGenerator(1, testAppKey).WithMessageIDs(true).AppendJSONArray(nil, events)
 	now := bench.BaseTime()
-	for _, enc := range []string{"none", "gzip", "zstd"} {
-		b.Run(enc, func(b *testing.B) {
+	for _, tt := range []struct {
+		name, enc string
+		body      []byte
+	}{
+		{"none", "none", plain},
+		{"gzip", "gzip", plain},
+		{"zstd", "zstd", plain},
+		{"ids:none", "none", withIDs},
+	} {
+		enc, body := tt.enc, tt.body
+		b.Run(tt.name, func(b *testing.B) {
 			wire := body
 			if enc != "none" {
 				wire = compress(b, enc, body)

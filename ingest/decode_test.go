@@ -108,6 +108,8 @@ func TestDecodeDeepNesting(t *testing.T) {
 		{name: "brackets", body: strings.Repeat("[", n), wantErr: true},
 		{name: "balanced brackets", body: strings.Repeat("[", n) + strings.Repeat("]", n), wantErr: true},
 		{name: "array of deep objects", body: `[` + strings.Repeat(`{"a":`, n), wantErr: true},
+		{name: "valid array, deep under json.Valid's cap", body: "[" + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + "]", wantErr: true},
+		{name: "valid array, deep event after a good one", body: "[" + testEvent() + "," + testEvent(with("attributes", nestedAttr(33))) + "]", wantErr: true},
 		{name: "braces", body: strings.Repeat("{", n), wantCode: "too_large"},
 		{name: "braces under a large event limit", body: strings.Repeat("{", n), maxEventBytes: 1 << 20, wantCode: "invalid_event"},
 		{name: "deep attributes", body: testEvent(with("attributes", strings.Repeat(`{"a":`, n/10)+"1"+strings.Repeat("}", n/10))), maxEventBytes: 1 << 20, wantCode: "invalid_event"},
@@ -121,8 +123,11 @@ func TestDecodeDeepNesting(t *testing.T) {
 			}
 			b, err := decodeBody(cfg, tt.body, tt.ndjson)
 			if tt.wantErr {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("err = %v; want ErrInvalid", err)
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nested deeper") {
+					t.Fatalf("err = %v; want ErrInvalid naming the nesting", err)
+				}
+				if len(b.Events)+len(b.Rejected) > 0 {
+					t.Fatalf("request error with %d events and %d rejections", len(b.Events), len(b.Rejected))
 				}
 				return
 			}

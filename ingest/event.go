@@ -117,6 +117,16 @@ type fields struct {
 // Event or a Rejection. valid says raw is already known to be JSON (it is
 // an element of an array that was checked whole).
 func (b *Batch) add(idx int, raw []byte, valid bool) {
+	var sc eventScan
+	if len(raw) <= b.cfg.MaxEventBytes { // else rejected before sc is looked at
+		sc, b.members = scanEvent(raw, 0, maxDepth, true, b.members[:0])
+	}
+	b.addScanned(idx, raw, valid, sc)
+}
+
+// addScanned is add, for an event whose text scanEvent has walked and
+// whose members it has put in b.members.
+func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 	cfg := b.cfg
 	if len(raw) > cfg.MaxEventBytes {
 		b.reject(idx, nil, nil, "", "too_large", "event is "+strconv.Itoa(len(raw))+" bytes, over the limit of "+strconv.Itoa(cfg.MaxEventBytes)+" (ingest.max_event_bytes)", raw)
@@ -126,8 +136,7 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid UTF-8", raw)
 		return
 	}
-	_, spaced, ok := structure(raw, maxDepth)
-	if !ok {
+	if !sc.ok {
 		b.reject(idx, nil, nil, "attributes", "invalid_event", "event is nested deeper than 32 levels", raw)
 		return
 	}
@@ -135,35 +144,32 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event is not valid JSON", raw)
 		return
 	}
-	var f fields
-	b.members = b.members[:0]
-	err := forEachMember(raw, func(key, val []byte) error {
-		b.members = append(b.members, rawMember{key, val})
-		switch string(key) {
-		case "type":
-			f.typ = val
-		case "event":
-			f.event = val
-		case "userId":
-			f.userID = val
-		case "eventTime":
-			f.eventTime = val
-		case "appKey":
-			f.appKey = val
-		case "context":
-			f.context = val
-		case "messageId":
-			f.messageID = val
-		case "sentAt":
-			f.sentAt = val
-		case "attributes":
-			f.attributes = val
-		}
-		return nil
-	})
-	if err != nil {
+	if i := skipSpace(raw, 0); i >= len(raw) || raw[i] != '{' {
 		b.reject(idx, nil, nil, "", "invalid_event", "event must be a JSON object, got "+kindOf(bytes.TrimSpace(raw)), raw)
 		return
+	}
+	var f fields
+	for _, m := range b.members {
+		switch string(m.key) {
+		case "type":
+			f.typ = m.val
+		case "event":
+			f.event = m.val
+		case "userId":
+			f.userID = m.val
+		case "eventTime":
+			f.eventTime = m.val
+		case "appKey":
+			f.appKey = m.val
+		case "context":
+			f.context = m.val
+		case "messageId":
+			f.messageID = m.val
+		case "sentAt":
+			f.sentAt = m.val
+		case "attributes":
+			f.attributes = m.val
+		}
 	}
 	appKey, _ := jsonString(f.appKey)
 	messageID, _ := jsonString(f.messageID)
@@ -196,9 +202,12 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 	if !ok {
 		return
 	}
-	if n := utf8.RuneCount(name); n < 1 || n > 255 {
-		fail("event", "event must be 1 to 255 characters, got "+strconv.Itoa(n))
-		return
+	// n bytes are 1 to n runes: only an empty or long name needs counting.
+	if len(name) < 1 || len(name) > 255 {
+		if n := utf8.RuneCount(name); n < 1 || n > 255 {
+			fail("event", "event must be 1 to 255 characters, got "+strconv.Itoa(n))
+			return
+		}
 	}
 	userID, ok := str("userId", f.userID, true)
 	if !ok {
@@ -228,9 +237,11 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 		return
 	}
 	if f.messageID != nil && string(f.messageID) != "null" {
-		if n := utf8.RuneCount(messageID); n < 1 || n > 255 {
-			fail("messageId", "messageId must be 1 to 255 characters, got "+strconv.Itoa(n))
-			return
+		if len(messageID) < 1 || len(messageID) > 255 {
+			if n := utf8.RuneCount(messageID); n < 1 || n > 255 {
+				fail("messageId", "messageId must be 1 to 255 characters, got "+strconv.Itoa(n))
+				return
+			}
 		}
 	} else {
 		messageID = nil
@@ -264,7 +275,7 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 				s, ok := jsonString(val)
 				if !ok {
 					ctxField, ctxErr = "context.ip", "context.ip must be a string, got "+kindOf(val)
-				} else if _, err := netip.ParseAddr(string(s)); err != nil {
+				} else if !isIPv4(s) && !parsesAsAddr(s) {
 					ctxField, ctxErr = "context.ip", "context.ip must be an IPv4 or IPv6 address"
 				} else {
 					hasIP = true
@@ -345,14 +356,18 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 			buf = corrected.AppendFormat(buf, time.RFC3339Nano)
 			buf = append(buf, '"')
 		case string(key) == "context" && !hasIP && val[0] == '{':
-			buf = appendCompact(buf, val[:len(val)-1])
+			if sc.spaced {
+				buf = appendCompact(buf, val[:len(val)-1])
+			} else {
+				buf = append(buf, val[:len(val)-1]...) // nothing to compact
+			}
 			if bytes.IndexByte(bytes.TrimSpace(val[1:len(val)-1]), '"') >= 0 {
 				buf = append(buf, ',')
 			}
 			buf = append(buf, `"ip":`...)
 			buf = appendQuoted(buf, b.IP)
 			buf = append(buf, '}')
-		case spaced:
+		case sc.spaced:
 			buf = appendCompact(buf, val)
 		default:
 			buf = append(buf, val...)
@@ -377,6 +392,43 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 	b.buf = buf
 	ev.end = len(buf)
 	b.Events = append(b.Events, ev)
+}
+
+// isIPv4 reports whether s is a dotted-quad IPv4 address as
+// netip.ParseAddr reads one (four fields of digits, each at most 255,
+// without a leading zero): it is ParseAddr's IPv4 rule on bytes, for
+// the usual case, as the string conversion that ParseAddr needs
+// allocates (its argument escapes). false means ask parsesAsAddr.
+func isIPv4(s []byte) bool {
+	fields, val, digits := 0, 0, 0
+	for _, c := range s {
+		switch {
+		case '0' <= c && c <= '9':
+			if digits == 1 && val == 0 {
+				return false // leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return false
+			}
+		case c == '.':
+			if digits == 0 || fields == 3 {
+				return false
+			}
+			fields++
+			val, digits = 0, 0
+		default:
+			return false
+		}
+	}
+	return fields == 3 && digits > 0
+}
+
+// parsesAsAddr reports whether netip.ParseAddr accepts s.
+func parsesAsAddr(s []byte) bool {
+	_, err := netip.ParseAddr(string(s))
+	return err == nil
 }
 
 // appendStored appends the complete stored form of e: its members, then a

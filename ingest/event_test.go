@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -619,6 +620,41 @@ func TestMaxAttributesConfig(t *testing.T) {
 		}
 		if got := len(b.Events) == 1; got != tt.wantOK {
 			t.Fatalf("%d keys with a limit of 2: accepted %v; want %v", tt.n, got, tt.wantOK)
+		}
+	}
+}
+
+func TestIsIPv4(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "1.2.3.4", "198.51.100.1", "255.255.255.255", "10.0.0.10"} {
+		if !isIPv4([]byte(s)) {
+			t.Errorf("isIPv4(%q) = false; want true", s)
+		}
+	}
+	// isIPv4 must never accept what netip.ParseAddr refuses, and must
+	// agree with it on dotted strings: all of 1 to 5 fields joined by dots,
+	// with leading zeros, empty fields, 255, 256 and too many digits.
+	fields := []string{"", "0", "00", "01", "1", "25", "255", "256", "999", "0255", "1x"}
+	var walk func(s string, n int)
+	walk = func(s string, n int) {
+		_, err := netip.ParseAddr(s)
+		if got, want := isIPv4([]byte(s)), err == nil; got != want {
+			t.Fatalf("isIPv4(%q) = %v; netip.ParseAddr says %v", s, got, want)
+		}
+		if n == 5 {
+			return
+		}
+		for _, f := range fields {
+			if n == 0 {
+				walk(f, 1)
+			} else {
+				walk(s+"."+f, n+1)
+			}
+		}
+	}
+	walk("", 0)
+	for _, s := range []string{"", "1.2.3", "1.2.3.4.", "1.2.3.4.5", ".1.2.3", "1..2.3", "01.2.3.4", "1.2.3.256", "1.2.3.4 ", "::ffff:1.2.3.4", "1.2.3.4%eth0", "1e1.2.3.4"} {
+		if isIPv4([]byte(s)) {
+			t.Errorf("isIPv4(%q) = true; want false", s)
 		}
 	}
 }

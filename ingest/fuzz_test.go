@@ -287,6 +287,15 @@ func FuzzScan(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// On any bytes, scanEvent over the whole text finds what
+		// structure finds.
+		for _, limit := range []int{3, 64} {
+			sc, _ := scanEvent(b, 0, limit, true, nil)
+			deepest, spaced, ok := structure(b, limit)
+			if sc.deepest != deepest || sc.spaced != spaced || sc.ok != ok {
+				t.Fatalf("scanEvent(%q, %d) = %d, %v, %v; structure says %d, %v, %v", b, limit, sc.deepest, sc.spaced, sc.ok, deepest, spaced, ok)
+			}
+		}
 		if _, ok := nestingDepth(b, 64); !ok || !utf8.Valid(b) || !validJSON(b) {
 			return
 		}
@@ -313,6 +322,7 @@ func FuzzScan(f *testing.F) {
 			if got := "{" + strings.Join(parts, ",") + "}"; got != string(compact) {
 				t.Fatalf("forEachMember(%q) walks %q; want %q", b, got, compact)
 			}
+			checkScanEvent(t, b, start)
 		case '[':
 			var parts []string
 			if err := forEachElement(b, func(i int, e []byte) error {
@@ -338,6 +348,32 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkScanEvent checks that scanEvent finds in the valid JSON object
+// b[start:] the members that forEachMember finds, and its end, whether it
+// scans the whole text or stops after the object.
+func checkScanEvent(t *testing.T, b []byte, start int) {
+	t.Helper()
+	var want []rawMember
+	forEachMember(b, func(k, v []byte) error {
+		want = append(want, rawMember{k, v})
+		return nil
+	})
+	equal := func(x, y rawMember) bool { return bytes.Equal(x.key, y.key) && bytes.Equal(x.val, y.val) }
+	for _, whole := range []bool{true, false} {
+		sc, got := scanEvent(b, start, 64, whole, nil)
+		if !slices.EqualFunc(got, want, equal) {
+			t.Fatalf("scanEvent(%q, whole %v) finds members %q; forEachMember %q", b, whole, got, want)
+		}
+		end := len(b)
+		if !whole {
+			end = valueEnd(b, start)
+		}
+		if !sc.ok || sc.end != end {
+			t.Fatalf("scanEvent(%q, whole %v) ends at %d, ok %v; want %d, true", b, whole, sc.end, sc.ok, end)
+		}
+	}
 }
 
 // refCompact removes the whitespace outside strings of valid JSON, one

@@ -271,22 +271,55 @@ func Decode(b *Batch, body []byte) error {
 		b.add(0, body, false /* valid */)
 		return nil
 	case '[':
-		if _, ok := nestingDepth(body, maxDepth+1); !ok {
-			return invalid("attributes", "the body is nested deeper than 32 levels")
-		}
+		// The body's depth is checked before anything recursive sees it,
+		// but not in a pass of its own: json.Valid skips iteratively
+		// (goccy/go-json, capped at 10,000 levels), and a valid array is
+		// one level deeper than its deepest element, which the scan of
+		// each element finds. Only an invalid body needs the depth pass,
+		// to say which of the two it is.
 		if !validJSON(body) {
+			if _, ok := nestingDepth(body, maxDepth+1); !ok {
+				return bodyTooDeep()
+			}
 			return invalid("", "the body is not valid JSON: "+syntaxError(body))
 		}
-		forEachElement(body, func(i int, elem []byte) error {
-			b.add(i, elem, true /* valid */)
-			return nil
-		})
+		events, rejected, buf := len(b.Events), len(b.Rejected), len(b.buf)
+		// forEachElement, but an object or array is split and checked in
+		// the same pass that finds its end.
+		i := skipSpace(body, 1)
+		for n := 0; i < len(body) && body[i] != ']'; n++ {
+			if c := body[i]; c == '{' || c == '[' {
+				var sc eventScan
+				sc, b.members = scanEvent(body, i, maxDepth, false, b.members[:0])
+				if !sc.ok {
+					// The body is deeper than maxDepth+1: refused whole,
+					// as if it had been checked first.
+					b.Events, b.Rejected, b.buf = b.Events[:events], b.Rejected[:rejected], b.buf[:buf]
+					return bodyTooDeep()
+				}
+				b.addScanned(n, body[i:sc.end], true /* valid */, sc)
+				i = sc.end
+			} else {
+				ve := valueEnd(body, i)
+				b.add(n, body[i:ve], true /* valid */)
+				i = ve
+			}
+			i = skipSpace(body, i)
+			if i < len(body) && body[i] == ',' {
+				i = skipSpace(body, i+1)
+			}
+		}
 		if len(b.Events)+len(b.Rejected) == 0 {
 			return invalid("", "the array holds no event")
 		}
 		return nil
 	}
 	return invalid("", "the body must be a JSON object or array of events, or NDJSON with Content-Type: application/x-ndjson")
+}
+
+// bodyTooDeep is the answer to an array body nested deeper than maxDepth+1.
+func bodyTooDeep() error {
+	return invalid("attributes", "the body is nested deeper than 32 levels")
 }
 
 // syntaxError describes where body stops being JSON.

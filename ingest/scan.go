@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"unicode/utf8"
 
 	"github.com/goccy/go-json"
@@ -23,14 +25,27 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the string starting at b[i] == '"'.
-// Most strings in events are short, and a plain loop beats the call into
-// bytes.IndexByte for those; longer ones jump from quote to quote with it
-// (vectorised), counting the backslashes before a quote to tell whether it
-// is escaped.
+// stringEnd returns the index just past the string starting at b[i] == '"'
+// (len(b) when it is not closed). It looks at 8 bytes at a time for the
+// first '"' or '\\' (SWAR: a word with no such byte is skipped in a few
+// operations), so that the many short and middling strings of an event
+// cost a handful of loads each; an escape skips the byte after the
+// backslash.
 func stringEnd(b []byte, i int) int {
 	i++
-	for end := min(len(b), i+24); i < end; i++ {
+	for i+8 <= len(b) {
+		m := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:]))
+		if m == 0 {
+			i += 8
+			continue
+		}
+		i += bits.TrailingZeros64(m) / 8
+		if b[i] == '"' {
+			return i + 1
+		}
+		i += 2
+	}
+	for ; i < len(b); i++ {
 		switch b[i] {
 		case '"':
 			return i + 1
@@ -38,23 +53,22 @@ func stringEnd(b []byte, i int) int {
 			i++
 		}
 	}
-	start := i
-	for i < len(b) {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
-		}
-		q := i + j
-		k := q - 1
-		for k >= start && b[k] == '\\' {
-			k--
-		}
-		if (q-1-k)%2 == 0 {
-			return q + 1
-		}
-		i = q + 1
-	}
 	return len(b)
+}
+
+const (
+	swarLow  = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// quoteOrBackslash returns x with the high bit set in its lowest byte that
+// is '"' or '\\', and possibly in higher bytes too (the borrow in the
+// zero-byte test can mark the byte above a match), or 0 when it has none:
+// only its lowest set bit is to be trusted.
+func quoteOrBackslash(x uint64) uint64 {
+	q := x ^ ('"' * swarLow)
+	s := x ^ ('\\' * swarLow)
+	return ((q-swarLow)&^q | (s-swarLow)&^s) & swarHigh
 }
 
 // valueEnd returns the index just past the value starting at b[i].
@@ -94,8 +108,11 @@ func valueEnd(b []byte, i int) int {
 
 // nestingDepth returns the deepest nesting of objects and arrays in b,
 // giving up (false) once it passes limit, and whether b has whitespace
-// outside strings (so needs compacting). It runs before json.Valid so that
-// a pathological body never reaches a recursive parser.
+// outside strings (so needs compacting). It runs before a recursive
+// parser (json.Unmarshal) sees a body, so that a pathological one never
+// reaches it. json.Valid (goccy/go-json's) skips iteratively and stops at
+// 10,000 levels, so Decode asks it first about an array body, whose depth
+// the scans of its elements then find (see Decode).
 func nestingDepth(b []byte, limit int) (deepest int, ok bool) {
 	deepest, _, ok = structure(b, limit)
 	return deepest, ok
@@ -122,6 +139,87 @@ func structure(b []byte, limit int) (deepest int, spaced, ok bool) {
 		}
 	}
 	return deepest, spaced, true
+}
+
+// eventScan is what scanEvent finds in one pass over an event's text.
+type eventScan struct {
+	end     int  // just past the value, when not scanning the whole text
+	deepest int  // as structure finds it
+	spaced  bool // as structure finds it
+	ok      bool // not nested deeper than the limit
+}
+
+// scanEvent walks b from i once and finds what structure, valueEnd and
+// forEachMember would find in three: it appends to members each top-level
+// member of the object at b[i] (key without quotes, escapes not decoded;
+// value raw, without the whitespace around it; both alias b), and notes
+// the deepest nesting (giving up past limit) and whether there is
+// whitespace outside strings. With whole, it goes on to the end of b, so
+// that deepest, spaced and ok are exactly structure(b[i:], limit) for any
+// bytes; the members are only meaningful when b[i:] is a valid JSON object.
+// Without whole, b[i] must be the '{' or '[' of a value in valid JSON, and
+// the scan stops just past it (end), unless the value is too deep.
+func scanEvent(b []byte, i, limit int, whole bool, members []rawMember) (eventScan, []rawMember) {
+	var sc eventScan
+	depth := 0
+	inObj, haveKey := false, false
+	var key []byte
+	valStart := 0
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			e := stringEnd(b, i)
+			if depth == 1 && inObj && !haveKey {
+				key, haveKey = b[i+1:max(i+1, e-1)], true // unclosed: e-1 == i
+			}
+			i = e - 1
+		case ':':
+			if depth == 1 {
+				valStart = i + 1
+			}
+		case ',':
+			if depth == 1 && haveKey {
+				members = append(members, rawMember{key, trimSpace(b[valStart:i])})
+				haveKey = false
+			}
+		case '{', '[':
+			depth++
+			if depth > sc.deepest {
+				sc.deepest = depth
+				if sc.deepest > limit {
+					return sc, members
+				}
+			}
+			if depth == 1 {
+				inObj = c == '{'
+			}
+		case '}', ']':
+			if depth == 1 && haveKey {
+				members = append(members, rawMember{key, trimSpace(b[valStart:i])})
+				haveKey = false
+			}
+			depth--
+			if depth == 0 && !whole {
+				sc.end, sc.ok = i+1, true
+				return sc, members
+			}
+		case ' ', '\t', '\n', '\r':
+			sc.spaced = true
+		}
+	}
+	sc.end, sc.ok = len(b), true
+	return sc, members
+}
+
+// trimSpace returns b without JSON whitespace at either end.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // forEachMember calls fn with the raw key (without quotes, escapes not
@@ -193,14 +291,12 @@ func jsonString(raw []byte) (s []byte, ok bool) {
 		return nil, false
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c == '\\' {
-			var out string
-			if err := json.Unmarshal(raw, &out); err != nil {
-				return nil, false
-			}
-			return []byte(out), true
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		var out string
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, false
 		}
+		return []byte(out), true
 	}
 	return inner, true
 }

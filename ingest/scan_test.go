@@ -49,6 +49,78 @@ func TestValueEnd(t *testing.T) {
 	}
 }
 
+func TestStringEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int // index just past the string
+	}{
+		{name: "empty", in: `""`, want: 2},
+		{name: "short", in: `"abc",1`, want: 5},
+		{name: "quote at each place in a word", in: `"0123456"x`, want: 9},
+		{name: "quote just past a word", in: `"01234567"x`, want: 10},
+		{name: "long", in: `"` + strings.Repeat("x", 100) + `"}`, want: 102},
+		{name: "escaped quote", in: `"a\"b"]`, want: 6},
+		{name: "escaped backslash", in: `"a\\"x`, want: 5},
+		{name: "escape across words", in: `"0123456\"89"x`, want: 13},
+		{name: "escaped backslash across words", in: `"0123456\\"x`, want: 11},
+		{name: "runs of backslashes", in: `"` + strings.Repeat(`\\`, 9) + `\""`, want: 22},
+		{name: "high bytes", in: "\"\x80\xff\xa2\xdc\x22", want: 6},
+		{name: "unclosed", in: `"abcdefghijklmnop`, want: 17},
+		{name: "unclosed after escape", in: `"abcdefghijklmno\`, want: 17},
+		{name: "escape of the last byte", in: `"abcdefghijklmn\"`, want: 17},
+		{name: "from the middle", in: `{"k":"v"}`, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := strings.IndexByte(tt.in, '"')
+			if got := stringEnd([]byte(tt.in), at); got != tt.want {
+				t.Fatalf("stringEnd(%q, %d) = %d; want %d", tt.in, at, got, tt.want)
+			}
+			if got := refStringEnd([]byte(tt.in), at); got != tt.want {
+				t.Fatalf("refStringEnd(%q, %d) = %d; want %d", tt.in, at, got, tt.want)
+			}
+		})
+	}
+
+	// Every string of up to 12 bytes over an alphabet of the bytes that
+	// matter (and one that has the SWAR borrow in mind: 0x01 above a
+	// match), at every offset within a word.
+	alphabet := []byte{'"', '\\', 'a', 0x01, 0xa2}
+	var buf, tail []byte
+	var walk func(n int)
+	walk = func(n int) {
+		for pad := 0; pad < 8; pad++ {
+			b := append(append(append(buf[:0], strings.Repeat(" ", pad)...), '"'), tail...)
+			if got, want := stringEnd(b, pad), refStringEnd(b, pad); got != want {
+				t.Fatalf("stringEnd(%q, %d) = %d; want %d", b, pad, got, want)
+			}
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			tail = append(tail, c)
+			walk(n - 1)
+			tail = tail[:len(tail)-1]
+		}
+	}
+	walk(7)
+}
+
+// refStringEnd is stringEnd one byte at a time.
+func refStringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+		}
+	}
+	return len(b)
+}
+
 func TestForEachMember(t *testing.T) {
 	tests := []struct {
 		name string
@@ -106,6 +178,68 @@ func TestForEachMember(t *testing.T) {
 			t.Fatalf("got err %v after %d calls; want %v after 2", err, n, stop)
 		}
 	})
+}
+
+func TestScanEvent(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		at      int
+		whole   bool
+		want    []string // key=value, raw
+		end     int      // when not whole; whole scans go to the end
+		deepest int
+		spaced  bool
+		ok      bool
+	}{
+		{name: "empty", in: `{}`, whole: true, deepest: 1, ok: true},
+		{name: "compact", in: `{"a":1,"b":"x","c":null}`, whole: true, want: []string{`a=1`, `b="x"`, `c=null`}, deepest: 1, ok: true},
+		{
+			name:  "whitespace everywhere",
+			in:    " {\n\t\"a\" : 1 ,\r\n \"b\"\t:\n[ 1 , 2 ] , \"c\" : { \"d\" : true } \n}\n",
+			whole: true, want: []string{`a=1`, `b=[ 1 , 2 ]`, `c={ "d" : true }`}, deepest: 2, spaced: true, ok: true,
+		},
+		{
+			name:  "braces, colons and commas in strings",
+			in:    `{"x":"}{,:","y":{"z":"]\"},"},"w":"\\"}`,
+			whole: true, want: []string{`x="}{,:"`, `y={"z":"]\"},"}`, `w="\\"`}, deepest: 2, ok: true,
+		},
+		{name: "string values are not keys", in: `{"a":"b","c":"d"}`, whole: true, want: []string{`a="b"`, `c="d"`}, deepest: 1, ok: true},
+		{name: "nested members are not members", in: `{"a":{"b":1,"c":[]},"e":3}`, whole: true, want: []string{`a={"b":1,"c":[]}`, `e=3`}, deepest: 3, ok: true},
+		{name: "escaped key stays raw", in: `{"a\"b":"c","\u0074ype":1}`, whole: true, want: []string{`a\"b="c"`, `\u0074ype=1`}, deepest: 1, ok: true},
+		{name: "array has no members", in: `[1,"a",{"b":2}]`, whole: true, deepest: 2, ok: true},
+		{name: "stops after the object", in: `[{"a":1} , {"b":[2]}]`, at: 11, want: []string{`b=[2]`}, end: 20, deepest: 2, ok: true},
+		{name: "whole goes to the end", in: `{"a":1} [[[ ]]]`, whole: true, want: []string{`a=1`}, deepest: 3, spaced: true, ok: true},
+		{name: "too deep", in: `{"a":[[[1]]]}`, whole: true, deepest: 4, ok: false},
+		{name: "too deep after the object", in: `{"a":1}[[[[`, whole: true, want: []string{`a=1`}, deepest: 4, ok: false},
+		{name: "unclosed string", in: `{"a":"[[[[[`, whole: true, deepest: 1, ok: true},
+		{name: "unclosed key", in: `{"`, whole: true, deepest: 1, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, members := scanEvent([]byte(tt.in), tt.at, 3, tt.whole, nil)
+			var got []string
+			for _, m := range members {
+				got = append(got, string(m.key)+"="+string(m.val))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("members %q; want %q", got, tt.want)
+			}
+			end := tt.end
+			if tt.whole {
+				end = len(tt.in)
+			}
+			if sc.ok != tt.ok || sc.deepest != tt.deepest || sc.spaced != tt.spaced || (tt.ok && sc.end != end) {
+				t.Fatalf("got %+v; want end %d, deepest %d, spaced %v, ok %v", sc, end, tt.deepest, tt.spaced, tt.ok)
+			}
+			if tt.whole {
+				deepest, spaced, ok := structure([]byte(tt.in), 3)
+				if sc.deepest != deepest || sc.spaced != spaced || sc.ok != ok {
+					t.Fatalf("got %+v; structure says deepest %d, spaced %v, ok %v", sc, deepest, spaced, ok)
+				}
+			}
+		})
+	}
 }
 
 func TestForEachElement(t *testing.T) {

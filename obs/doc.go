@@ -3,6 +3,14 @@
 // scrape time, all named trove_* and served by GET /metrics in the
 // Prometheus text format.
 //
+// Every family goes out with its # HELP and # TYPE lines: the library
+// writes the TYPE (metrics.ExposeMetadata), and expose fills each HELP from
+// the help table, renames the few library series whose names break
+// Prometheus' conventions and retypes the ones it mistypes, so that a scrape
+// passes `promtool check metrics`. Latency histograms have Prometheus' le
+// buckets (LatencyBuckets), so that histogram_quantile works; values are in
+// base units (seconds, bytes).
+//
 // Series live in one process-wide set (registered with
 // github.com/VictoriaMetrics/metrics, so WritePrometheus also writes the
 // Go and process series). Labelled counters are created once per label

@@ -1,6 +1,7 @@
 package obs
 
 import (
+	"bytes"
 	"io"
 	"runtime"
 	"strconv"
@@ -15,11 +16,27 @@ import (
 // metrics.WritePrometheus writes it.
 var set = metrics.NewSet()
 
-func init() { metrics.RegisterSet(set) }
+func init() {
+	metrics.RegisterSet(set)
+	// HELP and TYPE lines for every family (the library writes the TYPE and
+	// an empty HELP; expose fills the HELP in), without which a stock
+	// Prometheus stores every series as untyped.
+	metrics.ExposeMetadata(true)
+}
 
 // WritePrometheus writes the process-wide series (Trove's, Go's, the
-// process's) to w in the Prometheus text format.
-func WritePrometheus(w io.Writer) { metrics.WritePrometheus(w, true /* exposeProcessMetrics */) }
+// process's) to w in the Prometheus text format, each family with its HELP
+// and TYPE lines.
+func WritePrometheus(w io.Writer) {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, true /* exposeProcessMetrics */)
+	w.Write(expose(make([]byte, 0, b.Len()+b.Len()/4), b.Bytes()))
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the latency
+// histograms' le buckets: from a cached 404 (well under a millisecond) to a
+// long export, where +Inf takes the rest.
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}
 
 // SetBuildInfo publishes trove_build_info{version=…,goversion=…} 1.
 func SetBuildInfo(version string) {
@@ -87,8 +104,10 @@ func Export(kind string) *ExportCounters { return exports.get(kind) }
 type RouteMetrics struct {
 	labels string // `method="GET",route="/v1/export/events"`
 	// Duration is the latency from the request's arrival to the end of its
-	// response (for streamed bodies, the end of the stream).
-	Duration *metrics.Histogram
+	// response (for streamed bodies, the end of the stream), in seconds, in
+	// Prometheus le buckets (LatencyBuckets), so that histogram_quantile and
+	// sums across routes and instances work.
+	Duration *metrics.PrometheusHistogram
 	// codes caches the request counter of each status code.
 	codes [600]atomic.Pointer[metrics.Counter]
 }
@@ -111,7 +130,7 @@ var routes = family[RouteMetrics]{make: func(key string) *RouteMetrics {
 	l := `method=` + quote(method) + `,route=` + quote(route)
 	return &RouteMetrics{
 		labels:   l,
-		Duration: set.GetOrCreateHistogram(`trove_http_request_duration_seconds{` + l + `}`),
+		Duration: set.GetOrCreatePrometheusHistogramExt(`trove_http_request_duration_seconds{`+l+`}`, LatencyBuckets),
 	}
 }}
 

@@ -1,6 +1,7 @@
 package obs
 
 import (
+	"bytes"
 	"io"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -13,17 +14,19 @@ import (
 // space of the file system that holds dataDir.
 func StoreWriter(db *storage.DB, dataDir string) func(w io.Writer) {
 	return func(w io.Writer) {
+		var b bytes.Buffer
 		if s, err := db.Stats(); err == nil {
-			writeStats(w, &s)
-			metrics.WriteGaugeUint64(w, "trove_storage_open", 1)
+			writeStats(&b, &s)
+			metrics.WriteGaugeUint64(&b, "trove_storage_open", 1)
 		} else {
 			// Closing or closed: the figures are gone, say so.
-			metrics.WriteGaugeUint64(w, "trove_storage_open", 0)
+			metrics.WriteGaugeUint64(&b, "trove_storage_open", 0)
 		}
 		if free, total, err := storage.DiskSpace(dataDir); err == nil {
-			metrics.WriteGaugeUint64(w, "trove_data_dir_free_bytes", free)
-			metrics.WriteGaugeUint64(w, "trove_data_dir_capacity_bytes", total)
+			metrics.WriteGaugeUint64(&b, "trove_data_dir_free_bytes", free)
+			metrics.WriteGaugeUint64(&b, "trove_data_dir_capacity_bytes", total)
 		}
+		w.Write(expose(make([]byte, 0, 2*b.Len()), b.Bytes()))
 	}
 }
 
@@ -45,7 +48,8 @@ func writeStats(w io.Writer, s *storage.Stats) {
 	c("trove_events_stored_total", u(s.EventsStored))
 	c("trove_groups_merged_total", u(s.GroupsMerged))
 	g("trove_storage_watermark", s.Watermark)
-	c("trove_retention_removed_days_total", u(s.RetentionDays))
+	// Base units: retention removes whole days, exposed as seconds.
+	c("trove_retention_removed_seconds_total", u(s.RetentionDays)*86400)
 	c("trove_retention_removed_bytes_total", u(s.RetentionBytes))
 	c("trove_deleted_users_purged_total", u(s.PurgedUsers))
 	c("trove_deleted_user_events_purged_total", u(s.PurgedEvents))

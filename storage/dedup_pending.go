@@ -243,7 +243,7 @@ func (db *DB) recoverDedup(now time.Time) error {
 			// A body that is not an event of the Events API (written by a
 			// client of storage itself) carries no id to index.
 			h, ok, err := parseStoredHead(body)
-			if err != nil || !ok || isGeneratedID(h.messageID, seq) || !x.inWindow(now, h.receivedAt) {
+			if err != nil || !ok || isGeneratedID([]byte(h.messageID), seq) || !x.inWindow(now, h.receivedAt) {
 				return nil
 			}
 			key := appendDedupSliceKey(nil, x.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
@@ -280,20 +280,4 @@ func (db *DB) recoverDedup(now time.Time) error {
 	db.log.Info("rebuilt the dedup index entries a stop left pending", "events_read", events, "entries", added,
 		"from_seq", since, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
-}
-
-// isGeneratedID reports whether id is the one ingest generates for an event
-// stored without a messageId: "trv-" and the event's sequence in 16 hex
-// digits (ingest/event.go, appendGeneratedID).
-func isGeneratedID(id string, seq uint64) bool {
-	const hex = "0123456789abcdef"
-	if len(id) != 20 || id[:4] != "trv-" {
-		return false
-	}
-	for i := range 16 {
-		if id[4+i] != hex[(seq>>(60-4*i))&0xf] {
-			return false
-		}
-	}
-	return true
 }

@@ -14,7 +14,7 @@
 // One write (one Events API request) becomes, per app, one group: a group
 // key that records the sequence range and the eventTime days present, and one
 // block per day holding those events sorted by eventTime, column-major and
-// zstd-compressed. Each event's body is its exact stored JSON, so exports
+// compressed. Each event's body is its exact stored JSON, so exports
 // copy bytes and numbers keep their precision.
 //
 // Small groups are merged by a background merger (merge.go) into groups of
@@ -93,11 +93,20 @@
 //
 // Every value starts with a version byte, except the dedup index's (one per
 // event, see above). When a value format changes, add a version, keep
-// decoding the old one, and record the change here.
+// decoding the old ones, and record the change here.
 //
-// 2026-12: the dedup index moved from 0x20 (app|messageId -> receivedAt,
-// never deleted) to 0x21 (slice|app|fp48 -> seqs), and idempotency keys from
-// 0x43 to 0x46 (slice|app|key, same value); Open converts the old
-// namespaces in chunks that each commit atomically, keeping what is inside
-// the window, and deletes them.
+//   - Block values, version 2 (colblock.go): columnar, written by the merger
+//     and the purger; fresh blocks stay version 1. The header's leading
+//     fields are version 1's. Head columns (seq, time, event, userId,
+//     messageId, receivedAt) are a section of their own, read without the
+//     bodies; the rest of each body is a template and per-key value
+//     columns. Version-1 blocks, including merged ones written before
+//     version 2, are still read; they become version 2 only when the merger
+//     or the purger rewrites them.
+//   - 2026-12: the dedup index moved from 0x20 (app|messageId -> receivedAt,
+//     never deleted) to 0x21 (slice|app|fp48 -> seqs), and idempotency keys
+//     from 0x43 to 0x46 (slice|app|key, same value); Open converts the old
+//     namespaces in chunks that each commit atomically, keeping what is
+//     inside the window, and deletes them.
+//   - Every other value is still version 1.
 package storage

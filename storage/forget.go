@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/goccy/go-json"
 )
 
 // Deleting a user (the right to be forgotten) removes their profile and its
@@ -274,9 +273,11 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 	defer it.Close()
 	d := getDecodedBlock()
 	defer putDecodedBlock(d)
-	var head struct {
-		UserID string `json:"userId"`
-	}
+	// Which events go is judged from the head columns (userIds compared
+	// unescaped, as exports compare them); only a block that holds one is
+	// decoded whole and rewritten.
+	f := &Filter{Exclude: users}
+	var drop []bool
 	var evs []blockEvent
 	var val, scratch []byte
 	floor := db.floor(app)
@@ -306,21 +307,32 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 				batch.Close()
 				return events, blocks, fmt.Errorf("cannot read block %x: %w", key, err)
 			}
-			err = d.decode(v)
+			err = d.decodeHead(v)
+			any := false
+			if err == nil {
+				drop = slices.Grow(drop[:0], d.len())[:d.len()]
+				for i := range d.len() {
+					h := d.head(i)
+					drop[i] = !f.keepHead(nil, h.userID, &d.unesc)
+					any = any || drop[i]
+				}
+				if any && !d.fromBodies { // else the bodies are decoded already
+					err = d.decode(v)
+				}
+			}
 			closer.Close()
 			if err != nil {
 				batch.Close()
 				return events, blocks, err
 			}
+			if !any {
+				kept = append(kept, day)
+				continue
+			}
 			evs = evs[:0]
 			for i := range d.len() {
 				seq, t, body := d.event(i)
-				head.UserID = ""
-				if err := json.Unmarshal(body, &head); err != nil {
-					batch.Close()
-					return events, blocks, fmt.Errorf("%w: event %d: %v", errCorrupt, seq, err)
-				}
-				if users[head.UserID] {
+				if drop[i] {
 					if err := db.keepPurgedID(batch, app, seq, body); err != nil {
 						batch.Close()
 						return events, blocks, err
@@ -330,10 +342,6 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 					continue
 				}
 				evs = append(evs, blockEvent{seq: seq, time: t, body: body})
-			}
-			if len(evs) == d.len() {
-				kept = append(kept, day)
-				continue
 			}
 			changed = true
 			events += d.len() - len(evs)

@@ -278,12 +278,12 @@ func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOvervie
 			if d == nil {
 				d = getDecodedBlock()
 			}
-			if err := d.decode(v); err != nil {
+			// The times are all it needs: a columnar block's first section.
+			if err := d.decodeHead(v); err != nil {
 				return err
 			}
 			bh = blockHours{h: h, counts: map[int64]int64{}}
-			for i := range d.len() {
-				_, t, _ := d.event(i)
+			for _, t := range d.times[:d.len()] {
 				bh.counts[floorDiv(t, hourMs)]++
 			}
 			c.mu.hours[k] = bh

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -46,9 +47,66 @@ func (s *Snapshot) Close() error {
 // returned by it.
 type EventFunc func(seq uint64, timeMs int64, body []byte) error
 
+// Filter selects events by their top-level "event" and "userId" strings
+// (compared unescaped) without decoding their JSON: in a columnar block,
+// through its dictionaries, so that a block none of whose names or users
+// match is skipped without reading its bodies. A nil or zero Filter keeps
+// every event. An event without such a string member counts as having "".
+type Filter struct {
+	// Events keeps only the events whose name is in it; nil keeps all.
+	Events map[string]bool
+	// UserID keeps only the events of this user, when HasUserID is set.
+	UserID    string
+	HasUserID bool
+	// Exclude leaves out the events of these users (deleted users).
+	Exclude map[string]bool
+}
+
+func (f *Filter) all() bool {
+	return f == nil || f.Events == nil && !f.HasUserID && len(f.Exclude) == 0
+}
+
+// keepUserID judges an unescaped userId.
+func (f *Filter) keepUserID(u []byte) bool {
+	return (!f.HasUserID || string(u) == f.UserID) && !f.Exclude[string(u)]
+}
+
+// keepHead judges an event by the raw (still escaped) strings of its head;
+// buf is scratch space for unescaping.
+func (f *Filter) keepHead(event, userID []byte, buf *[]byte) bool {
+	if f.Events != nil && !f.Events[string(unescaped(event, buf))] {
+		return false
+	}
+	return f.keepUserID(unescaped(userID, buf))
+}
+
+// judgeDict sets dst[i] to whether keep holds for dict[i], unescaped.
+func (f *Filter) judgeDict(dst []bool, dict [][]byte, buf *[]byte, keep func([]byte) bool) []bool {
+	dst = slices.Grow(dst[:0], len(dict))[:len(dict)]
+	for i, s := range dict {
+		dst[i] = keep(unescaped(s, buf))
+	}
+	return dst
+}
+
+// unescaped returns the JSON string contents s unescaped: s itself when it
+// has no escape, else *buf, overwritten.
+func unescaped(s []byte, buf *[]byte) []byte {
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	*buf = unescapeJSON((*buf)[:0], s)
+	return *buf
+}
+
 // EventsBySeq calls fn for each of app's events with since < seq <= until,
 // in ingest order. until is capped at the watermark.
 func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) error {
+	return s.EventsBySeqWhere(app, since, until, nil, fn)
+}
+
+// EventsBySeqWhere is EventsBySeq for the events f keeps.
+func (s *Snapshot) EventsBySeqWhere(app uint32, since, until uint64, f *Filter, fn EventFunc) error {
 	until = min(until, s.watermark)
 	if since >= until {
 		return nil
@@ -109,7 +167,7 @@ func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) er
 				blocks = append(blocks, getDecodedBlock())
 			}
 			keyBuf = appendBlockKey(keyBuf[:0], app, day, first)
-			if err := s.getBlock(keyBuf, blocks[bi]); err != nil {
+			if err := s.getBlock(keyBuf, blocks[bi], f); err != nil {
 				return err
 			}
 			b := blocks[bi]
@@ -138,7 +196,8 @@ func (s *Snapshot) EventsBySeq(app uint32, since, until uint64, fn EventFunc) er
 	return it.Error()
 }
 
-func (s *Snapshot) getBlock(key []byte, dst *decodedBlock) error {
+// getBlock decodes the events of a block that f keeps into dst.
+func (s *Snapshot) getBlock(key []byte, dst *decodedBlock, f *Filter) error {
 	v, closer, err := s.snap.Get(key)
 	if err != nil {
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -147,7 +206,7 @@ func (s *Snapshot) getBlock(key []byte, dst *decodedBlock) error {
 		return err
 	}
 	defer closer.Close()
-	return dst.decode(v)
+	return dst.decodeWhere(v, f)
 }
 
 // EventsByTime calls fn for each of app's events with fromMs <= eventTime <
@@ -156,6 +215,11 @@ func (s *Snapshot) getBlock(key []byte, dst *decodedBlock) error {
 // at a time, so that what is held decoded stays near Options.ReadBudget
 // however large the day is.
 func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) error {
+	return s.EventsByTimeWhere(app, fromMs, toMs, nil, fn)
+}
+
+// EventsByTimeWhere is EventsByTime for the events f keeps.
+func (s *Snapshot) EventsByTimeWhere(app uint32, fromMs, toMs int64, f *Filter, fn EventFunc) error {
 	if fromMs >= toMs {
 		return nil
 	}
@@ -168,7 +232,7 @@ func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) er
 		return err
 	}
 	defer it.Close()
-	var m dayMerge
+	m := dayMerge{f: f}
 	defer m.release()
 	it.First()
 	for it.Valid() {
@@ -223,6 +287,7 @@ type dayMerge struct {
 	runs   []*decodedBlock // this window's; owned[:len(runs)]
 	owned  []*decodedBlock // kept from window to window, so that their buffers are reused
 	tmp    *decodedBlock
+	f      *Filter
 }
 
 type dayBlock struct {
@@ -321,7 +386,7 @@ func (m *dayMerge) window(s *Snapshot, lo, hi int64, fn EventFunc) error {
 		r := m.owned[len(m.runs)]
 		m.runs = append(m.runs, r)
 		if b.minTime >= lo && b.maxTime < hi {
-			if err := s.getBlock(m.key(i), r); err != nil {
+			if err := s.getBlock(m.key(i), r, m.f); err != nil {
 				return err
 			}
 			continue
@@ -329,7 +394,7 @@ func (m *dayMerge) window(s *Snapshot, lo, hi int64, fn EventFunc) error {
 		if m.tmp == nil {
 			m.tmp = getDecodedBlock()
 		}
-		if err := s.getBlock(m.key(i), m.tmp); err != nil {
+		if err := s.getBlock(m.key(i), m.tmp, m.f); err != nil {
 			return err
 		}
 		r.copyRange(m.tmp, lo, hi)

@@ -53,6 +53,10 @@ type blockHeader struct {
 	minSeq, maxSeq   uint64
 	rawLen           int
 	codec            byte
+	ver              byte
+	// Version 2 only (colblock.go): section 1's stored size, and both
+	// sections' sizes once decompressed.
+	s1Len, s1Raw, s2Raw int
 }
 
 // blockEvent is one event being written into a block. body is owned by the
@@ -101,15 +105,39 @@ func init() {
 }
 
 // appendBlockValue encodes evs, which must be sorted by sortBlockEvents,
-// into dst. scratch is a reusable buffer for the raw payload; the grown
-// scratch is returned for reuse.
+// into dst: a version-1 block compressed with S2 (or not at all) when best
+// is false, a columnar version-2 block (colblock.go) when it is true.
+// scratch is a reusable buffer for the raw payload of a version-1 block;
+// the grown scratch is returned for reuse.
 func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, scratchOut []byte) {
-	h := blockHeader{count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
+	if best {
+		return appendColumnarBlock(dst, evs, codecZstd), scratch
+	}
+	h, raw := appendV1Payload(scratch[:0], evs)
+	codec := byte(codecS2)
+	if len(raw) < smallBlock {
+		// Compressing one or two events saves next to nothing; the
+		// merger compresses them with their neighbours later.
+		codec = codecNone
+	}
+	return appendV1Value(dst, h, raw, codec), raw
+}
+
+// appendBlockValueV1 encodes evs as a version-1 block with codec. Only
+// tests still write version-1 zstd blocks, as the merger did before
+// version 2.
+func appendBlockValueV1(dst []byte, evs []blockEvent, codec byte) []byte {
+	h, raw := appendV1Payload(nil, evs)
+	return appendV1Value(dst, h, raw, codec)
+}
+
+// appendV1Payload appends the raw version-1 payload of evs to raw.
+func appendV1Payload(raw []byte, evs []blockEvent) (blockHeader, []byte) {
+	h := blockHeader{ver: valueV1, count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
 	for i := range evs {
 		h.minSeq = min(h.minSeq, evs[i].seq)
 		h.maxSeq = max(h.maxSeq, evs[i].seq)
 	}
-	raw := scratch[:0]
 	for i := range evs {
 		raw = binary.AppendUvarint(raw, evs[i].seq-h.minSeq)
 	}
@@ -125,45 +153,40 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 		raw = append(raw, evs[i].body...)
 	}
 	h.rawLen = len(raw)
-	h.codec = codecZstd
-	if !best {
-		h.codec = codecS2
-		if len(raw) < smallBlock {
-			// Compressing one or two events saves next to nothing; the
-			// merger compresses them with their neighbours later.
-			h.codec = codecNone
-		}
-	}
-	dst = append(dst, valueV1, h.codec)
+	return h, raw
+}
+
+// appendV1Value appends the version-1 block of header h and payload raw.
+func appendV1Value(dst []byte, h blockHeader, raw []byte, codec byte) []byte {
+	dst = append(dst, valueV1, codec)
 	dst = binary.AppendUvarint(dst, uint64(h.count))
 	dst = binary.AppendVarint(dst, h.minTime)
 	dst = binary.AppendVarint(dst, h.maxTime)
 	dst = binary.AppendUvarint(dst, h.minSeq)
 	dst = binary.AppendUvarint(dst, h.maxSeq)
 	dst = binary.AppendUvarint(dst, uint64(h.rawLen))
-	switch {
-	case h.codec == codecNone:
-		dst = append(dst, raw...)
-	case h.codec == codecS2:
+	switch codec {
+	case codecNone:
+		return append(dst, raw...)
+	case codecS2:
 		n := s2.MaxEncodedLen(len(raw))
 		dst = slices.Grow(dst, n)
 		enc := s2.Encode(dst[len(dst):len(dst)+n], raw)
-		dst = dst[:len(dst)+len(enc)]
+		return dst[:len(dst)+len(enc)]
 	default:
-		dst = encBest.EncodeAll(raw, dst)
+		return encBest.EncodeAll(raw, dst)
 	}
-	return dst, raw
 }
 
 var errCorrupt = errors.New("storage: corrupt value")
 
-// decodeBlockHeader parses the header of a block value and returns the
-// payload that follows it (aliasing v).
+// decodeBlockHeader parses the header of a block value of either version
+// and returns the payload that follows it (aliasing v).
 func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
-	if len(v) < 2 || v[0] != valueV1 {
+	if len(v) < 2 || (v[0] != valueV1 && v[0] != valueV2) {
 		return h, nil, fmt.Errorf("%w: block version %x", errCorrupt, v[:min(len(v), 1)])
 	}
-	h.codec = v[1]
+	h.ver, h.codec = v[0], v[1]
 	r := byteReader{b: v[2:]}
 	h.count = int(r.uvarint())
 	h.minTime = r.varint()
@@ -171,6 +194,19 @@ func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
 	h.minSeq = r.uvarint()
 	h.maxSeq = r.uvarint()
 	h.rawLen = int(r.uvarint())
+	if h.ver == valueV2 {
+		h.s1Len = int(r.uvarint())
+		h.s1Raw = int(r.uvarint())
+		h.s2Raw = int(r.uvarint())
+		// Each event takes at least six bytes of section 1 (a byte or
+		// more per head column), which bounds what decode allocates for
+		// count.
+		if r.err != nil || h.count <= 0 || h.rawLen < 0 || h.rawLen > 1<<30 || h.s1Raw < 0 || h.s1Raw > 1<<30 ||
+			h.s2Raw < 0 || h.s2Raw > 1<<30 || h.s1Len < 0 || h.s1Len > len(r.b) || h.count > h.s1Raw/6 {
+			return h, nil, fmt.Errorf("%w: block header", errCorrupt)
+		}
+		return h, r.b, nil
+	}
 	// Each event takes at least three bytes of rawLen (one per column's
 	// uvarint), which bounds what decode allocates for count.
 	if r.err != nil || h.count <= 0 || h.rawLen < 0 || h.rawLen > 1<<30 || h.count > h.rawLen/3 {
@@ -188,6 +224,7 @@ type decodedBlock struct {
 	ends  []int
 	body  []byte // the bodies region of raw
 	raw   []byte
+	colState
 }
 
 func (d *decodedBlock) len() int { return d.h.count }
@@ -202,12 +239,17 @@ func (d *decodedBlock) event(i int) (seq uint64, t int64, body []byte) {
 	return d.seqs[i], d.times[i], d.body[start:d.ends[i]]
 }
 
+// decode decodes a block value of either version whole.
 func (d *decodedBlock) decode(v []byte) error {
 	h, payload, err := decodeBlockHeader(v)
 	if err != nil {
 		return err
 	}
 	d.h = h
+	d.fromBodies = false
+	if h.ver == valueV2 {
+		return d.decodeV2(payload, nil)
+	}
 	switch h.codec {
 	case codecNone:
 		d.raw = append(d.raw[:0], payload...)
@@ -434,7 +476,7 @@ func getDecodedBlock() *decodedBlock {
 
 func putDecodedBlock(d *decodedBlock) {
 	// Do not pool the buffers of an unusually large block.
-	if cap(d.raw) > 16<<20 {
+	if cap(d.raw) > 16<<20 || cap(d.stage) > 16<<20 || cap(d.s2) > 16<<20 || cap(d.s1) > 8<<20 {
 		return
 	}
 	decodedBlockPool.Put(d)

@@ -30,7 +30,7 @@ func randomBlockEvents(seed uint64, n int, first uint64, baseMs int64) []blockEv
 	return evs
 }
 
-func blockEventsEqual(t *testing.T, d *decodedBlock, want []blockEvent) {
+func blockEventsEqual(t testing.TB, d *decodedBlock, want []blockEvent) {
 	t.Helper()
 	if d.len() != len(want) {
 		t.Fatalf("got %d events; want %d", d.len(), len(want))
@@ -43,16 +43,18 @@ func blockEventsEqual(t *testing.T, d *decodedBlock, want []blockEvent) {
 	}
 }
 
-// uncompressedBlockValue re-encodes a block value with codecNone.
+// uncompressedBlockValue encodes evs as a version-1 block with codecNone.
 func uncompressedBlockValue(t testing.TB, evs []blockEvent) []byte {
-	v, raw := appendBlockValue(nil, nil, evs, true /* best */)
-	_, payload, err := decodeBlockHeader(v)
-	if err != nil {
-		t.Fatal(err)
+	return appendBlockValueV1(nil, evs, codecNone)
+}
+
+// bodiesLen is the total size of the bodies of evs.
+func bodiesLen(evs []blockEvent) int {
+	n := 0
+	for _, e := range evs {
+		n += len(e.body)
 	}
-	hdr := v[:len(v)-len(payload)]
-	hdr[1] = codecNone
-	return append(slices.Clone(hdr), raw...)
+	return n
 }
 
 func TestBlockValueRoundTrip(t *testing.T) {
@@ -98,24 +100,31 @@ func TestBlockValueRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("decodeBlockHeader: %v", err)
 				}
-				// The merger's blocks use zstd; fresh ones are compressed
-				// (with whatever is fast) unless they are tiny.
+				// The merger's blocks are columnar and use zstd; fresh
+				// ones are version 1, compressed (with whatever is fast)
+				// unless they are tiny.
+				rawLen := len(raw)
 				switch {
-				case best && h.codec != codecZstd:
-					t.Errorf("got codec %d; want zstd (%d)", h.codec, codecZstd)
+				case best && (h.ver != valueV2 || h.codec != codecZstd):
+					t.Errorf("got version %d codec %d; want version 2, zstd (%d)", h.ver, h.codec, codecZstd)
+				case !best && h.ver != valueV1:
+					t.Errorf("got version %d; want 1", h.ver)
 				case !best && len(raw) < smallBlock && h.codec != codecNone:
 					t.Errorf("got codec %d for %d raw bytes; want none (%d)", h.codec, len(raw), codecNone)
 				case !best && len(raw) >= smallBlock && h.codec == codecNone:
 					t.Errorf("got codec none for %d raw bytes; want compression", len(raw))
+				}
+				if best {
+					rawLen = bodiesLen(tt.evs)
 				}
 				minSeq, maxSeq := uint64(math.MaxUint64), uint64(0)
 				for _, e := range tt.evs {
 					minSeq, maxSeq = min(minSeq, e.seq), max(maxSeq, e.seq)
 				}
 				if h.count != len(tt.evs) || h.minTime != tt.evs[0].time || h.maxTime != tt.evs[len(tt.evs)-1].time ||
-					h.minSeq != minSeq || h.maxSeq != maxSeq || h.rawLen != len(raw) {
+					h.minSeq != minSeq || h.maxSeq != maxSeq || h.rawLen != rawLen {
 					t.Errorf("got header %+v; want count=%d time=[%d, %d] seq=[%d, %d] rawLen=%d", h, len(tt.evs),
-						tt.evs[0].time, tt.evs[len(tt.evs)-1].time, minSeq, maxSeq, len(raw))
+						tt.evs[0].time, tt.evs[len(tt.evs)-1].time, minSeq, maxSeq, rawLen)
 				}
 
 				// Decode into a block that held something else before.
@@ -129,11 +138,19 @@ func TestBlockValueRoundTrip(t *testing.T) {
 				}
 				blockEventsEqual(t, d, tt.evs)
 
-				// The same payload, stored raw.
-				if err := d.decode(uncompressedBlockValue(t, tt.evs)); err != nil {
-					t.Fatalf("decode uncompressed: %v", err)
+				// The same events in the other forms a block may have on
+				// disk: version 1 raw or zstd (the merger's before
+				// version 2), version 2 raw.
+				for _, other := range [][]byte{
+					uncompressedBlockValue(t, tt.evs),
+					appendBlockValueV1(nil, tt.evs, codecZstd),
+					appendColumnarBlock(nil, tt.evs, codecNone),
+				} {
+					if err := d.decode(other); err != nil {
+						t.Fatalf("decode %x: %v", other[:2], err)
+					}
+					blockEventsEqual(t, d, tt.evs)
 				}
-				blockEventsEqual(t, d, tt.evs)
 			})
 		}
 	}
@@ -218,8 +235,10 @@ func blockHeaderBytes(codec byte, count uint64, minTime, maxTime int64, minSeq, 
 // rejected with ErrCorrupt.
 func corruptBlockValues(t testing.TB) map[string][]byte {
 	evs := randomBlockEvents(5, 200, 1, 0)
-	zstdV, _ := appendBlockValue(nil, nil, evs, true /* best */)
+	zstdV := appendBlockValueV1(nil, evs, codecZstd)
 	rawV := uncompressedBlockValue(t, evs[:3])
+	colV := appendColumnarBlock(nil, evs[:20], codecZstd)
+	colRaw := appendColumnarBlock(nil, generatedBlockEvents(t, 3, true), codecNone)
 	vs := map[string][]byte{
 		"nil":             nil,
 		"empty":           {},
@@ -249,6 +268,15 @@ func corruptBlockValues(t testing.TB) map[string][]byte {
 	for i := range len(rawV) {
 		vs[fmt.Sprintf("raw truncated to %d", i)] = rawV[:i]
 	}
+	for i := range len(colRaw) {
+		vs[fmt.Sprintf("columnar raw truncated to %d", i)] = colRaw[:i]
+	}
+	for i := 0; i < len(colV); i += 7 {
+		vs[fmt.Sprintf("columnar zstd truncated to %d", i)] = colV[:i]
+	}
+	vs["columnar trailing byte"] = append(slices.Clone(colRaw), 0)
+	vs["columnar zstd trailing byte"] = append(slices.Clone(colV), 0)
+	vs["version 3"] = append([]byte{3}, colRaw[1:]...)
 	for i := range len(zstdV) {
 		vs[fmt.Sprintf("zstd truncated to %d", i)] = zstdV[:i]
 	}
@@ -280,7 +308,9 @@ func TestDecodeCorruptBlock(t *testing.T) {
 func TestDecodeBlockBitFlips(t *testing.T) {
 	for _, v := range [][]byte{
 		uncompressedBlockValue(t, randomBlockEvents(7, 3, 1, 0)),
+		appendBlockValueV1(nil, randomBlockEvents(8, 3, 1, 0), codecZstd),
 		func() []byte { v, _ := appendBlockValue(nil, nil, randomBlockEvents(8, 3, 1, 0), true); return v }(),
+		appendColumnarBlock(nil, generatedBlockEvents(t, 2, true), codecNone),
 	} {
 		var d decodedBlock
 		for i := range len(v) * 8 {
@@ -293,7 +323,7 @@ func TestDecodeBlockBitFlips(t *testing.T) {
 
 // checkDecodeBlock decodes v and, when that succeeds, reads every event and
 // checks that they re-encode to the same events.
-func checkDecodeBlock(t *testing.T, d *decodedBlock, v []byte) {
+func checkDecodeBlock(t testing.TB, d *decodedBlock, v []byte) {
 	t.Helper()
 	if err := d.decode(v); err != nil {
 		if !errors.Is(err, ErrCorrupt) {
@@ -311,12 +341,31 @@ func checkDecodeBlock(t *testing.T, d *decodedBlock, v []byte) {
 	if total != len(d.body) {
 		t.Fatalf("decode(%x): bodies are %d bytes; the block holds %d", v, total, len(d.body))
 	}
-	re, _ := appendBlockValue(nil, nil, evs, false /* best */)
-	var d2 decodedBlock
-	if err := d2.decode(re); err != nil {
-		t.Fatalf("decode(%x) re-encoded as %x does not decode: %v", v, re, err)
+	// The heads of a damaged block that still decodes need not match its
+	// bodies, but they are there, for the same events.
+	var hd decodedBlock
+	if err := hd.decodeHead(v); err != nil || hd.len() != d.len() {
+		t.Fatalf("decode(%x) succeeded; decodeHead got %d events, %v", v, hd.len(), err)
 	}
-	blockEventsEqual(t, &d2, evs)
+	for i := range d.len() {
+		if h := hd.head(i); h.seq != d.seqs[i] || h.time != d.times[i] {
+			t.Fatalf("decode(%x): head %d is seq %d time %d; event is seq %d time %d", v, i, h.seq, h.time, d.seqs[i], d.times[i])
+		}
+	}
+	for _, f := range []*Filter{{Events: map[string]bool{"e": true}}, {UserID: "u", HasUserID: true}, {Exclude: map[string]bool{"u": true}}} {
+		if err := hd.decodeWhere(v, f); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decodeWhere(%x): got error %v; want one wrapping ErrCorrupt", v, err)
+		}
+	}
+	for _, best := range []bool{false, true} {
+		re, _ := appendBlockValue(nil, nil, evs, best)
+		var d2 decodedBlock
+		if err := d2.decode(re); err != nil {
+			t.Fatalf("decode(%x) re-encoded as %x does not decode: %v", v, re, err)
+		}
+		blockEventsEqual(t, &d2, evs)
+		checkHeads(t, &d2, re)
+	}
 }
 
 func TestDecodeCorruptValues(t *testing.T) {
@@ -371,6 +420,18 @@ func FuzzDecodeBlock(f *testing.F) {
 	f.Add(small)
 	f.Add(large)
 	f.Add(best)
+	f.Add(appendBlockValueV1(nil, randomBlockEvents(11, 5, 1, -86_400_000), codecZstd))
+	f.Add(appendColumnarBlock(nil, generatedBlockEvents(f, 2, true), codecNone))
+	f.Add(appendColumnarBlock(nil, generatedBlockEvents(f, 3, false), codecNone))
+	f.Add(appendColumnarBlock(nil, oddBlockEvents()[:4], codecNone))
+	// Event lists, one body per line, for the round trip below.
+	for _, evs := range [][]blockEvent{generatedBlockEvents(f, 3, true), oddBlockEvents()[:8]} {
+		var lines []byte
+		for _, e := range evs {
+			lines = append(append(lines, e.body...), '\n')
+		}
+		f.Add(lines)
+	}
 	f.Add(appendGroupValue(nil, &groupValue{last: 9, count: 2, rawBytes: 40, days: []int32{-3, 20250}}))
 	f.Add(appendDedupValue(nil, 1_796_076_444))
 	f.Add(appendUint64Value(nil, 1<<20))
@@ -382,6 +443,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v []byte) {
 		var d decodedBlock
 		checkDecodeBlock(t, &d, v)
+		checkColumnarRoundTrip(t, eventsFromLines(v))
 
 		var g groupValue
 		if err := decodeGroupValue(v, &g); err != nil {
