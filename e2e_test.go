@@ -778,6 +778,35 @@ func TestE2EHTTP(t *testing.T) {
 		}
 	})
 
+	// What a page of another site can make a browser that holds admin
+	// credentials for Trove do (issue 13): read nothing, change nothing.
+	t.Run("foreign origin with credentials", func(t *testing.T) {
+		basic := "Authorization: Basic " + base64Std(adminSecret+":")
+		const evil = "Origin: https://evil.example"
+		for _, path := range []string{"/admin/tokens", "/admin/apps", "/v1/export/events?appKey=" + demoApp, "/v1/users/profile?appKey=" + demoApp + "&userId=u1"} {
+			r := request(t, "GET", base+path, nil, basic, evil, "Sec-Fetch-Site: cross-site")
+			if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("GET %s from another origin: CORS headers %v; want none, so that the page cannot read it", path, r.header)
+			}
+			p := request(t, "OPTIONS", base+path, nil, evil, "Access-Control-Request-Method: GET", "Access-Control-Request-Headers: authorization")
+			if p.header.Get("Access-Control-Allow-Origin") != "" {
+				t.Errorf("preflight of GET %s: Access-Control-Allow-Origin %q; want none", path, p.header.Get("Access-Control-Allow-Origin"))
+			}
+		}
+		// A form post (a simple request, sent without a preflight).
+		r := request(t, "POST", base+"/admin/apps", strings.NewReader(`{"name":"planted"}`), basic, evil, "Sec-Fetch-Site: cross-site", "Content-Type: text/plain")
+		if r.status != http.StatusForbidden {
+			t.Errorf("cross-site POST /admin/apps: %d %s; want 403", r.status, r.body)
+		}
+		if list := request(t, "GET", base+"/admin/apps", nil, "Authorization: Bearer "+adminSecret); strings.Contains(string(list.body), "planted") {
+			t.Errorf("the cross-site POST created an app: %s", list.body)
+		}
+		p := request(t, "OPTIONS", base+"/v1/users/profile", nil, evil, "Access-Control-Request-Method: DELETE")
+		if p.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight of DELETE /v1/users/profile: Access-Control-Allow-Origin %q; want none", p.header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+
 	for _, path := range []string{"/healthz", "/readyz"} {
 		t.Run(path, func(t *testing.T) {
 			if r := request(t, "GET", base+path, nil); r.status != http.StatusOK {

@@ -19,11 +19,16 @@ func segmentPost(t *testing.T, addr, path string, body []byte, header ...string)
 	return request(t, "POST", "http://"+addr+path, bytes.NewReader(body), header...)
 }
 
+// publicProfilesConfig is testConfig with public_profile_writes = true for
+// the demo app: identify and alias sent with its appKey alone change
+// profiles.
+var publicProfilesConfig = strings.Replace(testConfig, `app_key = "`+demoApp+`"`, `app_key = "`+demoApp+`"`+"\npublic_profile_writes = true", 1)
+
 // TestSegmentBadInput: malformed messages are named and quarantined, the
 // rest stored; unknown types are kept with their reason; the size limits,
 // gzip, the write key in the body and wrong keys.
 func TestSegmentBadInput(t *testing.T) {
-	addr, _, _ := startServer(t, testConfig)
+	addr, _, _ := startServer(t, publicProfilesConfig)
 	big := strings.Repeat("x", 33<<10)
 	batch := `{"sentAt":"2026-01-02T03:04:05Z","context":{"library":{"name":"curl"}},"batch":[
 		{"type":"track","event":"Signed Up","userId":"u1","messageId":"s-1","timestamp":"2026-01-02T03:04:00Z","properties":{"plan":"pro"},"context":{"app":{"name":"shop"}},"extra":{"kept":true}},

@@ -156,11 +156,13 @@ func sdkMessages(t *testing.T, prefix string, enqueue func(kind, id, user, name 
 }
 
 func TestSegmentSDKs(t *testing.T) {
+	// A server-side SDK's write key: a token with ingest scope for the app,
+	// which changes profiles by default.
 	t.Run("segment analytics-go v3", func(t *testing.T) {
 		addr, _, _ := startServer(t, testConfig)
 		log := &sdkLog{}
 		cb := newSDKCallbacks(segmentMessageID)
-		client, err := segment.NewWithConfig(demoApp, segment.Config{
+		client, err := segment.NewWithConfig(backendSecret, segment.Config{
 			Endpoint:   "http://" + addr,
 			Interval:   20 * time.Millisecond,
 			BatchSize:  250,
@@ -197,8 +199,10 @@ func TestSegmentSDKs(t *testing.T) {
 		checkSDKDelivery(t, addr, cb, want, log)
 	})
 
+	// The appKey as write key changes profiles once the app opts in
+	// (public_profile_writes).
 	t.Run("rudderstack analytics-go v4", func(t *testing.T) {
-		addr, _, _ := startServer(t, testConfig)
+		addr, _, _ := startServer(t, publicProfilesConfig)
 		log := &sdkLog{}
 		cb := newSDKCallbacks(rudderMessageID)
 		client, err := rudder.NewWithConfig(demoApp, rudder.Config{

@@ -16,4 +16,9 @@ var (
 	// clockHook replaces the server's clock for ingest and for the store's
 	// dedup window (tests that simulate hours passing).
 	clockHook func() time.Time
+	// commitHook runs in every store commit once it holds the store open
+	// (tests that race shutdown with commits), and shutdownHook replaces
+	// the shutdown plan (tests of its deadlines, shorter than 10 s).
+	commitHook   func()
+	shutdownHook *shutdownPlan
 )

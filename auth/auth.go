@@ -81,7 +81,12 @@ type App struct {
 	Name         string
 	AppKey       string
 	RequireToken bool
-	Source       Source
+	// PublicProfileWrites lets messages sent with the appKey alone change
+	// profiles through the SDK-compatible endpoints (identify, alias);
+	// without it they need a token with ingest scope, as the User Profiles
+	// API does.
+	PublicProfileWrites bool
+	Source              Source
 	// Created is when the admin API created the app; zero for the config's.
 	Created time.Time
 }

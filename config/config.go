@@ -90,12 +90,16 @@ type HTTP struct {
 
 // App is an application whose events Trove stores, declared in the file.
 type App struct {
-	Name         string   `toml:"name"`
-	AppKey       string   `toml:"app_key"`
-	RequireToken bool     `toml:"require_token"`
-	RateLimit    float64  `toml:"rate_limit"`
-	RateBurst    int      `toml:"rate_burst"`
-	Retention    Duration `toml:"retention"`
+	Name         string `toml:"name"`
+	AppKey       string `toml:"app_key"`
+	RequireToken bool   `toml:"require_token"`
+	// PublicProfileWrites lets identify and alias messages sent with the
+	// appKey alone change profiles (segment.Handler); by default they are
+	// stored as events only, and changing profiles takes a token.
+	PublicProfileWrites bool     `toml:"public_profile_writes"`
+	RateLimit           float64  `toml:"rate_limit"`
+	RateBurst           int      `toml:"rate_burst"`
+	Retention           Duration `toml:"retention"`
 }
 
 // Token is an API credential declared in the file. Exactly one of Secret
@@ -328,6 +332,9 @@ func (cfg *Config) Validate() error {
 		}
 		if a.RateBurst < 0 {
 			bad(p+".rate_burst", "must not be negative")
+		}
+		if a.PublicProfileWrites && a.RequireToken {
+			bad(p+".public_profile_writes", "has no effect while require_token is true (nothing is taken with the appKey alone): set one of them")
 		}
 		if a.RateBurst > 0 && a.RateLimit == 0 {
 			bad(p+".rate_burst", "has no effect while rate_limit is 0 (unlimited): set rate_limit too")

@@ -155,6 +155,8 @@ func TestBadConfigs(t *testing.T) {
 		{"token_undeclared_app.bad.toml", []string{`tokens[0].apps: "no-such-app-key" is not an app_key declared in [[apps]]`}},
 		{"duplicate_app_key.bad.toml", []string{`apps[1].app_key: "yz1Jn-0pSnekg58etEQO4A" is declared twice`}},
 		{"request_below_event.bad.toml", []string{"ingest.max_request_bytes: must be at least ingest.max_event_bytes (65536), got 32768"}},
+		{"public_profile_writes.bad.toml", []string{"apps[0].public_profile_writes: has no effect while require_token is true"}},
+		{"public_profile_writes_type.bad.toml", []string{"line 4, column 25", "of type bool"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
 		{"log_format.bad.toml", []string{`log_format: "pretty" is not one of auto, json, text`}},
 		{"limits.bad.toml", []string{

@@ -8,6 +8,7 @@
 // the clock-skew rule, deduplicates it by messageId and stores or
 // quarantines it exactly as POST /v1/events does; identify and alias
 // messages also become profile updates through package profile
-// (traits.go). The README's "Segment and RudderStack SDKs" section has
+// (traits.go), when the write key is a token with ingest scope or the app
+// sets public_profile_writes: the appKey alone is public. The README's "Segment and RudderStack SDKs" section has
 // the mapping table.
 package segment

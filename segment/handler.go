@@ -63,7 +63,22 @@ type Result struct {
 	Duplicates int                `json:"duplicates"`
 	Rejected   int                `json:"rejected"`
 	Errors     []ingest.ItemError `json:"errors"`
+	// ProfilesUnchanged counts the identify and alias messages that were
+	// stored as events but changed no profile, since the request carried
+	// the appKey alone (public_profile_writes); Warnings names them.
+	ProfilesUnchanged int                `json:"profilesUnchanged,omitempty"`
+	Warnings          []ingest.ItemError `json:"warnings,omitempty"`
 }
+
+// publicProfileWarning is the warning of a message whose profile change
+// was not applied.
+const publicProfileWarning = "stored as an event; no profile changed: with the public appKey as write key, " +
+	"identify and alias change profiles only if the app has public_profile_writes = true; " +
+	"send a token with ingest scope for the app as write key to change them"
+
+// maxWarnings caps the warnings listed in one answer, as ingest caps the
+// errors; ProfilesUnchanged counts them all.
+const maxWarnings = 100
 
 // pathKind returns the message type a single-message path implies, and
 // whether the path is /v1/batch.
@@ -144,9 +159,16 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		}
 		writeKey = s
 	}
-	appKey, err := h.resolveApp(ctx, writeKey)
+	appKey, byToken, err := h.resolveApp(ctx, writeKey)
 	if err != nil {
 		return err
+	}
+	// The appKey is public (it ships in every browser and app build): it
+	// may add events, but changing profiles takes what the User Profiles
+	// API takes, a token, unless the app opts out.
+	profileWrites := byToken
+	if app, ok := h.reg.App(appKey); ok && app.PublicProfileWrites {
+		profileWrites = true
 	}
 
 	b := h.events.NewBatch(ingest.ClientIP(ctx), translationSlack)
@@ -160,6 +182,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		// messageIds) until it is stored, so it only grows.
 		arena []byte
 		profs []profileUpdate
+		// unchanged are the identify and alias messages stored whose
+		// profile change is not applied (!profileWrites).
+		unchanged []ingest.ItemError
 	)
 	for i, raw := range msgs {
 		k := pathType
@@ -209,13 +234,18 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 				reject("traits", "invalid_event", "traits must be an object, got "+ingest.KindOf(m.traits))
 				continue
 			}
+			if !profileWrites {
+				break
+			}
 			userID := identity(m.userID)
 			if userID == nil {
 				userID = identity(m.anonymousID)
 			}
 			prof = appendIdentify(nil, userID, m.traits)
 		case kindAlias:
-			prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
+			if profileWrites {
+				prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
+			}
 		}
 		if prof != nil {
 			if err := h.profiles.Check(prof); err != nil {
@@ -234,6 +264,10 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		}
 		if prof != nil {
 			profs = append(profs, profileUpdate{index: i, obj: prof})
+		} else if k == kindIdentify || k == kindAlias {
+			index := i
+			unchanged = append(unchanged, ingest.ItemError{Index: &index, MessageID: string(b.Events[len(b.Events)-1].MessageID),
+				Field: "writeKey", Message: publicProfileWarning})
 		}
 	}
 
@@ -252,7 +286,12 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	out, err := json.Marshal(Result{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors})
+	answer := Result{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors,
+		ProfilesUnchanged: len(unchanged)}
+	if len(unchanged) > 0 {
+		answer.Warnings = unchanged[:min(len(unchanged), maxWarnings)]
+	}
+	out, err := json.Marshal(answer)
 	if err != nil {
 		return fmt.Errorf("cannot encode answer: %w", err)
 	}
@@ -319,47 +358,48 @@ func profileError(err error) (field, msg string) {
 }
 
 // resolveApp returns the app a request's write key names: the HTTP Basic
-// user name (or a Bearer token), else writeKey from the body. A write key
-// is an appKey, or a token with ingest scope for exactly one app (the way
-// to send to an app with require_token).
-func (h *Handler) resolveApp(ctx *fasthttp.RequestCtx, bodyKey []byte) (string, error) {
+// user name (or a Bearer token), else writeKey from the body, and whether
+// the key is a token. A write key is an appKey, or a token with ingest
+// scope for exactly one app (the way to send to an app with require_token,
+// and to change profiles).
+func (h *Handler) resolveApp(ctx *fasthttp.RequestCtx, bodyKey []byte) (appKey string, byToken bool, err error) {
 	secret, present, err := auth.Credential(ctx.Request.Header.Peek("Authorization"))
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	key := secret
 	if !present {
 		key = bodyKey
 	}
 	if len(key) == 0 {
-		return "", fmt.Errorf("%w: no write key: send the app's appKey as the HTTP Basic user name (empty password), or as writeKey in the body", auth.ErrUnauthenticated)
+		return "", false, fmt.Errorf("%w: no write key: send the app's appKey as the HTTP Basic user name (empty password), or as writeKey in the body", auth.ErrUnauthenticated)
 	}
 	if app, ok := h.reg.App(string(key)); ok {
 		if app.RequireToken {
-			return "", fmt.Errorf("%w: app %q requires a token: use a token with ingest scope for this app as the write key", auth.ErrUnauthenticated, app.AppKey)
+			return "", false, fmt.Errorf("%w: app %q requires a token: use a token with ingest scope for this app as the write key", auth.ErrUnauthenticated, app.AppKey)
 		}
-		return app.AppKey, nil
+		return app.AppKey, false, nil
 	}
 	tok := auth.TokenOf(ctx)
 	if tok == nil || !present {
 		if tok, err = h.reg.Authenticate(key); err != nil {
-			return "", fmt.Errorf("%w: the write key is neither a known appKey nor a valid token", auth.ErrUnauthenticated)
+			return "", false, fmt.Errorf("%w: the write key is neither a known appKey nor a valid token", auth.ErrUnauthenticated)
 		}
 	}
 	if tok.Scopes&auth.ScopeIngest == 0 {
-		return "", fmt.Errorf("%w: token %q does not have ingest scope", auth.ErrForbidden, tok.Name)
+		return "", false, fmt.Errorf("%w: token %q does not have ingest scope", auth.ErrForbidden, tok.Name)
 	}
 	app, ok := tok.OnlyApp()
 	if !ok {
-		return "", fmt.Errorf("%w: token %q covers more than one app: a token used as write key must cover exactly one", auth.ErrForbidden, tok.Name)
+		return "", false, fmt.Errorf("%w: token %q covers more than one app: a token used as write key must cover exactly one", auth.ErrForbidden, tok.Name)
 	}
-	return app, nil
+	return app, true, nil
 }
 
 // ClusterInfo handles GET /cluster-info, which RudderStack's SDKs ask to
 // spread batches over a cluster's nodes: Trove is one node.
 func (h *Handler) ClusterInfo(ctx *fasthttp.RequestCtx) error {
-	if _, err := h.resolveApp(ctx, nil); err != nil {
+	if _, _, err := h.resolveApp(ctx, nil); err != nil {
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)

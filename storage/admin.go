@@ -118,22 +118,20 @@ func (db *DB) TokenRecords() ([]TokenRecord, error) {
 
 // setSynced writes one key with fsync, unless the store is closed.
 func (db *DB) setSynced(k, v []byte) error {
-	db.readers.RLock()
-	defer db.readers.RUnlock()
-	if db.closed.Load() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
+	defer db.leave()
 	return db.pdb.Set(k, v, pebble.Sync)
 }
 
 // scanNamespace calls fn with every key and value of ns; both are borrowed
 // for the call only.
 func (db *DB) scanNamespace(ns Namespace, fn func(k, v []byte) error) error {
-	db.readers.RLock()
-	defer db.readers.RUnlock()
-	if db.closed.Load() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
+	defer db.leave()
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(ns)}, UpperBound: []byte{byte(ns) + 1}})
 	if err != nil {
 		return err

@@ -66,6 +66,11 @@ type Options struct {
 
 	// fs, when set, is the file system the store lives on (tests).
 	fs vfs.FS
+
+	// CommitHook, when set, is called by every Writer and ProfileTxn commit
+	// once it holds the store open, before it writes (tests that race
+	// Close with commits).
+	CommitHook func()
 }
 
 // DB is Trove's store: events, their deduplication index, the quarantine
@@ -98,8 +103,9 @@ type DB struct {
 
 	closed atomic.Bool
 	// readers is read-locked by each open Snapshot (from NewSnapshot to its
-	// Close, possibly on another goroutine); Close write-locks it to wait
-	// for them.
+	// Close, possibly on another goroutine), each ProfileTxn (from
+	// BeginProfiles to its Close) and each other operation on Pebble while
+	// it runs (enter); Close write-locks it to wait for them.
 	readers   sync.RWMutex
 	mergeStop chan struct{}
 	// mergeCtx is cancelled by Close, stopping a compaction the merger
@@ -275,6 +281,27 @@ func (db *DB) load() error {
 	return nil
 }
 
+// enter holds the store open for one operation on Pebble, until leave:
+// Close waits for it. Once Close has begun it returns ErrClosed, holding
+// nothing. It never blocks, so an operation that starts while Close waits
+// is refused rather than queued behind it, and one that already holds the
+// store (a ProfileTxn) cannot deadlock with Close by entering again.
+func (db *DB) enter() error {
+	// Only Close write-locks readers, so TryRLock fails only once Close
+	// waits for it or holds it.
+	if db.closed.Load() || !db.readers.TryRLock() {
+		return ErrClosed
+	}
+	if db.closed.Load() {
+		db.readers.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// leave ends what enter began.
+func (db *DB) leave() { db.readers.RUnlock() }
+
 // App returns the id of a registered app.
 func (db *DB) App(appKey string) (uint32, error) {
 	db.apps.RLock()
@@ -292,6 +319,10 @@ func (db *DB) EnsureApp(appKey string) (uint32, error) {
 	if id, err := db.App(appKey); err == nil {
 		return id, nil
 	}
+	if err := db.enter(); err != nil {
+		return 0, err
+	}
+	defer db.leave()
 	db.apps.Lock()
 	defer db.apps.Unlock()
 	if id, ok := db.apps.byKey[appKey]; ok {
@@ -312,6 +343,10 @@ func (db *DB) Watermark() (uint64, <-chan struct{}) { return db.seq.watermark() 
 
 // GetMeta returns a copy of the named meta value, or nil when absent.
 func (db *DB) GetMeta(name string) ([]byte, error) {
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.leave()
 	v, closer, err := db.pdb.Get(appendMetaKey(nil, name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -328,6 +363,10 @@ func (db *DB) GetMeta(name string) ([]byte, error) {
 
 // SetMeta durably stores a named meta value.
 func (db *DB) SetMeta(name string, value []byte) error {
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.leave()
 	return db.pdb.Set(appendMetaKey(nil, name), append([]byte{valueV1}, value...), pebble.Sync)
 }
 
@@ -362,7 +401,7 @@ func (db *DB) Close() error {
 	<-db.dedupDone
 	<-db.dedupFlushDone
 	// Scans check closed between steps and stop with ErrClosed, so this
-	// wait is short even for a long export.
+	// wait is short even for a long export; writes in flight finish.
 	db.readers.Lock()
 	defer db.readers.Unlock()
 	if err := db.flushDedup(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -835,6 +836,114 @@ func TestClose(t *testing.T) {
 		t.Errorf("Commit: got %v; want ErrClosed", err)
 	}
 	w.Close()
+	// Every other write, and the reads that go to Pebble, refuse too:
+	// none may reach a closed Pebble, which panics.
+	if _, err := db.EnsureApp("new-app"); !errors.Is(err, ErrClosed) {
+		t.Errorf("EnsureApp: got %v; want ErrClosed", err)
+	}
+	if err := db.SetMeta("m", []byte("v")); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetMeta: got %v; want ErrClosed", err)
+	}
+	if _, err := db.GetMeta("m"); !errors.Is(err, ErrClosed) {
+		t.Errorf("GetMeta: got %v; want ErrClosed", err)
+	}
+	if err := db.PutApp(AppRecord{AppKey: "new-app", Name: "n"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("PutApp: got %v; want ErrClosed", err)
+	}
+	if _, err := db.AppRecords(); !errors.Is(err, ErrClosed) {
+		t.Errorf("AppRecords: got %v; want ErrClosed", err)
+	}
+	if _, err := db.BeginProfiles(1, testNow); !errors.Is(err, ErrClosed) {
+		t.Errorf("BeginProfiles: got %v; want ErrClosed", err)
+	}
+}
+
+// TestCloseWaitsForWrites: writes that passed their check that the store
+// is open while Close begins (held in CommitHook, as a slow fsync would
+// hold them) finish and are durable; Close waits for them, and what starts
+// meanwhile is refused with ErrClosed, never a panic of a closed Pebble.
+func TestCloseWaitsForWrites(t *testing.T) {
+	dir := t.TempDir()
+	var hold atomic.Bool
+	entered := make(chan struct{}, 16)
+	release := make(chan struct{})
+	opts := Options{DedupWindow: time.Hour, Now: func() time.Time { return testNow }, CommitHook: func() {
+		if hold.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+	}}
+	db := openDiskDB(t, dir, opts)
+	app := ensureApp(t, db, "a")
+	hold.Store(true)
+
+	const writers = 4
+	errs := make(chan error, writers+1)
+	for i := range writers {
+		go func() {
+			_, err := storeOnce(db, testNow, dedupKeys(app, fmt.Sprintf("id-%d", i)))
+			errs <- err
+		}()
+	}
+	go func() {
+		txn, err := db.BeginProfiles(app, testNow)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer txn.Close()
+		txn.PutProfile(testProfileID(1), []byte(`{"userId":"u1"}`))
+		txn.SetUser([]byte("u1"), testProfileID(1))
+		errs <- txn.Commit()
+	}()
+	for range writers + 1 {
+		<-entered
+	}
+
+	var closeDone atomic.Bool
+	closed := make(chan error, 1)
+	go func() {
+		err := db.Close()
+		closeDone.Store(true)
+		closed <- err
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		if !db.closed.Load() {
+			return errors.New("Close has not begun")
+		}
+		return nil
+	})
+	// Started while Close waits: refused at once.
+	if _, err := storeOnce(db, testNow, dedupKeys(app, "late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("a write begun while Close waits: got %v; want ErrClosed", err)
+	}
+	if _, err := db.EnsureApp("late-app"); !errors.Is(err, ErrClosed) {
+		t.Errorf("EnsureApp while Close waits: got %v; want ErrClosed", err)
+	}
+	if closeDone.Load() {
+		t.Fatal("Close returned while writes were committing")
+	}
+	close(release)
+	for range writers + 1 {
+		if err := <-errs; err != nil {
+			t.Errorf("a write in flight when Close began: %v; want it committed", err)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	hold.Store(false)
+	db = openDiskDB(t, dir, opts)
+	defer db.Close()
+	withSnapshot(t, db, func(s *Snapshot) {
+		if got := eventsBySeq(t, s, app, 0, ^uint64(0)); len(got) != writers {
+			t.Errorf("after reopening: %d events %v; want the %d committed while Close waited", len(got), got, writers)
+		}
+	})
+	if got := readProfile(t, db, app, ProfileLookup{UserID: []byte("u1")}); got == "" {
+		t.Error("after reopening: the profile committed while Close waited is missing")
+	}
 }
 
 // countGroups returns the number of group keys in the store.

@@ -76,7 +76,11 @@
 //	mergeMu (merger, purger, retention) -> floors, forgotten
 //	dedup reservations (logical, held from CheckDuplicates to Close)
 //	    -> dedupIndex.mu (filters), seqTracker.mu (Alloc), apps (EnsureApp)
-//	readers (read-locked by each Snapshot) is write-locked only by Close.
+//	readers (read-locked by each Snapshot, each ProfileTxn, and each write
+//	    while it runs) is write-locked only by Close, which so waits for
+//	    them. Operations take it without waiting (enter: refused once
+//	    Close has begun), so it has no place in the order above;
+//	    Checkpoint, Stats and Overview wait for it, holding nothing else.
 //
 // A reservation shard's mutex is held only to look up and insert, never
 // while waiting: a writer waits for another's reservation on that writer's

@@ -37,10 +37,11 @@ type ProfileTxn struct {
 }
 
 // BeginProfiles starts a profile transaction for app at server time now.
-// The caller must Close it.
+// The caller must Close it. The transaction holds the store open: Close
+// waits for it.
 func (db *DB) BeginProfiles(app uint32, now time.Time) (*ProfileTxn, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
 	v, _ := db.profileLocks.LoadOrStore(app, &sync.Mutex{})
 	mu := v.(*sync.Mutex)
@@ -175,8 +176,9 @@ func (t *ProfileTxn) SetAlias(label, aliasID []byte, id ProfileID) {
 // Commit writes the profiles put, each with a new change sequence that
 // replaces its previous one, and everything else set, in one batch.
 func (t *ProfileTxn) Commit() error {
-	if t.db.closed.Load() {
-		return ErrClosed
+	// The transaction holds the store open (BeginProfiles).
+	if h := t.db.opts.CommitHook; h != nil {
+		h()
 	}
 	if err := t.db.disk.err(); err != nil {
 		return err
@@ -225,6 +227,7 @@ func (t *ProfileTxn) Close() {
 	t.closed = true
 	t.batch.Close()
 	t.unlock()
+	t.db.leave()
 }
 
 // ProfileLookup names one profile by one of its identities.

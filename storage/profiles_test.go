@@ -438,16 +438,36 @@ func TestProfileTxnAppsIndependent(t *testing.T) {
 	txnA.Close()
 }
 
+// TestProfileTxnClosedDB: an open transaction holds the store open, so it
+// still commits while Close waits for it; after Close none begins.
 func TestProfileTxnClosedDB(t *testing.T) {
 	db := openTestDB(t, Options{DedupWindow: time.Hour})
 	app := ensureApp(t, db, "a")
 	txn := beginProfiles(t, db, app, testNow)
 	txn.PutProfile(testProfileID(1), []byte(`{}`))
-	db.Close()
-	if err := txn.Commit(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Commit on a closed DB: got %v; want ErrClosed", err)
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	waitFor(t, 10*time.Second, func() error {
+		if !db.closed.Load() {
+			return errors.New("Close has not begun")
+		}
+		return nil
+	})
+	if _, err := db.BeginProfiles(app, testNow); !errors.Is(err, ErrClosed) {
+		t.Fatalf("BeginProfiles while Close waits: got %v; want ErrClosed", err)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatalf("Commit of a transaction begun before Close: %v", err)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a transaction was open", err)
+	default:
 	}
 	txn.Close()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	if _, err := db.BeginProfiles(app, testNow); !errors.Is(err, ErrClosed) {
 		t.Fatalf("BeginProfiles on a closed DB: got %v; want ErrClosed", err)
 	}

@@ -23,13 +23,8 @@ type Snapshot struct {
 
 // NewSnapshot opens a Snapshot; the caller must Close it.
 func (db *DB) NewSnapshot() (*Snapshot, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
-	}
-	db.readers.RLock()
-	if db.closed.Load() {
-		db.readers.RUnlock()
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
 	// Watermark first: everything at or below it has committed, so the
 	// snapshot that follows contains it.
@@ -43,7 +38,7 @@ func (s *Snapshot) Watermark() uint64 { return s.watermark }
 // Close releases the view.
 func (s *Snapshot) Close() error {
 	err := s.snap.Close()
-	s.db.readers.RUnlock()
+	s.db.leave()
 	return err
 }
 

@@ -90,9 +90,10 @@ func (db *DB) NewWriter(now time.Time) *Writer {
 // keys must be added with AddKeyedEvent. keys and their MessageID slices
 // are retained until Close. It may be called once per Writer.
 func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
-	if w.db.closed.Load() {
-		return nil, ErrClosed
+	if err := w.db.enter(); err != nil {
+		return nil, err
 	}
+	defer w.db.leave()
 	if w.keys != nil {
 		panic("BUG: Writer.CheckDuplicates called twice")
 	}
@@ -181,9 +182,11 @@ func (w *Writer) Alloc(n int) (uint64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if w.db.closed.Load() {
-		return 0, ErrClosed
+	// Allocating may write the sequence lease.
+	if err := w.db.enter(); err != nil {
+		return 0, err
 	}
+	defer w.db.leave()
 	first, err := w.db.seq.alloc(n)
 	if err != nil {
 		return 0, fmt.Errorf("cannot allocate sequences: %w", err)
@@ -228,8 +231,12 @@ func (w *Writer) ensureBatch() {
 // Commit writes everything added in one atomic batch, durably when the
 // store syncs. After Commit the Writer must still be closed.
 func (w *Writer) Commit() error {
-	if w.db.closed.Load() {
-		return ErrClosed
+	if err := w.db.enter(); err != nil {
+		return err
+	}
+	defer w.db.leave()
+	if h := w.db.opts.CommitHook; h != nil {
+		h()
 	}
 	if err := w.db.disk.err(); err != nil {
 		return err

@@ -37,10 +37,11 @@ func (c *Config) withDefaults() {
 }
 
 // progressListener hands out connections whose writes fail once they make
-// no progress for timeout.
+// no progress for timeout, and keeps them in conns until they close.
 type progressListener struct {
 	net.Listener
 	timeout time.Duration
+	conns   *connSet
 }
 
 func (l progressListener) Accept() (net.Conn, error) {
@@ -48,7 +49,9 @@ func (l progressListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &progressConn{Conn: c, timeout: l.timeout}, nil
+	pc := &progressConn{Conn: c, timeout: l.timeout, conns: l.conns}
+	l.conns.add(pc)
+	return pc, nil
 }
 
 // progressConn bounds how long a write may go without the peer taking a
@@ -60,6 +63,13 @@ func (l progressListener) Accept() (net.Conn, error) {
 type progressConn struct {
 	net.Conn
 	timeout time.Duration
+	conns   *connSet
+}
+
+// Close closes the connection and forgets it.
+func (c *progressConn) Close() error {
+	c.conns.remove(c)
+	return c.Conn.Close()
 }
 
 func (c *progressConn) Write(p []byte) (int, error) {

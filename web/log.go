@@ -38,6 +38,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	id := requestID(ctx.Request.Header.Peek(HeaderRequestID))
 	ctx.Response.Header.Set(HeaderRequestID, id)
 	s.serve(ctx)
+	if s.draining.Load() {
+		// fasthttp says so only until its Shutdown returns; the
+		// connections still open must end with their answers.
+		ctx.Response.SetConnectionClose()
+	}
 
 	rec := s.newRecord(ctx, id)
 	if bs := ctx.Response.BodyStream(); bs != nil {

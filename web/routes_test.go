@@ -454,7 +454,7 @@ func TestCORS(t *testing.T) {
 			"Access-Control-Allow-Origin":   {"https://shop.example"},
 			"Access-Control-Allow-Methods":  {"POST", "OPTIONS"},
 			"Access-Control-Allow-Headers":  {"Content-Type", "Content-Encoding", "Authorization"},
-			"Access-Control-Expose-Headers": {"Retry-After", "X-Trove-Watermark"},
+			"Access-Control-Expose-Headers": {"Retry-After", "X-Request-Id"},
 			"Vary":                          {"Origin"},
 		}
 		for k, parts := range want {
@@ -464,6 +464,9 @@ func TestCORS(t *testing.T) {
 					t.Errorf("%s = %q; want it to contain %q", k, got, p)
 				}
 			}
+		}
+		if got := resp.header.Get("Access-Control-Allow-Credentials"); got != "" {
+			t.Errorf("Access-Control-Allow-Credentials = %q; want none, ever", got)
 		}
 	})
 	t.Run("error answers carry CORS headers", func(t *testing.T) {
@@ -564,5 +567,141 @@ func TestHealth(t *testing.T) {
 	// Health checks take no credentials, and bad ones do not matter.
 	if resp := do(t, "GET", srv.url+"/healthz", nil, map[string]string{"Authorization": "Bearer wrong"}); resp.status != http.StatusOK {
 		t.Errorf("/healthz with a bad token: status %d; want 200", resp.status)
+	}
+}
+
+// ingestRoutes are the routes that web pages of other origins may call
+// (SPEC section 3): the Events API and the SDK-compatible endpoints.
+var ingestRoutes = map[string]bool{
+	"POST /v1/events":   true,
+	"POST /v1/batch":    true,
+	"POST /v1/track":    true,
+	"POST /v1/identify": true,
+	"POST /v1/page":     true,
+	"POST /v1/screen":   true,
+	"POST /v1/alias":    true,
+	"POST /v1/group":    true,
+	"GET /cluster-info": true,
+}
+
+// TestCORSEveryRoute sends, to every route of the route table, what a web
+// page of a foreign origin makes a browser send: a preflight, then the
+// request itself with credentials. Only the ingest routes answer with CORS
+// headers; the others give a preflight no Access-Control-Allow-Origin and
+// refuse a cross-site write before the handler; none ever sends
+// Access-Control-Allow-Credentials.
+func TestCORSEveryRoute(t *testing.T) {
+	rec := &recorder{}
+	srv := startServer(t, web.Config{CORSOrigins: []string{"*"}}, rec.handlers(t))
+	const evil = "https://evil.example"
+	seen := map[string]bool{}
+	for _, r := range srv.Routes() {
+		key := r.Method + " " + r.Path
+		seen[key] = true
+		path := r.Path
+		if strings.HasSuffix(path, "/") && path != "/" {
+			path += "0123456789ab"
+		}
+		url := srv.url + path + "?appKey=" + testApp
+		ingest := ingestRoutes[key]
+		unsafe := r.Method != "GET" && r.Method != "HEAD"
+		t.Run(key, func(t *testing.T) {
+			noCredentialsHeader := func(what string, resp response) {
+				t.Helper()
+				if got := resp.header.Get("Access-Control-Allow-Credentials"); got != "" {
+					t.Errorf("%s: Access-Control-Allow-Credentials = %q; want none, on every route", what, got)
+				}
+			}
+			noCORS := func(what string, resp response) {
+				t.Helper()
+				for k := range resp.header {
+					if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+						t.Errorf("%s: %s = %q; want no CORS header: this route answers no cross-origin request", what, k, resp.header.Get(k))
+					}
+				}
+			}
+
+			pre := do(t, "OPTIONS", url, nil, map[string]string{
+				"Origin":                         evil,
+				"Access-Control-Request-Method":  r.Method,
+				"Access-Control-Request-Headers": "content-type, authorization",
+			})
+			noCredentialsHeader("preflight", pre)
+			if pre.status != http.StatusNoContent || !strings.Contains(pre.header.Get("Allow"), r.Method) {
+				t.Errorf("preflight: status %d, Allow %q; want 204 naming %s", pre.status, pre.header.Get("Allow"), r.Method)
+			}
+			if ingest {
+				if got := pre.header.Get("Access-Control-Allow-Origin"); got != evil {
+					t.Errorf("preflight: Access-Control-Allow-Origin = %q; want %q (an ingest route, cors_origins = [\"*\"])", got, evil)
+				}
+				if got := pre.header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, r.Method) {
+					t.Errorf("preflight: Access-Control-Allow-Methods = %q; want it to name %s", got, r.Method)
+				}
+			} else {
+				noCORS("preflight", pre)
+			}
+
+			// What the browser sends next (or, for a simple request such as
+			// a form post, without a preflight), with the credentials it
+			// holds.
+			resp := do(t, r.Method, url, nil, map[string]string{
+				"Origin":         evil,
+				"Sec-Fetch-Site": "cross-site",
+				"Authorization":  "Bearer " + allScopes,
+			})
+			calls := rec.take()
+			noCredentialsHeader("request", resp)
+			switch {
+			case ingest:
+				if resp.status != http.StatusOK || len(calls) != 1 {
+					t.Errorf("request: status %d, handler calls %+v; want 200 from the handler", resp.status, calls)
+				}
+				if got := resp.header.Get("Access-Control-Allow-Origin"); got != evil {
+					t.Errorf("request: Access-Control-Allow-Origin = %q; want %q", got, evil)
+				}
+			case unsafe:
+				if resp.status != http.StatusForbidden || len(calls) != 0 {
+					t.Errorf("request: status %d (%s), handler calls %+v; want 403 before the handler", resp.status, resp.body, calls)
+				}
+				noCORS("request", resp)
+			default:
+				// A read: its answer reaches the browser, which hides it from
+				// the page for want of Access-Control-Allow-Origin.
+				noCORS("request", resp)
+			}
+
+			if unsafe && !ingest {
+				// A browser that sends Origin but not Sec-Fetch-Site.
+				resp := do(t, r.Method, url, nil, map[string]string{"Origin": evil, "Authorization": "Bearer " + allScopes})
+				if calls := rec.take(); resp.status != http.StatusForbidden || len(calls) != 0 {
+					t.Errorf("request with Origin only: status %d, handler calls %+v; want 403 before the handler", resp.status, calls)
+				}
+				// The console's own requests, and clients that are no
+				// browser, pass.
+				for _, h := range []map[string]string{
+					{"Origin": srv.url, "Sec-Fetch-Site": "same-origin"},
+					{"Origin": srv.url},
+					{},
+				} {
+					h["Authorization"] = "Bearer " + allScopes
+					resp := do(t, r.Method, url, nil, h)
+					if calls := rec.take(); resp.status != http.StatusOK || len(calls) != 1 {
+						t.Errorf("request with %v: status %d (%s), handler calls %+v; want 200 from the handler", h, resp.status, resp.body, calls)
+					}
+					noCORS("same-origin request", resp)
+				}
+			}
+		})
+	}
+	for k := range ingestRoutes {
+		if !seen[k] {
+			t.Errorf("ingest route %s is not in the route table", k)
+		}
+	}
+
+	// Paths that no route takes: no preflight answer either.
+	if resp := do(t, "OPTIONS", srv.url+"/no/such/path", nil, map[string]string{"Origin": evil, "Access-Control-Request-Method": "POST"}); resp.status != http.StatusNotFound ||
+		resp.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("OPTIONS on an unknown path: status %d, Access-Control-Allow-Origin %q; want 404 and none", resp.status, resp.header.Get("Access-Control-Allow-Origin"))
 	}
 }

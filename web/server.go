@@ -3,10 +3,12 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -100,6 +102,11 @@ type Config struct {
 	Concurrency    int           // connections served at once
 	MaxConnsPerIP  int           // 0 is unlimited
 	MaxHeaderBytes int           // request line and headers
+	// DrainBytes and DrainTimeout bound how much of a refused body is read
+	// after its answer (drain.go); zero takes 4 × MaxRequestBytes (at
+	// least 1 MiB) and 5 s.
+	DrainBytes   int64
+	DrainTimeout time.Duration
 }
 
 // Server is Trove's HTTP server.
@@ -115,11 +122,17 @@ type Server struct {
 
 	// routeMetrics holds each route's series (metrics.go).
 	routeMetrics map[*Route]*obs.RouteMetrics
+	// drains holds a token per refused body being drained (drain.go).
+	drains chan struct{}
+	// conns are the open connections, draining is set once Shutdown has
+	// begun and refusing once Refuse has (shutdown.go).
+	conns              *connSet
+	draining, refusing atomic.Bool
 }
 
 // New builds the server and its route table.
 func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, reg: reg, log: log}
+	s := &Server{cfg: cfg, reg: reg, log: log, drains: make(chan struct{}, maxDrains), conns: &connSet{}}
 	s.routes = []Route{
 		{"GET", "/healthz", Public, 0, s.healthz},
 		{"GET", "/readyz", Public, 0, s.readyz},
@@ -177,6 +190,7 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		Concurrency:           cfg.Concurrency,
 		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 		ExpectHandler:         s.expect,
+		ErrorHandler:          s.readError,
 		NoDefaultServerHeader: false,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
@@ -198,7 +212,7 @@ func (s *Server) Listen() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = progressListener{ln, s.cfg.WriteTimeout}
+	s.ln = progressListener{ln, s.cfg.WriteTimeout, s.conns}
 	return ln.Addr().String(), nil
 }
 
@@ -209,9 +223,12 @@ func (s *Server) Serve() error { return s.srv.Serve(s.ln) }
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Shutdown stops accepting, waits for in-flight requests (or ctx), and
-// closes idle connections.
+// closes idle connections; every answer from now on closes its
+// connection. When ctx ends first, the requests still in flight go on:
+// Refuse ends them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.SetReady(false)
+	s.draining.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
 	// fasthttp's Shutdown misses a listener that Serve has not taken yet
 	// (a signal right after start); closing it ends Serve either way.
@@ -228,6 +245,24 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 		return fasthttp.StatusRequestEntityTooLarge
 	}
 	return fasthttp.StatusContinue
+}
+
+// readError answers a request that fasthttp could not read (headers, or
+// the first part of a body read before the handler), as fasthttp does,
+// except that once Refuse cut the reads it is the 503 of a shutdown.
+func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr *net.OpError
+	switch {
+	case s.refusing.Load():
+		writeError(ctx, s.log, fmt.Errorf("%w: the server stopped before this request was read; send it again", ErrShuttingDown))
+	case errors.As(err, &small):
+		ctx.Error("Too big request header", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		ctx.Error("Request timeout", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
+	}
 }
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) error {
@@ -256,65 +291,57 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		if p := recover(); p != nil {
 			// writeError logs it, once, as any 500.
-			writeError(ctx, s.log, fmt.Errorf("BUG: handler panicked: %v", p))
+			s.fail(ctx, fmt.Errorf("BUG: handler panicked: %v", p))
 		}
 	}()
-	s.cors(ctx)
-	if ctx.IsOptions() {
-		s.preflight(ctx)
+	if s.refusing.Load() {
+		s.fail(ctx, fmt.Errorf("%w: the server is stopping; send the request again", ErrShuttingDown))
 		return
 	}
 	path := ctx.Path()
+	if ctx.IsOptions() {
+		s.options(ctx, path)
+		return
+	}
 	r := s.route(ctx.Method(), path)
 	if r == nil {
-		var allow []string
-		for _, rt := range s.routes {
-			if pathMatches(rt.Path, string(path)) {
-				allow = append(allow, rt.Method)
-			}
+		allow, cors := s.methodsOf(path)
+		if cors {
+			s.cors(ctx) // a script on an ingest path can read the 405
 		}
 		if len(allow) > 0 {
 			ctx.Response.Header.Set("Allow", strings.Join(append(allow, "OPTIONS"), ", "))
-			writeError(ctx, s.log, fmt.Errorf("%w: %s takes %s, not %s", ErrMethodNotAllowed, path, strings.Join(allow, ", "), ctx.Method()))
+			s.fail(ctx, fmt.Errorf("%w: %s takes %s, not %s", ErrMethodNotAllowed, path, strings.Join(allow, ", "), ctx.Method()))
 			return
 		}
-		writeError(ctx, s.log, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
+		s.fail(ctx, fmt.Errorf("%w: no route for %s %s", ErrNotFound, ctx.Method(), path))
 		return
 	}
 	ctx.SetUserValue(routeKey{}, r) // for the request's log line and series
+	if crossOrigin(r) {
+		s.cors(ctx)
+	} else if crossSite(ctx) {
+		s.fail(ctx, fmt.Errorf("%w: %s %s takes no request from a web page of another origin (Origin %q); "+
+			"only the ingest endpoints do (CORS)", auth.ErrForbidden, r.Method, path, ctx.Request.Header.Peek("Origin")))
+		return
+	}
 	if err := s.authenticate(ctx, r); err != nil {
-		writeError(ctx, s.log, err)
+		s.fail(ctx, err)
 		return
 	}
 	if isWrite(r) {
 		// Refused before the body is read: nothing of it is stored.
 		if err := s.writeGateErr(); err != nil {
-			writeError(ctx, s.log, err)
+			s.fail(ctx, err)
 			return
 		}
 	}
 	if err := r.Handler(ctx); err != nil {
-		writeError(ctx, s.log, err)
-		drainBody(ctx)
-	}
-}
-
-// drainLimit is the most of a refused request's body that is read and
-// discarded before answering.
-const drainLimit = 1 << 20
-
-// drainBody reads what is left of a refused request's body, if that is at
-// most drainLimit, so that a client still sending it gets to read the
-// answer: closing a connection with unread bytes makes the kernel reset
-// it, and the reset can destroy the answer before the client has read it
-// (a 413 for a declared length, refused before any of the body is read).
-// A larger body is not read: the connection is closed on it.
-func drainBody(ctx *fasthttp.RequestCtx) {
-	if cl := ctx.Request.Header.ContentLength(); cl > drainLimit || cl == 0 {
-		return
-	}
-	if rs := ctx.RequestBodyStream(); rs != nil {
-		io.Copy(io.Discard, io.LimitReader(rs, drainLimit))
+		if s.refusing.Load() {
+			// Most likely a body read that Refuse cut short.
+			err = fmt.Errorf("%w: the server stopped before this request finished (%v); nothing of it was stored, send it again", ErrShuttingDown, err)
+		}
+		s.fail(ctx, err)
 	}
 }
 
@@ -375,6 +402,54 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, r *Route) error {
 	return nil
 }
 
+// crossOrigin reports whether web pages of other origins may call r (CORS,
+// SPEC section 3): the ingest routes, the Events API and the SDK-compatible
+// endpoints, whose credential is the app's public appKey. Export, profile,
+// admin and console routes answer no cross-origin request: a page elsewhere
+// must not read what a browser's credentials can, nor make it act.
+func crossOrigin(r *Route) bool { return r.Access == AppKey || r.Access == WriteKey }
+
+// methodsOf returns the methods of the routes that match path, and whether
+// any of them is crossOrigin.
+func (s *Server) methodsOf(path []byte) (methods []string, cors bool) {
+	p := string(path)
+	for i := range s.routes {
+		if pathMatches(s.routes[i].Path, p) {
+			methods = append(methods, s.routes[i].Method)
+			cors = cors || crossOrigin(&s.routes[i])
+		}
+	}
+	return methods, cors
+}
+
+// crossSite reports whether a request that may change something (any
+// method but GET, HEAD and OPTIONS) was sent by a browser from a page of
+// another origin, as net/http's CrossOriginProtection judges it: by
+// Sec-Fetch-Site, which every current browser sends, else by an Origin
+// whose host is not the request's Host. Clients that are not browsers send
+// neither and are not affected. Without CORS headers such a request's
+// answer is hidden from the page, but a simple one (a form post) would
+// still act; refusing it keeps credentials a browser holds for Trove from
+// being used by another site.
+func crossSite(ctx *fasthttp.RequestCtx) bool {
+	switch string(ctx.Method()) {
+	case "GET", "HEAD", "OPTIONS":
+		return false
+	}
+	if site := ctx.Request.Header.Peek("Sec-Fetch-Site"); len(site) > 0 {
+		return string(site) != "same-origin" && string(site) != "none"
+	}
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 {
+		return false
+	}
+	u, err := url.Parse(string(origin))
+	if err != nil || u.Host == "" {
+		return true // "null": a sandboxed page or a file
+	}
+	return !strings.EqualFold(u.Host, string(ctx.Host()))
+}
+
 func (s *Server) allowedOrigin(origin []byte) string {
 	for _, o := range s.cfg.CORSOrigins {
 		if o == "*" || strings.EqualFold(o, string(origin)) {
@@ -384,28 +459,45 @@ func (s *Server) allowedOrigin(origin []byte) string {
 	return ""
 }
 
-func (s *Server) cors(ctx *fasthttp.RequestCtx) {
+// cors sets the CORS headers of an answer on an ingest path to a request
+// from an allowed origin, and reports whether it did. It never sends
+// Access-Control-Allow-Credentials: a browser then sends no cookies or
+// stored HTTP credentials, and a page reads the answer only to what it
+// sent itself (an appKey, or a token it holds).
+func (s *Server) cors(ctx *fasthttp.RequestCtx) bool {
 	origin := ctx.Request.Header.Peek("Origin")
 	if len(origin) == 0 {
-		return
+		return false
 	}
+	h := &ctx.Response.Header
+	h.Add("Vary", "Origin")
 	allowed := s.allowedOrigin(origin)
 	if allowed == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", allowed)
+	h.Set("Access-Control-Expose-Headers", "Retry-After, "+HeaderRequestID)
+	return true
+}
+
+// options answers OPTIONS on path: 204 with the methods its routes take
+// in Allow, and on an ingest path a CORS preflight answer when the origin
+// is allowed. Elsewhere a preflight gets no Access-Control-* header,
+// and so the browser sends nothing.
+func (s *Server) options(ctx *fasthttp.RequestCtx, path []byte) {
+	methods, cors := s.methodsOf(path)
+	if len(methods) == 0 {
+		writeError(ctx, s.log, fmt.Errorf("%w: no route for OPTIONS %s", ErrNotFound, path))
 		return
 	}
 	h := &ctx.Response.Header
-	h.Set("Access-Control-Allow-Origin", allowed)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", "Retry-After, X-Trove-Watermark")
-	h.Add("Vary", "Origin")
-}
-
-func (s *Server) preflight(ctx *fasthttp.RequestCtx) {
-	h := &ctx.Response.Header
-	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, X-App-Key, Idempotency-Key")
-	h.Set("Access-Control-Max-Age", "86400")
-	h.Set("Allow", "GET, POST, DELETE, OPTIONS")
+	allow := strings.Join(append(methods, "OPTIONS"), ", ")
+	h.Set("Allow", allow)
+	if cors && s.cors(ctx) {
+		h.Set("Access-Control-Allow-Methods", allow)
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, "+HeaderRequestID)
+		h.Set("Access-Control-Max-Age", "86400")
+	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
