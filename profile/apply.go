@@ -67,16 +67,6 @@ func (p *Profile) builtin(name string) *string {
 	return nil
 }
 
-// hasAlias reports whether p carries a.
-func (p *Profile) hasAlias(a Alias) bool {
-	for _, b := range p.Aliases {
-		if a == b {
-			return true
-		}
-	}
-	return false
-}
-
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // apply applies the operations of u to p, in order.
