@@ -29,12 +29,19 @@ var activeFollowers atomic.Int64
 // being written right now.
 func ActiveFollowers() int64 { return activeFollowers.Load() }
 
-var streamParams = map[string]bool{"appKey": true, "since": true}
+var streamParams = map[string]bool{"appKey": true, "since": true, "envelope": true}
 
 // Stream serves GET /v1/stream/events: the app's events stored after since,
 // in ingest order, then each new one as the watermark moves over it, with
 // a blank line as a heartbeat when idle. The response stays open until the
 // client leaves or the server shuts down.
+//
+// By default each line is the stored event, exactly as an export gives it
+// (SPEC section 5). With envelope=1 each line is {"seq":N,"event":<stored
+// event>} and the heartbeat is {"watermark":N}, so that a follower cut off
+// anywhere knows the sequence of the last line it holds and reconnects
+// with since=N, repeating nothing and missing nothing: lines come in
+// sequence order and since is exclusive.
 //
 // A follower holds no snapshot while it waits: it only waits on the
 // watermark's channel, then reads the new range from a fresh snapshot, so
@@ -44,7 +51,7 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	var err error
 	args.VisitAll(func(k, _ []byte) {
 		if err == nil && !streamParams[string(k)] {
-			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey or since"}
+			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, since or envelope"}
 		}
 	})
 	if err != nil {
@@ -57,6 +64,14 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	since, err := uintParam(ctx, "since", 0)
 	if err != nil {
 		return err
+	}
+	envelope := false
+	switch v := string(args.Peek("envelope")); v {
+	case "", "0", "false":
+	case "1", "true":
+		envelope = true
+	default:
+		return &ParamError{Field: "envelope", Message: "envelope must be 1 or 0, got " + strconv.Quote(v)}
 	}
 	if err := h.authorize(ctx, app); err != nil {
 		return err
@@ -77,13 +92,14 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx: pass each batch on
 	ctx.Response.ImmediateHeaderFlush = true           // the client sees the headers before the first event
 	ctx.SetBodyStream(&follower{
-		db:    h.db,
-		log:   h.log,
-		app:   app,
-		id:    id,
-		since: since,
-		done:  ctx.Done(), // taken here: the body writer never touches ctx
-		stop:  make(chan struct{}),
+		db:       h.db,
+		log:      h.log,
+		app:      app,
+		id:       id,
+		since:    since,
+		envelope: envelope,
+		done:     ctx.Done(), // taken here: the body writer never touches ctx
+		stop:     make(chan struct{}),
 	}, -1)
 	return nil
 }
@@ -96,10 +112,13 @@ type follower struct {
 	app   string
 	id    uint32
 	since uint64
-	done  <-chan struct{} // closed when the server shuts down; nil outside a server
-	stop  chan struct{}   // closed by Close
-	once  sync.Once
-	pr    *io.PipeReader
+	// envelope wraps each line as {"seq":N,"event":…} and makes the
+	// heartbeat {"watermark":N}.
+	envelope bool
+	done     <-chan struct{} // closed when the server shuts down; nil outside a server
+	stop     chan struct{}   // closed by Close
+	once     sync.Once
+	pr       *io.PipeReader
 	doneHook
 }
 
@@ -131,9 +150,19 @@ func (f *follower) WriteTo(w io.Writer) (int64, error) {
 func (f *follower) follow(bw *bufio.Writer) error {
 	idle := time.NewTimer(StreamHeartbeat)
 	defer idle.Stop()
-	emit := func(_ uint64, _ int64, body []byte) error {
+	var num []byte // the follower's one buffer for formatting numbers
+	emit := func(seq uint64, _ int64, body []byte) error {
 		streamOut.Lines.Inc()
-		bw.Write(body)
+		if f.envelope {
+			num = strconv.AppendUint(num[:0], seq, 10)
+			bw.WriteString(`{"seq":`)
+			bw.Write(num)
+			bw.WriteString(`,"event":`)
+			bw.Write(body)
+			bw.WriteByte('}')
+		} else {
+			bw.Write(body)
+		}
 		return bw.WriteByte('\n')
 	}
 	last := f.since
@@ -156,6 +185,14 @@ func (f *follower) follow(bw *bufio.Writer) error {
 			case <-moved:
 				waiting = false
 			case <-idle.C:
+				if f.envelope {
+					// last is what this follower has sent all of: since=last
+					// after a cut skips the events of other apps too.
+					num = strconv.AppendUint(num[:0], last, 10)
+					bw.WriteString(`{"watermark":`)
+					bw.Write(num)
+					bw.WriteByte('}')
+				}
 				bw.WriteByte('\n')
 				if err := bw.Flush(); err != nil {
 					return err

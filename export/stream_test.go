@@ -291,3 +291,41 @@ func TestStreamBadRequests(t *testing.T) {
 		t.Error("a token without the app was let through")
 	}
 }
+
+// TestStreamEnvelope: with envelope=1 each line carries its sequence and
+// the heartbeat the follower's watermark, which moves over other apps'
+// events too; a bad value is refused before the stream starts.
+func TestStreamEnvelope(t *testing.T) {
+	setHeartbeat(t, 20*time.Millisecond)
+	db := openStore(t)
+	store(t, db, appA, bodies(0, 2), 1)
+	store(t, db, appB, bodies(9, 10), 1)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, _ := streamServer(t, h)
+	f := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&envelope=1")
+	for i, want := range []string{
+		`{"seq":1,"event":` + eventBody(0) + `}`,
+		`{"seq":2,"event":` + eventBody(1) + `}`,
+		`{"watermark":3}`,
+		`{"watermark":3}`,
+	} {
+		if got := f.next(t, true); got != want {
+			t.Fatalf("line %d: got %q; want %q", i, got, want)
+		}
+	}
+	f.resp.Body.Close()
+	g := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&envelope=1&since=1")
+	if got, want := g.next(t, true), `{"seq":2,"event":`+eventBody(1)+`}`; got != want {
+		t.Fatalf("after since=1: got %q; want %q", got, want)
+	}
+	g.resp.Body.Close()
+
+	resp, err := http.Get(base + "/v1/stream/events?appKey=" + appA + "&envelope=yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("envelope=yes: status %d; want 400", resp.StatusCode)
+	}
+}

@@ -67,16 +67,6 @@ func (p *Profile) builtin(name string) *string {
 	return nil
 }
 
-// hasAlias reports whether p carries a.
-func (p *Profile) hasAlias(a Alias) bool {
-	for _, b := range p.Aliases {
-		if a == b {
-			return true
-		}
-	}
-	return false
-}
-
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // apply applies the operations of u to p, in order.
@@ -144,19 +134,21 @@ func applyOp(p *Profile, o op) error {
 		if err := unmarshalNumbers(o.raw, &args); err != nil {
 			return fmt.Errorf("%s: bad array", o.field)
 		}
-		haveRaw := rawElems(have)
+		// Sets, not scans of slices: comparing each element with every
+		// other one made a request of large arrays quadratic.
 		if o.kind == opAdd {
+			seen := setOf(rawElems(have))
 			for i, a := range rawElems(args) {
-				if !contains(haveRaw, a) {
+				if _, ok := seen[a]; !ok {
 					have = append(have, args[i])
-					haveRaw = append(haveRaw, a)
+					seen[a] = struct{}{}
 				}
 			}
 		} else {
-			argRaw := rawElems(args)
+			drop := setOf(rawElems(args))
 			kept := have[:0]
-			for i, h := range haveRaw {
-				if !contains(argRaw, h) {
+			for i, h := range rawElems(have) {
+				if _, ok := drop[h]; !ok {
 					kept = append(kept, have[i])
 				}
 			}
@@ -210,13 +202,13 @@ func rawElems(xs []json.Number) []string {
 	return out
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
+// setOf returns the set of xs.
+func setOf(xs []string) map[string]struct{} {
+	set := make(map[string]struct{}, len(xs))
+	for _, x := range xs {
+		set[x] = struct{}{}
 	}
-	return false
+	return set
 }
 
 // add returns a+b: integer when both are integers and the sum fits in

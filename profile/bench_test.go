@@ -80,25 +80,74 @@ func BenchmarkApplyUpdate(b *testing.B) {
 }
 
 // BenchmarkDecodeRequest measures decoding and validating a request of 100
-// profile objects of ten fields each.
+// profile objects of ten fields each, then, in the add-distinct cases,
+// decoding and applying (as FuzzDecodeRequest does) a request whose profiles
+// each add n distinct elements to an array: its cost per byte must stay flat
+// as n grows tenfold, since comparing each element with every other one
+// made it grow with n (a fuzz run stalled on it).
 func BenchmarkDecodeRequest(b *testing.B) {
-	const profiles = 100
+	b.Run("typical", func(b *testing.B) {
+		const profiles = 100
+		var sb strings.Builder
+		sb.WriteString(`{"appKey":"` + appA + `","user_profiles":[`)
+		for i := range profiles {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(benchProfile(fmt.Sprintf("user-%04d", i)))
+		}
+		sb.WriteString(`]}`)
+		body := []byte(sb.String())
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_, ups, err := decodeRequest(body, testMaxProfiles, testMaxFields)
+			if err != nil || len(ups) != profiles {
+				b.Fatalf("decoded %d profiles (%v); want %d", len(ups), err, profiles)
+			}
+		}
+	})
+	for _, n := range []int{500, 5000} {
+		b.Run(fmt.Sprintf("add-distinct-%d", n), func(b *testing.B) {
+			body := []byte(addDistinctRequest(4, n))
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				_, ups, err := decodeRequest(body, testMaxProfiles, testMaxFields)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range ups {
+					var p Profile
+					if err := apply(&p, &ups[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(body)), "ns/byte")
+		})
+	}
+}
+
+// addDistinctRequest returns a request of profiles objects, each adding n
+// distinct numbers to one array, within the 32 KiB limit of one value for
+// n up to 5000.
+func addDistinctRequest(profiles, n int) string {
 	var sb strings.Builder
-	sb.WriteString(`{"appKey":"` + appA + `","user_profiles":[`)
+	sb.WriteString(`{"user_profiles":[`)
 	for i := range profiles {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(benchProfile(fmt.Sprintf("user-%04d", i)))
+		fmt.Fprintf(&sb, `{"userId":"u%d","a":{"add":[`, i)
+		for j := range n {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprint(&sb, 10000+j)
+		}
+		sb.WriteString(`]}}`)
 	}
 	sb.WriteString(`]}`)
-	body := []byte(sb.String())
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		_, ups, err := decodeRequest(body, testMaxProfiles, testMaxFields)
-		if err != nil || len(ups) != profiles {
-			b.Fatalf("decoded %d profiles (%v); want %d", len(ups), err, profiles)
-		}
-	}
+	return sb.String()
 }

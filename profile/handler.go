@@ -204,6 +204,12 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 			txn.SetUser([]byte(u.userID), id)
 		}
 	}
+	// A set, not a scan of p.Aliases per alias: a request of many
+	// aliases would cost the square of its size.
+	have := make(map[Alias]struct{}, len(p.Aliases)+len(u.aliases))
+	for _, a := range p.Aliases {
+		have[a] = struct{}{}
+	}
 	for _, a := range u.aliases {
 		other, ok, err := txn.ByAlias([]byte(a.Label), []byte(a.ID))
 		if err != nil {
@@ -212,7 +218,8 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		if ok && other != id {
 			return ResultEntry{}, conflict("user_alias", "alias %s:%s belongs to another profile (pyze_id %s)", a.Label, a.ID, formatUUID(other))
 		}
-		if !p.hasAlias(a) {
+		if _, dup := have[a]; !dup {
+			have[a] = struct{}{}
 			p.Aliases = append(p.Aliases, a)
 		}
 		if !ok {
