@@ -209,6 +209,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		CacheSize:        int64(cfg.Storage.CacheSize),
 		DedupWindow:      cfg.Ingest.DedupWindow.Std(),
 		DedupFilterBytes: int(cfg.Storage.DedupFilterMemory),
+		ColumnarBlocks:   cfg.Storage.ColumnarBlocks,
 		MergeInterval:    cfg.Storage.MergeInterval.Std(),
 		MergeMinAge:      cfg.Storage.MergeMinAge.Std(),
 		Retention:        retention,

@@ -64,6 +64,9 @@ type Storage struct {
 	// DedupFilterMemory bounds the in-memory filters of the dedup index;
 	// past it, the oldest slices' ids are looked up on disk.
 	DedupFilterMemory Size `toml:"dedup_filter_memory"`
+	// ColumnarBlocks makes the merger write blocks by column (storage
+	// value version 2): smaller, slower to export.
+	ColumnarBlocks bool `toml:"columnar_blocks"`
 }
 
 // HTTP configures the HTTP server's defences against slow and greedy

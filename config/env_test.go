@@ -39,6 +39,7 @@ var envCases = map[string]struct {
 	"TROVE_STORAGE_MERGE_INTERVAL":      {"10s", Duration(10 * time.Second)},
 	"TROVE_STORAGE_MERGE_MIN_AGE":       {"1m", Duration(time.Minute)},
 	"TROVE_STORAGE_DEDUP_FILTER_MEMORY": {"32MiB", Size(32 << 20)},
+	"TROVE_STORAGE_COLUMNAR_BLOCKS":     {"true", true},
 
 	"TROVE_HTTP_READ_TIMEOUT":     {"30s", Duration(30 * time.Second)},
 	"TROVE_HTTP_WRITE_TIMEOUT":    {"90s", Duration(90 * time.Second)},

@@ -303,11 +303,13 @@ func BenchmarkEventsBySeq(b *testing.B) {
 // the size of the stored JSON. The body runs once, however many iterations
 // -benchtime asks for: the result does not vary, and one run takes seconds.
 func BenchmarkStoredBytesPerEvent(b *testing.B) {
-	b.Run("message-ids", func(b *testing.B) { benchmarkStoredBytesPerEvent(b, true) })
-	b.Run("no-message-ids", func(b *testing.B) { benchmarkStoredBytesPerEvent(b, false) })
+	for _, columnar := range []bool{false, true} {
+		b.Run(fmt.Sprintf("columnar=%v/message-ids", columnar), func(b *testing.B) { benchmarkStoredBytesPerEvent(b, true, columnar) })
+		b.Run(fmt.Sprintf("columnar=%v/no-message-ids", columnar), func(b *testing.B) { benchmarkStoredBytesPerEvent(b, false, columnar) })
+	}
 }
 
-func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs bool) {
+func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs, columnar bool) {
 	const n = 200_000
 	var openPerEvent, diskPerEvent, jsonPerEvent float64
 	measured := false
@@ -322,7 +324,7 @@ func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs bool) {
 			genBytes += len(e.json)
 		}
 		dir := b.TempDir()
-		db, err := Open(dir, Options{})
+		db, err := Open(dir, Options{ColumnarBlocks: columnar})
 		if err != nil {
 			b.Fatal(err)
 		}

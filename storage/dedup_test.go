@@ -281,7 +281,7 @@ func FuzzDecodeDedupRefs(f *testing.F) {
 // once purged, their events are gone, and a late retry of one of them is
 // still a duplicate, not a way back in.
 func TestDedupKeepsPurgedIDs(t *testing.T) {
-	db := openTestDB(t, Options{DedupWindow: time.Hour})
+	db := openTestDB(t, Options{DedupWindow: time.Hour, ColumnarBlocks: true})
 	app := ensureApp(t, db, "a")
 	store := func(now time.Time, users []string, ids ...string) []bool {
 		t.Helper()
@@ -378,7 +378,7 @@ func TestDedupRecoversPendingEntries(t *testing.T) {
 // so that only the stored event tells them apart.
 func TestDedupVerifiesEscapedIDs(t *testing.T) {
 	collideAll(t)
-	db := openTestDB(t, Options{DedupWindow: time.Hour})
+	db := openTestDB(t, Options{DedupWindow: time.Hour, ColumnarBlocks: true})
 	app := ensureApp(t, db, "a")
 	ids := []string{`quote"d`, `back\slash`, "tab\tbed", "ünï"}
 	mustStoreOnce(t, db, testNow, dedupKeys(app, ids[:2]...))

@@ -351,7 +351,7 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 				continue
 			}
 			kept = append(kept, day)
-			val, scratch = appendBlockValue(val[:0], scratch, evs, true /* best */)
+			val, scratch = db.appendMergedBlock(val[:0], scratch, evs)
 			batch.Set(key, val, nil)
 		}
 		if changed {

@@ -289,7 +289,7 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 		}
 		merged.days = append(merged.days, day)
 		key = appendBlockKey(key[:0], app, day, run[0].first)
-		val, scratch = appendBlockValue(val[:0], scratch, evs[i:j], true /* best */)
+		val, scratch = db.appendMergedBlock(val[:0], scratch, evs[i:j])
 		batch.Set(key, val, nil)
 		i = j
 	}

@@ -123,6 +123,17 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 	return appendV1Value(dst, h, raw, codec), raw
 }
 
+// appendMergedBlock encodes a block that the merger or the purger rewrites:
+// by column (version 2) with Options.ColumnarBlocks, else version 1 at
+// zstd's best level.
+func (db *DB) appendMergedBlock(dst, scratch []byte, evs []blockEvent) (out, scratchOut []byte) {
+	if db.opts.ColumnarBlocks {
+		return appendBlockValue(dst, scratch, evs, true /* best */)
+	}
+	h, raw := appendV1Payload(scratch[:0], evs)
+	return appendV1Value(dst, h, raw, codecZstd), raw
+}
+
 // appendBlockValueV1 encodes evs as a version-1 block with codec. Only
 // tests still write version-1 zstd blocks, as the merger did before
 // version 2.
