@@ -937,18 +937,8 @@ func (db *DB) convertOldDedup(now time.Time) error {
 			return nil
 		}
 		key := appendDedupSliceKey(nil, db.dedup.sliceOf(at), app, fingerprint(app, id))
-		var refs []dedupRef
-		if old, closer, err := b.Get(key); err == nil {
-			refs, err = decodeDedupRefs(refs, old)
-			if err != nil {
-				closer.Close()
-				return err
-			}
-			for i := range refs {
-				refs[i].id = bytes.Clone(refs[i].id)
-			}
-			closer.Close()
-		} else if !errors.Is(err, pebble.ErrNotFound) {
+		refs, _, err := getDedupRefs(b, key)
+		if err != nil {
 			return err
 		}
 		refs = append(refs, dedupRef{legacy: true, received: at, id: id})
@@ -1033,22 +1023,9 @@ func (db *DB) keepPurgedID(b *pebble.Batch, app uint32, seq uint64, body []byte)
 		return err
 	}
 	key := appendDedupSliceKey(nil, db.dedup.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
-	v, closer, err := b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil // a generated id, or one past the window
-	}
-	if err != nil {
-		return err
-	}
-	refs, err := decodeDedupRefs(nil, v)
-	if err == nil {
-		for i := range refs {
-			refs[i].id = bytes.Clone(refs[i].id)
-		}
-	}
-	closer.Close()
-	if err != nil {
-		return err
+	refs, found, err := getDedupRefs(b, key)
+	if err != nil || !found {
+		return err // not found: a generated id, or one past the window
 	}
 	changed := false
 	for i, r := range refs {
@@ -1061,4 +1038,25 @@ func (db *DB) keepPurgedID(b *pebble.Batch, app uint32, seq uint64, body []byte)
 		return nil
 	}
 	return b.Set(key, appendDedupRefs(nil, refs), nil)
+}
+
+// getDedupRefs returns a copy of the refs at key as indexed batch b sees
+// them, and whether there are any.
+func getDedupRefs(b *pebble.Batch, key []byte) ([]dedupRef, bool, error) {
+	v, closer, err := b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	refs, err := decodeDedupRefs(nil, v)
+	if err != nil {
+		return nil, false, err
+	}
+	for i := range refs {
+		refs[i].id = bytes.Clone(refs[i].id)
+	}
+	return refs, true, nil
 }

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -247,18 +246,9 @@ func (db *DB) recoverDedup(now time.Time) error {
 				return nil
 			}
 			key := appendDedupSliceKey(nil, x.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
-			var refs []dedupRef
-			if old, closer, err := b.Get(key); err == nil {
-				refs, err = decodeDedupRefs(nil, old)
-				if err == nil {
-					for i := range refs {
-						refs[i].id = bytes.Clone(refs[i].id)
-					}
-				}
-				closer.Close()
-				if err != nil {
-					return err
-				}
+			refs, _, err := getDedupRefs(b, key)
+			if err != nil {
+				return err
 			}
 			for _, r := range refs {
 				if !r.legacy && r.seq == seq {
