@@ -398,13 +398,7 @@ func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec byte) []byte {
 	}
 	e.s1, e.s2 = s1, s2
 
-	dst = append(dst, valueV2, codec)
-	dst = binary.AppendUvarint(dst, uint64(h.count))
-	dst = binary.AppendVarint(dst, h.minTime)
-	dst = binary.AppendVarint(dst, h.maxTime)
-	dst = binary.AppendUvarint(dst, h.minSeq)
-	dst = binary.AppendUvarint(dst, h.maxSeq)
-	dst = binary.AppendUvarint(dst, uint64(h.rawLen))
+	dst = appendBlockHeader(dst, valueV2, codec, &h)
 	switch codec {
 	case codecZstd:
 		// The first section's stored length goes before it: compress it
@@ -1129,8 +1123,15 @@ func appendRFC3339(dst []byte, ns int64, digits int) []byte {
 	} else {
 		dst = append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
 	}
-	dst = append(dst, '-', byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
-		byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':', byte('0'+sod%60/10), byte('0'+sod%10))
+	dst = append(dst, '-', byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T')
+	return appendClock(dst, sod, frac, digits)
+}
+
+// appendClock appends "hh:mm:ss", the first digits of frac (nanoseconds)
+// after a point when digits > 0, and "Z": the time of day of an RFC 3339
+// instant sod seconds into its day.
+func appendClock(dst []byte, sod, frac int64, digits int) []byte {
+	dst = append(dst, byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':', byte('0'+sod%60/10), byte('0'+sod%10))
 	if digits > 0 {
 		dst = append(dst, '.')
 		div := int64(1e8)
@@ -1165,16 +1166,7 @@ func (c *dateCache) append(dst []byte, ns int64, digits int) []byte {
 	frac := ns - sec*1e9
 	sod := sec - days*86400
 	dst = append(dst, c.date[:]...)
-	dst = append(dst, byte('0'+sod/36000), byte('0'+sod/3600%10), ':', byte('0'+sod/600%6), byte('0'+sod/60%10), ':', byte('0'+sod%60/10), byte('0'+sod%10))
-	if digits > 0 {
-		dst = append(dst, '.')
-		div := int64(1e8)
-		for range min(digits, 9) {
-			dst = append(dst, byte('0'+frac/div%10))
-			div /= 10
-		}
-	}
-	return append(dst, 'Z')
+	return appendClock(dst, sod, frac, digits)
 }
 
 // daysFromCivil returns the days since 1970-01-01 of a proleptic

@@ -167,15 +167,21 @@ func appendV1Payload(raw []byte, evs []blockEvent) (blockHeader, []byte) {
 	return h, raw
 }
 
-// appendV1Value appends the version-1 block of header h and payload raw.
-func appendV1Value(dst []byte, h blockHeader, raw []byte, codec byte) []byte {
-	dst = append(dst, valueV1, codec)
+// appendBlockHeader appends the leading fields that both block versions
+// share, which decodeBlockHeader reads.
+func appendBlockHeader(dst []byte, ver, codec byte, h *blockHeader) []byte {
+	dst = append(dst, ver, codec)
 	dst = binary.AppendUvarint(dst, uint64(h.count))
 	dst = binary.AppendVarint(dst, h.minTime)
 	dst = binary.AppendVarint(dst, h.maxTime)
 	dst = binary.AppendUvarint(dst, h.minSeq)
 	dst = binary.AppendUvarint(dst, h.maxSeq)
-	dst = binary.AppendUvarint(dst, uint64(h.rawLen))
+	return binary.AppendUvarint(dst, uint64(h.rawLen))
+}
+
+// appendV1Value appends the version-1 block of header h and payload raw.
+func appendV1Value(dst []byte, h blockHeader, raw []byte, codec byte) []byte {
+	dst = appendBlockHeader(dst, valueV1, codec, &h)
 	switch codec {
 	case codecNone:
 		return append(dst, raw...)
