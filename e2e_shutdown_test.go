@@ -146,8 +146,9 @@ func TestE2EShutdownRacesCommits(t *testing.T) {
 			t.Errorf("%s, committing when the drain ended: %d %v; want 202", r.what, r.status, r.err)
 		}
 	}
-	if d := <-took; d > 10*time.Second {
-		t.Errorf("run took %v to return after the signal; want under 10s", d)
+	tookD := <-took
+	if tookD > 10*time.Second {
+		t.Errorf("run took %v to return after the signal; want under 10s", tookD)
 	}
 	if l := logs.String(); strings.Contains(l, "panicked") || strings.Contains(l, "did not close") {
 		t.Errorf("server log:\n%s\nwant no panic, and the store closed", l)
@@ -170,6 +171,9 @@ func TestE2EShutdownRacesCommits(t *testing.T) {
 	}
 	if st, p := getProfile(t, addr, "userId=racer"); st != http.StatusOK || p["first_name"] != "R" {
 		t.Errorf("profile of racer after a restart: %d %v; want the acknowledged one", st, p)
+	}
+	if !t.Failed() {
+		t.Logf("SHUTDOWNRACE: held_commits=%d acked=%d lost=0 panics=0 upload_in_flight=503 exit_ms=%d", events+1, events+1, tookD.Milliseconds())
 	}
 }
 

@@ -170,5 +170,7 @@ func TestE2EStreamResume(t *testing.T) {
 	if len(got) != len(want.lines) {
 		t.Errorf("streamed %d events (%d before the cut); want the %d exported", len(got), cut, len(want.lines))
 	}
-	t.Logf("%d events, %d before the cut, %d heartbeats", len(got), cut, heartbeats)
+	if !t.Failed() {
+		t.Logf("STREAMRESUME: writers=%d exported=%d streamed=%d before_cut=%d heartbeats=%d repeated=0 missing=0", writers, len(want.lines), len(got), cut, heartbeats)
+	}
 }

