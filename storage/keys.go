@@ -12,6 +12,8 @@ import (
 //	prefix | name       | key fields (big-endian)                       | value (values.go)
 //	-------+------------+-----------------------------------------------+-----------------------------------
 //	0x01   | meta       | 0x01 | name (bytes)                           | version byte | payload
+//	       | floor      | 0x01 | "floor/" | appID (4B)                  | version byte | first kept day
+//	       |            |                                               | varint (retention.go)
 //	0x02   | app        | 0x02 | appKey (bytes)                         | version byte | appID uvarint
 //	0x03   | app record | 0x03 | appKey (bytes)                         | version byte | flags | created
 //	       |            |                                               | (admin.go)
@@ -195,12 +197,20 @@ func appendQuarantineKey(dst []byte, app uint32, seq uint64) []byte {
 	return appendSeqKey(dst, nsQuarantine, app, seq)
 }
 
-// decodeQuarantineKey is the inverse of appendQuarantineKey.
-func decodeQuarantineKey(k []byte) (app uint32, seq uint64, err error) {
-	if len(k) != 13 || Namespace(k[0]) != nsQuarantine {
-		return 0, 0, fmt.Errorf("storage: malformed quarantine key %x", k)
+// decodeSeqKey is the inverse of appendSeqKey.
+func decodeSeqKey(k []byte, ns Namespace) (app uint32, seq uint64, err error) {
+	if len(k) != 13 || Namespace(k[0]) != ns {
+		return 0, 0, fmt.Errorf("storage: malformed %s key %x", nsNames[ns], k)
 	}
 	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+}
+
+// nsNames names the namespaces keyed by (app, seq) in decoding errors.
+var nsNames = map[Namespace]string{nsQuarantine: "quarantine", nsChange: "change"}
+
+// decodeQuarantineKey is the inverse of appendQuarantineKey.
+func decodeQuarantineKey(k []byte) (app uint32, seq uint64, err error) {
+	return decodeSeqKey(k, nsQuarantine)
 }
 
 // A profile's change entry (0x44) is replaced at every update, so the
@@ -270,10 +280,7 @@ func appendChangeKey(dst []byte, app uint32, seq uint64) []byte {
 
 // decodeChangeKey is the inverse of appendChangeKey.
 func decodeChangeKey(k []byte) (app uint32, seq uint64, err error) {
-	if len(k) != 13 || Namespace(k[0]) != nsChange {
-		return 0, 0, fmt.Errorf("storage: malformed change key %x", k)
-	}
-	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:]), nil
+	return decodeSeqKey(k, nsChange)
 }
 
 // appendAppKey appends the registry key of the app with the given appKey.
@@ -308,6 +315,32 @@ func decodeNameKey(k []byte, ns Namespace) ([]byte, error) {
 func appendMetaKey(dst []byte, name string) []byte {
 	dst = append(dst, byte(nsMeta))
 	return append(dst, name...)
+}
+
+// The meta namespace has one sub-namespace of its own: an app's retention
+// floor (retention.go), keyed 0x01 | "floor/" | appID (4B), value version
+// byte | first kept day (varint).
+const floorMetaPrefix = "floor/"
+
+// appendFloorKey appends the key of app's retention floor.
+func appendFloorKey(dst []byte, app uint32) []byte {
+	dst = appendMetaKey(dst, floorMetaPrefix)
+	return binary.BigEndian.AppendUint32(dst, app)
+}
+
+// decodeFloorKey is the inverse of appendFloorKey.
+func decodeFloorKey(k []byte) (app uint32, err error) {
+	if len(k) != 1+len(floorMetaPrefix)+4 || Namespace(k[0]) != nsMeta || string(k[1:1+len(floorMetaPrefix)]) != floorMetaPrefix {
+		return 0, fmt.Errorf("storage: malformed retention floor key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1+len(floorMetaPrefix):]), nil
+}
+
+// floorKeyBounds returns the key range that holds every retention floor.
+func floorKeyBounds() (lower, upper []byte) {
+	lower = appendMetaKey(nil, floorMetaPrefix)
+	upper = append(appendMetaKey(nil, floorMetaPrefix[:len(floorMetaPrefix)-1]), floorMetaPrefix[len(floorMetaPrefix)-1]+1)
+	return lower, upper
 }
 
 // appUpperBound returns the smallest key after every key of app in ns.

@@ -429,6 +429,13 @@ func FuzzKeys(f *testing.F) {
 		if a, s, err := decodeQuarantineKey(k); err != nil || a != app || s != first {
 			t.Fatalf("quarantine key %x decodes to (%d, %d, %v); want (%d, %d)", k, a, s, err, app, first)
 		}
+		k = appendFloorKey(nil, app)
+		if a, err := decodeFloorKey(k); err != nil || a != app {
+			t.Fatalf("retention floor key %x decodes to (%d, %v); want %d", k, a, err, app)
+		}
+		if lo, hi := floorKeyBounds(); bytes.Compare(k, lo) < 0 || bytes.Compare(k, hi) >= 0 {
+			t.Fatalf("retention floor key %x outside its bounds [%x, %x)", k, lo, hi)
+		}
 		var pid [16]byte
 		binary.BigEndian.PutUint64(pid[:], first)
 		binary.BigEndian.PutUint64(pid[8:], first2)
@@ -491,6 +498,11 @@ func FuzzKeys(f *testing.F) {
 		if a, s, err := decodeQuarantineKey(raw); err == nil {
 			if re := appendQuarantineKey(nil, a, s); !bytes.Equal(re, raw) {
 				t.Fatalf("quarantine key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
+		if a, err := decodeFloorKey(raw); err == nil {
+			if re := appendFloorKey(nil, a); !bytes.Equal(re, raw) {
+				t.Fatalf("retention floor key %x decodes and re-encodes to %x", raw, re)
 			}
 		}
 		if a, p, err := decodeProfileKey(raw); err == nil {

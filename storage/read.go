@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"container/heap"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -510,10 +509,10 @@ func (s *Snapshot) scanSeq(ns Namespace, app uint32, since uint64, fn func(seq u
 			return ErrClosed
 		}
 		k := it.Key()
-		if len(k) != 13 {
-			return fmt.Errorf("%w: key %x", errCorrupt, k)
+		_, seq, err := decodeSeqKey(k, ns)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errCorrupt, err)
 		}
-		seq := binary.BigEndian.Uint64(k[5:])
 		if seq > s.watermark {
 			break
 		}

@@ -80,7 +80,7 @@ func (db *DB) Expire(appKey string, cutoff time.Time) (Expired, error) {
 		return res, err
 	}
 	batch.DeleteRange(start, end, nil)
-	batch.Set(appendMetaKey(nil, floorMetaName(app)), appendFloorValue(floor), nil)
+	batch.Set(appendFloorKey(nil, app), appendFloorValue(floor), nil)
 	db.setFloor(app, floor)
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return res, fmt.Errorf("cannot commit the retention of app %q: %w", appKey, err)
@@ -127,10 +127,6 @@ func (db *DB) countDays(start, end []byte) (int, error) {
 // minDay is the first day a block key can hold.
 const minDay = -1 << 31
 
-func floorMetaName(app uint32) string {
-	return "floor/" + string(binary.BigEndian.AppendUint32(nil, app))
-}
-
 func appendFloorValue(day int32) []byte {
 	return binary.AppendVarint([]byte{valueV1}, int64(day))
 }
@@ -154,22 +150,23 @@ func (db *DB) setFloor(app uint32, day int32) {
 // loadFloors reads every app's floor.
 func (db *DB) loadFloors() error {
 	db.floors.m = map[uint32]int32{}
-	prefix := appendMetaKey(nil, "floor/")
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: appendMetaKey(nil, "floor0")})
+	lower, upper := floorKeyBounds()
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
-		k, v := it.Key()[len(prefix):], it.Value()
-		if len(k) != 4 || len(v) < 2 || v[0] != valueV1 {
+		app, err := decodeFloorKey(it.Key())
+		v := it.Value()
+		if err != nil || len(v) < 2 || v[0] != valueV1 {
 			return fmt.Errorf("%w: retention floor %x", errCorrupt, it.Key())
 		}
 		d, n := binary.Varint(v[1:])
 		if n <= 0 {
 			return fmt.Errorf("%w: retention floor %x", errCorrupt, it.Key())
 		}
-		db.floors.m[binary.BigEndian.Uint32(k)] = int32(d)
+		db.floors.m[app] = int32(d)
 	}
 	return it.Error()
 }
