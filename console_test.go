@@ -13,9 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -497,5 +500,84 @@ func waitForFile(t *testing.T, path string) {
 			entries, _ := os.ReadDir(filepath.Dir(path))
 			t.Fatalf("no %s after 10s (the directory holds %v)", path, entries)
 		}
+	}
+}
+
+// duBytes is what `du -s -B1` says dir takes on disk.
+func duBytes(t *testing.T, dir string) float64 {
+	t.Helper()
+	out, err := exec.Command("du", "-s", "-B1", dir).Output()
+	if err != nil {
+		t.Fatalf("du -s -B1 %s: %v", dir, err)
+	}
+	n, err := strconv.ParseFloat(strings.Fields(string(out))[0], 64)
+	if err != nil {
+		t.Fatalf("du's answer %q: %v", out, err)
+	}
+	return n
+}
+
+// TestConsoleStorageSize writes some megabytes of events and checks that
+// the overview's Storage card shows what the data directory takes on disk,
+// as du walks it (the store's tables, WAL and manifest, admin.token), and
+// that GET /admin/overview says the same in bytes.
+func TestConsoleStorageSize(t *testing.T) {
+	addr, dataDir, _ := startServer(t, testConfig)
+	base := "http://" + addr
+	// Incompressible attributes, so the figure is megabytes whatever the
+	// compression.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	const batches, per = 10, 400 // 4,000 events
+	for b := range batches {
+		batch := make([]map[string]any, per)
+		for i := range batch {
+			pad := make([]byte, 768)
+			for j := range pad {
+				pad[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[rnd.IntN(36)]
+			}
+			batch[i] = ev("size-check", fmt.Sprintf("user%04d", (b*per+i)%500), float64(i%48), map[string]any{"pad": string(pad)})
+		}
+		ingestEvents(t, addr, batch)
+	}
+	c := newConsole(t, base)
+	c.do(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")), chromedp.SendKeys(chromedp.CSS("#token"), adminSecret+kb.Enter))
+	c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "4,000"`)
+
+	units := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	within := func(got, want float64) bool { return got >= want*0.9 && got <= want*1.1 }
+	// The figure is at most 5 s old and the merger may rewrite groups
+	// meanwhile: poll until the card and a walk taken then agree.
+	var card string
+	var walked float64
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		card = c.eval(`document.querySelector("#card-storage .value")?.textContent || ""`)
+		walked = duBytes(t, dataDir)
+		f := strings.Fields(card)
+		if len(f) == 2 {
+			n, err := strconv.ParseFloat(f[0], 64)
+			if u, ok := units[f[1]]; ok && err == nil && within(n*u, walked) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Storage card says %q; du says the data directory takes %.0f bytes (%.1f MiB)", card, walked, walked/(1<<20))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if walked < 2<<20 {
+		t.Errorf("du says %.0f bytes after %d events of ~1 KB; want megabytes", walked, batches*per)
+	}
+	t.Logf("Storage card %q; du %.0f bytes", card, walked)
+
+	r := request(t, "GET", base+"/admin/overview", nil, "Authorization: Bearer "+adminSecret)
+	var ov struct {
+		DiskUsageBytes float64 `json:"diskUsageBytes"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &ov) != nil {
+		t.Fatalf("GET /admin/overview: %d %s", r.status, r.body)
+	}
+	if now := duBytes(t, dataDir); !within(ov.DiskUsageBytes, now) {
+		t.Errorf("GET /admin/overview: diskUsageBytes %.0f; du says %.0f", ov.DiskUsageBytes, now)
 	}
 }

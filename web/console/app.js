@@ -289,7 +289,7 @@ function renderOverview(main, page) {
       card('Today', fmtN(sum((a) => a.today)), 'eventTime, UTC day', 'card-today'),
       card('Ingest rate', fmtRate(sum((a) => a.ratePerSec)) + ' /s', 'last 10 seconds', 'card-rate'),
       card('Rejected', fmtN(sum((a) => a.rejected)), 'in quarantine', 'card-rejected'),
-      card('Storage', fmtBytes(ov.diskUsageBytes), 'on disk, compressed', 'card-storage'));
+      card('Storage', fmtBytes(ov.diskUsageBytes), 'data directory on disk', 'card-storage'));
     const chosen = ov.apps.filter((a) => !pick.value || a.appKey === pick.value);
     const hourly = new Array(ov.hours).fill(0);
     for (const a of chosen) a.hourly.forEach((n, i) => { hourly[i] += n; });
