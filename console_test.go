@@ -682,7 +682,9 @@ func TestConsoleStorageSize(t *testing.T) {
 	// meanwhile: poll until the card and a walk taken then agree.
 	var card string
 	var walked float64
-	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
 	for {
 		card = c.eval(`document.querySelector("#card-storage .value")?.textContent || ""`)
 		walked = duBytes(t, dataDir)
@@ -693,10 +695,11 @@ func TestConsoleStorageSize(t *testing.T) {
 				break
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("the Storage card says %q; du says the data directory takes %.0f bytes (%.1f MiB)", card, walked, walked/(1<<20))
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
 	if walked < 2<<20 {
 		t.Errorf("du says %.0f bytes after %d events of ~1 KB; want megabytes", walked, batches*per)

@@ -47,11 +47,14 @@ type Handler struct {
 	// dataDir is the data directory whose size the overview reports; see
 	// SetDataDir.
 	dataDir string
-	// du caches the data directory's size for storage.OverviewTTL.
+	// du caches the data directory's size for storage.OverviewTTL; mu
+	// also makes concurrent overviews wait for one walk.
 	du struct {
-		sync.Mutex
-		at    time.Time
-		bytes uint64
+		mu struct {
+			sync.Mutex
+			at    time.Time
+			bytes uint64
+		}
 	}
 }
 

@@ -89,16 +89,16 @@ func (h *Handler) Overview(ctx *fasthttp.RequestCtx) error {
 // most once per storage.OverviewTTL whatever the number of open consoles.
 func (h *Handler) dataDirUsage() (uint64, error) {
 	c := &h.du
-	c.Lock()
-	defer c.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := h.now()
-	if !c.at.IsZero() && now.Sub(c.at) < storage.OverviewTTL && now.Sub(c.at) >= 0 {
-		return c.bytes, nil
+	if !c.mu.at.IsZero() && now.Sub(c.mu.at) < storage.OverviewTTL && now.Sub(c.mu.at) >= 0 {
+		return c.mu.bytes, nil
 	}
 	n, err := storage.DirUsage(h.dataDir)
 	if err != nil {
 		return 0, err
 	}
-	c.at, c.bytes = now, n
+	c.mu.at, c.mu.bytes = now, n
 	return n, nil
 }
