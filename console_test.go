@@ -13,9 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +168,104 @@ func (c *console) screenshot(name string) {
 	}
 }
 
+// lines returns how many lines the text of each element matching sel
+// takes, as the page lays it out: the distinct tops of its text's boxes.
+func (c *console) lines(sel string) []int {
+	c.t.Helper()
+	var n []int
+	s := c.eval(fmt.Sprintf(`JSON.stringify(Array.from(document.querySelectorAll(%s)).map((e) => {
+		const r = document.createRange(); r.selectNodeContents(e);
+		return new Set(Array.from(r.getClientRects()).filter((b) => b.width > 0).map((b) => Math.round(b.top))).size }))`, js(sel)))
+	if err := json.Unmarshal([]byte(s), &n); err != nil {
+		c.t.Fatalf("lines of %s: %v (%s)", sel, err, s)
+	}
+	if len(n) == 0 {
+		c.t.Fatalf("no %s in the page", sel)
+	}
+	return n
+}
+
+// oneLine fails unless the text of every element matching sel is on one
+// line.
+func (c *console) oneLine(sel string) {
+	c.t.Helper()
+	for i, n := range c.lines(sel) {
+		if n != 1 {
+			c.t.Errorf("%s #%d (%q) takes %d lines; want 1", sel, i, c.eval(fmt.Sprintf(`document.querySelectorAll(%s)[%d].textContent`, js(sel), i)), n)
+		}
+	}
+}
+
+// navReachable fails unless every link of the navigation lies inside the
+// viewport, is not clipped by the navigation, and is what a tap at its
+// centre hits.
+func (c *console) navReachable(where string) {
+	c.t.Helper()
+	s := c.eval(`JSON.stringify((() => {
+		const nav = document.querySelector("nav").getBoundingClientRect();
+		return Array.from(document.querySelectorAll("nav a")).map((a) => {
+			const r = a.getBoundingClientRect();
+			const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+			return { text: a.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+				inView: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight,
+				inNav: r.left >= nav.left - 0.5 && r.right <= nav.right + 0.5 && r.top >= nav.top - 0.5 && r.bottom <= nav.bottom + 0.5,
+				hit: hit === a || a.contains(hit) };
+		}); })())`)
+	var links []struct {
+		Text                     string
+		Left, Right, Top, Bottom float64
+		InView, InNav, Hit       bool
+	}
+	if err := json.Unmarshal([]byte(s), &links); err != nil {
+		c.t.Fatalf("nav links: %v (%s)", err, s)
+	}
+	if len(links) != 5 {
+		c.t.Errorf("%s: %d nav links; want 5", where, len(links))
+	}
+	for _, l := range links {
+		if !l.InView || !l.InNav || !l.Hit {
+			c.t.Errorf("%s: nav link %q at [%.0f,%.0f]-[%.0f,%.0f] is not reachable (in viewport %v, inside the nav %v, a tap hits it %v)",
+				where, l.Text, l.Left, l.Top, l.Right, l.Bottom, l.InView, l.InNav, l.Hit)
+		}
+	}
+}
+
+// noEmptyBlock fails if the form sel has a vertical gap wider than max px
+// between consecutive controls: between its direct children, or above a
+// control in one of its rows.
+func (c *console) noEmptyBlock(sel string, max float64) {
+	c.t.Helper()
+	s := c.eval(fmt.Sprintf(`JSON.stringify((() => {
+		const f = document.querySelector(%s), out = [];
+		const kids = Array.from(f.children).filter((e) => e.getBoundingClientRect().height > 0);
+		for (let i = 1; i < kids.length; i++)
+			out.push({ what: kids[i - 1].tagName + " to " + kids[i].tagName + "." + kids[i].className,
+				gap: kids[i].getBoundingClientRect().top - kids[i - 1].getBoundingClientRect().bottom });
+		for (const row of f.querySelectorAll(".row")) {
+			// A row may wrap: the gap above a control is from the lowest
+			// control above it, or from the row's top.
+			const kids = Array.from(row.children).map((k) => [k, k.getBoundingClientRect()]);
+			for (const [k, r] of kids) {
+				let above = row.getBoundingClientRect().top;
+				for (const [, o] of kids) if (o.bottom <= r.top + 0.5) above = Math.max(above, o.bottom);
+				out.push({ what: "above " + (k.id || k.className || k.tagName) + " in its row", gap: r.top - above });
+			}
+		}
+		return out; })())`, js(sel)))
+	var gaps []struct {
+		What string
+		Gap  float64
+	}
+	if err := json.Unmarshal([]byte(s), &gaps); err != nil || len(gaps) == 0 {
+		c.t.Fatalf("gaps in %s: %v (%s)", sel, err, s)
+	}
+	for _, g := range gaps {
+		if g.Gap > max {
+			c.t.Errorf("%s: %.0f px empty %s; want at most %.0f", sel, g.Gap, g.What, max)
+		}
+	}
+}
+
 // noScriptRan fails if any payload ran.
 func (c *console) noScriptRan(where string) {
 	c.t.Helper()
@@ -175,6 +276,9 @@ func (c *console) noScriptRan(where string) {
 		c.t.Errorf("%s: %s payload elements are in the page", where, n)
 	}
 }
+
+// longUserID is a userId with no place to break it: it must show whole.
+const longUserID = "u7f3c9a1be24d4c0f9a8e6b5d3c2f1a09"
 
 // stamp is an eventTime hours before now.
 func stamp(hoursAgo float64) string {
@@ -274,6 +378,11 @@ func TestConsole(t *testing.T) {
 		})
 		c.waitText("#live-rows", "live-check-2")
 		c.waitText("#live-rows", "live-user-a")
+		// Timestamps and ids are not broken across lines.
+		c.oneLine("#live-rows td.time")
+		c.oneLine("#live-rows td.wrap")
+		c.oneLine("#live-rows td.name")
+		c.oneLine("#live-rejected td.time")
 		// The detail view of one event.
 		c.eval(`Array.from(document.querySelectorAll("#live-rows tr")).find(r => r.textContent.includes("live-check-2")).click(), ""`)
 		c.waitText("#live-json", `"sku": "B-2"`)
@@ -295,6 +404,14 @@ func TestConsole(t *testing.T) {
 		c.waitText("#live-rejected", "eventTime")
 		c.eval(`Array.from(document.querySelectorAll("#live-rows tr")).find(r => r.textContent.includes("live-check-2")).click(), ""`)
 		c.screenshot("live")
+		// A userId with nowhere to break it shows whole; the table
+		// scrolls sideways in its box instead.
+		ingestEvents(t, addr, []map[string]any{ev("live-check-long", longUserID, 0, map[string]any{"sku": "L-0"})})
+		c.waitText("#live-rows", longUserID)
+		c.oneLine("#live-rows td.wrap")
+		if w := c.eval(`String(document.documentElement.scrollWidth)`); w != "1280" {
+			t.Errorf("at 1280 px wide the live page is %s px wide; want no horizontal scrolling", w)
+		}
 	})
 
 	t.Run("profiles", func(t *testing.T) {
@@ -307,6 +424,7 @@ func TestConsole(t *testing.T) {
 		c.waitText("#pf-profile", "custom-tags")
 		c.waitText("#pf-profile", "fb007")
 		c.waitFor("the user's events", `document.querySelectorAll("#pf-events tr").length === 15`)
+		c.oneLine("#pf-events td.time")
 		c.screenshot("profiles")
 		// By alias, and by pyze_id.
 		c.set("#pf-kind", "alias")
@@ -370,6 +488,7 @@ func TestConsole(t *testing.T) {
 		c.t = t
 		c.open("apps")
 		c.waitText("#tokens-rows", "backend")
+		c.noEmptyBlock("#tok-form", 16)
 		c.set("#tok-name", "console-made")
 		c.do(chromedp.Click(chromedp.CSS("#tok-all")), chromedp.Click(chromedp.CSS("#tok-create")))
 		c.waitFor("the new secret", `(document.querySelector("#tok-secret")?.value || "").startsWith("trv_")`)
@@ -400,11 +519,28 @@ func TestConsole(t *testing.T) {
 		c.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 		defer c.do(chromedp.EmulateViewport(1280, 800))
 		c.open("overview")
-		c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "605"`)
+		c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "606"`)
 		if w := c.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
 			t.Errorf("at 390 px wide the page is %s px wide; want no horizontal scrolling", w)
 		}
+		c.navReachable("overview at 390×844")
 		c.screenshot("phone")
+		// Every link works by tapping it, and the tables keep timestamps
+		// and ids on one line, scrolling sideways inside their box rather
+		// than the page.
+		c.do(chromedp.Click(chromedp.CSS("#nav-apps")))
+		c.waitFor("the apps page", `document.querySelector("#main")?.dataset.page === "apps"`)
+		c.navReachable("apps at 390×844")
+		c.waitText("#tokens-rows", "backend")
+		c.noEmptyBlock("#tok-form", 16)
+		c.do(chromedp.Click(chromedp.CSS("#nav-live")))
+		c.waitFor("the live page", `document.querySelector("#main")?.dataset.page === "live"`)
+		c.waitText("#live-rows", longUserID)
+		c.oneLine("#live-rows td.time")
+		c.oneLine("#live-rows td.wrap")
+		if w := c.eval(`String(document.documentElement.scrollWidth)`); w != "390" {
+			t.Errorf("at 390 px wide the live page is %s px wide; want no horizontal scrolling", w)
+		}
 	})
 
 	t.Run("a token the server stops accepting signs out", func(t *testing.T) {
@@ -497,5 +633,87 @@ func waitForFile(t *testing.T, path string) {
 			entries, _ := os.ReadDir(filepath.Dir(path))
 			t.Fatalf("no %s after 10s (the directory holds %v)", path, entries)
 		}
+	}
+}
+
+// duBytes is what `du -s -B1` says dir takes on disk.
+func duBytes(t *testing.T, dir string) float64 {
+	t.Helper()
+	out, err := exec.Command("du", "-s", "-B1", dir).Output()
+	if err != nil {
+		t.Fatalf("du -s -B1 %s: %v", dir, err)
+	}
+	n, err := strconv.ParseFloat(strings.Fields(string(out))[0], 64)
+	if err != nil {
+		t.Fatalf("du's answer %q: %v", out, err)
+	}
+	return n
+}
+
+// TestConsoleStorageSize writes some megabytes of events and checks that
+// the overview's Storage card shows what the data directory takes on disk,
+// as du walks it (the store's tables, WAL and manifest, admin.token), and
+// that GET /admin/overview says the same in bytes.
+func TestConsoleStorageSize(t *testing.T) {
+	addr, dataDir, _ := startServer(t, testConfig)
+	base := "http://" + addr
+	// Incompressible attributes, so the figure is megabytes whatever the
+	// compression.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	const batches, per = 10, 400 // 4,000 events
+	for b := range batches {
+		batch := make([]map[string]any, per)
+		for i := range batch {
+			pad := make([]byte, 768)
+			for j := range pad {
+				pad[j] = "abcdefghijklmnopqrstuvwxyz0123456789"[rnd.IntN(36)]
+			}
+			batch[i] = ev("size-check", fmt.Sprintf("user%04d", (b*per+i)%500), float64(i%48), map[string]any{"pad": string(pad)})
+		}
+		ingestEvents(t, addr, batch)
+	}
+	c := newConsole(t, base)
+	c.do(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")), chromedp.SendKeys(chromedp.CSS("#token"), adminSecret+kb.Enter))
+	c.waitFor("the overview", `document.querySelector("#card-total .value")?.textContent === "4,000"`)
+
+	units := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	within := func(got, want float64) bool { return got >= want*0.9 && got <= want*1.1 }
+	// The figure is at most 5 s old and the merger may rewrite groups
+	// meanwhile: poll until the card and a walk taken then agree.
+	var card string
+	var walked float64
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		card = c.eval(`document.querySelector("#card-storage .value")?.textContent || ""`)
+		walked = duBytes(t, dataDir)
+		f := strings.Fields(card)
+		if len(f) == 2 {
+			n, err := strconv.ParseFloat(f[0], 64)
+			if u, ok := units[f[1]]; ok && err == nil && within(n*u, walked) {
+				break
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the Storage card says %q; du says the data directory takes %.0f bytes (%.1f MiB)", card, walked, walked/(1<<20))
+		}
+	}
+	if walked < 2<<20 {
+		t.Errorf("du says %.0f bytes after %d events of ~1 KB; want megabytes", walked, batches*per)
+	}
+	t.Logf("Storage card %q; du %.0f bytes", card, walked)
+
+	r := request(t, "GET", base+"/admin/overview", nil, "Authorization: Bearer "+adminSecret)
+	var ov struct {
+		DiskUsageBytes float64 `json:"diskUsageBytes"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &ov) != nil {
+		t.Fatalf("GET /admin/overview: %d %s", r.status, r.body)
+	}
+	if now := duBytes(t, dataDir); !within(ov.DiskUsageBytes, now) {
+		t.Errorf("GET /admin/overview: diskUsageBytes %.0f; du says %.0f", ov.DiskUsageBytes, now)
 	}
 }

@@ -259,6 +259,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	sh := segment.NewHandler(reg, ih, ph)
 	sh.SetLimiter(limiter)
 	ah := admin.NewHandler(reg, db, log)
+	ah.SetDataDir(cfg.DataDir)
 	obs.SetBuildInfo(version)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,

@@ -43,12 +43,30 @@ type Handler struct {
 
 	// mu serialises changes (never held by reads, nor by authentication).
 	mu sync.Mutex
+
+	// dataDir is the data directory whose size the overview reports; see
+	// SetDataDir.
+	dataDir string
+	// du caches the data directory's size for storage.OverviewTTL; mu
+	// also makes concurrent overviews wait for one walk.
+	du struct {
+		mu struct {
+			sync.Mutex
+			at    time.Time
+			bytes uint64
+		}
+	}
 }
 
 // NewHandler returns a Handler that changes reg and stores in db.
 func NewHandler(reg *auth.Registry, db *storage.DB, log *slog.Logger) *Handler {
 	return &Handler{reg: reg, db: db, log: log, now: time.Now}
 }
+
+// SetDataDir makes the overview report what dir (the whole data
+// directory, as du counts it) takes on disk, instead of Pebble's figure
+// for the store's files. Call it before serving.
+func (h *Handler) SetDataDir(dir string) { h.dataDir = dir }
 
 // App is an app as the API shows it.
 type App struct {

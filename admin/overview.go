@@ -51,6 +51,13 @@ func (h *Handler) Overview(ctx *fasthttp.RequestCtx) error {
 		DiskUsageBytes: ov.DiskUsageBytes,
 		Apps:           []AppOverview{},
 	}
+	if h.dataDir != "" {
+		n, err := h.dataDirUsage()
+		if err != nil {
+			return err
+		}
+		out.DiskUsageBytes = n
+	}
 	listed := map[string]bool{}
 	add := func(name, key string) {
 		listed[key] = true
@@ -76,4 +83,22 @@ func (h *Handler) Overview(ctx *fasthttp.RequestCtx) error {
 		add("", k)
 	}
 	return writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// dataDirUsage returns the data directory's size on disk, walking it at
+// most once per storage.OverviewTTL whatever the number of open consoles.
+func (h *Handler) dataDirUsage() (uint64, error) {
+	c := &h.du
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := h.now()
+	if !c.mu.at.IsZero() && now.Sub(c.mu.at) < storage.OverviewTTL && now.Sub(c.mu.at) >= 0 {
+		return c.mu.bytes, nil
+	}
+	n, err := storage.DirUsage(h.dataDir)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.at, c.mu.bytes = now, n
+	return n, nil
 }

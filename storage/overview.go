@@ -53,7 +53,8 @@ type Overview struct {
 	ComputedAt time.Time
 	// Watermark is the store's watermark when it was computed.
 	Watermark uint64
-	// DiskUsageBytes is what the whole store takes on disk.
+	// DiskUsageBytes is what the store's files take on disk, by Pebble's count
+	// (admin reports the whole data directory instead: see DirUsage).
 	DiskUsageBytes uint64
 	// Apps holds one entry per app that has ever stored an event (or been
 	// registered with the store), keyed by appKey.

@@ -289,7 +289,7 @@ function renderOverview(main, page) {
       card('Today', fmtN(sum((a) => a.today)), 'eventTime, UTC day', 'card-today'),
       card('Ingest rate', fmtRate(sum((a) => a.ratePerSec)) + ' /s', 'last 10 seconds', 'card-rate'),
       card('Rejected', fmtN(sum((a) => a.rejected)), 'in quarantine', 'card-rejected'),
-      card('Storage', fmtBytes(ov.diskUsageBytes), 'on disk, compressed', 'card-storage'));
+      card('Storage', fmtBytes(ov.diskUsageBytes), 'data directory on disk', 'card-storage'));
     const chosen = ov.apps.filter((a) => !pick.value || a.appKey === pick.value);
     const hourly = new Array(ov.hours).fill(0);
     for (const a of chosen) a.hourly.forEach((n, i) => { hourly[i] += n; });
@@ -398,8 +398,8 @@ function renderLive(main, page) {
   function row(ev) {
     const attrs = ev.attributes ? JSON.stringify(ev.attributes) : '';
     const tr = el('tr', { class: 'pick' + (ev === selected ? ' selected' : ''), tabindex: '0' },
-      el('td', { class: 'mono' }, String(ev.eventTime ?? '')), el('td', {}, String(ev.event ?? '')), el('td', { class: 'wrap' }, String(ev.userId ?? '')),
-      el('td', { class: 'mono wrap hide-narrow' }, attrs.length > 90 ? attrs.slice(0, 90) + '…' : attrs));
+      el('td', { class: 'mono time' }, String(ev.eventTime ?? '')), el('td', { class: 'name' }, String(ev.event ?? '')), el('td', { class: 'wrap' }, String(ev.userId ?? '')),
+      el('td', { class: 'mono json hide-narrow' }, attrs.length > 90 ? attrs.slice(0, 90) + '…' : attrs));
     const show = () => {
       selected = ev;
       detail.textContent = JSON.stringify(ev, null, 2);
@@ -482,9 +482,9 @@ function renderLive(main, page) {
       }
       recent.reverse();
       rejBody.replaceChildren(...(recent.length ? recent.map((r) => el('tr', {},
-        el('td', { class: 'mono' }, String(r.receivedAt ?? '')),
+        el('td', { class: 'mono time' }, String(r.receivedAt ?? '')),
         el('td', {}, `${r.message ?? ''}`, r.field ? el('div', { class: 'hint' }, `field: ${r.field} · ${r.error ?? ''}`) : null),
-        el('td', { class: 'mono wrap' }, r.event !== undefined ? JSON.stringify(r.event) : String(r.raw ?? '')))) :
+        el('td', { class: 'mono json' }, r.event !== undefined ? JSON.stringify(r.event) : String(r.raw ?? '')))) :
         [el('tr', { class: 'empty-row' }, el('td', { colspan: 3 }, 'No rejected events for this app.'))]));
     } catch (e) {
       if (page.alive()) showError(err, e);
@@ -583,8 +583,8 @@ function renderProfiles(main, page) {
       }
       recent.reverse();
       note.textContent = n ? `The ${recent.length} most recent of ${fmtN(n)} events since ${from} (by eventTime).` : `No events since ${from}.`;
-      tbody.replaceChildren(...recent.map((ev) => el('tr', {}, el('td', { class: 'mono' }, String(ev.eventTime ?? '')), el('td', {}, String(ev.event ?? '')),
-        el('td', { class: 'mono wrap hide-narrow' }, ev.attributes ? JSON.stringify(ev.attributes) : ''))));
+      tbody.replaceChildren(...recent.map((ev) => el('tr', {}, el('td', { class: 'mono time' }, String(ev.eventTime ?? '')), el('td', { class: 'name' }, String(ev.event ?? '')),
+        el('td', { class: 'mono json hide-narrow' }, ev.attributes ? JSON.stringify(ev.attributes) : ''))));
     } catch (e) {
       note.textContent = '';
       if (page.alive()) showError(err, e);
@@ -708,18 +708,21 @@ function renderApps(main, page) {
       el('div', { class: 'table-wrap' }, el('table', {},
         el('thead', {}, el('tr', {}, el('th', {}, 'id'), el('th', {}, 'Name'), el('th', {}, 'Scopes'), el('th', { class: 'hide-narrow' }, 'Apps'), el('th', { class: 'hide-narrow' }, 'Source'), el('th', {}, ''))),
         tokBody)),
-      el('form', { onsubmit: (e) => { e.preventDefault(); createToken(); } },
+      el('form', { id: 'tok-form', onsubmit: (e) => { e.preventDefault(); createToken(); } },
         el('h2', {}, 'New token'),
+        // One row per kind of control, so a tall control (the apps list)
+        // never leaves an empty block beside short ones.
         el('div', { class: 'row' }, field('Name', tokName, 'grow'),
-          el('fieldset', { class: 'checks' }, el('legend', { class: 'hint' }, 'Scopes'), scopes.map((c) => el('label', {}, c, c.value))),
-          el('div', { class: 'field' }, el('label', { for: 'tok-apps' }, 'Apps'), tokApps, el('label', { class: 'checks' }, allApps, 'every app, present and future')),
-          el('button', { type: 'submit', class: 'primary', id: 'tok-create' }, 'Create token')),
+          el('fieldset', { class: 'field scopes' }, el('legend', {}, 'Scopes'), el('div', { class: 'checks' }, scopes.map((c) => el('label', {}, c, c.value))))),
+        el('div', { class: 'row' },
+          el('div', { class: 'field grow' }, el('label', { for: 'tok-apps' }, 'Apps'), tokApps, el('label', { class: 'checks' }, allApps, 'every app, present and future'))),
+        el('div', { class: 'row' }, el('button', { type: 'submit', class: 'primary', id: 'tok-create' }, 'Create token')),
         secretBox)));
 
   function drawApps() {
     appsBody.replaceChildren(...state.apps.map((a) => el('tr', {},
       el('td', {}, a.name), el('td', { class: 'mono wrap' }, a.appKey), el('td', { class: 'hide-narrow' }, a.source),
-      el('td', { class: 'hide-narrow' }, a.requireToken ? 'yes' : 'no'), el('td', { class: 'mono hide-narrow' }, a.createdAt || ''))));
+      el('td', { class: 'hide-narrow' }, a.requireToken ? 'yes' : 'no'), el('td', { class: 'mono time hide-narrow' }, a.createdAt || ''))));
     const chosen = new Set([...tokApps.selectedOptions].map((o) => o.value));
     tokApps.replaceChildren(...state.apps.map((a) => el('option', { value: a.appKey, selected: chosen.has(a.appKey) }, `${a.name} (${a.appKey})`)));
   }
