@@ -75,7 +75,7 @@ func TestMemBudgetWaitsInOrder(t *testing.T) {
 	}()
 	waitFor(t, func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.mu.waiters.Len() == 1 })
 	go func() {
-		n, err := m.acquire(10, 10*time.Second)
+		n, err := m.acquire(30, 10*time.Second) // fits only once the large one is given back
 		if err != nil {
 			t.Error(err)
 		}
