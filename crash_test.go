@@ -95,7 +95,13 @@ type child struct {
 // address it listens on.
 func startChild(t *testing.T, cfgPath, dataDir string) *child {
 	t.Helper()
-	cmd := exec.Command(troveBinary(t), "serve", "-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0")
+	return startChildBin(t, troveBinary(t), cfgPath, dataDir)
+}
+
+// startChildBin is startChild with the binary bin.
+func startChildBin(t *testing.T, bin, cfgPath, dataDir string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TROVE_") {
 			cmd.Env = append(cmd.Env, kv)

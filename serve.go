@@ -274,6 +274,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Concurrency:     cfg.HTTP.Concurrency,
 		MaxConnsPerIP:   cfg.HTTP.MaxConnsPerIP,
 		MaxHeaderBytes:  int(cfg.HTTP.MaxHeaderBytes),
+		MaxBodyMemory:   int64(cfg.HTTP.MaxBodyMemory),
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,

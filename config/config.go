@@ -89,6 +89,11 @@ type HTTP struct {
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 	// MaxHeaderBytes bounds the request line and headers (431 beyond).
 	MaxHeaderBytes Size `toml:"max_header_bytes"`
+	// MaxBodyMemory bounds the memory that request bodies being served
+	// hold at once, charged by their worst case before they are read
+	// (web/bodymem.go); a request that cannot get its share within 1 s
+	// gets 503 and Retry-After. 0 is unbounded.
+	MaxBodyMemory Size `toml:"max_body_memory"`
 }
 
 // App is an application whose events Trove stores, declared in the file.
@@ -173,6 +178,7 @@ func Default() Config {
 			Concurrency:    4096,
 			MaxConnsPerIP:  0,
 			MaxHeaderBytes: 16 << 10,
+			MaxBodyMemory:  64 << 20,
 		},
 	}
 }
@@ -316,6 +322,9 @@ func (cfg *Config) Validate() error {
 	}
 	if h.MaxHeaderBytes < 4<<10 || h.MaxHeaderBytes > 1<<20 {
 		bad("http.max_header_bytes", "must be between 4KiB and 1MiB, got %d bytes", int64(h.MaxHeaderBytes))
+	}
+	if m := h.MaxBodyMemory; m != 0 && m < 1<<20 {
+		bad("http.max_body_memory", "must be 0 (unbounded) or at least 1MiB, got %d bytes", int64(m))
 	}
 	keys := map[string]bool{}
 	for i, a := range cfg.Apps {

@@ -159,6 +159,7 @@ func TestBadConfigs(t *testing.T) {
 		{"public_profile_writes_type.bad.toml", []string{"line 4, column 25", "of type bool"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
 		{"log_format.bad.toml", []string{`log_format: "pretty" is not one of auto, json, text`}},
+		{"body_memory.bad.toml", []string{"http.max_body_memory: must be 0 (unbounded) or at least 1MiB, got 65536 bytes"}},
 		{"limits.bad.toml", []string{
 			"storage.dedup_filter_memory: must be at least 4MiB",
 			"storage.min_free_disk: must be 0 (no check) or at least 64MiB, got 10485760 bytes",

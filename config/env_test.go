@@ -47,6 +47,7 @@ var envCases = map[string]struct {
 	"TROVE_HTTP_CONCURRENCY":      {"1024", 1024},
 	"TROVE_HTTP_MAX_CONNS_PER_IP": {"64", 64},
 	"TROVE_HTTP_MAX_HEADER_BYTES": {"32KiB", Size(32 << 10)},
+	"TROVE_HTTP_MAX_BODY_MEMORY":  {"256MiB", Size(256 << 20)},
 }
 
 // TestEnvEveryKey walks the Config struct itself (not EnvVars) and checks

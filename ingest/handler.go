@@ -72,8 +72,24 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	if cl := ctx.Request.Header.ContentLength(); cl > h.cfg.MaxRequestBytes {
 		return &RequestError{Kind: ErrTooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " (ingest.max_request_bytes)"}
 	}
-	raw := getBodyBuffer()
-	defer putBodyBuffer(raw)
+	// The buffers are given back as soon as they are done with, not at
+	// the end: what a request holds at once is what web's body memory
+	// budget charges it (web/bodymem.go).
+	raw, dec := getBodyBuffer(), (*bodyBuffer)(nil)
+	var b *Batch
+	release := func() {
+		for _, bb := range []*bodyBuffer{raw, dec} {
+			if bb != nil {
+				putBodyBuffer(bb)
+			}
+		}
+		raw, dec = nil, nil
+		if b != nil {
+			putBatch(b)
+			b = nil
+		}
+	}
+	defer func() { release() }()
 	if s := ctx.RequestBodyStream(); s != nil {
 		raw.b, err = readLimited(raw.b[:0], s, h.cfg.MaxRequestBytes, "request body")
 	} else {
@@ -87,16 +103,18 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	}
 	body := raw.b
 	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
-		dec := getBodyBuffer()
-		defer putBodyBuffer(dec)
-		if dec.b, err = decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes); err != nil {
+		dec = getBodyBuffer()
+		dec.b, err = decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes)
+		// The compressed bytes are not needed once inflated.
+		putBodyBuffer(raw)
+		raw = nil
+		if err != nil {
 			return err
 		}
 		body = dec.b
 	}
 
-	b := newBatch(&h.cfg, h.now(), clientIP(ctx))
-	defer putBatch(b)
+	b = newBatch(&h.cfg, h.now(), clientIP(ctx))
 	b.NDJSON = ndjson
 	if err := Decode(b, body); err != nil {
 		return err
@@ -136,6 +154,9 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 		}
 		return &RequestError{Kind: kind, Field: first.Field, Message: first.Message, Result: res}
 	}
+	// res holds copies only: the body and the batch go before the answer
+	// is encoded and written.
+	release()
 	out, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("cannot encode answer: %w", err)

@@ -76,6 +76,8 @@ func statusOf(err error) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
 	case errors.Is(err, storage.ErrDiskFull):
 		return fasthttp.StatusServiceUnavailable, "disk_full"
+	case errors.Is(err, ErrBodyMemory):
+		return fasthttp.StatusServiceUnavailable, "busy"
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrShuttingDown):
 		return fasthttp.StatusServiceUnavailable, "unavailable"
 	}

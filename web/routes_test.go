@@ -332,6 +332,7 @@ func TestErrorBodies(t *testing.T) {
 		{name: "store closed", err: fmt.Errorf("cannot store events: %w", storage.ErrClosed), status: 503, code: "unavailable",
 			header: map[string]string{"Retry-After": "1"}},
 		{name: "shutting down", err: web.ErrShuttingDown, status: 503, code: "unavailable", header: map[string]string{"Retry-After": "1"}},
+		{name: "bodies in memory", err: fmt.Errorf("%w: the request's share did not come free", web.ErrBodyMemory), status: 503, code: "busy", header: map[string]string{"Retry-After": "1"}},
 		{name: "unexpected", err: errors.New("disk on fire at /secret/path"), status: 500, code: "internal"},
 	}
 	zero := 0

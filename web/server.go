@@ -107,6 +107,11 @@ type Config struct {
 	// least 1 MiB) and 5 s.
 	DrainBytes   int64
 	DrainTimeout time.Duration
+	// MaxBodyMemory bounds the bytes that request bodies being served may
+	// hold at once (bodymem.go); 0 is unbounded. BodyMemoryWait is how
+	// long a request waits for its share before a 503; zero takes 1 s.
+	MaxBodyMemory  int64
+	BodyMemoryWait time.Duration
 }
 
 // Server is Trove's HTTP server.
@@ -124,6 +129,9 @@ type Server struct {
 	routeMetrics map[*Route]*obs.RouteMetrics
 	// drains holds a token per refused body being drained (drain.go).
 	drains chan struct{}
+	// bodyMem is the budget of request bodies in memory (bodymem.go), nil
+	// when unbounded.
+	bodyMem *memBudget
 	// conns are the open connections, draining is set once Shutdown has
 	// begun and refusing once Refuse has (shutdown.go).
 	conns              *connSet
@@ -175,6 +183,9 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 	s.initRouteMetrics()
 	cfg.withDefaults()
 	s.cfg = cfg
+	if cfg.MaxBodyMemory > 0 {
+		s.bodyMem = newMemBudget(cfg.MaxBodyMemory)
+	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle, // s.serve, logged and measured (log.go)
 		Name:               "trove",
@@ -336,7 +347,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if err := r.Handler(ctx); err != nil {
+	// Charged before the body is read, and given back before the answer
+	// is written (also when the handler panics).
+	if err := s.withBodyMemory(ctx, r, r.Handler); err != nil {
 		if s.refusing.Load() {
 			// Most likely a body read that Refuse cut short.
 			err = fmt.Errorf("%w: the server stopped before this request finished (%v); nothing of it was stored, send it again", ErrShuttingDown, err)
