@@ -312,6 +312,10 @@ func TestMemoryFlood(t *testing.T) {
 		t.Errorf("batch %d is exported but was never sent", batch)
 	}
 	t.Logf("%d events exported, from %d batches", events, stored)
+	if !t.Failed() {
+		t.Logf("MEMFLOOD: conns=%d seconds=%.0f batch_events=%d batch_mib=%.1f accepted=%d refused_503=%d rss_mib_idle=%d rss_mib_peak=%d exported=%d lost=0 duplicates=0",
+			conns, memFloodFor.Seconds(), floodEvents, float64(floodBodyLen)/(1<<20), statuses[http.StatusAccepted], statuses[http.StatusServiceUnavailable], idle>>20, peak>>20, events)
+	}
 }
 
 // floodExport reads the whole export of the demo app and calls fn with the
