@@ -14,7 +14,7 @@ require (
 	golang.org/x/term v0.44.0
 )
 
-require github.com/posthog/posthog-go v1.5.2 // indirect
+require github.com/posthog/posthog-go v1.5.2
 
 require (
 	github.com/chromedp/cdproto v0.159.0

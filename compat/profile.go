@@ -82,7 +82,8 @@ func (p *Profile) setAll(prefix string, obj []byte) {
 	})
 }
 
-// Unset removes the field a property name maps to.
+// Unset removes the field a property name maps to. Names, here and in
+// Op, are raw JSON key text (escapes as sent, without the quotes).
 func (p *Profile) Unset(name string) {
 	p.put(segment.AppendTrait(nil, p.name(name), []byte("null")))
 }
@@ -104,8 +105,8 @@ func customKey(name string) string {
 // custom field name: for add and remove, a value that is not an array is
 // taken as an array of one.
 func (p *Profile) Op(op, name string, val []byte) {
-	m := ingest.AppendQuoted(nil, customKey(p.name(name)))
-	m = append(m, `:{"`...)
+	m := append([]byte{'"'}, customKey(p.name(name))...)
+	m = append(m, `":{"`...)
 	m = append(m, op...)
 	m = append(m, `":`...)
 	if op != "inc" && (len(val) == 0 || val[0] != '[') {

@@ -316,8 +316,8 @@ func (h *Handler) addEngage(r *compat.Request, i int, m, now []byte) {
 		case "$unset":
 			if len(v) > 0 && v[0] == '[' {
 				ingest.ForEachElement(v, func(_ int, n []byte) error {
-					if s, ok := ingest.JSONString(n); ok {
-						prof.Unset(string(s))
+					if len(n) > 1 && n[0] == '"' {
+						prof.Unset(string(n[1 : len(n)-1]))
 					}
 					return nil
 				})

@@ -233,8 +233,8 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 	prof.SetAll(compat.Lookup(props, "$set"))
 	if un := compat.Lookup(props, "$unset"); len(un) > 0 && un[0] == '[' {
 		ingest.ForEachElement(un, func(_ int, v []byte) error {
-			if s, ok := ingest.JSONString(v); ok {
-				prof.Unset(string(s))
+			if len(v) > 1 && v[0] == '"' {
+				prof.Unset(string(v[1 : len(v)-1]))
 			}
 			return nil
 		})
