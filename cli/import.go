@@ -624,14 +624,14 @@ func (o *importOptions) send(ctx context.Context, f *importFormat, b *importBatc
 
 // withApp returns a Trove event line whose appKey is app.
 func withApp(line []byte, app string) ([]byte, error) {
-	if bytes.Contains(line, []byte(`"appKey":`+strconv.Quote(app))) {
+	if bytes.Contains(line, appendJSONString([]byte(`"appKey":`), app)) {
 		return line, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		return nil, err
 	}
-	m["appKey"] = json.RawMessage(strconv.Quote(app))
+	m["appKey"] = json.RawMessage(appendJSONString(nil, app))
 	return json.Marshal(m)
 }
 
@@ -641,7 +641,7 @@ func (o *importOptions) body(f *importFormat, items [][]byte) []byte {
 		return f.body(nil, items)
 	}
 	// POST /users/profile.
-	dst := append([]byte(`{"appKey":`), strconv.Quote(o.app)...)
+	dst := appendJSONString([]byte(`{"appKey":`), o.app)
 	dst = append(dst, `,"user_profiles":[`...)
 	dst = joinItems(dst, items)
 	return append(dst, "]}"...)

@@ -52,6 +52,13 @@ func hasTopMember(obj []byte, key string) bool {
 	return ok && string(v) != "null" && string(v) != `""`
 }
 
+// appendJSONString appends s as a JSON string (strconv's quoting is Go's,
+// whose \x escapes JSON does not have).
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
+}
+
 // hasID reports whether m has a member key holding a non-empty string.
 func hasID(m map[string]json.RawMessage, key string) bool {
 	var s string
@@ -202,6 +209,44 @@ func convertAmplitude(line []byte) ([]byte, error) {
 	if err := needObject(line); err != nil {
 		return nil, err
 	}
+	// The common line (no time, no insert_id member): decode only what
+	// the conversion reads and put the two members in front, instead of
+	// decoding and re-encoding the whole line.
+	var f struct {
+		Time      *json.RawMessage `json:"time"`
+		InsertID  *json.RawMessage `json:"insert_id"`
+		DInsertID string           `json:"$insert_id"`
+		UUID      string           `json:"uuid"`
+		EventTime string           `json:"event_time"`
+	}
+	if err := json.Unmarshal(line, &f); err == nil && f.Time == nil && f.InsertID == nil && f.EventTime != "" {
+		var t time.Time
+		var perr error
+		for _, layout := range amplitudeTimeLayouts {
+			if t, perr = time.Parse(layout, f.EventTime); perr == nil {
+				break
+			}
+		}
+		if perr == nil {
+			id := f.DInsertID
+			if id == "" {
+				id = f.UUID
+			}
+			if id == "" {
+				id = lineID(line)
+			}
+			out := make([]byte, 0, len(line)+64)
+			out = append(out, `{"time":`...)
+			out = strconv.AppendInt(out, t.UnixMilli(), 10)
+			out = append(out, `,"insert_id":`...)
+			out = appendJSONString(out, id)
+			rest := bytes.TrimSpace(line[1:])
+			if len(rest) > 0 && rest[0] != '}' {
+				out = append(out, ',')
+			}
+			return append(out, rest...), nil
+		}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		return nil, err
@@ -235,7 +280,7 @@ func convertAmplitude(line []byte) ([]byte, error) {
 	if id == "" {
 		id = lineID(line)
 	}
-	m["insert_id"] = json.RawMessage(strconv.Quote(id))
+	m["insert_id"] = json.RawMessage(appendJSONString(nil, id))
 	return json.Marshal(m)
 }
 

@@ -83,7 +83,7 @@ func FuzzConvert(f *testing.F) {
 		`{"event":"a","properties":null}`, `{"event":"a","properties":{"$insert_id":""}}`,
 		`{"event_type":"a","event_time":"2026-09-21 14:13:20","user_id":null}`,
 		`{"$distinct_id":"u","$properties":{"a":1}}`, `{"userId":"u","attributes":{"a":1},"created_at":"x"}`,
-		`{`, `[]`, ``, `{"a":1,"a":2}`,
+		`{`, `[]`, ``, `{"a":1,"a":2}`, "{\"event_type\":\"a\",\"event_time\":\"2026-09-21 14:13:20\",\"uuid\":\"\\u0001\u00e9\"}",
 	} {
 		f.Add(s)
 	}
