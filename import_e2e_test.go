@@ -289,3 +289,37 @@ func openFixtureZstd(path string) (*zstd.Decoder, func(), error) {
 	}
 	return zr, func() { zr.Close(); f.Close() }, nil
 }
+
+// TestImportStopsAndResumes: a server refuses a request (413: one line
+// makes the 13th batch larger than its max_request_bytes); the import
+// stops there, its --state recording the 1,200 lines before that batch,
+// and the next run, against a server that takes the batch, sends only
+// the lines from 1,201 on.
+func TestImportStopsAndResumes(t *testing.T) {
+	small := strings.Replace(testConfig, `log_level = "debug"`, "log_level = \"debug\"\n[ingest]\nmax_request_bytes = 65536", 1)
+	addr1, _, _ := startServer(t, small)
+	lines := strings.Split(strings.TrimSuffix(troveLines(2000, "stop"), "\n"), "\n")
+	lines[1250] = `{"type":"event","event":"huge","userId":"u","eventTime":"2026-07-01T00:00:00Z","appKey":"` + demoApp + `","messageId":"stop-huge","attributes":{"blob":"` + strings.Repeat("x", 70000) + `"}}`
+	dir := t.TempDir()
+	in := filepath.Join(dir, "events.ndjson")
+	os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	state := filepath.Join(dir, "state.json")
+	code, out := runImport(t, addr1, "events", in, "--state", state, "--concurrency", "1", "--batch", "100")
+	if code != 1 || !strings.Contains(out, "413") || !strings.Contains(out, "before line 1201 are done") {
+		t.Fatalf("first run: exit %d, %s; want 1 with the 413 and the lines done", code, out)
+	}
+	if n := len(exportEvents(t, addr1, "").lines); n != 1200 {
+		t.Errorf("the first server has %d events; want the 1200 before the refused batch", n)
+	}
+	addr2, _, _ := startServer(t, testConfig)
+	code, out = runImport(t, addr2, "events", in, "--state", state, "--concurrency", "4", "--batch", "100")
+	if code != 0 || !strings.Contains(out, "800 lines sent, 799 stored, 0 duplicates, 1 rejected") {
+		t.Fatalf("second run: exit %d, %s; want lines 1201-2000 sent, the huge one rejected", code, out)
+	}
+	for _, id := range messageIDs(t, exportEvents(t, addr2, "").lines) {
+		var n int
+		if _, err := fmt.Sscanf(id, "stop-%d", &n); err != nil || n < 1200 {
+			t.Errorf("the second server has %s; want only lines from 1201 on", id)
+		}
+	}
+}
