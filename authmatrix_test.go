@@ -106,12 +106,28 @@ func TestAuthMatrix(t *testing.T) {
 		"POST /v1/track": func(int) matrixRequest {
 			return matrixRequest{body: segTrack, contentType: "application/json", ok: 200}
 		},
-		"POST /v1/identify":     segmentRequest(`{"type":"identify","userId":"u","traits":{"plan":"pro"}}`),
-		"POST /v1/page":         segmentRequest(`{"type":"page","name":"home","userId":"u"}`),
-		"POST /v1/screen":       segmentRequest(`{"type":"screen","name":"home","userId":"u"}`),
-		"POST /v1/alias":        segmentRequest(`{"type":"alias","previousId":"anon-1","userId":"u"}`),
-		"POST /v1/group":        segmentRequest(`{"type":"group","groupId":"g","userId":"u"}`),
-		"GET /cluster-info":     func(int) matrixRequest { return matrixRequest{ok: 200} },
+		"POST /v1/identify": segmentRequest(`{"type":"identify","userId":"u","traits":{"plan":"pro"}}`),
+		"POST /v1/page":     segmentRequest(`{"type":"page","name":"home","userId":"u"}`),
+		"POST /v1/screen":   segmentRequest(`{"type":"screen","name":"home","userId":"u"}`),
+		"POST /v1/alias":    segmentRequest(`{"type":"alias","previousId":"anon-1","userId":"u"}`),
+		"POST /v1/group":    segmentRequest(`{"type":"group","groupId":"g","userId":"u"}`),
+		"GET /cluster-info": func(int) matrixRequest { return matrixRequest{ok: 200} },
+		// The Amplitude, Mixpanel and PostHog routes, with no key in the
+		// body: the header's credential is the only one.
+		"POST /batch":     jsonRequest(`{"events":[{"event_type":"m","user_id":"u"}]}`),
+		"POST /2/httpapi": jsonRequest(`{"events":[{"event_type":"m","user_id":"u"}]}`),
+		"POST /identify": func(int) matrixRequest {
+			return matrixRequest{body: `identification={"user_id":"u"}`, contentType: "application/x-www-form-urlencoded", ok: 200}
+		},
+		"GET /track":            queryRequest(mpTrack),
+		"POST /track":           formRequest(mpTrack),
+		"GET /engage":           queryRequest(mpEngage),
+		"POST /engage":          formRequest(mpEngage),
+		"GET /import":           queryRequest(mpTrack),
+		"POST /import":          formRequest(mpTrack),
+		"POST /capture":         jsonRequest(`{"event":"m","distinct_id":"u"}`),
+		"POST /i/v0/e":          jsonRequest(`{"event":"m","distinct_id":"u"}`),
+		"POST /e":               jsonRequest(`{"event":"m","distinct_id":"u"}`),
 		"DELETE /admin/tokens/": nil, // built below: each allowed cell needs a token of its own
 		"GET /console/":         func(int) matrixRequest { return matrixRequest{ok: 200} },
 	}
@@ -180,6 +196,27 @@ func TestAuthMatrix(t *testing.T) {
 
 func profileRequest(int) matrixRequest {
 	return matrixRequest{body: `{"appKey":"` + demoApp + `","user_profiles":[{"userId":"u"}]}`, contentType: "application/json", ok: 202}
+}
+
+const (
+	mpTrack  = `{"event":"m","properties":{"distinct_id":"u"}}`
+	mpEngage = `{"$distinct_id":"u","$set":{"plan":"pro"}}`
+)
+
+func jsonRequest(body string) func(int) matrixRequest {
+	return func(int) matrixRequest { return matrixRequest{body: body, contentType: "application/json", ok: 200} }
+}
+
+func queryRequest(data string) func(int) matrixRequest {
+	return func(int) matrixRequest {
+		return matrixRequest{query: "data=" + base64.StdEncoding.EncodeToString([]byte(data)), ok: 200}
+	}
+}
+
+func formRequest(data string) func(int) matrixRequest {
+	return func(int) matrixRequest {
+		return matrixRequest{body: "data=" + base64.URLEncoding.EncodeToString([]byte(data)), contentType: "application/x-www-form-urlencoded", ok: 200}
+	}
 }
 
 func segmentRequest(body string) func(int) matrixRequest {

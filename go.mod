@@ -14,6 +14,8 @@ require (
 	golang.org/x/term v0.44.0
 )
 
+require github.com/posthog/posthog-go v1.5.2
+
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0

@@ -30,25 +30,31 @@ var forbiddenImports = map[string]string{
 // reads. The root package may import anything. Test files are exempt, since
 // tests may wire layers together.
 var layers = map[string][]string{
-	"web":     {"auth", "ingest", "export", "profile", "admin", "segment", "storage", "obs"},
+	"web":     {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs"},
 	"ingest":  {"auth", "storage", "obs"},
 	"export":  {"auth", "storage", "obs"},
 	"profile": {"auth", "storage", "obs"},
 	"segment": {"auth", "ingest", "profile", "storage", "obs"},
-	"obs":     {"storage"},
-	"admin":   {"auth", "storage"},
-	"backup":  {"storage"},
-	"storage": {},
-	"auth":    {},
-	"config":  {},
-	"bench":   {},
-	"cli":     {"backup"},
+	// The SDK-compatible protocols beside Segment's: compat is their
+	// shared plumbing, over ingest and profile as segment is.
+	"compat":    {"auth", "ingest", "profile", "segment"},
+	"amplitude": {"auth", "compat", "ingest", "segment"},
+	"mixpanel":  {"auth", "compat", "ingest", "segment"},
+	"posthog":   {"auth", "compat", "ingest", "segment"},
+	"obs":       {"storage"},
+	"admin":     {"auth", "storage"},
+	"backup":    {"storage"},
+	"storage":   {},
+	"auth":      {},
+	"config":    {},
+	"bench":     {},
+	"cli":       {"backup"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the
 // HTTP edge, the packages whose handlers it routes to, and the load
 // generator. ("" is the root package.)
-var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "bench"}
+var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench"}
 
 // checkImports returns what is wrong with one file's imports. dir is the
 // file's directory relative to the module root, with slashes ("" for the

@@ -33,6 +33,7 @@ Commands:
   check-config  validate a config file and exit 0 (valid) or 1
   bench         load a running server with generated events (or "bench profiles") and report speed
   export        pull events or profiles from a running server into a file ("export events|profiles")
+  import        send files of events or profiles (Trove, Segment, Mixpanel, Amplitude exports) to a running server ("import events FILE... --app KEY")
   backup        save a consistent snapshot of a running server to a .tar.zst (admin token)
   restore       restore a backup into a new data directory ("restore FILE -data DIR")
   healthcheck   exit 0 if the server answers GET /healthz with 200 (the Docker HEALTHCHECK)
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBench(ctx, args, stdout, stderr)
 	case "export":
 		return runExport(ctx, args, stdout, stderr)
+	case "import":
+		return cli.Import(ctx, args, stdout, stderr)
 	case "backup":
 		return cli.Backup(ctx, args, stdout, stderr)
 	case "restore":

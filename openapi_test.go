@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -345,6 +346,10 @@ const (
 // oaNotTriggered lists the documented answers this test does not provoke,
 // each with the reason.
 var oaNotTriggered = map[string]string{
+	// The SDK-compatible endpoints share package compat's key resolution,
+	// body reading, rate limit and storage: 403, 413, 415, 429 and 503 are
+	// the same errors as on the Segment endpoints, tested here, and their
+	// bodies are checked in sdk_compat_test.go.
 	"GET /v1/users/profile 503":     "reads fail only when the store is closed, i.e. during shutdown",
 	"GET /v1/export/events 503":     "as above",
 	"GET /v1/export/profiles 503":   "as above",
@@ -353,6 +358,15 @@ var oaNotTriggered = map[string]string{
 	"POST /admin/backup 503":        "a backup is refused only while the store closes",
 	"POST /admin/tokens 413":        "the same limit and code as POST /admin/apps 413, which is tested",
 	"DELETE /admin/tokens/{id} 503": "revocation is refused only when writes are; POST /admin/apps 503 covers the gate",
+}
+
+func init() {
+	for _, op := range []string{"POST /batch", "POST /2/httpapi", "POST /identify", "POST /capture", "POST /i/v0/e", "POST /e",
+		"GET /track", "POST /track", "GET /engage", "POST /engage", "GET /import", "POST /import"} {
+		for _, code := range []string{"403", "413", "415", "429", "503"} {
+			oaNotTriggered[op+" "+code] = "the same plumbing (package compat) and errors as the Segment endpoints, whose answers are provoked"
+		}
+	}
 }
 
 // TestOpenAPIE2E drives every route of the real server, with good and bad
@@ -533,6 +547,41 @@ func TestOpenAPIE2E(t *testing.T) {
 	oaSegment(t, c, s)
 	oaRateLimited(t, c)
 	oaDiskFull(t, c)
+
+	// The Amplitude, Mixpanel and PostHog endpoints: 200, 400 and 401 of
+	// each (the other answers come from the same plumbing, oaNotTriggered).
+	ampEv := `{"api_key":"` + demoApp + `","events":[{"event_type":"a","user_id":"oa-u","insert_id":"oa-amp"}]}`
+	s.want(200, "POST", "/2/httpapi", []byte(ampEv), oaJSON)
+	s.want(400, "POST", "/2/httpapi", []byte(`{"api_key":"`+demoApp+`"}`), oaJSON)
+	s.want(401, "POST", "/2/httpapi", []byte(`{"api_key":"nope","events":[]}`), oaJSON)
+	s.want(200, "POST", "/batch", []byte(ampEv), oaJSON)
+	s.want(400, "POST", "/batch", []byte(`{"api_key":"`+demoApp+`","batch":{}}`), oaJSON)
+	s.want(401, "POST", "/batch", []byte(`{"api_key":"nope","batch":[]}`), oaJSON)
+	form := "Content-Type: application/x-www-form-urlencoded"
+	s.want(200, "POST", "/identify", []byte("api_key="+demoApp+`&identification={"user_id":"oa-u","user_properties":{"$set":{"a":1}}}`), form)
+	s.want(400, "POST", "/identify", []byte("api_key="+demoApp), form)
+	s.want(401, "POST", "/identify", []byte(`api_key=nope&identification={"user_id":"oa-u"}`), form)
+	phEv := `{"api_key":"` + demoApp + `","event":"a","distinct_id":"oa-u"}`
+	for _, p := range []string{"/capture", "/i/v0/e", "/e"} {
+		s.want(200, "POST", p, []byte(phEv), oaJSON)
+		s.want(400, "POST", p, []byte(`{"api_key":"`+demoApp+`","batch":3}`), oaJSON)
+		s.want(401, "POST", p, []byte(`{"api_key":"nope","event":"a","distinct_id":"u"}`), oaJSON)
+	}
+	mpEv := base64Std(`{"event":"a","properties":{"token":"` + demoApp + `","distinct_id":"oa-u"}}`)
+	mpEngage := base64Std(`{"$token":"` + demoApp + `","$distinct_id":"oa-u","$set":{"a":1}}`)
+	mpBad := base64Std(`{"event":"a","properties":{"token":"nope","distinct_id":"oa-u"}}`)
+	for _, p := range []string{"/track", "/engage", "/import"} {
+		data := mpEv
+		if p == "/engage" {
+			data = mpEngage
+		}
+		s.want(200, "GET", p+"?data="+url.QueryEscape(data), nil)
+		s.want(400, "GET", p+"?data=%7Bnot", nil)
+		s.want(401, "GET", p+"?data="+url.QueryEscape(mpBad), nil)
+		s.want(200, "POST", p, []byte("data="+url.QueryEscape(data)), form)
+		s.want(400, "POST", p, []byte("data="), form)
+		s.want(401, "POST", p, []byte("data="+url.QueryEscape(mpBad)), form)
+	}
 
 	for _, k := range c.unseen(oaNotTriggered) {
 		t.Errorf("web/openapi.yaml documents %s, but no request of this test got it: provoke it, or list it in oaNotTriggered with the reason", k)

@@ -17,12 +17,16 @@ import (
 	"time"
 
 	"trove/admin"
+	"trove/amplitude"
 	"trove/auth"
 	"trove/backup"
+	"trove/compat"
 	"trove/config"
 	"trove/export"
 	"trove/ingest"
+	"trove/mixpanel"
 	"trove/obs"
+	"trove/posthog"
 	"trove/profile"
 	"trove/segment"
 	"trove/storage"
@@ -258,6 +262,17 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	ph.SetLimiter(limiter)
 	sh := segment.NewHandler(reg, ih, ph)
 	sh.SetLimiter(limiter)
+	aliases := map[string]string{}
+	for _, a := range cfg.Apps {
+		for _, k := range a.APIKeys {
+			aliases[k] = a.AppKey
+		}
+	}
+	cc := compat.New(compat.Config{Aliases: aliases, MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes)}, reg, ih, ph)
+	cc.SetLimiter(limiter)
+	pgh := posthog.NewHandler(cc)
+	amh := amplitude.NewHandler(cc)
+	mph := mixpanel.NewHandler(cc)
 	ah := admin.NewHandler(reg, db, log)
 	ah.SetDataDir(cfg.DataDir)
 	obs.SetBuildInfo(version)
@@ -295,6 +310,10 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 
 		Segment:            sh.Serve,
 		SegmentClusterInfo: sh.ClusterInfo,
+		PostHog:            pgh.Serve,
+		Amplitude:          amh.Serve,
+		Mixpanel:           mph.Serve,
+		Batch:              amh.Batch(pgh.ServeRaw),
 	}, log)
 	addr, err := srv.Listen()
 	if err != nil {

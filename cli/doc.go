@@ -20,6 +20,16 @@
 // The summary on stderr gives the X-Trove-Watermark and the command that
 // continues from it with --since.
 //
+// # Import
+//
+// Import runs `trove import events|profiles FILE...` (SPEC.md section 10,
+// import.go): each line of a Trove, Segment, Mixpanel or Amplitude export
+// (importfmt.go) is sent, in batches from --concurrency workers, to that
+// vendor's endpoint on the server, so that the server's mapping applies; a
+// line without an id gets one from its hash. --state records per input the
+// lines done without a gap, so a re-run continues there; 429 and 503 are
+// retried after Retry-After; rejected lines go to FILE.rejected.ndjson.
+//
 // # Apps and tokens
 //
 // Apps and Tokens run `trove apps create|list` and `trove tokens

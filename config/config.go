@@ -104,10 +104,14 @@ type App struct {
 	// PublicProfileWrites lets identify and alias messages sent with the
 	// appKey alone change profiles (segment.Handler); by default they are
 	// stored as events only, and changing profiles takes a token.
-	PublicProfileWrites bool     `toml:"public_profile_writes"`
-	RateLimit           float64  `toml:"rate_limit"`
-	RateBurst           int      `toml:"rate_burst"`
-	Retention           Duration `toml:"retention"`
+	PublicProfileWrites bool `toml:"public_profile_writes"`
+	// APIKeys are other keys the app answers to on the Amplitude, Mixpanel
+	// and PostHog endpoints (package compat): the API key or project token
+	// the app's SDKs already carry, so that only their host changes.
+	APIKeys   []string `toml:"api_keys"`
+	RateLimit float64  `toml:"rate_limit"`
+	RateBurst int      `toml:"rate_burst"`
+	Retention Duration `toml:"retention"`
 }
 
 // Token is an API credential declared in the file. Exactly one of Secret
@@ -184,7 +188,7 @@ func Default() Config {
 }
 
 // DefaultApp returns the values an [[apps]] entry takes for keys it omits.
-func DefaultApp() App { return App{} }
+func DefaultApp() App { return App{APIKeys: []string{}} }
 
 // Load reads and strictly decodes the TOML file at path on top of the
 // defaults. An unknown key is an error naming its line and column.
@@ -339,6 +343,15 @@ func (cfg *Config) Validate() error {
 			bad(p+".app_key", "%q is declared twice", a.AppKey)
 		}
 		keys[a.AppKey] = true
+		for _, k := range a.APIKeys {
+			switch {
+			case k == "" || len(k) > 255:
+				bad(p+".api_keys", "%q must be 1-255 characters", k)
+			case keys[k]:
+				bad(p+".api_keys", "%q is declared twice (as an app_key or an api_key)", k)
+			}
+			keys[k] = true
+		}
 		if a.RateLimit < 0 {
 			bad(p+".rate_limit", "must not be negative")
 		}

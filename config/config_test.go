@@ -156,6 +156,7 @@ func TestBadConfigs(t *testing.T) {
 		{"duplicate_app_key.bad.toml", []string{`apps[1].app_key: "yz1Jn-0pSnekg58etEQO4A" is declared twice`}},
 		{"request_below_event.bad.toml", []string{"ingest.max_request_bytes: must be at least ingest.max_event_bytes (65536), got 32768"}},
 		{"public_profile_writes.bad.toml", []string{"apps[0].public_profile_writes: has no effect while require_token is true"}},
+		{"api_keys.bad.toml", []string{`apps[0].api_keys: "yz1Jn-0pSnekg58etEQO4A" is declared twice`, `apps[0].api_keys: "" must be 1-255 characters`}},
 		{"public_profile_writes_type.bad.toml", []string{"line 4, column 25", "of type bool"}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
 		{"log_format.bad.toml", []string{`log_format: "pretty" is not one of auto, json, text`}},

@@ -47,6 +47,31 @@ func ReadBody(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, error) {
 	if ndjson {
 		return nil, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ctx.Request.Header.ContentType())) + " is not supported here: use application/json"}
 	}
+	return ReadBodyAnyType(ctx, limit, what)
+}
+
+// MediaType returns ctx's Content-Type without its parameters, in lower
+// case ("" when absent).
+func MediaType(ctx *fasthttp.RequestCtx) string {
+	mt := ctx.Request.Header.ContentType()
+	if i := bytes.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	return string(bytes.ToLower(bytes.TrimSpace(mt)))
+}
+
+// UnsupportedType is the 415 of a Content-Type a protocol does not take;
+// takes lists what it does take.
+func UnsupportedType(ctx *fasthttp.RequestCtx, takes string) error {
+	return &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type",
+		Message: "Content-Type " + strconv.Quote(string(ctx.Request.Header.ContentType())) + " is not supported here: use " + takes}
+}
+
+// ReadBodyAnyType is ReadBody without the check of Content-Type, for
+// protocols whose clients label their bodies in their own ways (the caller
+// checks it).
+func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, error) {
+	var err error
 	tooLarge := func(what2 string) error {
 		return &RequestError{Kind: ErrTooLarge, Message: what2 + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
 	}

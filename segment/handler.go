@@ -97,7 +97,15 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	if isBatch {
 		limit, what = MaxBatchBytes, "Segment's limit of 500 KB per batch"
 	}
-	body, err := ingest.ReadBody(ctx, limit, what)
+	switch ingest.MediaType(ctx) {
+	// RudderStack's node SDK posts its gzip'd JSON through axios, which
+	// labels a Buffer application/x-www-form-urlencoded (issue 18): the
+	// body is JSON all the same, and checked as such below.
+	case "", "application/json", "text/plain", "application/x-www-form-urlencoded":
+	default:
+		return ingest.UnsupportedType(ctx, "application/json")
+	}
+	body, err := ingest.ReadBodyAnyType(ctx, limit, what)
 	if err != nil {
 		return err
 	}

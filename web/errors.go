@@ -9,6 +9,7 @@ import (
 
 	"trove/admin"
 	"trove/auth"
+	"trove/compat"
 	"trove/export"
 	"trove/ingest"
 	"trove/profile"
@@ -115,6 +116,9 @@ func writeError(ctx *fasthttp.RequestCtx, log *slog.Logger, err error) {
 				}
 			}
 		}
+	}
+	if f, ok := ctx.UserValue(compat.ErrorBodyKey).(compat.ErrorBodyFunc); ok {
+		f(status, body)
 	}
 	if ra, ok := retryAfterHeader(err); ok {
 		ctx.Response.Header.Set("Retry-After", ra)

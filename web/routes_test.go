@@ -583,6 +583,18 @@ var ingestRoutes = map[string]bool{
 	"POST /v1/alias":    true,
 	"POST /v1/group":    true,
 	"GET /cluster-info": true,
+	"POST /batch":       true,
+	"POST /2/httpapi":   true,
+	"POST /identify":    true,
+	"POST /capture":     true,
+	"POST /i/v0/e":      true,
+	"POST /e":           true,
+	"GET /track":        true,
+	"POST /track":       true,
+	"GET /engage":       true,
+	"POST /engage":      true,
+	"GET /import":       true,
+	"POST /import":      true,
 }
 
 // TestCORSEveryRoute sends, to every route of the route table, what a web

@@ -75,6 +75,18 @@ type Handlers struct {
 	// GET /cluster-info that RudderStack SDKs ask.
 	Segment            func(*fasthttp.RequestCtx) error
 	SegmentClusterInfo func(*fasthttp.RequestCtx) error
+	// PostHog serves PostHog's capture API (package posthog): POST /batch/,
+	// /capture/, /i/v0/e/ and /e/.
+	PostHog func(*fasthttp.RequestCtx) error
+	// Amplitude serves Amplitude's HTTP V2 API (package amplitude):
+	// POST /2/httpapi and /identify.
+	Amplitude func(*fasthttp.RequestCtx) error
+	// Mixpanel serves Mixpanel's ingestion API (package mixpanel): GET and
+	// POST /track and /engage, POST /import.
+	Mixpanel func(*fasthttp.RequestCtx) error
+	// Batch serves POST /batch (and /batch/), which Amplitude's Batch API
+	// and PostHog's SDKs share.
+	Batch func(*fasthttp.RequestCtx) error
 	// AdminOverview serves the web console's overview (GET /admin/overview).
 	AdminOverview func(*fasthttp.RequestCtx) error
 }
@@ -169,6 +181,18 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/v1/alias", WriteKey, auth.ScopeIngest, h.Segment},
 		{"POST", "/v1/group", WriteKey, auth.ScopeIngest, h.Segment},
 		{"GET", "/cluster-info", WriteKey, auth.ScopeIngest, h.SegmentClusterInfo},
+		{"POST", "/batch", WriteKey, auth.ScopeIngest, h.Batch},
+		{"POST", "/2/httpapi", WriteKey, auth.ScopeIngest, h.Amplitude},
+		{"POST", "/identify", WriteKey, auth.ScopeIngest, h.Amplitude},
+		{"GET", "/track", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"POST", "/track", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"GET", "/engage", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"POST", "/engage", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"GET", "/import", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"POST", "/import", WriteKey, auth.ScopeIngest, h.Mixpanel},
+		{"POST", "/capture", WriteKey, auth.ScopeIngest, h.PostHog},
+		{"POST", "/i/v0/e", WriteKey, auth.ScopeIngest, h.PostHog},
+		{"POST", "/e", WriteKey, auth.ScopeIngest, h.PostHog},
 		{"GET", "/admin/overview", Scoped, auth.ScopeAdmin, h.AdminOverview},
 		// The web console's files (console.go); its data comes from the
 		// routes above, with the admin token.
@@ -358,10 +382,23 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// slashTolerant are the routes that also answer their path with a
+// trailing "/": the SDK-compatible ones whose SDKs send it (PostHog's
+// /batch/, /capture/, /e/; Mixpanel's and Amplitude's, by symmetry).
+var slashTolerant = map[string]bool{"/batch": true, "/capture": true, "/i/v0/e": true, "/e": true,
+	"/track": true, "/engage": true, "/import": true, "/2/httpapi": true, "/identify": true}
+
 // route returns the route for method and path, or nil.
 func (s *Server) route(method, path []byte) *Route {
 	if r := s.byKey[string(method)+" "+string(path)]; r != nil {
 		return r
+	}
+	// PostHog's SDKs post to /batch/ and /capture/: an exact route also
+	// answers its path with a trailing "/".
+	if n := len(path); n > 1 && path[n-1] == '/' && slashTolerant[string(path[:n-1])] {
+		if r := s.byKey[string(method)+" "+string(path[:n-1])]; r != nil {
+			return r
+		}
 	}
 	// A prefix route: the path up to its last "/", when what follows is a
 	// non-empty segment.
@@ -377,7 +414,7 @@ func (s *Server) route(method, path []byte) *Route {
 
 // pathMatches reports whether a route's Path matches path.
 func pathMatches(route, path string) bool {
-	if route == path {
+	if route == path || (slashTolerant[route] && path == route+"/") {
 		return true
 	}
 	rest, ok := strings.CutPrefix(path, route)

@@ -1,0 +1,139 @@
+package amplitude
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/compat"
+	"trove/ingest"
+	"trove/profile"
+	"trove/storage"
+)
+
+const (
+	testApp   = "yz1Jn-0pSnekg58etEQO4A"
+	testToken = "s3cret-test-token"
+)
+
+// newCore returns a Core over an in-memory store, with one app (alias
+// "alias-key") and a token with ingest scope for it.
+func newCore(tb testing.TB) *compat.Core {
+	tb.Helper()
+	db, err := storage.Open(tb.TempDir(), storage.Options{InMemory: true, DedupWindow: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	reg := auth.NewRegistry()
+	reg.AddApp(auth.App{Name: "a", AppKey: testApp})
+	reg.AddToken(auth.Token{ID: "t", Name: "t", Digest: auth.Digest([]byte(testToken)), Scopes: auth.ScopeIngest, Apps: map[string]bool{testApp: true}})
+	ih := ingest.NewHandler(ingest.DefaultConfig(), reg, ingest.StoreSink{DB: db})
+	ph := profile.NewHandler(profile.DefaultConfig(), reg, db)
+	return compat.New(compat.Config{Aliases: map[string]string{"alias-key": testApp}}, reg, ih, ph)
+}
+
+// serve sends one request to serve and returns the status web would
+// answer (0 for a handler's own answer), the body, and the error.
+func serve(serve func(*fasthttp.RequestCtx) error, method, uri, contentType string, body []byte) (*fasthttp.RequestCtx, error) {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(method)
+	ctx.Request.SetRequestURI(uri)
+	if contentType != "" {
+		ctx.Request.Header.SetContentType(contentType)
+	}
+	ctx.Request.SetBody(body)
+	return &ctx, serve(&ctx)
+}
+
+// checkOutcome fails unless err is one a client caused (a request or key
+// error, never a failure of the server) or the answer is well formed.
+func checkOutcome(t *testing.T, ctx *fasthttp.RequestCtx, err error) {
+	t.Helper()
+	if err != nil {
+		var re *ingest.RequestError
+		var ke *compat.KeyError
+		if !errors.As(err, &re) && !errors.As(err, &ke) {
+			t.Fatalf("error %T %v; want a request or key error", err, err)
+		}
+		return
+	}
+	b := ctx.Response.Body()
+	if bytes.Equal(b, []byte("1")) {
+		return
+	}
+	var ans struct{ Accepted, Duplicates, Rejected int }
+	if err := json.Unmarshal(b, &ans); err != nil {
+		t.Fatalf("answer %q is not JSON: %v", b, err)
+	}
+	if ans.Accepted < 0 || ans.Duplicates < 0 || ans.Rejected < 0 {
+		t.Fatalf("answer %s: negative counts", b)
+	}
+}
+
+// FuzzServe feeds arbitrary bodies to /2/httpapi and /identify: no panic,
+// and either an error the client caused or a well-formed answer.
+func FuzzServe(f *testing.F) {
+	for _, s := range []string{
+		`{"api_key":"` + testApp + `","events":[{"event_type":"a","user_id":"u","insert_id":"x","time":1790000000000,"event_properties":{"a":1}}]}`,
+		`{"api_key":"` + testToken + `","events":[{"event_type":"$identify","device_id":"d","user_properties":{"$set":{"email":"a@b.co"},"$add":{"n":1},"$append":{"t":"x"},"$unset":{"p":"-"},"$setOnce":{"q":1},"plain":2}}]}`,
+		`{"api_key":"alias-key","events":[{"user_id":"u"},3,{"event_type":"a","user_id":"u","time":"x"},{"event_type":"a","user_id":"u","user_properties":[]}]}`,
+		`{"api_key":"x","events":{}}`, `[]`, ``,
+	} {
+		f.Add("/2/httpapi", s)
+	}
+	f.Add("/identify", `api_key=`+testApp+`&identification={"user_id":"u","user_properties":{"$set":{"a":1}}}`)
+	h := NewHandler(newCore(f))
+	f.Fuzz(func(t *testing.T, path, body string) {
+		p := "/2/httpapi"
+		if len(path) > 0 && path[0] == '/' && path == "/identify" {
+			p = path
+		}
+		ctx, err := serve(h.Serve, "POST", p, "", []byte(body))
+		checkOutcome(t, ctx, err)
+	})
+}
+
+// TestServe: statuses and counts of Amplitude's answers.
+func TestServe(t *testing.T) {
+	h := NewHandler(newCore(t))
+	tests := []struct {
+		name, body                string
+		status, accepted, invalid int
+		wantErr                   bool
+	}{
+		{name: "two events", body: `{"api_key":"` + testApp + `","events":[{"event_type":"a","user_id":"u","insert_id":"i1"},{"event_type":"b","device_id":"d"}]}`, status: 200, accepted: 2},
+		{name: "a resend", body: `{"api_key":"` + testApp + `","events":[{"event_type":"a","user_id":"u","insert_id":"i1"}]}`, status: 200},
+		{name: "one invalid", body: `{"api_key":"alias-key","events":[{"event_type":"a","user_id":"u"},{"event_type":"b"}]}`, status: 400, accepted: 1, invalid: 1},
+		{name: "no events", body: `{"api_key":"` + testApp + `"}`, wantErr: true},
+		{name: "an unknown key", body: `{"api_key":"nope","events":[]}`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, err := serve(h.Serve, "POST", "/2/httpapi", "application/json", []byte(tc.body))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v; want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			var got struct {
+				Code, Accepted          int
+				EventsWithInvalidFields map[string][]int `json:"events_with_invalid_fields"`
+			}
+			json.Unmarshal(ctx.Response.Body(), &got)
+			n := 0
+			for _, v := range got.EventsWithInvalidFields {
+				n += len(v)
+			}
+			if ctx.Response.StatusCode() != tc.status || got.Code != tc.status || got.Accepted != tc.accepted || n != tc.invalid {
+				t.Errorf("got %d %s; want %d, %d accepted, %d invalid", ctx.Response.StatusCode(), ctx.Response.Body(), tc.status, tc.accepted, tc.invalid)
+			}
+		})
+	}
+}

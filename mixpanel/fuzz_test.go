@@ -1,0 +1,138 @@
+package mixpanel
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/compat"
+	"trove/ingest"
+	"trove/profile"
+	"trove/storage"
+)
+
+const (
+	testApp   = "yz1Jn-0pSnekg58etEQO4A"
+	testToken = "s3cret-test-token"
+)
+
+// newCore returns a Core over an in-memory store, with one app (alias
+// "alias-key") and a token with ingest scope for it.
+func newCore(tb testing.TB) *compat.Core {
+	tb.Helper()
+	db, err := storage.Open(tb.TempDir(), storage.Options{InMemory: true, DedupWindow: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	reg := auth.NewRegistry()
+	reg.AddApp(auth.App{Name: "a", AppKey: testApp})
+	reg.AddToken(auth.Token{ID: "t", Name: "t", Digest: auth.Digest([]byte(testToken)), Scopes: auth.ScopeIngest, Apps: map[string]bool{testApp: true}})
+	ih := ingest.NewHandler(ingest.DefaultConfig(), reg, ingest.StoreSink{DB: db})
+	ph := profile.NewHandler(profile.DefaultConfig(), reg, db)
+	return compat.New(compat.Config{Aliases: map[string]string{"alias-key": testApp}}, reg, ih, ph)
+}
+
+// serve sends one request to serve and returns the status web would
+// answer (0 for a handler's own answer), the body, and the error.
+func serve(serve func(*fasthttp.RequestCtx) error, method, uri, contentType string, body []byte) (*fasthttp.RequestCtx, error) {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(method)
+	ctx.Request.SetRequestURI(uri)
+	if contentType != "" {
+		ctx.Request.Header.SetContentType(contentType)
+	}
+	ctx.Request.SetBody(body)
+	return &ctx, serve(&ctx)
+}
+
+// checkOutcome fails unless err is one a client caused (a request or key
+// error, never a failure of the server) or the answer is well formed.
+func checkOutcome(t *testing.T, ctx *fasthttp.RequestCtx, err error) {
+	t.Helper()
+	if err != nil {
+		var re *ingest.RequestError
+		var ke *compat.KeyError
+		if !errors.As(err, &re) && !errors.As(err, &ke) {
+			t.Fatalf("error %T %v; want a request or key error", err, err)
+		}
+		return
+	}
+	b := ctx.Response.Body()
+	if bytes.Equal(b, []byte("1")) {
+		return
+	}
+	var ans struct{ Accepted, Duplicates, Rejected int }
+	if err := json.Unmarshal(b, &ans); err != nil {
+		t.Fatalf("answer %q is not JSON: %v", b, err)
+	}
+	if ans.Accepted < 0 || ans.Duplicates < 0 || ans.Rejected < 0 {
+		t.Fatalf("answer %s: negative counts", b)
+	}
+}
+
+// FuzzServe feeds arbitrary data= values and bodies to /track, /engage and
+// /import: no panic, and either an error the client caused or a
+// well-formed answer.
+func FuzzServe(f *testing.F) {
+	for _, s := range []string{
+		`{"event":"a","properties":{"token":"` + testApp + `","distinct_id":"u","time":1790000000,"$insert_id":"x"}}`,
+		`[{"event":"a","properties":{"token":"alias-key","distinct_id":1,"time":"bad"}},{"event":"b"},7]`,
+		`{"$token":"` + testToken + `","$distinct_id":"u","$set":{"$email":"a@b.co"},"$add":{"n":1},"$union":{"t":["a"]},"$remove":{"t":"a"},"$unset":["p"],"$set_once":{"x":1},"$delete":""}`,
+		`eyJldmVudCI6ImEiLCJwcm9wZXJ0aWVzIjp7InRva2VuIjoieXoxSm4tMHBTbmVrZzU4ZXRFUU80QSIsImRpc3RpbmN0X2lkIjoidSJ9fQ==`,
+		``, `{`, `!!!`,
+	} {
+		f.Add(uint8(0), s)
+		f.Add(uint8(1), s)
+	}
+	h := NewHandler(newCore(f))
+	paths := []string{"/track", "/engage", "/import"}
+	f.Fuzz(func(t *testing.T, which uint8, data string) {
+		p := paths[int(which)%len(paths)]
+		ctx, err := serve(h.Serve, "POST", p, "application/x-www-form-urlencoded", []byte("data="+urlEscape(data)))
+		checkOutcome(t, ctx, err)
+		ctx, err = serve(h.Serve, "POST", p+"?verbose=1", "application/json", []byte(data))
+		checkOutcome(t, ctx, err)
+	})
+}
+
+// urlEscape escapes s for a form value.
+func urlEscape(s string) string {
+	var b bytes.Buffer
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			b.WriteString("%" + string("0123456789ABCDEF"[c>>4]) + string("0123456789ABCDEF"[c&15]))
+		}
+	}
+	return b.String()
+}
+
+// TestImportAnswer: /import's JSON answer names the failed records.
+func TestImportAnswer(t *testing.T) {
+	h := NewHandler(newCore(t))
+	body := `[{"event":"a","properties":{"token":"` + testApp + `","distinct_id":"u","$insert_id":"i1"}},{"event":"b","properties":{"token":"` + testApp + `"}}]`
+	ctx, err := serve(h.Serve, "POST", "/import", "application/json", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Code     int `json:"code"`
+		Imported int `json:"num_records_imported"`
+		Failed   []struct {
+			Index int    `json:"index"`
+			Field string `json:"field"`
+		} `json:"failed_records"`
+	}
+	json.Unmarshal(ctx.Response.Body(), &got)
+	if ctx.Response.StatusCode() != 400 || got.Code != 400 || got.Imported != 1 || len(got.Failed) != 1 || got.Failed[0].Index != 1 || got.Failed[0].Field != "properties.distinct_id" {
+		t.Errorf("got %d %s; want 400, 1 imported, record 1 failed on properties.distinct_id", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+}

@@ -1,0 +1,21 @@
+const host = process.argv[2], N = +process.argv[3];
+const amp = require('@amplitude/analytics-node'); const { PostHog } = require('posthog-node');
+const Mixpanel = require('mixpanel'); const Rudder = require('@rudderstack/rudder-sdk-node');
+(async () => {
+  const res = {};
+  await amp.init('yz1Jn-0pSnekg58etEQO4A', {serverUrl: host + '/2/httpapi'}).promise;
+  let ok = 0; const ps = [];
+  for (let i = 0; i < N; i++) ps.push(amp.track('amp-ev', {i}, {user_id: 'amp-' + (i % 20)}).promise.then(r => { if (r.code === 200) ok++; }));
+  await amp.flush().promise; await Promise.all(ps); res.amplitude = ok;
+  const ph = new PostHog('yz1Jn-0pSnekg58etEQO4A', {host}); let phErr = 0;
+  ph.on('error', () => phErr++);
+  for (let i = 0; i < N; i++) ph.capture({distinctId: 'ph-' + (i % 20), event: 'ph-ev', properties: {i}});
+  await ph.shutdown(); res.posthog = N - phErr;
+  const u = new URL(host); const mp = Mixpanel.init('yz1Jn-0pSnekg58etEQO4A', {host: u.hostname, port: u.port, protocol: 'http'});
+  let mpOk = 0; await Promise.all(Array.from({length: N / 10}, (_, b) => new Promise(r => mp.track_batch(Array.from({length: 10}, (_, j) => ({event: 'mp-ev', properties: {distinct_id: 'mp-' + j, i: b * 10 + j}})), e => { if (!e) mpOk += 10; r(); }))));
+  res.mixpanel = mpOk;
+  const rd = new Rudder('yz1Jn-0pSnekg58etEQO4A', {dataPlaneUrl: host}); let rdOk = 0;
+  await Promise.all(Array.from({length: N}, (_, i) => new Promise(r => rd.track({userId: 'rd-' + (i % 20), event: 'rd-ev', properties: {i}}, e => { if (!e) rdOk++; r(); }))).concat([rd.flush()]));
+  res.rudder = rdOk;
+  console.log(JSON.stringify(res));
+})();
