@@ -26,11 +26,12 @@ type eventQuery struct {
 	events       map[string]bool // event names; nil for all
 	userID       string          // "" for all
 	download     bool
+	parquet      bool // format=parquet
 }
 
 var eventParams = map[string]bool{
 	"appKey": true, "from": true, "to": true, "event": true, "userId": true,
-	"since": true, "until": true, "limit": true, "download": true,
+	"since": true, "until": true, "limit": true, "download": true, "format": true,
 }
 
 // parseTime takes RFC 3339 or YYYY-MM-DD (midnight UTC).
@@ -50,7 +51,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	var err error
 	args.VisitAll(func(k, _ []byte) {
 		if err == nil && !eventParams[string(k)] {
-			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, from, to, event, userId, since, until, limit or download"}
+			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, from, to, event, userId, since, until, limit, download or format"}
 		}
 	})
 	if err != nil {
@@ -116,6 +117,13 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	default:
 		return nil, &ParamError{Field: "download", Message: "download must be 1 or 0"}
 	}
+	switch f := string(args.Peek("format")); f {
+	case "", "ndjson":
+	case "parquet":
+		q.parquet = true
+	default:
+		return nil, &ParamError{Field: "format", Message: "format must be ndjson (the default) or parquet, got " + strconv.Quote(f)}
+	}
 	return q, nil
 }
 
@@ -153,34 +161,51 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 		snap.Close()
 		return &ParamError{Field: "since", Message: fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", q.since, snap.Watermark())}
 	}
+	if q.parquet {
+		if q.download {
+			ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+q.filename("parquet")+`"`)
+		}
+		h.streamParquet(ctx, snap, func(fn func(seq uint64, body []byte) error) error {
+			return q.scan(h.db, snap, id, fn)
+		})
+		return nil
+	}
 	if q.download {
 		ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+q.filename(negotiateEncoding(ctx))+`"`)
 	}
 	h.stream(ctx, eventsOut, snap, func(w *bufio.Writer) error {
-		if id == 0 {
-			return nil
-		}
-		n := uint64(0)
-		// Names, user and deleted users are judged by the store from its
-		// columns, without decoding the events' JSON.
-		f := q.filter(h.db.Forgotten(id))
-		emit := func(_ uint64, t int64, body []byte) error {
-			if t < q.from || t >= q.to {
-				return nil
-			}
-			if n == q.limit {
-				return errLimit
-			}
-			n++
+		return q.scan(h.db, snap, id, func(_ uint64, body []byte) error {
 			w.Write(body)
 			return w.WriteByte('\n')
-		}
-		if q.timed && !q.seqRange {
-			return snap.EventsByTimeWhere(id, q.from, q.to, f, emit)
-		}
-		return snap.EventsBySeqWhere(id, q.since, q.until, f, emit)
+		})
 	})
 	return nil
+}
+
+// scan calls fn for each event q selects from app id in snap, in its
+// order, up to its limit. body is borrowed: valid only until fn returns.
+func (q *eventQuery) scan(db *storage.DB, snap *storage.Snapshot, id uint32, fn func(seq uint64, body []byte) error) error {
+	if id == 0 {
+		return nil
+	}
+	n := uint64(0)
+	// Names, user and deleted users are judged by the store from its
+	// columns, without decoding the events' JSON.
+	f := q.filter(db.Forgotten(id))
+	emit := func(seq uint64, t int64, body []byte) error {
+		if t < q.from || t >= q.to {
+			return nil
+		}
+		if n == q.limit {
+			return errLimit
+		}
+		n++
+		return fn(seq, body)
+	}
+	if q.timed && !q.seqRange {
+		return snap.EventsByTimeWhere(id, q.from, q.to, f, emit)
+	}
+	return snap.EventsBySeqWhere(id, q.since, q.until, f, emit)
 }
 
 // filename names a download after the app, the range and the compression.
@@ -203,6 +228,10 @@ func (q *eventQuery) filename(encoding string) string {
 	}
 	if q.seqRange {
 		b.WriteString("-since-" + strconv.FormatUint(q.since, 10))
+	}
+	if encoding == "parquet" {
+		b.WriteString(".parquet")
+		return b.String()
 	}
 	b.WriteString(".ndjson")
 	switch encoding {

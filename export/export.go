@@ -142,6 +142,7 @@ type body struct {
 	pr     *io.PipeReader
 	closed bool
 	out    *obs.ExportCounters
+	rows   bool // fill counts rows itself: the body is not NDJSON
 	doneHook
 }
 
@@ -158,7 +159,10 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 		defer putCompressor(b.enc, zw)
 		out = zw
 	}
-	bw := bufio.NewWriterSize(&lineCounter{w: out, out: b.out}, flushEvery)
+	if !b.rows {
+		out = &lineCounter{w: out, out: b.out}
+	}
+	bw := bufio.NewWriterSize(out, flushEvery)
 	err := b.fill(bw)
 	if errors.Is(err, errLimit) {
 		err = nil

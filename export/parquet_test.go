@@ -1,0 +1,154 @@
+package export_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"trove/export"
+	"trove/internal/duckdbtest"
+)
+
+// parquetBody is a stored event of appA with the members a Parquet row
+// takes.
+func parquetBody(i int) string {
+	return fmt.Sprintf(`{"type":"event","event":"e%d","userId":"u%d","eventTime":"2024-01-02T03:04:05.%06dZ","appKey":"%s","messageId":"m%d","attributes":{"i":%d},"context":{"ip":"10.0.0.1"},"receivedAt":"2024-01-02T03:04:06.000Z"}`,
+		i%5, i%11, i%1000000, appA, i, i)
+}
+
+// firstWrite records how many rows had been appended when the first byte
+// reached the underlying writer.
+type firstWrite struct {
+	w        io.Writer
+	rows     func() int64
+	atRows   int64
+	n        int64
+	wroteAny bool
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if !f.wroteAny && len(p) > 0 {
+		f.wroteAny, f.atRows = true, f.rows()
+	}
+	f.n += int64(len(p))
+	return f.w.Write(p)
+}
+
+// TestParquetWriterStreams checks that a file goes out in row groups as
+// they fill, before the footer, and that DuckDB reads every row back.
+func TestParquetWriterStreams(t *testing.T) {
+	duckdbtest.Dir(t)
+	path := filepath.Join(t.TempDir(), "rows.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows, perGroup = 2500, 1000
+	fw := &firstWrite{w: f}
+	pw := export.NewParquetWriter(fw, perGroup)
+	fw.rows = pw.Rows
+	for i := range rows {
+		if err := pw.Append(uint64(i+1), []byte(parquetBody(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !fw.wroteAny || fw.atRows > perGroup+512 {
+		t.Errorf("first byte written after %d of %d rows (wrote any: %v); want it once the first row group of %d filled", fw.atRows, rows, fw.wroteAny, perGroup)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	lit := duckdbtest.Literal(path)
+	groups := duckdbtest.Query(t, "SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata("+lit+")")
+	if got := fmt.Sprint(groups[0]["n"]); got != "3" {
+		t.Errorf("%s row groups; want 3 of at most %d rows", got, perGroup)
+	}
+	got := duckdbtest.Query(t, "SELECT seq, raw, epoch_us(eventTime) AS us FROM read_parquet("+lit+")")
+	if len(got) != rows {
+		t.Fatalf("DuckDB read %d rows; want %d", len(got), rows)
+	}
+	for i, r := range got {
+		want := parquetBody(i)
+		us := time.Date(2024, 1, 2, 3, 4, 5, (i%1000000)*1000, time.UTC).UnixMicro()
+		if r["seq"] != strconv.Itoa(i+1) || r["raw"] != want || r["us"] != strconv.FormatInt(us, 10) {
+			t.Fatalf("row %d: %v; want seq %d, eventTime %d µs and raw %s", i, r, i+1, us, want)
+		}
+	}
+}
+
+// TestParquetWriterRefusesBadEvent checks that a stored line that is not
+// an event's JSON is an error naming its sequence, not a silent row.
+func TestParquetWriterRefusesBadEvent(t *testing.T) {
+	pw := export.NewParquetWriter(io.Discard, 0)
+	for _, tc := range []struct{ name, body, want string }{
+		{"not JSON", `{"event":`, "seq 7"},
+		{"no eventTime", `{"event":"e","receivedAt":"2024-01-02T03:04:06.000Z"}`, "eventTime"},
+		{"bad receivedAt", `{"event":"e","eventTime":"2024-01-02T03:04:06Z","receivedAt":"yesterday"}`, "receivedAt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := pw.Append(7, []byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestParquetOverHTTPAborted checks that a store failure after the first
+// row group has gone out breaks the connection: the client sees an
+// incomplete transfer, and what it got has no footer, so DuckDB refuses it.
+func TestParquetOverHTTPAborted(t *testing.T) {
+	duckdbtest.Dir(t)
+	db := openStore(t)
+	var bodies []string
+	for i := range export.ParquetRowGroupRows + 20000 {
+		bodies = append(bodies, parquetBody(i))
+	}
+	store(t, db, appA, bodies, 5000)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	resp, err := smallReads.Get(serve(t, h, true) + "&format=parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != export.ParquetContentType {
+		t.Errorf("Content-Type %q; want %s", ct, export.ParquetContentType)
+	}
+	br := bufio.NewReader(resp.Body)
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != "PAR1" {
+		t.Fatalf("the first bytes %q (%v); want the PAR1 magic of a row group on its way", head, err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }() // the scan stops with ErrClosed
+	rest, err := io.ReadAll(br)
+	if err == nil {
+		t.Errorf("the export ended cleanly after %d bytes; want a broken transfer", len(head)+len(rest))
+	} else if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("read error: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "cut.parquet")
+	if err := os.WriteFile(path, append(head, rest...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if msg := duckdbtest.QueryErr(t, "SELECT count(*) FROM read_parquet("+duckdbtest.Literal(path)+")"); msg == "" {
+		t.Errorf("DuckDB read the cut file as a whole one")
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return within 20s")
+	}
+}
