@@ -12,7 +12,7 @@ func TestPurgeForgotten(t *testing.T) {
 	db := openTestDB(t, Options{})
 	app, other := ensureApp(t, db, "a"), ensureApp(t, db, "b")
 	ev := func(app uint32, user string, day, i int) newEvent {
-		return newEvent{app, int64(20250+day)*dayMs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
+		return newEvent{app, int64(20250+day)*dayUs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
 	}
 	var all []event
 	// Mixed commits over two days, one commit of alice alone, and alice in
