@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -25,6 +26,7 @@ import (
 	"trove/obs"
 	"trove/profile"
 	"trove/segment"
+	"trove/sinks"
 	"trove/storage"
 	"trove/web"
 )
@@ -259,20 +261,30 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	sh := segment.NewHandler(reg, ih, ph)
 	sh.SetLimiter(limiter)
 	ah := admin.NewHandler(reg, db, log)
+	sm, err := sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: sinkTransportHook})
+	if err != nil {
+		return err
+	}
+	storeMetrics := obs.StoreWriter(db, cfg.DataDir)
 	obs.SetBuildInfo(version)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		CORSOrigins:     cfg.Ingest.CORSOrigins,
 		WriteGate:       db.Writable,
-		Metrics:         obs.StoreWriter(db, cfg.DataDir),
-		Listener:        listenerHook,
-		ReadTimeout:     cfg.HTTP.ReadTimeout.Std(),
-		WriteTimeout:    cfg.HTTP.WriteTimeout.Std(),
-		IdleTimeout:     cfg.HTTP.IdleTimeout.Std(),
-		Concurrency:     cfg.HTTP.Concurrency,
-		MaxConnsPerIP:   cfg.HTTP.MaxConnsPerIP,
-		MaxHeaderBytes:  int(cfg.HTTP.MaxHeaderBytes),
+		Metrics: func(w io.Writer) {
+			storeMetrics(w)
+			var b bytes.Buffer
+			sm.WriteMetrics(&b)
+			obs.Expose(w, b.Bytes())
+		},
+		Listener:       listenerHook,
+		ReadTimeout:    cfg.HTTP.ReadTimeout.Std(),
+		WriteTimeout:   cfg.HTTP.WriteTimeout.Std(),
+		IdleTimeout:    cfg.HTTP.IdleTimeout.Std(),
+		Concurrency:    cfg.HTTP.Concurrency,
+		MaxConnsPerIP:  cfg.HTTP.MaxConnsPerIP,
+		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes),
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
@@ -290,6 +302,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		AdminListTokens:  ah.ListTokens,
 		AdminRevokeToken: ah.RevokeToken,
 		AdminOverview:    ah.Overview,
+		AdminSinks:       admin.Sinks(func() any { return sm.Status() }),
 
 		Segment:            sh.Serve,
 		SegmentClusterInfo: sh.ClusterInfo,
@@ -301,6 +314,10 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	srv.SetReady(true)
+	// The sinks read committed events from snapshots, beside ingest; they
+	// stop before the store closes (a file in flight stays pending).
+	sm.Start()
+	defer sm.Stop()
 	log.Info("listening on http://" + addr)
 	if onReady != nil {
 		onReady(addr)
@@ -310,6 +327,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
+	sm.Stop()
 	shutdown(srv, closeStore, log)
 	return nil
 }
