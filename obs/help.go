@@ -44,6 +44,15 @@ var help = map[string]string{
 	"trove_data_dir_free_bytes":              "Free bytes on the file system that holds the data directory.",
 	"trove_data_dir_capacity_bytes":          "Size in bytes of the file system that holds the data directory.",
 
+	// Written by the sinks at scrape time (sinks/status.go), per sink and app.
+	"trove_sink_watermark":                    "The sequence at or below which every event of the app is in a file of the sink.",
+	"trove_sink_lag_events":                   "The app's events stored after the sink's watermark, as last counted (at most every few seconds).",
+	"trove_sink_lag_seconds":                  "Age in seconds of the oldest event of the app not yet in a file of the sink (by receivedAt); 0 when none.",
+	"trove_sink_files_total":                  "Files the sink has written for the app (kept across restarts).",
+	"trove_sink_bytes_total":                  "Bytes of the files the sink has written for the app (kept across restarts).",
+	"trove_sink_errors_total":                 "Failed attempts of the sink for the app since the start (the object store refused or was unreachable).",
+	"trove_sink_last_error_timestamp_seconds": "Unix time of the sink's last failure for the app; 0 when none since the start.",
+
 	// Go runtime, from github.com/VictoriaMetrics/metrics.
 	"go_info":                             "Always 1; the version label is the Go version.",
 	"go_info_ext":                         "Always 1; the labels describe the Go toolchain and platform.",
