@@ -129,7 +129,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 
 // filter returns the storage filter for q and the app's deleted users,
 // or nil when every event is kept.
-func (q *eventQuery) filter(deleted map[string]bool) *storage.Filter {
+func (q *eventQuery) filter(deleted map[string]uint64) *storage.Filter {
 	if q.events == nil && q.userID == "" && len(deleted) == 0 {
 		return nil
 	}

@@ -10,6 +10,7 @@ var help = map[string]string{
 	"trove_events_accepted_total":         "Events stored, per app, as the Events API answered them (validate=1 requests not counted).",
 	"trove_events_duplicate_total":        "Events acknowledged as already stored within ingest.dedup_window, per app.",
 	"trove_events_rejected_total":         "Events refused and kept in the quarantine, per app (app=\"\" when they name no known app).",
+	"trove_events_suppressed_total":       "Events refused because their userId was deleted with suppress=1, per app (neither stored nor quarantined).",
 	"trove_profile_updates_total":         "Profile objects applied by the User Profiles API, per app (idempotent replays not counted).",
 	"trove_export_bytes_total":            "Response body bytes sent by exports, per kind, as on the wire (compressed when negotiated).",
 	"trove_export_lines_total":            "NDJSON lines sent by exports, per kind (stream heartbeats not counted).",

@@ -248,11 +248,11 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 	// that no file written after a deletion holds the user's events.
 	var f *builtFile
 	for range 3 {
-		deleted := s.db.Forgotten(id)
-		if f, err = buildFile(snap, id, p.Done, until, filterOf(deleted), s.cfg.Format); err != nil {
+		gen := s.db.ForgottenGen()
+		if f, err = buildFile(snap, id, p.Done, until, filterOf(s.db.Forgotten(id)), s.cfg.Format); err != nil {
 			return false, fmt.Errorf("cannot build the file of (%d, %d]: %w", p.Done, until, err)
 		}
-		if len(s.db.Forgotten(id)) == len(deleted) {
+		if s.db.ForgottenGen() == gen {
 			break
 		}
 	}
@@ -338,7 +338,7 @@ func (s *sink) due(snap *storage.Snapshot, id uint32, a *appState, done uint64) 
 	return 0, false, nil
 }
 
-func filterOf(deleted map[string]bool) *storage.Filter {
+func filterOf(deleted map[string]uint64) *storage.Filter {
 	if len(deleted) == 0 {
 		return nil
 	}

@@ -147,11 +147,14 @@ type DB struct {
 	expiredDays, expiredBytes atomic.Int64
 	purgedUsers, purgedEvents atomic.Int64
 
-	// forgotten is, per app, the set of deleted users (forget.go); each
-	// set is replaced, never changed.
+	// forgotten is, per app, the deleted users with the sequence bound of
+	// their deletion, and those deleted with suppress (forget.go); each
+	// map is replaced, never changed. gen counts the replacements.
 	forgotten struct {
 		sync.RWMutex
-		m map[uint32]map[string]bool
+		m          map[uint32]map[string]uint64
+		suppressed map[uint32]map[string]bool
+		gen        uint64
 	}
 }
 
