@@ -106,15 +106,17 @@ func TestE2EDeleteUser(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"suppress":true`) {
 		t.Fatalf("DELETE with suppress=1: %d %s; want 200 saying suppress", r.status, r.body)
 	}
-	bobs := 20
+	bobs, refused := 20, 0
 	refuseCarol := func(when string) {
 		t.Helper()
 		bobs++
 		a := decodeAnswer(t, postEvents(t, addr, strings.Replace(userEvent("carol", 2), `"appKey"`, `"messageId":"carol-2","appKey"`, 1)), http.StatusBadRequest)
+		refused += a.Rejected
 		if a.Field != "userId" || !strings.Contains(a.Message, "suppress=1") || a.Rejected != 1 {
 			t.Errorf("%s: carol's event answered %+v; want a 400 naming userId and suppress=1", when, a)
 		}
 		a = decodeAnswer(t, postEvents(t, addr, "["+userEvent("bob", 50)+","+userEvent("carol", 3)+"]"), http.StatusAccepted)
+		refused += a.Rejected
 		if a.Accepted != 1 || a.Rejected != 1 || len(a.Errors) != 1 || *a.Errors[0].Index != 1 || a.Errors[0].Field != "userId" {
 			t.Errorf("%s: bob and carol answered %+v; want bob accepted, carol rejected at index 1", when, a)
 		}
@@ -170,6 +172,9 @@ func TestE2EDeleteUser(t *testing.T) {
 	addr, _ = startServerIn(t, testConfig, dir)
 	refuseCarol("after a restart")
 	check("after a restart")
+	if !t.Failed() {
+		t.Logf("DELETEUSER: deleted_events_exported=0 new_start_exported=1 suppressed_refused=%d suppressed_quarantined=0 restarts=1", refused)
+	}
 }
 
 // TestE2EDeleteUserBytesGone proves that a deleted user's bytes leave the

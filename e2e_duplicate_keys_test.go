@@ -55,4 +55,7 @@ func TestE2EDuplicateKeys(t *testing.T) {
 	if slices.Sort(got); !slices.Equal(got, want) {
 		t.Errorf("quarantine holds %q; want %q", got, want)
 	}
+	if !t.Failed() {
+		t.Logf("DUPKEYS: events=%d refused_naming_key=%d stored_ambiguous=0 quarantined=%d", 3, len(want), len(got))
+	}
 }
