@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -57,5 +58,31 @@ func TestE2EDuplicateKeys(t *testing.T) {
 	}
 	if !t.Failed() {
 		t.Logf("DUPKEYS: events=%d refused_naming_key=%d stored_ambiguous=0 quarantined=%d", 3, len(want), len(got))
+	}
+}
+
+// TestE2EDuplicateKeysVendors sends a message with its user written twice
+// to each SDK-compatible endpoint: none stores it with either user, and
+// the answer names the field.
+func TestE2EDuplicateKeysVendors(t *testing.T) {
+	addr, _, _ := startServer(t, testConfig)
+	form := "Content-Type: application/x-www-form-urlencoded"
+	for _, tt := range []struct {
+		endpoint, body, header, field string
+	}{
+		{"/v1/batch", `{"writeKey":"` + demoApp + `","batch":[{"type":"track","event":"x","userId":"alice","userId":"bob","messageId":"dk-seg"}]}`, jsonType, "userId"},
+		{"/2/httpapi", `{"api_key":"` + demoApp + `","events":[{"event_type":"x","user_id":"alice","user_id":"bob","insert_id":"dk-amp"}]}`, jsonType, "user_id"},
+		{"/batch/", `{"api_key":"` + demoApp + `","batch":[{"event":"x","distinct_id":"alice","distinct_id":"bob","uuid":"0b8a4bd2-9d1e-4c55-8b8f-3e0f4c1c0a11"}]}`, jsonType, "distinct_id"},
+		{"/track?verbose=1", "data=" + url.QueryEscape(`{"event":"x","properties":{"token":"`+demoApp+`","distinct_id":"alice","distinct_id":"bob","$insert_id":"dk-mp"}}`), form, "properties.distinct_id"},
+	} {
+		r := request(t, "POST", "http://"+addr+tt.endpoint, strings.NewReader(tt.body), tt.header)
+		if !strings.Contains(string(r.body), tt.field+" appears twice") {
+			t.Errorf("%s: %d %s; want the message refused naming %s", tt.endpoint, r.status, r.body, tt.field)
+		}
+	}
+	for _, l := range exportEvents(t, addr, "").lines {
+		if strings.Contains(l, `"bob"`) || strings.Contains(l, `"alice"`) {
+			t.Errorf("stored %s; want no message with a doubled user", l)
+		}
 	}
 }
