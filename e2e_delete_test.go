@@ -57,6 +57,7 @@ func TestE2EDeleteUser(t *testing.T) {
 		{"no userId", "appKey=" + demoApp, admin, http.StatusBadRequest, "userId"},
 		{"no appKey", "userId=alice", admin, http.StatusBadRequest, "appKey"},
 		{"unknown parameter", "appKey=" + demoApp + "&userId=alice&cascade=1", admin, http.StatusBadRequest, "cascade"},
+		{"userId twice", "appKey=" + demoApp + "&userId=alice&userId=bob", admin, http.StatusBadRequest, "userId"},
 		{"bad suppress", "appKey=" + demoApp + "&userId=alice&suppress=maybe", admin, http.StatusBadRequest, "suppress"},
 	} {
 		var h []string

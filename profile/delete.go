@@ -51,6 +51,9 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 		if s := string(k); s != "appKey" && s != "userId" && s != "suppress" {
 			return invalid(-1, s, "unknown parameter "+strconv.Quote(s)+": a deletion takes appKey, userId and suppress")
 		}
+		if len(args.PeekMulti(string(k))) > 1 {
+			return invalid(-1, string(k), string(k)+" is given twice: a deletion names one user")
+		}
 	}
 	suppress := false
 	if args.Has("suppress") {
