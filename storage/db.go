@@ -259,12 +259,17 @@ func (db *DB) load() error {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
+		appKey, err := decodeNameKey(it.Key(), nsApp)
+		if err != nil {
+			it.Close()
+			return err
+		}
 		id, err := decodeUint64Value(it.Value())
 		if err != nil {
 			it.Close()
-			return fmt.Errorf("cannot load app %q: %w", it.Key()[1:], err)
+			return fmt.Errorf("cannot load app %q: %w", appKey, err)
 		}
-		db.apps.byKey[string(it.Key()[1:])] = uint32(id)
+		db.apps.byKey[string(appKey)] = uint32(id)
 		db.apps.next = max(db.apps.next, uint32(id)+1)
 	}
 	if err := it.Close(); err != nil {
