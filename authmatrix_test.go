@@ -100,6 +100,7 @@ func TestAuthMatrix(t *testing.T) {
 		},
 		"GET /admin/tokens":   func(int) matrixRequest { return matrixRequest{ok: 200} },
 		"GET /admin/overview": func(int) matrixRequest { return matrixRequest{ok: 200} },
+		"GET /admin/sinks":    func(int) matrixRequest { return matrixRequest{ok: 200} },
 		"POST /v1/batch": func(int) matrixRequest {
 			return matrixRequest{body: `{"batch":[` + segTrack + `]}`, contentType: "application/json", ok: 200}
 		},

@@ -29,7 +29,9 @@ func deleteUser(t *testing.T, addr, query string, header ...string) response {
 
 // TestE2EDeleteUser is the right to be forgotten: the profile goes at once,
 // the user's events leave every export at once (and stay out after a
-// restart, and for events sent later), and other users are untouched.
+// restart), and other users are untouched. Events sent later are a new
+// start, stored and exported; with suppress=1 they are refused, named in
+// the answer, and kept nowhere.
 func TestE2EDeleteUser(t *testing.T) {
 	addr, dir, stop := startServer(t, testConfig)
 	var batch []string
@@ -55,6 +57,8 @@ func TestE2EDeleteUser(t *testing.T) {
 		{"no userId", "appKey=" + demoApp, admin, http.StatusBadRequest, "userId"},
 		{"no appKey", "userId=alice", admin, http.StatusBadRequest, "appKey"},
 		{"unknown parameter", "appKey=" + demoApp + "&userId=alice&cascade=1", admin, http.StatusBadRequest, "cascade"},
+		{"userId twice", "appKey=" + demoApp + "&userId=alice&userId=bob", admin, http.StatusBadRequest, "userId"},
+		{"bad suppress", "appKey=" + demoApp + "&userId=alice&suppress=maybe", admin, http.StatusBadRequest, "suppress"},
 	} {
 		var h []string
 		if tt.header != "" {
@@ -94,9 +98,31 @@ func TestE2EDeleteUser(t *testing.T) {
 		t.Errorf("receipt %s: want alice's profile, pyze_id and alias removed, and what happened to the events", r.body)
 	}
 
-	// Sent after the deletion: accepted (the SDK must not retry), never
-	// exported.
+	// Sent after the deletion: a new start, stored and exported.
 	decodeAnswer(t, postEvents(t, addr, userEvent("alice", 99)), http.StatusAccepted)
+
+	// carol is deleted with suppress=1: her later events are refused.
+	decodeAnswer(t, postEvents(t, addr, userEvent("carol", 1)), http.StatusAccepted)
+	r = deleteUser(t, addr, "appKey="+demoApp+"&userId=carol&suppress=1", admin)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"suppress":true`) {
+		t.Fatalf("DELETE with suppress=1: %d %s; want 200 saying suppress", r.status, r.body)
+	}
+	bobs, refused := 20, 0
+	refuseCarol := func(when string) {
+		t.Helper()
+		bobs++
+		a := decodeAnswer(t, postEvents(t, addr, strings.Replace(userEvent("carol", 2), `"appKey"`, `"messageId":"carol-2","appKey"`, 1)), http.StatusBadRequest)
+		refused += a.Rejected
+		if a.Field != "userId" || !strings.Contains(a.Message, "suppress=1") || a.Rejected != 1 {
+			t.Errorf("%s: carol's event answered %+v; want a 400 naming userId and suppress=1", when, a)
+		}
+		a = decodeAnswer(t, postEvents(t, addr, "["+userEvent("bob", 50)+","+userEvent("carol", 3)+"]"), http.StatusAccepted)
+		refused += a.Rejected
+		if a.Accepted != 1 || a.Rejected != 1 || len(a.Errors) != 1 || *a.Errors[0].Index != 1 || a.Errors[0].Field != "userId" {
+			t.Errorf("%s: bob and carol answered %+v; want bob accepted, carol rejected at index 1", when, a)
+		}
+	}
+	refuseCarol("after the deletion")
 
 	check := func(when string) {
 		t.Helper()
@@ -110,28 +136,46 @@ func TestE2EDeleteUser(t *testing.T) {
 		}
 		for _, query := range []string{"", "from=2026-11-20&to=2026-11-21", "userId=alice"} {
 			lines := exportEvents(t, addr, query).lines
-			alice, bob := 0, 0
+			alice, bob, carol := 0, 0, 0
 			for _, l := range lines {
 				switch {
 				case strings.Contains(l, `"alice`):
+					if !strings.Contains(l, `"marker":"alice-99"`) {
+						t.Errorf("%s: export %q has alice's event from before the deletion: %s", when, query, l)
+					}
 					alice++
 				case strings.Contains(l, `"userId":"bob"`):
 					bob++
+				case strings.Contains(l, `carol`):
+					carol++
 				}
 			}
-			wantBob := 20
+			wantBob := bobs // with those sent beside carol's
 			if query == "userId=alice" {
 				wantBob = 0
 			}
-			if alice != 0 || bob != wantBob {
-				t.Errorf("%s: export %q has %d lines of alice and %d of bob; want 0 and %d", when, query, alice, bob, wantBob)
+			if alice != 1 || bob != wantBob || carol != 0 {
+				t.Errorf("%s: export %q has %d lines of alice, %d of bob, %d of carol; want 1 (sent after the deletion), %d and 0", when, query, alice, bob, carol, wantBob)
 			}
+		}
+		rej := exportFrom(t, addr, "/v1/export/rejected", demoApp, "")
+		for _, l := range rej.lines {
+			if strings.Contains(l, "carol") {
+				t.Errorf("%s: the quarantine keeps carol's refused event: %s", when, l)
+			}
+		}
+		if m := scrape(t, addr)[`trove_events_suppressed_total{app="`+demoApp+`"}`]; m < 2 {
+			t.Errorf("%s: trove_events_suppressed_total = %v; want at least 2", when, m)
 		}
 	}
 	check("after the deletion")
 	stop()
 	addr, _ = startServerIn(t, testConfig, dir)
+	refuseCarol("after a restart")
 	check("after a restart")
+	if !t.Failed() {
+		t.Logf("DELETEUSER: deleted_events_exported=0 new_start_exported=1 suppressed_refused=%d suppressed_quarantined=0 restarts=1", refused)
+	}
 }
 
 // TestE2EDeleteUserBytesGone proves that a deleted user's bytes leave the

@@ -41,14 +41,17 @@ var layers = map[string][]string{
 	"amplitude": {"auth", "compat", "ingest", "segment"},
 	"mixpanel":  {"auth", "compat", "ingest", "segment"},
 	"posthog":   {"auth", "compat", "ingest", "segment"},
-	"obs":       {"storage"},
-	"admin":     {"auth", "storage"},
-	"backup":    {"storage"},
-	"storage":   {},
-	"auth":      {},
-	"config":    {},
-	"bench":     {},
-	"cli":       {"backup"},
+	// The continuous export to object storage reads committed events
+	// through export, as a download does.
+	"sinks":   {"config", "export", "storage"},
+	"obs":     {"storage"},
+	"admin":   {"auth", "storage"},
+	"backup":  {"storage"},
+	"storage": {},
+	"auth":    {},
+	"config":  {},
+	"bench":   {},
+	"cli":     {"backup"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

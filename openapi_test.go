@@ -398,6 +398,9 @@ func TestOpenAPIE2E(t *testing.T) {
 	s.want(200, "GET", "/admin/overview", nil, oaAdmin)
 	s.want(401, "GET", "/admin/overview", nil, oaBadTok)
 	s.want(403, "GET", "/admin/overview", nil, oaBackend)
+	s.want(200, "GET", "/admin/sinks", nil, oaAdmin)
+	s.want(401, "GET", "/admin/sinks", nil, oaBadTok)
+	s.want(403, "GET", "/admin/sinks", nil, oaBackend)
 
 	// Events API.
 	s.want(202, "POST", "/v1/events", []byte(seedExample), oaJSON)

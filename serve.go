@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -29,6 +30,7 @@ import (
 	"trove/posthog"
 	"trove/profile"
 	"trove/segment"
+	"trove/sinks"
 	"trove/storage"
 	"trove/web"
 )
@@ -275,21 +277,31 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	mph := mixpanel.NewHandler(cc)
 	ah := admin.NewHandler(reg, db, log)
 	ah.SetDataDir(cfg.DataDir)
+	sm, err := sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: sinkTransportHook})
+	if err != nil {
+		return err
+	}
+	storeMetrics := obs.StoreWriter(db, cfg.DataDir)
 	obs.SetBuildInfo(version)
 	srv := web.New(web.Config{
 		Listen:          cfg.Listen,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		CORSOrigins:     cfg.Ingest.CORSOrigins,
 		WriteGate:       db.Writable,
-		Metrics:         obs.StoreWriter(db, cfg.DataDir),
-		Listener:        listenerHook,
-		ReadTimeout:     cfg.HTTP.ReadTimeout.Std(),
-		WriteTimeout:    cfg.HTTP.WriteTimeout.Std(),
-		IdleTimeout:     cfg.HTTP.IdleTimeout.Std(),
-		Concurrency:     cfg.HTTP.Concurrency,
-		MaxConnsPerIP:   cfg.HTTP.MaxConnsPerIP,
-		MaxHeaderBytes:  int(cfg.HTTP.MaxHeaderBytes),
-		MaxBodyMemory:   int64(cfg.HTTP.MaxBodyMemory),
+		Metrics: func(w io.Writer) {
+			storeMetrics(w)
+			var b bytes.Buffer
+			sm.WriteMetrics(&b)
+			obs.Expose(w, b.Bytes())
+		},
+		Listener:       listenerHook,
+		ReadTimeout:    cfg.HTTP.ReadTimeout.Std(),
+		WriteTimeout:   cfg.HTTP.WriteTimeout.Std(),
+		IdleTimeout:    cfg.HTTP.IdleTimeout.Std(),
+		Concurrency:    cfg.HTTP.Concurrency,
+		MaxConnsPerIP:  cfg.HTTP.MaxConnsPerIP,
+		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes),
+		MaxBodyMemory:  int64(cfg.HTTP.MaxBodyMemory),
 	}, reg, web.Handlers{
 		Events:         ih.Events,
 		ExportEvents:   eh.Events,
@@ -307,6 +319,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		AdminListTokens:  ah.ListTokens,
 		AdminRevokeToken: ah.RevokeToken,
 		AdminOverview:    ah.Overview,
+		AdminSinks:       admin.Sinks(func() any { return sm.Status() }),
 
 		Segment:            sh.Serve,
 		SegmentClusterInfo: sh.ClusterInfo,
@@ -322,6 +335,10 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	srv.SetReady(true)
+	// The sinks read committed events from snapshots, beside ingest; they
+	// stop before the store closes (a file in flight stays pending).
+	sm.Start()
+	defer sm.Stop()
 	log.Info("listening on http://" + addr)
 	if onReady != nil {
 		onReady(addr)
@@ -331,6 +348,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
+	sm.Stop()
 	shutdown(srv, closeStore, log)
 	return nil
 }

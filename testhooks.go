@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"time"
 
 	"trove/storage"
@@ -21,4 +22,7 @@ var (
 	// the shutdown plan (tests of its deadlines, shorter than 10 s).
 	commitHook   func()
 	shutdownHook *shutdownPlan
+	// sinkTransportHook carries the sinks' requests to the object store
+	// (tests that count or refuse them).
+	sinkTransportHook http.RoundTripper
 )

@@ -267,6 +267,10 @@ func (h *Handler) add(r *compat.Request, i int, m, now []byte, identify bool) {
 		return nil
 	})
 	id, _ := ingest.JSONString(insertID)
+	if k := compat.Twice(m, "user_id", "device_id", "event_type", "time", "insert_id", "event_properties", "user_properties"); k != "" {
+		r.Reject(i, string(id), k, k+" appears twice", m)
+		return
+	}
 	e.UserID = segment.Identity(userID)
 	if e.UserID == nil {
 		e.UserID = segment.Identity(deviceID)

@@ -397,6 +397,31 @@ func Without(obj []byte, drop ...string) []byte {
 	return append(out, '}')
 }
 
+// Twice returns the first of keys that appears more than once among the
+// members of the JSON object obj, or "". A vendor's message with a field
+// Trove reads written twice is refused naming it: which one the sender
+// meant is ambiguous, and a reader of the raw message could take the other.
+func Twice(obj []byte, keys ...string) string {
+	if len(obj) == 0 || obj[0] != '{' {
+		return ""
+	}
+	var seen uint64 // a bit per key, so at most 64 keys
+	twice := ""
+	ingest.ForEachMember(obj, func(k, _ []byte) error {
+		for i, key := range keys {
+			if string(k) != key {
+				continue
+			}
+			if seen&(1<<i) != 0 && twice == "" {
+				twice = key
+			}
+			seen |= 1 << i
+		}
+		return nil
+	})
+	return twice
+}
+
 // Lookup returns the raw value of member key of the JSON object obj, or nil.
 func Lookup(obj []byte, key string) []byte {
 	var v []byte

@@ -118,3 +118,23 @@ func FuzzProfile(f *testing.F) {
 		})
 	})
 }
+
+func TestTwice(t *testing.T) {
+	for _, tt := range []struct {
+		obj  string
+		keys []string
+		want string
+	}{
+		{`{"a":1,"b":2}`, []string{"a", "b"}, ""},
+		{`{"a":1,"b":2,"a":3}`, []string{"a", "b"}, "a"},
+		{`{"a":1,"b":2,"b":3,"a":4}`, []string{"a", "b"}, "b"},
+		{`{"x":1,"x":2}`, []string{"a"}, ""}, // not read: kept
+		{`{"o":{"a":1,"a":2}}`, []string{"a"}, ""},
+		{`[1,2]`, []string{"a"}, ""},
+		{``, []string{"a"}, ""},
+	} {
+		if got := Twice([]byte(tt.obj), tt.keys...); got != tt.want {
+			t.Errorf("Twice(%s, %q) = %q; want %q", tt.obj, tt.keys, got, tt.want)
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,98 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Apps     []App    `toml:"apps"`
 	Tokens   []Token  `toml:"tokens"`
+	Sinks    []Sink   `toml:"sinks"`
+}
+
+// Sink is a continuous export to object storage (SPEC section 8), one
+// [[sinks]] table each. Keys an entry omits take DefaultSink's values.
+type Sink struct {
+	Name     string `toml:"name"`
+	Kind     string `toml:"kind"`
+	Endpoint string `toml:"endpoint"`
+	Bucket   string `toml:"bucket"`
+	Prefix   string `toml:"prefix"`
+	Region   string `toml:"region"`
+	// AccessKeyEnv and SecretKeyEnv name the environment variables that
+	// hold the credentials, so that no secret sits in the file. Both empty
+	// is anonymous access.
+	AccessKeyEnv string   `toml:"access_key_env"`
+	SecretKeyEnv string   `toml:"secret_key_env"`
+	Apps         []string `toml:"apps"`
+	Format       string   `toml:"format"`
+	// Every is how old the oldest pending event may get before a file is
+	// written; MaxEvents how many may be pending before one is.
+	Every     Duration `toml:"every"`
+	MaxEvents int      `toml:"max_events"`
+}
+
+// DefaultSink returns the values a [[sinks]] entry takes for keys it omits.
+func DefaultSink() Sink {
+	return Sink{
+		Kind:      "s3",
+		Region:    "us-east-1",
+		Apps:      []string{"*"},
+		Format:    "parquet",
+		Every:     Duration(5 * time.Minute),
+		MaxEvents: 1000000,
+	}
+}
+
+// SinkFormats are the file formats a sink writes.
+var SinkFormats = []string{"parquet", "ndjson.zst"}
+
+var sinkNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// validateSinks appends the problems of the [[sinks]] entries to bad.
+func (cfg *Config) validateSinks(bad func(key, format string, args ...any)) {
+	names := map[string]bool{}
+	for i, s := range cfg.Sinks {
+		p := fmt.Sprintf("sinks[%d]", i)
+		if !sinkNameRE.MatchString(s.Name) {
+			bad(p+".name", "%q must be 1-63 lowercase letters, digits, '-' or '_' (it names the sink in /admin/sinks and /metrics)", s.Name)
+		}
+		if names[s.Name] {
+			bad(p+".name", "%q is declared twice", s.Name)
+		}
+		names[s.Name] = true
+		if s.Kind != "s3" {
+			bad(p+".kind", "%q is not a sink kind: use \"s3\" (any S3-compatible store)", s.Kind)
+		}
+		if u, err := url.Parse(s.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad(p+".endpoint", "%q must be the http(s) URL of the S3 server, without a path, e.g. \"https://s3.us-east-1.amazonaws.com\" or \"http://127.0.0.1:9000\"", s.Endpoint)
+		}
+		if len(s.Bucket) < 3 || len(s.Bucket) > 63 {
+			bad(p+".bucket", "%q must be a bucket name of 3-63 characters", s.Bucket)
+		}
+		if strings.HasPrefix(s.Prefix, "/") {
+			bad(p+".prefix", "%q must not start with '/': object keys are relative to the bucket", s.Prefix)
+		}
+		if (s.AccessKeyEnv == "") != (s.SecretKeyEnv == "") {
+			bad(p+".access_key_env", "set both access_key_env and secret_key_env (names of environment variables), or neither for anonymous access")
+		}
+		for _, e := range []struct{ key, name string }{{"access_key_env", s.AccessKeyEnv}, {"secret_key_env", s.SecretKeyEnv}} {
+			if e.name != "" && os.Getenv(e.name) == "" {
+				bad(p+"."+e.key, "the environment variable %s is not set: export it with the credential (the file names the variable, never the secret)", e.name)
+			}
+		}
+		if len(s.Apps) == 0 {
+			bad(p+".apps", "must list app keys, or \"*\" for all")
+		}
+		for _, k := range s.Apps {
+			if k != "*" && !appKeyRE.MatchString(k) {
+				bad(p+".apps", "%q is not an app key (8-64 letters, digits, '-' or '_') nor \"*\"", k)
+			}
+		}
+		if !slices.Contains(SinkFormats, s.Format) {
+			bad(p+".format", "%q is not one of parquet, ndjson.zst", s.Format)
+		}
+		if s.Every < Duration(100*time.Millisecond) {
+			bad(p+".every", "must be at least 100ms, got %s", s.Every.Std())
+		}
+		if s.MaxEvents < 1 || s.MaxEvents > 10000000 {
+			bad(p+".max_events", "must be between 1 and 10000000 (a file is built in memory: about 60 bytes per event), got %d", s.MaxEvents)
+		}
+	}
 }
 
 // Ingest configures the Events API.
@@ -217,6 +311,27 @@ func Parse(b []byte) (Config, error) {
 	if cfg.Ingest.CORSOrigins == nil {
 		cfg.Ingest.CORSOrigins = Default().Ingest.CORSOrigins
 	}
+	for i := range cfg.Sinks {
+		s, d := &cfg.Sinks[i], DefaultSink()
+		if s.Kind == "" {
+			s.Kind = d.Kind
+		}
+		if s.Region == "" {
+			s.Region = d.Region
+		}
+		if s.Apps == nil {
+			s.Apps = d.Apps
+		}
+		if s.Format == "" {
+			s.Format = d.Format
+		}
+		if s.Every == 0 {
+			s.Every = d.Every
+		}
+		if s.MaxEvents == 0 {
+			s.MaxEvents = d.MaxEvents
+		}
+	}
 	return cfg, nil
 }
 
@@ -399,5 +514,6 @@ func (cfg *Config) Validate() error {
 			}
 		}
 	}
+	cfg.validateSinks(bad)
 	return errors.Join(errs...)
 }

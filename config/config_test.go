@@ -40,6 +40,9 @@ func TestExampleDecodesToDefaults(t *testing.T) {
 	}
 	got := cfg
 	got.Apps, got.Tokens = nil, nil
+	if len(cfg.Sinks) != 0 {
+		t.Errorf("the example declares %d [[sinks]]; want none (its sink is a comment, so that the example serves without an object store)", len(cfg.Sinks))
+	}
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("%s does not decode to Default():\ngot  %+v\nwant %+v", examplePath, got, want)
 	}
@@ -167,6 +170,21 @@ func TestBadConfigs(t *testing.T) {
 			"apps[0].rate_limit: must not be negative",
 			"apps[0].rate_burst: must not be negative",
 			"apps[1].rate_burst: has no effect while rate_limit is 0",
+		}},
+		{"sinks.bad.toml", []string{
+			`sinks[0].name: "Lake!" must be 1-63 lowercase letters`,
+			`sinks[0].kind: "ftp" is not a sink kind`,
+			`sinks[0].endpoint: "s3.example.com/bucket" must be the http(s) URL`,
+			`sinks[0].bucket: "ab" must be a bucket name`,
+			`sinks[0].prefix: "/trove/" must not start with '/'`,
+			"sinks[0].access_key_env: set both access_key_env and secret_key_env",
+			"sinks[0].access_key_env: the environment variable TROVE_TEST_NO_SUCH_VARIABLE_ACCESS is not set",
+			`sinks[0].apps: "no" is not an app key`,
+			`sinks[0].format: "csv" is not one of parquet, ndjson.zst`,
+			"sinks[0].every: must be at least 100ms",
+			"sinks[0].max_events: must be between 1 and 10000000",
+			`sinks[1].endpoint: "" must be the http(s) URL`,
+			`sinks[2].name: "lake" is declared twice`,
 		}},
 		{"many.bad.toml", []string{
 			`listen: "localhost" is not host:port`,
@@ -417,5 +435,26 @@ func TestRetentionPolicy(t *testing.T) {
 	cfg.Retention = 0
 	if got := cfg.RetentionPolicy()("inherits"); got != 0 {
 		t.Errorf("no retention anywhere: %v; want 0 (forever)", got)
+	}
+}
+
+// TestSinkDefaults checks that a [[sinks]] entry takes DefaultSink's
+// values for the keys it leaves out, and keeps those it sets.
+func TestSinkDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("[[sinks]]\nname = \"lake\"\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"analytics\"\n\n" +
+		"[[sinks]]\nname = \"zst\"\nendpoint = \"https://s3.example.com\"\nbucket = \"b-2\"\nformat = \"ndjson.zst\"\nevery = \"1m\"\nmax_events = 10\napps = [\"yz1Jn-0pSnekg58etEQO4A\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultSink()
+	want.Name, want.Endpoint, want.Bucket = "lake", "http://127.0.0.1:9000", "analytics"
+	if !reflect.DeepEqual(cfg.Sinks[0], want) {
+		t.Errorf("got %+v; want %+v", cfg.Sinks[0], want)
+	}
+	if s := cfg.Sinks[1]; s.Format != "ndjson.zst" || s.Every.Std() != time.Minute || s.MaxEvents != 10 || len(s.Apps) != 1 || s.Region != "us-east-1" {
+		t.Errorf("got %+v; want its own format, every, max_events and apps, and the default region", s)
 	}
 }

@@ -105,7 +105,7 @@ func BenchmarkExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	txn.Forget([]byte("user-12345"))
+	txn.Forget([]byte("user-12345"), false)
 	if err := txn.Commit(); err != nil {
 		b.Fatal(err)
 	}

@@ -49,16 +49,30 @@ func parseTime(name, v string) (time.Time, error) {
 	return time.Time{}, &ParamError{Field: name, Message: name + " must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got " + strconv.Quote(v)}
 }
 
+// checkParams refuses a parameter not in known, and one given twice: only
+// the first would be read, and the sender may have meant the other.
+func checkParams(args *fasthttp.Args, known map[string]bool, use string) error {
+	var err error
+	args.VisitAll(func(k, _ []byte) {
+		switch {
+		case err != nil:
+		case !known[string(k)]:
+			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use " + use}
+		case len(args.PeekMulti(string(k))) > 1:
+			msg := string(k) + " is given twice: give it once"
+			if string(k) == "event" {
+				msg += ", with the names comma-separated (event=a,b)"
+			}
+			err = &ParamError{Field: string(k), Message: msg}
+		}
+	})
+	return err
+}
+
 // parseEventQuery validates every parameter before any byte is sent.
 func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	q := &eventQuery{until: math.MaxUint64, limit: math.MaxUint64, from: math.MinInt64, to: math.MaxInt64}
-	var err error
-	args.VisitAll(func(k, _ []byte) {
-		if err == nil && !eventParams[string(k)] {
-			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, from, to, event, userId, since, until, limit, download or format"}
-		}
-	})
-	if err != nil {
+	if err := checkParams(args, eventParams, "appKey, from, to, event, userId, since, until, limit, download or format"); err != nil {
 		return nil, err
 	}
 	q.app = string(args.Peek("appKey"))
@@ -133,7 +147,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 
 // filter returns the storage filter for q and the app's deleted users,
 // or nil when every event is kept.
-func (q *eventQuery) filter(deleted map[string]bool) *storage.Filter {
+func (q *eventQuery) filter(deleted map[string]uint64) *storage.Filter {
 	if q.events == nil && q.userID == "" && len(deleted) == 0 {
 		return nil
 	}

@@ -144,6 +144,8 @@ func TestEventsQuery(t *testing.T) {
 		{name: "inverted range", query: "&from=2026-11-03&to=2026-11-01", field: "to"},
 		{name: "bad from", query: "&from=yesterday", field: "from"},
 		{name: "unknown parameter", query: "&fromm=2026-11-01", field: "fromm"},
+		{name: "parameter twice", query: "&userId=a&userId=b", field: "userId"},
+		{name: "appKey twice", query: "&appKey=other", field: "appKey"},
 		{name: "since beyond the watermark", query: "&since=99", field: "since"},
 		{name: "until not above since", query: "&since=3&until=3", field: "until"},
 		{name: "bad download", query: "&download=yes", field: "download"},

@@ -48,13 +48,7 @@ var streamParams = map[string]bool{"appKey": true, "since": true, "envelope": tr
 // followers neither slow ingest nor hold up closing the store.
 func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
-	var err error
-	args.VisitAll(func(k, _ []byte) {
-		if err == nil && !streamParams[string(k)] {
-			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use appKey, since or envelope"}
-		}
-	})
-	if err != nil {
+	if err := checkParams(args, streamParams, "appKey, since or envelope"); err != nil {
 		return err
 	}
 	app := string(args.Peek("appKey"))

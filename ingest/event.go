@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -25,6 +26,31 @@ type Batch struct {
 	apps       []string
 	members    []rawMember // the current event's members, reused
 	out        []byte      // complete stored forms, built by the sink
+
+	// suppressed, when set, returns an app's users deleted with
+	// suppress=1, whose events are refused (the sink's Suppressed).
+	suppressed func(appKey string) map[string]bool
+	supApp     string // the app of supUsers, when supKnown
+	supUsers   map[string]bool
+	supKnown   bool
+}
+
+// codeSuppressed is the Code of a Rejection for an event whose userId was
+// deleted with suppress=1: answered and counted, never quarantined, since
+// its user asked to be forgotten.
+const codeSuppressed = "user_deleted"
+
+// isSuppressed reports whether userID (unescaped) of appKey was deleted
+// with suppress=1. The users are looked up once per run of one app.
+func (b *Batch) isSuppressed(appKey, userID []byte) bool {
+	if b.suppressed == nil {
+		return false
+	}
+	if !b.supKnown || b.supApp != string(appKey) {
+		b.supApp, b.supKnown = b.intern(appKey), true
+		b.supUsers = b.suppressed(b.supApp)
+	}
+	return b.supUsers[string(userID)]
 }
 
 // Event is one valid event.
@@ -44,7 +70,7 @@ type Rejection struct {
 	AppKey    string // the app it is quarantined under; "" when none is known
 	MessageID string
 	Field     string
-	Code      string // "invalid_event" or "too_large"
+	Code      string // "invalid_event", "too_large", or codeSuppressed
 	Message   string
 	Raw       []byte
 }
@@ -113,6 +139,33 @@ type fields struct {
 	typ, event, userID, eventTime, appKey, context, messageID, sentAt, attributes []byte
 }
 
+// readFields are the top-level keys the decoder reads, in the order of
+// their bits in addScanned's mask of keys seen.
+var readFields = [...]string{"type", "event", "userId", "eventTime", "appKey", "context", "messageId", "sentAt", "attributes"}
+
+// fieldBit returns the mask bit of the read field that the raw key key
+// names once its escapes are decoded, or 0.
+func fieldBit(key []byte) uint16 {
+	k := unescapeKey(key)
+	for i, f := range readFields {
+		if string(k) == f {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// unescapeKey returns the raw key key (without quotes) with its escapes
+// decoded, or key itself when it cannot be decoded.
+func unescapeKey(key []byte) []byte {
+	q := make([]byte, 0, len(key)+2)
+	q = append(append(append(q, '"'), key...), '"')
+	if s, ok := jsonString(q); ok {
+		return s
+	}
+	return key
+}
+
 // add validates one event (raw JSON text) and adds it to the batch as an
 // Event or a Rejection. valid says raw is already known to be JSON (it is
 // an element of an array that was checked whole).
@@ -149,27 +202,41 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		return
 	}
 	var f fields
+	var seen uint16 // a bit per field read, to refuse a duplicated key
+	dup := ""
 	for _, m := range b.members {
+		var bit uint16
 		switch string(m.key) {
 		case "type":
-			f.typ = m.val
+			f.typ, bit = m.val, 1<<0
 		case "event":
-			f.event = m.val
+			f.event, bit = m.val, 1<<1
 		case "userId":
-			f.userID = m.val
+			f.userID, bit = m.val, 1<<2
 		case "eventTime":
-			f.eventTime = m.val
+			f.eventTime, bit = m.val, 1<<3
 		case "appKey":
-			f.appKey = m.val
+			f.appKey, bit = m.val, 1<<4
 		case "context":
-			f.context = m.val
+			f.context, bit = m.val, 1<<5
 		case "messageId":
-			f.messageID = m.val
+			f.messageID, bit = m.val, 1<<6
 		case "sentAt":
-			f.sentAt = m.val
+			f.sentAt, bit = m.val, 1<<7
 		case "attributes":
-			f.attributes = m.val
+			f.attributes, bit = m.val, 1<<8
+		default:
+			// A key written with escapes is not read, but a JSON reader
+			// of the stored form takes "user\u0049d" for userId: it is a
+			// duplicate of the plain one.
+			if bytes.IndexByte(m.key, '\\') >= 0 {
+				bit = fieldBit(m.key)
+			}
 		}
+		if seen&bit != 0 && dup == "" {
+			dup = readFields[bits.TrailingZeros16(bit)]
+		}
+		seen |= bit
 	}
 	appKey, _ := jsonString(f.appKey)
 	messageID, _ := jsonString(f.messageID)
@@ -189,6 +256,16 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 			return nil, false
 		}
 		return s, true
+	}
+	if uid, ok := jsonString(f.userID); ok && b.isSuppressed(appKey, uid) {
+		// Before any other rule: not even a broken event of the user is
+		// kept.
+		b.reject(idx, appKey, messageID, "userId", codeSuppressed, "userId "+strconv.Quote(string(uid))+" was deleted with suppress=1: its events are refused (DELETE /v1/users/profile again without suppress=1 to accept them)", nil)
+		return
+	}
+	if dup != "" {
+		fail(dup, dup+" appears twice")
+		return
 	}
 	typ, ok := str("type", f.typ, true)
 	if !ok {
@@ -265,7 +342,31 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		}
 		var ctxErr string
 		var ctxField string
+		var ctxSeen uint8 // userAgent 1, ip 2
+		ctxDup := false
 		forEachMember(f.context, func(key, val []byte) error {
+			if bytes.IndexByte(key, '\\') >= 0 {
+				key = unescapeKey(key)
+			}
+			var bit uint8
+			switch string(key) {
+			case "userAgent":
+				bit = 1
+			case "ip":
+				bit = 2
+			}
+			if ctxSeen&bit != 0 {
+				if !ctxDup {
+					ctxDup = true
+					ctxField = "context." + string(key)
+					ctxErr = ctxField + " appears twice"
+				}
+				return nil
+			}
+			ctxSeen |= bit
+			if ctxDup {
+				return nil
+			}
 			switch string(key) {
 			case "userAgent":
 				if _, ok := jsonString(val); !ok && string(val) != "null" {

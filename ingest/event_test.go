@@ -143,13 +143,7 @@ func TestEventRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := decodeBody(DefaultConfig(), tt.in, false)
-			if err != nil {
-				t.Fatalf("Decode: %v", err)
-			}
-			if n := len(b.Events) + len(b.Rejected); n != 1 {
-				t.Fatalf("got %d events and %d rejections; want one of either", len(b.Events), len(b.Rejected))
-			}
+			b := decodeOne(t, tt.in)
 			if tt.wantField == "" && tt.wantMsg == "" {
 				if len(b.Rejected) > 0 {
 					r := b.Rejected[0]
@@ -169,6 +163,68 @@ func TestEventRules(t *testing.T) {
 			if r.Field != tt.wantField || !strings.Contains(r.Message, tt.wantMsg) || r.Code != wantCode {
 				t.Fatalf("got field %q code %q message %q; want field %q code %q message containing %q",
 					r.Field, r.Code, r.Message, tt.wantField, wantCode, tt.wantMsg)
+			}
+			if string(r.Raw) != tt.in {
+				t.Fatalf("rejection keeps %q; want the event as sent", r.Raw)
+			}
+		})
+	}
+}
+
+// TestDuplicateKeys checks that each key the decoder reads is refused when
+// it appears twice in its object, rather than the last one winning: the
+// event is rejected naming the key, and kept as sent.
+func TestDuplicateKeys(t *testing.T) {
+	// twice appends a second key member to a valid event.
+	twice := func(key, raw string) string {
+		ev := testEvent(with("context", `{}`), with("messageId", `"m-1"`), with("sentAt", `"2026-11-01T11:59:30Z"`), with("attributes", `{}`))
+		return strings.TrimSuffix(ev, "}") + `,"` + key + `":` + raw + `}`
+	}
+	ctx := func(members string) string { return testEvent(with("context", `{`+members+`}`)) }
+	tests := []struct {
+		name      string
+		in        string
+		wantField string // "" means accepted
+	}{
+		{name: "type", in: twice("type", `"event"`), wantField: "type"},
+		{name: "event", in: twice("event", `"Other"`), wantField: "event"},
+		{name: "userId", in: twice("userId", `"bob"`), wantField: "userId"},
+		{name: "eventTime", in: twice("eventTime", `"2026-11-01T11:00:00Z"`), wantField: "eventTime"},
+		{name: "appKey", in: twice("appKey", `"other"`), wantField: "appKey"},
+		{name: "messageId", in: twice("messageId", `"m-2"`), wantField: "messageId"},
+		{name: "sentAt", in: twice("sentAt", `null`), wantField: "sentAt"},
+		{name: "context", in: twice("context", `null`), wantField: "context"},
+		{name: "attributes", in: twice("attributes", `{"a":1}`), wantField: "attributes"},
+		{name: "same value twice", in: twice("userId", `"u1"`), wantField: "userId"},
+		{name: "escaped second key", in: twice(`user\u0049d`, `"bob"`), wantField: "userId"},
+		{name: "escaped first key", in: `{"\u0074ype":"event",` + strings.TrimPrefix(testEvent(), "{"), wantField: "type"},
+		{name: "the first repeat is named", in: strings.TrimSuffix(twice("sentAt", `null`), "}") + `,"type":"event"}`, wantField: "sentAt"},
+		{name: "context.ip", in: ctx(`"ip":"198.51.100.1","ip":"198.51.100.2"`), wantField: "context.ip"},
+		{name: "context.ip after a bad one", in: ctx(`"ip":"bad","ip":"198.51.100.2"`), wantField: "context.ip"},
+		{name: "context.ip escaped", in: ctx(`"ip":"198.51.100.1","\u0069p":"198.51.100.2"`), wantField: "context.ip"},
+		{name: "context.userAgent", in: ctx(`"userAgent":"a","locale":"fr","userAgent":"b"`), wantField: "context.userAgent"},
+
+		{name: "unread key twice", in: strings.TrimSuffix(testEvent(), "}") + `,"plan":"a","plan":"b"}`},
+		{name: "attributes key twice", in: testEvent(with("attributes", `{"a":1,"a":2}`))},
+		{name: "context other key twice", in: ctx(`"locale":"fr","locale":"de"`)},
+		{name: "nested userId", in: testEvent(with("attributes", `{"userId":"x","o":{"userId":"y"}}`))},
+		{name: "escaped key once", in: strings.TrimSuffix(testEvent(), "}") + `,"pl\u0061n":"a"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := decodeOne(t, tt.in)
+			if tt.wantField == "" {
+				if len(b.Rejected) > 0 {
+					t.Fatalf("rejected (field %q: %s); want accepted", b.Rejected[0].Field, b.Rejected[0].Message)
+				}
+				return
+			}
+			if len(b.Rejected) == 0 {
+				t.Fatalf("accepted as %s; want rejected on field %q", storedForm(t, b, 0), tt.wantField)
+			}
+			r := b.Rejected[0]
+			if want := tt.wantField + " appears twice"; r.Field != tt.wantField || r.Message != want || r.Code != "invalid_event" {
+				t.Fatalf("got field %q code %q message %q; want field %q, invalid_event, %q", r.Field, r.Code, r.Message, tt.wantField, want)
 			}
 			if string(r.Raw) != tt.in {
 				t.Fatalf("rejection keeps %q; want the event as sent", r.Raw)
@@ -671,4 +727,17 @@ func TestIsIPv4(t *testing.T) {
 			t.Errorf("isIPv4(%q) = true; want false", s)
 		}
 	}
+}
+
+// decodeOne decodes the body in, which must hold one event, valid or not.
+func decodeOne(t *testing.T, in string) *Batch {
+	t.Helper()
+	b, err := decodeBody(DefaultConfig(), in, false)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if n := len(b.Events) + len(b.Rejected); n != 1 {
+		t.Fatalf("got %d events and %d rejections; want one of either", len(b.Events), len(b.Rejected))
+	}
+	return b
 }

@@ -44,6 +44,12 @@ type eventSink interface {
 	AppendEvents(b *Batch) error
 }
 
+// A suppressor names an app's users deleted with suppress=1, whose events
+// are refused (StoreSink).
+type suppressor interface {
+	Suppressed(appKey string) map[string]bool
+}
+
 // Handler serves POST /v1/events.
 type Handler struct {
 	cfg  Config
@@ -52,11 +58,17 @@ type Handler struct {
 	now  func() time.Time
 	// limiter, when set, charges events to their apps' rates (limit.go).
 	limiter Limiter
+	// suppressed is the sink's, when it is a suppressor.
+	suppressed func(appKey string) map[string]bool
 }
 
 // NewHandler returns a Handler that stores through sink.
 func NewHandler(cfg Config, reg *auth.Registry, sink eventSink) *Handler {
-	return &Handler{cfg: cfg, reg: reg, sink: sink, now: time.Now}
+	h := &Handler{cfg: cfg, reg: reg, sink: sink, now: time.Now}
+	if s, ok := sink.(suppressor); ok {
+		h.suppressed = s.Suppressed
+	}
+	return h
 }
 
 // SetClock replaces the clock that stamps receivedAt and measures the
@@ -115,6 +127,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	}
 
 	b = newBatch(&h.cfg, h.now(), clientIP(ctx))
+	b.suppressed = h.suppressed
 	b.NDJSON = ndjson
 	if err := Decode(b, body); err != nil {
 		return err

@@ -9,18 +9,19 @@ func countStored(b *Batch) {
 	// Requests mostly carry one app: sum each run of one app's events and
 	// add once, rather than one shared atomic add per event.
 	var run struct {
-		app                           string
-		accepted, duplicate, rejected int
+		app                                       string
+		accepted, duplicate, rejected, suppressed int
 	}
 	flush := func() {
-		if run.accepted+run.duplicate+run.rejected == 0 {
+		if run.accepted+run.duplicate+run.rejected+run.suppressed == 0 {
 			return
 		}
 		c := obs.App(run.app)
 		c.EventsAccepted.Add(run.accepted)
 		c.EventsDuplicate.Add(run.duplicate)
 		c.EventsRejected.Add(run.rejected)
-		run.accepted, run.duplicate, run.rejected = 0, 0, 0
+		c.EventsSuppressed.Add(run.suppressed)
+		run.accepted, run.duplicate, run.rejected, run.suppressed = 0, 0, 0, 0
 	}
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -39,7 +40,11 @@ func countStored(b *Batch) {
 			flush()
 			run.app = k
 		}
-		run.rejected++
+		if b.Rejected[i].Code == codeSuppressed {
+			run.suppressed++
+		} else {
+			run.rejected++
+		}
 	}
 	flush()
 }

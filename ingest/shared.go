@@ -117,7 +117,9 @@ func relabel(err error, limit int, what string) error {
 func (h *Handler) NewBatch(ip string, slack int) *Batch {
 	cfg := h.cfg
 	cfg.MaxEventBytes += slack
-	return newBatch(&cfg, h.now(), ip)
+	b := newBatch(&cfg, h.now(), ip)
+	b.suppressed = h.suppressed
+	return b
 }
 
 // ClientIP is the connection's remote address, without the port.

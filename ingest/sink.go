@@ -66,7 +66,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 	}
 	quarantined := 0
 	for i := range b.Rejected {
-		if b.Rejected[i].AppKey != "" {
+		if quarantines(&b.Rejected[i]) {
 			quarantined++
 		}
 	}
@@ -99,7 +99,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 	var line []byte
 	for i := range b.Rejected {
 		r := &b.Rejected[i]
-		if r.AppKey == "" {
+		if !quarantines(r) {
 			continue
 		}
 		id, err := appID(r.AppKey)
@@ -114,6 +114,19 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		return fmt.Errorf("cannot store events: %w", err)
 	}
 	return nil
+}
+
+// quarantines reports whether r is kept in the quarantine: it names an app
+// to keep it under, and its user did not ask to be forgotten.
+func quarantines(r *Rejection) bool { return r.AppKey != "" && r.Code != codeSuppressed }
+
+// Suppressed returns the users of appKey deleted with suppress=1, or nil.
+func (s StoreSink) Suppressed(appKey string) map[string]bool {
+	id, err := s.DB.App(appKey)
+	if err != nil {
+		return nil // no app, no deleted users
+	}
+	return s.DB.Suppressed(id)
 }
 
 // appendRejectedLine appends the quarantine record of r: when it was

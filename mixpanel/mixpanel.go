@@ -241,6 +241,14 @@ func (h *Handler) addEvent(r *compat.Request, i int, m, now []byte) {
 	}
 	insertID := compat.Lookup(props, "$insert_id")
 	id, _ := ingest.JSONString(insertID)
+	if k := compat.Twice(m, "event", "properties"); k != "" {
+		r.Reject(i, string(id), k, k+" appears twice", m)
+		return
+	}
+	if k := compat.Twice(props, "distinct_id", "$user_id", "$device_id", "time", "$insert_id"); k != "" {
+		r.Reject(i, string(id), "properties."+k, "properties."+k+" appears twice", m)
+		return
+	}
 	if segment.IsAbsent(e.Name) {
 		r.Reject(i, string(id), "event", "event is required: the event's name", m)
 		return

@@ -2,6 +2,7 @@ package obs
 
 import (
 	"bytes"
+	"io"
 	"strings"
 )
 
@@ -109,4 +110,11 @@ var typeFixes = map[string]string{
 	"process_io_write_syscalls_total":        "counter",
 	"process_io_storage_read_bytes_total":    "counter",
 	"process_io_storage_written_bytes_total": "counter",
+}
+
+// Expose writes the exposition text to w as /metrics serves it: HELP texts
+// from help, renames and type fixes applied. text must hold whole lines,
+// each family with its `# HELP name` and `# TYPE name type` lines.
+func Expose(w io.Writer, text []byte) {
+	w.Write(expose(make([]byte, 0, len(text)+len(text)/2), text))
 }

@@ -10,6 +10,7 @@ var help = map[string]string{
 	"trove_events_accepted_total":         "Events stored, per app, as the Events API answered them (validate=1 requests not counted).",
 	"trove_events_duplicate_total":        "Events acknowledged as already stored within ingest.dedup_window, per app.",
 	"trove_events_rejected_total":         "Events refused and kept in the quarantine, per app (app=\"\" when they name no known app).",
+	"trove_events_suppressed_total":       "Events refused because their userId was deleted with suppress=1, per app (neither stored nor quarantined).",
 	"trove_profile_updates_total":         "Profile objects applied by the User Profiles API, per app (idempotent replays not counted).",
 	"trove_export_bytes_total":            "Response body bytes sent by exports, per kind, as on the wire (compressed when negotiated).",
 	"trove_export_lines_total":            "NDJSON lines sent by exports, per kind (stream heartbeats not counted).",
@@ -43,6 +44,15 @@ var help = map[string]string{
 	"trove_storage_writes_refused":           "1 while writes are refused (free disk below storage.min_free_disk), else 0.",
 	"trove_data_dir_free_bytes":              "Free bytes on the file system that holds the data directory.",
 	"trove_data_dir_capacity_bytes":          "Size in bytes of the file system that holds the data directory.",
+
+	// Written by the sinks at scrape time (sinks/status.go), per sink and app.
+	"trove_sink_watermark":                    "The sequence at or below which every event of the app is in a file of the sink.",
+	"trove_sink_lag_events":                   "The app's events stored after the sink's watermark, as last counted (at most every few seconds).",
+	"trove_sink_lag_seconds":                  "Age in seconds of the oldest event of the app not yet in a file of the sink (by receivedAt); 0 when none.",
+	"trove_sink_files_total":                  "Files the sink has written for the app (kept across restarts).",
+	"trove_sink_bytes_total":                  "Bytes of the files the sink has written for the app (kept across restarts).",
+	"trove_sink_errors_total":                 "Failed attempts of the sink for the app since the start (the object store refused or was unreachable).",
+	"trove_sink_last_error_timestamp_seconds": "Unix time of the sink's last failure for the app; 0 when none since the start.",
 
 	// Go runtime, from github.com/VictoriaMetrics/metrics.
 	"go_info":                             "Always 1; the version label is the Go version.",

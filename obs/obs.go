@@ -52,6 +52,9 @@ type AppCounters struct {
 	EventsAccepted  *metrics.Counter
 	EventsDuplicate *metrics.Counter
 	EventsRejected  *metrics.Counter
+	// EventsSuppressed counts the events refused because their userId was
+	// deleted with suppress=1: answered, neither stored nor quarantined.
+	EventsSuppressed *metrics.Counter
 	// ProfileUpdates counts the profile objects applied by the User
 	// Profiles API (idempotent replays excluded).
 	ProfileUpdates *metrics.Counter
@@ -60,10 +63,11 @@ type AppCounters struct {
 var apps = family[AppCounters]{make: func(app string) *AppCounters {
 	l := `{app=` + quote(app) + `}`
 	return &AppCounters{
-		EventsAccepted:  set.GetOrCreateCounter("trove_events_accepted_total" + l),
-		EventsDuplicate: set.GetOrCreateCounter("trove_events_duplicate_total" + l),
-		EventsRejected:  set.GetOrCreateCounter("trove_events_rejected_total" + l),
-		ProfileUpdates:  set.GetOrCreateCounter("trove_profile_updates_total" + l),
+		EventsAccepted:   set.GetOrCreateCounter("trove_events_accepted_total" + l),
+		EventsDuplicate:  set.GetOrCreateCounter("trove_events_duplicate_total" + l),
+		EventsRejected:   set.GetOrCreateCounter("trove_events_rejected_total" + l),
+		EventsSuppressed: set.GetOrCreateCounter("trove_events_suppressed_total" + l),
+		ProfileUpdates:   set.GetOrCreateCounter("trove_profile_updates_total" + l),
 	}
 }}
 

@@ -197,6 +197,14 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 		return nil
 	})
 	id, _ := ingest.JSONString(uuid)
+	if k := compat.Twice(m, "event", "distinct_id", "$distinct_id", "properties", "timestamp", "uuid", "sent_at"); k != "" {
+		r.Reject(i, string(id), k, k+" appears twice", m)
+		return
+	}
+	if k := compat.Twice(props, "distinct_id", "$distinct_id"); k != "" {
+		r.Reject(i, string(id), "properties."+k, "properties."+k+" appears twice", m)
+		return
+	}
 	if !segment.IsAbsent(props) && props[0] != '{' {
 		r.Reject(i, string(id), "properties", "properties must be an object, got "+ingest.KindOf(props), m)
 		return

@@ -118,6 +118,9 @@ func decodeRequest(body []byte, maxProfiles, maxFields int) (appKey string, ups 
 	if err := json.Unmarshal(body, &req); err != nil {
 		return "", nil, invalid(-1, "", "the body is not valid JSON: "+where(body, err))
 	}
+	if k := duplicateKey(body, 0); k == "appKey" || k == "user_profiles" {
+		return "", nil, invalid(-1, k, k+" appears twice")
+	}
 	if req.AppKey != nil {
 		appKey = *req.AppKey
 	}
@@ -195,6 +198,11 @@ func decodeProfile(i int, raw json.RawMessage, maxFields int, u *update) error {
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return invalid(i, "", fmt.Sprintf("user_profiles[%d] must be an object, got %s", i, kindOf(raw)))
 	}
+	// A map keeps the last of a duplicated key; a reader of the stored
+	// request could keep the first. Either way it is ambiguous: refused.
+	if k := duplicateKey(raw, len(fields)); k != "" {
+		return invalid(i, k, k+" appears twice")
+	}
 	for _, k := range []string{"userId", "customer_id"} {
 		v, ok := fields[k]
 		if !ok || isNull(v) {
@@ -265,6 +273,68 @@ func decodeProfile(i int, raw json.RawMessage, maxFields int, u *update) error {
 		u.ops = append(u.ops, o)
 	}
 	return nil
+}
+
+// duplicateKey returns the first top-level key of the valid JSON object
+// obj that appears twice (compared unescaped), or "". When the object is
+// known to have distinct keys, it has that many of them and a count of
+// its keys is enough to find none.
+func duplicateKey(obj []byte, distinct int) string {
+	if distinct > 0 {
+		n := 0
+		topKeys(obj, func([]byte) { n++ })
+		if n == distinct {
+			return ""
+		}
+	}
+	seen := map[string]bool{}
+	dup := ""
+	topKeys(obj, func(k []byte) {
+		s := string(k)
+		if bytes.IndexByte(k, '\\') >= 0 {
+			var u string
+			if json.Unmarshal(append(append([]byte{'"'}, k...), '"'), &u) == nil {
+				s = u
+			}
+		}
+		if seen[s] && dup == "" {
+			dup = s
+		}
+		seen[s] = true
+	})
+	return dup
+}
+
+// topKeys calls fn with each key (without quotes, escapes not decoded) of
+// the valid JSON object b, in one pass.
+func topKeys(b []byte, fn func(key []byte)) {
+	d := 0
+	expectKey, inObject := false, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			start := i + 1
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if expectKey && i <= len(b) {
+				fn(b[start:min(i, len(b))])
+			}
+			expectKey = false
+		case '{', '[':
+			d++
+			if d == 1 {
+				inObject = c == '{'
+			}
+			expectKey = d == 1 && inObject
+		case '}', ']':
+			d--
+		case ',':
+			expectKey = d == 1 && inObject
+		}
+	}
 }
 
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }

@@ -373,3 +373,35 @@ func TestErrorDetails(t *testing.T) {
 		t.Fatalf("got field %q, message %q", e.ErrorField(), e.Error())
 	}
 }
+
+func TestDuplicateKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name, body, field string
+	}{
+		{"userId twice", `{"appKey":"` + appA + `","user_profiles":[{"userId":"alice","userId":"bob"}]}`, "userId"},
+		{"escaped userId", `{"appKey":"` + appA + `","user_profiles":[{"userId":"alice","user\u0049d":"bob"}]}`, "userId"},
+		{"customer_id twice", `{"appKey":"` + appA + `","user_profiles":[{"customer_id":"a","customer_id":"b"}]}`, "customer_id"},
+		{"pyze_id twice", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a","pyze_id":"ca1ab028-185d-4833-a3af-5b5d46b62771","pyze_id":"ca1ab028-185d-4833-a3af-5b5d46b62772"}]}`, "pyze_id"},
+		{"user_alias twice", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a","user_alias":{"alias_label":"x","alias_id":"1"},"user_alias":{"alias_label":"x","alias_id":"2"}}]}`, "user_alias"},
+		{"attribute twice", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a","email_id":"a@x.org","email_id":"b@x.org"}]}`, "email_id"},
+		{"appKey twice", `{"appKey":"` + appA + `","appKey":"other","user_profiles":[{"userId":"a"}]}`, "appKey"},
+		{"user_profiles twice", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a"}],"user_profiles":[{"userId":"b"}]}`, "user_profiles"},
+		{"nested keys may repeat", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a","tags":{"add":["userId","userId"]},"n":{"inc":1},"m":{"inc":2}}]}`, ""},
+		{"same key in two profiles", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a"},{"userId":"b"}]}`, ""},
+		{"a key inside a string", `{"appKey":"` + appA + `","user_profiles":[{"userId":"a","note":"\"userId\":\"b\", userId"}]}`, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := decodeRequest([]byte(tt.body), testMaxProfiles, testMaxFields)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("decodeRequest: %v; want no error", err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Field != tt.field || e.Message != tt.field+" appears twice" {
+				t.Fatalf("decodeRequest: %v; want an error naming %s: %s appears twice", err, tt.field, tt.field)
+			}
+		})
+	}
+}

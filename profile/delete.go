@@ -20,17 +20,27 @@ type Receipt struct {
 	PyzeID         string  `json:"pyze_id,omitempty"`
 	ProfileRemoved bool    `json:"profile_removed"`
 	Aliases        []Alias `json:"aliases_removed"`
-	// Events says what happened to the user's events: hidden from every
-	// export from now on.
+	// Events says what happened to the user's events: those stored so far
+	// are hidden from every export from now on; later ones are stored, or
+	// refused with Suppress.
 	Events    string `json:"events"`
+	Suppress  bool   `json:"suppress"`
 	DeletedAt string `json:"deleted_at"`
 }
 
-// Delete handles DELETE /v1/users/profile?appKey=K&userId=U (admin scope):
-// the right to be forgotten. It removes the profile with its index entries
-// and records the user as deleted, in one synced batch; from then on no
-// export returns the user's events. Deleting a user twice, or one who has
-// no profile, still records them (the events may exist without a profile).
+const (
+	eventsHidden     = "the events stored so far are hidden from every export from now on, and being removed from storage in the background"
+	eventsNewStart   = eventsHidden + "; events sent for this userId from now on are stored as a new start"
+	eventsSuppressed = eventsHidden + "; events sent for this userId from now on are refused (DELETE again without suppress=1 to accept them)"
+)
+
+// Delete handles DELETE /v1/users/profile?appKey=K&userId=U[&suppress=1]
+// (admin scope): the right to be forgotten. It removes the profile with its
+// index entries and records the user as deleted, in one synced batch; from
+// then on no export returns the user's events stored until then. Events of
+// the userId sent later are stored as a new start or, with suppress=1,
+// refused by ingest. Deleting a user twice, or one who has no profile,
+// still records them (the events may exist without a profile).
 func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 	args := ctx.QueryArgs()
 	appKey := string(args.Peek("appKey"))
@@ -38,8 +48,18 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 		return invalid(-1, "appKey", "appKey is required")
 	}
 	for k := range args.All() {
-		if s := string(k); s != "appKey" && s != "userId" {
-			return invalid(-1, s, "unknown parameter "+strconv.Quote(s)+": a deletion takes appKey and userId")
+		if s := string(k); s != "appKey" && s != "userId" && s != "suppress" {
+			return invalid(-1, s, "unknown parameter "+strconv.Quote(s)+": a deletion takes appKey, userId and suppress")
+		}
+		if len(args.PeekMulti(string(k))) > 1 {
+			return invalid(-1, string(k), string(k)+" is given twice: a deletion names one user")
+		}
+	}
+	suppress := false
+	if args.Has("suppress") {
+		var err error
+		if suppress, err = strconv.ParseBool(string(args.Peek("suppress"))); err != nil {
+			return invalid(-1, "suppress", "suppress must be 1 (refuse this user's later events) or 0 (store them as a new start), got "+strconv.Quote(string(args.Peek("suppress"))))
 		}
 	}
 	userID := bytes.Clone(args.Peek("userId"))
@@ -59,7 +79,10 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	defer txn.Close()
-	r := Receipt{AppKey: appKey, UserID: string(userID), Aliases: []Alias{}, Events: "hidden from every export from now on, and being removed from storage in the background", DeletedAt: formatTime(now)}
+	r := Receipt{AppKey: appKey, UserID: string(userID), Aliases: []Alias{}, Events: eventsNewStart, Suppress: suppress, DeletedAt: formatTime(now)}
+	if suppress {
+		r.Events = eventsSuppressed
+	}
 	id, ok, err := txn.ByUser(userID)
 	if err != nil {
 		return err
@@ -85,7 +108,7 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 			return err
 		}
 	}
-	txn.Forget(userID)
+	txn.Forget(userID, suppress)
 	if err := txn.Commit(); err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"user_profiles":[{"userId":"u","s":"\ud800","e":"","a":[],"b":[[1]],"o":{"foo":1}}]}`,
 		`{"appKey":"k","user_profiles":[]}`,
 		`[[[[[[[[[[[[[[[[[[[[`,
+		`{"appKey":"k","appK\u0065y":"j","user_profiles":[{"userId":"a","user\u0049d":"b","n":{"inc":1},"n":2}]}`,
 	} {
 		f.Add([]byte(s))
 	}

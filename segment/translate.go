@@ -45,6 +45,9 @@ type message struct {
 	typ, userID, anonymousID, event, name, timestamp, originalTimestamp,
 	sentAt, context, properties, traits, messageID, previousID, integrations []byte
 	rest []member
+	// twice is the first member the mapping reads that appears twice, or
+	// "": which one was meant is ambiguous, so the message is refused.
+	twice string
 }
 
 // member is one raw member of a JSON object: its key (without quotes,
@@ -58,40 +61,47 @@ func isAbsent(v []byte) bool { return v == nil || string(v) == "null" }
 func decodeMessage(raw []byte, m *message) error {
 	*m = message{rest: m.rest[:0]}
 	return ingest.ForEachMember(raw, func(key, val []byte) error {
+		var f *[]byte
 		switch string(key) {
 		case "type":
-			m.typ = val
+			f = &m.typ
 		case "userId":
-			m.userID = val
+			f = &m.userID
 		case "anonymousId":
-			m.anonymousID = val
+			f = &m.anonymousID
 		case "event":
-			m.event = val
+			f = &m.event
 		case "name":
-			m.name = val
+			f = &m.name
 		case "timestamp":
-			m.timestamp = val
+			f = &m.timestamp
 		case "originalTimestamp":
-			m.originalTimestamp = val
+			f = &m.originalTimestamp
 		case "sentAt":
-			m.sentAt = val
+			f = &m.sentAt
 		case "context":
-			m.context = val
+			f = &m.context
 		case "properties":
-			m.properties = val
+			f = &m.properties
 		case "traits":
-			m.traits = val
+			f = &m.traits
 		case "messageId":
-			m.messageID = val
+			f = &m.messageID
 		case "previousId":
-			m.previousID = val
+			f = &m.previousID
 		case "integrations":
-			m.integrations = val
+			f = &m.integrations
 		case "writeKey":
 			// A credential: never stored.
+			return nil
 		default:
 			m.rest = append(m.rest, member{key, val})
+			return nil
 		}
+		if *f != nil && m.twice == "" {
+			m.twice = string(key)
+		}
+		*f = val
 		return nil
 	})
 }
@@ -157,6 +167,9 @@ type rejection struct{ field, message string }
 // message cannot be an event.
 func translate(dst []byte, k kind, m *message, d *defaults, appKey string, receivedAt []byte, t *translation) ([]byte, *rejection) {
 	*t = translation{userField: "userId", attrField: "properties", eventField: "event"}
+	if m.twice != "" {
+		return dst, &rejection{m.twice, m.twice + " appears twice"}
+	}
 	userID := identity(m.userID)
 	anonID := identity(m.anonymousID)
 	if k == kindAlias {

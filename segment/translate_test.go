@@ -23,6 +23,10 @@ func TestTranslate(t *testing.T) {
 		{"no user", kindTrack, `{"event":"E","userId":""}`, "!userId"},
 		{"track without event", kindTrack, `{"userId":"u"}`, "!event"},
 		{"alias without previousId", kindAlias, `{"userId":"u"}`, "!previousId"},
+		{"userId twice", kindTrack, `{"event":"E","userId":"alice","userId":"bob"}`, "!userId"},
+		{"traits twice", kindIdentify, `{"userId":"u","traits":{"email":"a@x.io"},"traits":{"email":"b@x.io"}}`, "!traits"},
+		{"an unread key twice is kept", kindTrack, `{"event":"E","userId":"u","x":1,"x":2}`,
+			`{"type":"event","event":"E","userId":"u","eventTime":"2026-01-02T03:04:06Z","appKey":"K","sentAt":"2026-01-02T03:04:06Z","context":{"library":{"name":"x"},"app":{"v":1}},"segment":{"type":"track","x":1,"x":2}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m message

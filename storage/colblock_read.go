@@ -127,6 +127,8 @@ type colState struct {
 
 	// Filtering (decodeWhere).
 	keep, evOK, uidOK []bool
+	uidGone           []bool   // the dict's deleted users (keepFromColumns)
+	uidBound          []uint64 // and their bounds
 	unesc             []byte
 }
 
@@ -790,9 +792,15 @@ func scanHead(body []byte, sp []span) {
 func (d *decodedBlock) keepFromColumns(f *Filter) []bool {
 	// Each dict entry is judged once; events then cost an index lookup.
 	d.evOK = f.judgeDict(d.evOK, d.evDict, &d.unesc, func(s []byte) bool { return f.Events == nil || f.Events[string(s)] })
-	d.uidOK = f.judgeDict(d.uidOK, d.uidDict, &d.unesc, f.keepUserID)
+	d.uidOK = f.judgeDict(d.uidOK, d.uidDict, &d.unesc, f.wantUserID)
+	// A deleted user's entry holds the bound up to which their events go.
+	d.uidGone = slices.Grow(d.uidGone[:0], len(d.uidDict))[:len(d.uidDict)]
+	d.uidBound = slices.Grow(d.uidBound[:0], len(d.uidDict))[:len(d.uidDict)]
+	for j, u := range d.uidDict {
+		d.uidBound[j], d.uidGone[j] = f.Exclude[string(unescaped(u, &d.unesc))]
+	}
 	evAbsent := f.Events == nil || f.Events[""]
-	uidAbsent := f.keepUserID(nil)
+	uidAbsent := f.wantUserID(nil)
 	n := d.h.count
 	d.keep = slices.Grow(d.keep[:0], n)[:n]
 	any := false
@@ -802,9 +810,10 @@ func (d *decodedBlock) keepFromColumns(f *Filter) []bool {
 			ok = d.evOK[c-codeDict]
 		}
 		if ok {
-			ok = uidAbsent
 			if c := d.uidCode[i]; c >= codeDict {
-				ok = d.uidOK[c-codeDict]
+				ok = d.uidOK[c-codeDict] && !(d.uidGone[c-codeDict] && d.seqs[i] <= d.uidBound[c-codeDict])
+			} else {
+				ok = uidAbsent && !f.excludes(nil, d.seqs[i])
 			}
 		}
 		d.keep[i] = ok
@@ -830,7 +839,7 @@ func (d *decodedBlock) compact(f *Filter) {
 		if s := sp[hUserID]; s.end >= 0 {
 			uid = body[s.start:s.end]
 		}
-		if !f.keepHead(ev, uid, &d.unesc) {
+		if !f.keepHead(ev, uid, d.seqs[i], &d.unesc) {
 			continue
 		}
 		end += copy(d.body[end:], body)

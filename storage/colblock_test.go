@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -279,7 +280,7 @@ func checkHeads(t testing.TB, d *decodedBlock, v []byte) {
 		}
 		return body[s.start:s.end]
 	}
-	filters := []*Filter{{Exclude: map[string]bool{}}}
+	filters := []*Filter{{Exclude: map[string]uint64{}}}
 	for i := range d.len() {
 		seq, tm, body := d.event(i)
 		scanHead(body, sp[:])
@@ -294,7 +295,7 @@ func checkHeads(t testing.TB, d *decodedBlock, v []byte) {
 			var buf []byte
 			ev, uid := string(unescaped(want.event, &buf)), string(unescaped(want.userID, &buf))
 			filters = append(filters, &Filter{Events: map[string]bool{ev: true}}, &Filter{UserID: uid, HasUserID: true},
-				&Filter{Exclude: map[string]bool{uid: true}}, &Filter{Events: map[string]bool{ev: true, "other": true}, UserID: uid, HasUserID: true})
+				&Filter{Exclude: map[string]uint64{uid: math.MaxUint64}}, &Filter{Exclude: map[string]uint64{uid: seq}}, &Filter{Events: map[string]bool{ev: true, "other": true}, UserID: uid, HasUserID: true})
 		}
 	}
 	filters = append(filters, &Filter{Events: map[string]bool{}}, &Filter{Events: map[string]bool{"": true}}, &Filter{UserID: "", HasUserID: true})
@@ -305,7 +306,7 @@ func checkHeads(t testing.TB, d *decodedBlock, v []byte) {
 		for i := range d.len() {
 			seq, tm, body := d.event(i)
 			scanHead(body, sp[:])
-			if f.keepHead(str(body, sp[hEvent]), str(body, sp[hUserID]), &buf) {
+			if f.keepHead(str(body, sp[hEvent]), str(body, sp[hUserID]), seq, &buf) {
 				want = append(want, blockEvent{seq: seq, time: tm, body: body})
 			}
 		}
@@ -633,7 +634,7 @@ func BenchmarkColumnarBlock(b *testing.B) {
 			return d.decodeWhere(v, &Filter{Events: map[string]bool{"purchase": true}})
 		}},
 		{"decodeWhere-exclude", func(d *decodedBlock) error {
-			return d.decodeWhere(v, &Filter{Exclude: map[string]bool{"user-1": true}})
+			return d.decodeWhere(v, &Filter{Exclude: map[string]uint64{"user-1": math.MaxUint64}})
 		}},
 	}
 	for _, dd := range decodes {

@@ -147,11 +147,14 @@ type DB struct {
 	expiredDays, expiredBytes atomic.Int64
 	purgedUsers, purgedEvents atomic.Int64
 
-	// forgotten is, per app, the set of deleted users (forget.go); each
-	// set is replaced, never changed.
+	// forgotten is, per app, the deleted users with the sequence bound of
+	// their deletion, and those deleted with suppress (forget.go); each
+	// map is replaced, never changed. gen counts the replacements.
 	forgotten struct {
 		sync.RWMutex
-		m map[uint32]map[string]bool
+		m          map[uint32]map[string]uint64
+		suppressed map[uint32]map[string]bool
+		gen        uint64
 	}
 }
 
@@ -256,12 +259,17 @@ func (db *DB) load() error {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
+		appKey, err := decodeNameKey(it.Key(), nsApp)
+		if err != nil {
+			it.Close()
+			return err
+		}
 		id, err := decodeUint64Value(it.Value())
 		if err != nil {
 			it.Close()
-			return fmt.Errorf("cannot load app %q: %w", it.Key()[1:], err)
+			return fmt.Errorf("cannot load app %q: %w", appKey, err)
 		}
-		db.apps.byKey[string(it.Key()[1:])] = uint32(id)
+		db.apps.byKey[string(appKey)] = uint32(id)
 		db.apps.next = max(db.apps.next, uint32(id)+1)
 	}
 	if err := it.Close(); err != nil {

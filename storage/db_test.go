@@ -1235,3 +1235,22 @@ func TestDayMergeWindows(t *testing.T) {
 		t.Errorf("windows(%d, %d) = %v: want ends in (lo, hi]", lo, hi, got)
 	}
 }
+
+func TestAppKeys(t *testing.T) {
+	db, err := Open("db", Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := db.AppKeys(); len(got) != 0 {
+		t.Errorf("a new store: got %q; want no app", got)
+	}
+	for _, k := range []string{"zz-app-key-2", "aa-app-key-1", "zz-app-key-2"} {
+		if _, err := db.EnsureApp(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := db.AppKeys(), []string{"aa-app-key-1", "zz-app-key-2"}; !slices.Equal(got, want) {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}

@@ -310,7 +310,7 @@ func TestDedupKeepsPurgedIDs(t *testing.T) {
 	store(testNow, []string{"alice", "bob", "alice"}, "a1", "b1", "a2")
 	mergeEverything(t, db)
 	txn := beginProfiles(t, db, app, testNow)
-	txn.Forget([]byte("alice"))
+	txn.Forget([]byte("alice"), false)
 	if err := txn.Commit(); err != nil {
 		t.Fatal(err)
 	}

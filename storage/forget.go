@@ -3,6 +3,8 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -11,9 +13,13 @@ import (
 
 // Deleting a user (the right to be forgotten) removes their profile and its
 // index entries, and records the userId in namespace 0x45 in the same
-// batch. Readers of events consult that record (Forgotten) and leave the
-// user's events out of every export from the commit on; the record stays,
-// so that events the user's devices send later are hidden too.
+// batch, with a bound: the last ingest sequence handed out when it
+// commits. Readers of events consult that record (Forgotten) and leave the
+// user's events up to the bound out of every export from the commit on.
+// Events with a higher sequence were sent after the deletion: by default
+// they are a new start, stored and exported like any other; a deletion
+// with suppress has no bound (every event of the user is hidden) and makes
+// ingest refuse the user's events (Suppressed), so none is stored.
 //
 // The purger then rewrites, in the background, every block that holds an
 // event of a deleted user without it, marks the record purged, and compacts
@@ -48,63 +54,162 @@ func (t *ProfileTxn) DeleteProfile(id ProfileID, userIDs [][]byte, aliases [][2]
 	return nil
 }
 
-// Forget records userID as deleted: once this transaction commits, its
-// events are left out of exports.
-func (t *ProfileTxn) Forget(userID []byte) {
-	t.batch.Set(appendForgottenKey(nil, t.app, userID), appendForgottenValue(t.now.Unix(), false), nil)
-	t.forget = append(t.forget, string(userID))
+// forgetting is a deletion recorded by a ProfileTxn.
+type forgetting struct {
+	userID   string
+	suppress bool
+	bound    uint64 // set at Commit
 }
 
-// A forgotten-user value: version, when (unix s, uvarint), then 1 once the
-// user's stored events have been purged, else 0.
-func appendForgottenValue(unix int64, purged bool) []byte {
-	v := binary.AppendUvarint([]byte{valueV1}, uint64(unix))
-	if purged {
-		return append(v, 1)
+// Forget records userID as deleted: once this transaction commits, the
+// user's events stored so far are left out of exports and purged. With
+// suppress, so are the events that arrive later: ingest refuses them
+// (Suppressed); without it, later events are a new start and stored.
+func (t *ProfileTxn) Forget(userID []byte, suppress bool) {
+	t.forget = append(t.forget, forgetting{userID: string(userID), suppress: suppress})
+}
+
+// recordForgotten writes the transaction's deletions into its batch, each
+// bounded by the last ingest sequence handed out: an event with a higher
+// one was allocated after the deletion began, so it was sent after it.
+func (t *ProfileTxn) recordForgotten() {
+	if len(t.forget) == 0 {
+		return
 	}
-	return append(v, 0)
+	bound := t.db.seq.allocated()
+	for i := range t.forget {
+		f := &t.forget[i]
+		f.bound = bound
+		if f.suppress {
+			f.bound = math.MaxUint64 // hide whatever slips in
+		}
+		rec := forgottenRecord{unix: t.now.Unix(), bound: f.bound, suppress: f.suppress}
+		t.batch.Set(appendForgottenKey(nil, t.app, []byte(f.userID)), appendForgottenValue(nil, rec), nil)
+	}
 }
 
-func decodeForgottenValue(v []byte) (unix int64, purged bool, err error) {
-	if len(v) < 3 || v[0] != valueV1 {
-		return 0, false, fmt.Errorf("%w: forgotten user value", errCorrupt)
+// forgottenRecord is the value of a 0x45 key.
+type forgottenRecord struct {
+	unix int64 // when the user was deleted
+	// bound is the highest ingest sequence of the user's events that are
+	// hidden and purged; a version-1 value has none (legacy is set), and
+	// is given one at Open.
+	bound    uint64
+	legacy   bool
+	purged   bool // the events up to bound are gone from storage
+	suppress bool // later events are refused
+}
+
+const (
+	forgottenPurged   = 1
+	forgottenSuppress = 2
+)
+
+// appendForgottenValue appends a forgotten-user value: version 2, when
+// (unix s, uvarint), the bound (uvarint), then flags (forgottenPurged,
+// forgottenSuppress). Version 1 had no bound and a purged byte of 0 or 1.
+func appendForgottenValue(dst []byte, r forgottenRecord) []byte {
+	dst = binary.AppendUvarint(append(dst, valueV2), uint64(r.unix))
+	dst = binary.AppendUvarint(dst, r.bound)
+	var flags byte
+	if r.purged {
+		flags |= forgottenPurged
+	}
+	if r.suppress {
+		flags |= forgottenSuppress
+	}
+	return append(dst, flags)
+}
+
+func decodeForgottenValue(v []byte) (forgottenRecord, error) {
+	var r forgottenRecord
+	bad := fmt.Errorf("%w: forgotten user value %x", errCorrupt, v)
+	if len(v) < 3 || (v[0] != valueV1 && v[0] != valueV2) {
+		return r, bad
 	}
 	u, n := binary.Uvarint(v[1:])
-	if n <= 0 || 1+n != len(v)-1 {
-		return 0, false, fmt.Errorf("%w: forgotten user value", errCorrupt)
+	if n <= 0 {
+		return r, bad
 	}
-	return int64(u), v[len(v)-1] == 1, nil
+	r.unix = int64(u)
+	rest := v[1+n:]
+	if v[0] == valueV1 {
+		if len(rest) != 1 || rest[0] > 1 {
+			return r, bad
+		}
+		r.legacy, r.purged = true, rest[0] == 1
+		return r, nil
+	}
+	if r.bound, n = binary.Uvarint(rest); n <= 0 || len(rest) != n+1 || rest[n]&^(forgottenPurged|forgottenSuppress) != 0 {
+		return r, bad
+	}
+	r.purged, r.suppress = rest[n]&forgottenPurged != 0, rest[n]&forgottenSuppress != 0
+	return r, nil
 }
 
-// Forgotten returns the deleted userIds of app, or nil when there are none.
-// The map must not be modified; it is replaced, not changed, when a user is
-// deleted.
-func (db *DB) Forgotten(app uint32) map[string]bool {
+// Forgotten returns the deleted userIds of app, each with its bound: an
+// event of the user whose sequence is at most the bound is left out. It is
+// nil when there are none, and must not be modified; it is replaced, not
+// changed, when a user is deleted.
+func (db *DB) Forgotten(app uint32) map[string]uint64 {
 	db.forgotten.RLock()
 	defer db.forgotten.RUnlock()
 	return db.forgotten.m[app]
 }
 
+// ForgottenGen changes whenever a user of any app is deleted.
+func (db *DB) ForgottenGen() uint64 {
+	db.forgotten.RLock()
+	defer db.forgotten.RUnlock()
+	return db.forgotten.gen
+}
+
+// Suppressed returns the userIds of app deleted with suppress, whose new
+// events ingest refuses, or nil. It must not be modified.
+func (db *DB) Suppressed(app uint32) map[string]bool {
+	db.forgotten.RLock()
+	defer db.forgotten.RUnlock()
+	return db.forgotten.suppressed[app]
+}
+
 // addForgotten publishes deleted users of app.
-func (db *DB) addForgotten(app uint32, users []string) {
+func (db *DB) addForgotten(app uint32, users []forgetting) {
 	if len(users) == 0 {
 		return
 	}
 	db.forgotten.Lock()
 	defer db.forgotten.Unlock()
-	m := make(map[string]bool, len(db.forgotten.m[app])+len(users))
-	for u := range db.forgotten.m[app] {
-		m[u] = true
+	m := maps.Clone(db.forgotten.m[app])
+	if m == nil {
+		m = make(map[string]uint64, len(users))
 	}
+	sup := maps.Clone(db.forgotten.suppressed[app])
 	for _, u := range users {
-		m[u] = true
+		m[u.userID] = u.bound
+		if u.suppress {
+			if sup == nil {
+				sup = map[string]bool{}
+			}
+			sup[u.userID] = true
+		} else {
+			delete(sup, u.userID)
+		}
 	}
 	db.forgotten.m[app] = m
+	if len(sup) == 0 {
+		sup = nil
+	}
+	db.forgotten.suppressed[app] = sup
+	db.forgotten.gen++
 }
 
-// loadForgotten reads every app's deleted users.
+// loadForgotten reads every app's deleted users. A version-1 record (no
+// bound: it hid every event of the user, whenever sent) is given the last
+// sequence handed out before this Open, which hides what it hid then, and
+// rewritten so that its bound stays.
 func (db *DB) loadForgotten() error {
-	db.forgotten.m = map[uint32]map[string]bool{}
+	db.forgotten.m = map[uint32]map[string]uint64{}
+	db.forgotten.suppressed = map[uint32]map[string]bool{}
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{byte(nsForgotten)},
 		UpperBound: []byte{byte(nsForgotten) + 1},
@@ -113,23 +218,45 @@ func (db *DB) loadForgotten() error {
 		return err
 	}
 	defer it.Close()
+	batch := db.pdb.NewBatch()
+	defer batch.Close()
 	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < 5 {
-			return fmt.Errorf("%w: forgotten user key %x", errCorrupt, k)
-		}
-		app := binary.BigEndian.Uint32(k[1:5])
-		if db.forgotten.m[app] == nil {
-			db.forgotten.m[app] = map[string]bool{}
-		}
-		db.forgotten.m[app][string(k[5:])] = true
-		if _, purged, err := decodeForgottenValue(it.Value()); err != nil {
+		app, user, err := decodeForgottenKey(it.Key())
+		if err != nil {
 			return err
-		} else if !purged {
+		}
+		r, err := decodeForgottenValue(it.Value())
+		if err != nil {
+			return err
+		}
+		if r.legacy {
+			r.bound, r.legacy = db.seq.allocated(), false
+			batch.Set(it.Key(), appendForgottenValue(nil, r), nil)
+		}
+		if db.forgotten.m[app] == nil {
+			db.forgotten.m[app] = map[string]uint64{}
+		}
+		db.forgotten.m[app][string(user)] = r.bound
+		if r.suppress {
+			if db.forgotten.suppressed[app] == nil {
+				db.forgotten.suppressed[app] = map[string]bool{}
+			}
+			db.forgotten.suppressed[app][string(user)] = true
+		}
+		if !r.purged {
 			db.kickPurge()
 		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if batch.Empty() {
+		return nil
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot upgrade deleted users' records: %w", err)
+	}
+	return nil
 }
 
 func (db *DB) kickPurge() {
@@ -190,8 +317,12 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	if err := db.flushDedup(); err != nil {
 		return res, err
 	}
-	pending := map[uint32]map[string]bool{}
-	var keys [][]byte
+	pending := map[uint32]map[string]uint64{}
+	type record struct {
+		key []byte
+		rec forgottenRecord
+	}
+	var keys []record
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{byte(nsForgotten)},
 		UpperBound: []byte{byte(nsForgotten) + 1},
@@ -200,21 +331,24 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 		return res, err
 	}
 	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		_, purged, err := decodeForgottenValue(it.Value())
-		if err != nil || len(k) < 5 {
+		app, user, err := decodeForgottenKey(it.Key())
+		if err != nil {
 			it.Close()
-			return res, fmt.Errorf("%w: forgotten user %x", errCorrupt, k)
+			return res, err
 		}
-		if purged {
+		r, err := decodeForgottenValue(it.Value())
+		if err != nil {
+			it.Close()
+			return res, err
+		}
+		if r.purged {
 			continue
 		}
-		app := binary.BigEndian.Uint32(k[1:5])
 		if pending[app] == nil {
-			pending[app] = map[string]bool{}
+			pending[app] = map[string]uint64{}
 		}
-		pending[app][string(k[5:])] = true
-		keys = append(keys, slices.Clone(k))
+		pending[app][string(user)] = r.bound
+		keys = append(keys, record{slices.Clone(it.Key()), r})
 	}
 	if err := it.Close(); err != nil {
 		return res, err
@@ -235,9 +369,24 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	db.purgedEvents.Add(int64(res.Events))
 	batch := db.pdb.NewBatch()
 	defer batch.Close()
-	now := time.Now().Unix()
 	for _, k := range keys {
-		batch.Set(k, appendForgottenValue(now, true), nil)
+		// A user deleted again meanwhile has a new bound: theirs is the
+		// next pass's.
+		v, closer, err := db.pdb.Get(k.key)
+		if err != nil {
+			return res, err
+		}
+		cur, err := decodeForgottenValue(v)
+		closer.Close()
+		if err != nil {
+			return res, err
+		}
+		if cur != k.rec {
+			db.kickPurge()
+			continue
+		}
+		cur.purged = true
+		batch.Set(k.key, appendForgottenValue(nil, cur), nil)
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return res, fmt.Errorf("cannot mark deleted users purged: %w", err)
@@ -262,7 +411,7 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 }
 
 // purgeApp rewrites app's blocks without the events of users.
-func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, err error) {
+func (db *DB) purgeApp(app uint32, users map[string]uint64) (events, blocks int, err error) {
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: appendGroupKey(nil, app, 0),
 		UpperBound: appUpperBound(nsGroup, app),
@@ -313,7 +462,7 @@ func (db *DB) purgeApp(app uint32, users map[string]bool) (events, blocks int, e
 				drop = slices.Grow(drop[:0], d.len())[:d.len()]
 				for i := range d.len() {
 					h := d.head(i)
-					drop[i] = !f.keepHead(nil, h.userID, &d.unesc)
+					drop[i] = !f.keepHead(nil, h.userID, h.seq, &d.unesc)
 					any = any || drop[i]
 				}
 				if any && !d.fromBodies { // else the bodies are decoded already

@@ -39,6 +39,7 @@ import (
 //	       |            |                                               | into 0x46 at Open
 //	0x44   | change     | 0x44 | appID (4B) | seq (8B)                   | version byte | pyzeID (16B)
 //	0x45   | forgotten  | 0x45 | appID (4B) | userId (bytes)             | version byte | unix s uvarint
+//	       |            |                                               | | v2: bound seq uvarint | flags
 //	       |            |                                               | (a deleted user: forget.go)
 //	0x46   | idem. slice| 0x46 | slice (4B) | appID (4B) | Idempotency-Key | version byte | unix s uvarint
 //	       |            |        (bytes)                                | | the first answer
@@ -244,6 +245,15 @@ func appendUserIndexKey(dst []byte, app uint32, userID []byte) []byte {
 func appendForgottenKey(dst []byte, app uint32, userID []byte) []byte {
 	dst = appendAppPrefix(dst, nsForgotten, app)
 	return append(dst, userID...)
+}
+
+// decodeForgottenKey is the inverse of appendForgottenKey; userID aliases
+// k.
+func decodeForgottenKey(k []byte) (app uint32, userID []byte, err error) {
+	if len(k) < 5 || Namespace(k[0]) != nsForgotten {
+		return 0, nil, fmt.Errorf("storage: malformed forgotten user key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
 }
 
 // appendAliasIndexKey appends the key mapping app's alias (label, id) to a

@@ -32,7 +32,7 @@ type ProfileTxn struct {
 	order   []ProfileID          // profiles put, in first-put order
 	bodies  map[ProfileID][]byte
 	key     []byte
-	forget  []string // users deleted in this transaction (forget.go)
+	forget  []forgetting // users deleted in this transaction (forget.go)
 	closed  bool
 }
 
@@ -200,6 +200,7 @@ func (t *ProfileTxn) Commit() error {
 		t.batch.Set(appendChangeKey(nil, t.app, seq), append([]byte{valueV1}, id[:]...), nil)
 		t.batch.Set(appendProfileKey(nil, t.app, id), appendProfileValue(nil, seq, t.bodies[id]), nil)
 	}
+	t.recordForgotten()
 	if t.batch.Empty() {
 		return nil
 	}

@@ -58,26 +58,35 @@ type Filter struct {
 	// UserID keeps only the events of this user, when HasUserID is set.
 	UserID    string
 	HasUserID bool
-	// Exclude leaves out the events of these users (deleted users).
-	Exclude map[string]bool
+	// Exclude leaves out the events of these users (deleted users) whose
+	// sequence is at most the user's bound.
+	Exclude map[string]uint64
 }
 
 func (f *Filter) all() bool {
 	return f == nil || f.Events == nil && !f.HasUserID && len(f.Exclude) == 0
 }
 
-// keepUserID judges an unescaped userId.
-func (f *Filter) keepUserID(u []byte) bool {
-	return (!f.HasUserID || string(u) == f.UserID) && !f.Exclude[string(u)]
+// wantUserID judges an unescaped userId by UserID alone.
+func (f *Filter) wantUserID(u []byte) bool {
+	return !f.HasUserID || string(u) == f.UserID
 }
 
-// keepHead judges an event by the raw (still escaped) strings of its head;
-// buf is scratch space for unescaping.
-func (f *Filter) keepHead(event, userID []byte, buf *[]byte) bool {
+// excludes reports whether the event seq of the unescaped userId u is left
+// out as a deleted user's.
+func (f *Filter) excludes(u []byte, seq uint64) bool {
+	bound, ok := f.Exclude[string(u)]
+	return ok && seq <= bound
+}
+
+// keepHead judges event seq by the raw (still escaped) strings of its
+// head; buf is scratch space for unescaping.
+func (f *Filter) keepHead(event, userID []byte, seq uint64, buf *[]byte) bool {
 	if f.Events != nil && !f.Events[string(unescaped(event, buf))] {
 		return false
 	}
-	return f.keepUserID(unescaped(userID, buf))
+	u := unescaped(userID, buf)
+	return f.wantUserID(u) && !f.excludes(u, seq)
 }
 
 // judgeDict sets dst[i] to whether keep holds for dict[i], unescaped.

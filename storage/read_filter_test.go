@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -95,8 +96,10 @@ func TestEventsWhere(t *testing.T) {
 		{f: &Filter{UserID: firstUser, HasUserID: true}},
 		{f: &Filter{UserID: `u\1/2`, HasUserID: true}},
 		{f: &Filter{UserID: "", HasUserID: true}}, // events without a userId
-		{f: &Filter{Exclude: map[string]bool{firstUser: true, "u": true}}},
-		{f: &Filter{Events: map[string]bool{"screen_view": true}, Exclude: map[string]bool{firstUser: true}}},
+		{f: &Filter{Exclude: map[string]uint64{firstUser: math.MaxUint64, "u": math.MaxUint64}}},
+		{f: &Filter{Events: map[string]bool{"screen_view": true}, Exclude: map[string]uint64{firstUser: math.MaxUint64}}},
+		// A bound within the stored range: the user's later events stay.
+		{f: &Filter{Exclude: map[string]uint64{firstUser: uint64(len(gen) / 2)}}},
 	}
 	for _, byTime := range []bool{false, true} {
 		all := scan(byTime, nil)
@@ -110,7 +113,7 @@ func TestEventsWhere(t *testing.T) {
 				var buf []byte
 				for _, r := range all {
 					ev, uid := headOf([]byte(r.body))
-					if f.all() || f.keepHead(ev, uid, &buf) {
+					if f.all() || f.keepHead(ev, uid, r.seq, &buf) {
 						want = append(want, r)
 					}
 				}

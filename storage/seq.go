@@ -54,6 +54,13 @@ func (t *seqTracker) alloc(n int) (uint64, error) {
 	return first, nil
 }
 
+// allocated returns the last sequence handed out so far (0 when none).
+func (t *seqTracker) allocated() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.next - 1
+}
+
 // finish marks [first, first+n) as done.
 func (t *seqTracker) finish(first uint64, n int) {
 	if n == 0 {

@@ -158,7 +158,7 @@ func v1Events(db *DB, snap *Snapshot, app uint32, params map[string]string) ([]b
 	}
 	deleted := db.Forgotten(app)
 	var out bytes.Buffer
-	emit := func(_ uint64, t int64, body []byte) error {
+	emit := func(seq uint64, t int64, body []byte) error {
 		if t < from || t >= to {
 			return nil
 		}
@@ -169,7 +169,7 @@ func v1Events(db *DB, snap *Snapshot, app uint32, params map[string]string) ([]b
 		if err := json.Unmarshal(body, &head); err != nil {
 			return err
 		}
-		if deleted[head.UserID] ||
+		if bound, ok := deleted[head.UserID]; ok && seq <= bound ||
 			(params["userId"] != "" && head.UserID != params["userId"]) ||
 			(params["event"] != "" && head.Event != params["event"]) {
 			return nil
@@ -292,7 +292,7 @@ func checkV1Reads(t *testing.T, db *DB, m *v1Manifest) {
 		})
 	}
 	deleted := db.Forgotten(mustApp(t, db, m.DeletedUser.App))
-	if len(deleted) != 1 || !deleted[m.DeletedUser.UserID] {
+	if _, ok := deleted[m.DeletedUser.UserID]; len(deleted) != 1 || !ok {
 		t.Errorf("deleted users %v; want only %q", deleted, m.DeletedUser.UserID)
 	}
 }

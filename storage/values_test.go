@@ -373,7 +373,7 @@ func checkDecodeBlock(t testing.TB, d *decodedBlock, v []byte) {
 			t.Fatalf("decode(%x): head %d is seq %d time %d; event is seq %d time %d", v, i, h.seq, h.time, d.seqs[i], d.times[i])
 		}
 	}
-	for _, f := range []*Filter{{Events: map[string]bool{"e": true}}, {UserID: "u", HasUserID: true}, {Exclude: map[string]bool{"u": true}}} {
+	for _, f := range []*Filter{{Events: map[string]bool{"e": true}}, {UserID: "u", HasUserID: true}, {Exclude: map[string]uint64{"u": 5}}} {
 		if err := hd.decodeWhere(v, f); err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("decodeWhere(%x): got error %v; want one wrapping ErrCorrupt", v, err)
 		}

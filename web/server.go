@@ -89,6 +89,8 @@ type Handlers struct {
 	Batch func(*fasthttp.RequestCtx) error
 	// AdminOverview serves the web console's overview (GET /admin/overview).
 	AdminOverview func(*fasthttp.RequestCtx) error
+	// AdminSinks serves the sinks' status (GET /admin/sinks).
+	AdminSinks func(*fasthttp.RequestCtx) error
 }
 
 // Config configures the HTTP server.
@@ -194,6 +196,7 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/i/v0/e", WriteKey, auth.ScopeIngest, h.PostHog},
 		{"POST", "/e", WriteKey, auth.ScopeIngest, h.PostHog},
 		{"GET", "/admin/overview", Scoped, auth.ScopeAdmin, h.AdminOverview},
+		{"GET", "/admin/sinks", Scoped, auth.ScopeAdmin, h.AdminSinks},
 		// The web console's files (console.go); its data comes from the
 		// routes above, with the admin token.
 		{"GET", "/", Public, 0, s.console},
