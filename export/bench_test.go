@@ -46,7 +46,7 @@ func BenchmarkExport(b *testing.B) {
 				b.Fatal(err)
 			}
 			raw += int64(len(body)) + 1
-			w.AddEvent(id, seq+uint64(j), head.EventTime.UnixMilli(), body)
+			w.AddEvent(id, seq+uint64(j), head.EventTime.UnixMicro(), body)
 		}
 		if err := w.Commit(); err != nil {
 			b.Fatal(err)

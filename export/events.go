@@ -17,8 +17,11 @@ import (
 
 // eventQuery is a parsed GET /v1/export/events request.
 type eventQuery struct {
-	app          string
-	from, to     int64 // eventTime range [from, to) in Unix ms; timed says whether given
+	app string
+	// from and to are the eventTime range [from, to) in Unix µs, floored as
+	// eventTimes are (storage.Writer.AddEvent), so that the range is exact
+	// to the µs; timed says whether either was given.
+	from, to     int64
 	timed        bool
 	since, until uint64
 	seqRange     bool
@@ -34,7 +37,8 @@ var eventParams = map[string]bool{
 	"since": true, "until": true, "limit": true, "download": true, "format": true,
 }
 
-// parseTime takes RFC 3339 or YYYY-MM-DD (midnight UTC).
+// parseTime takes RFC 3339 (any offset, fractional seconds to the ns) or
+// YYYY-MM-DD (midnight UTC).
 func parseTime(name, v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
@@ -80,14 +84,14 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 		if err != nil {
 			return nil, err
 		}
-		q.from, q.timed = t.UnixMilli(), true
+		q.from, q.timed = t.UnixMicro(), true
 	}
 	if v := args.Peek("to"); len(v) > 0 {
 		t, err := parseTime("to", string(v))
 		if err != nil {
 			return nil, err
 		}
-		q.to, q.timed = t.UnixMilli(), true
+		q.to, q.timed = t.UnixMicro(), true
 	}
 	if q.from >= q.to {
 		return nil, &ParamError{Field: "to", Message: "to must be after from: the range is [from, to)"}
@@ -222,6 +226,10 @@ func (q *eventQuery) scan(db *storage.DB, snap *storage.Snapshot, id uint32, fn 
 	return snap.EventsBySeqWhere(id, q.since, q.until, f, emit)
 }
 
+// fileTime is how a download's name gives a bound: basic ISO 8601 in UTC,
+// with a fraction only when the bound has one.
+const fileTime = "20060102T150405.999999Z"
+
 // filename names a download after the app, the range and the compression.
 func (q *eventQuery) filename(encoding string) string {
 	var b bytes.Buffer
@@ -234,10 +242,10 @@ func (q *eventQuery) filename(encoding string) string {
 	b.WriteString("-events")
 	if q.timed {
 		if q.from != math.MinInt64 {
-			b.WriteString("-from-" + time.UnixMilli(q.from).UTC().Format("20060102T150405Z"))
+			b.WriteString("-from-" + time.UnixMicro(q.from).UTC().Format(fileTime))
 		}
 		if q.to != math.MaxInt64 {
-			b.WriteString("-to-" + time.UnixMilli(q.to).UTC().Format("20060102T150405Z"))
+			b.WriteString("-to-" + time.UnixMicro(q.to).UTC().Format(fileTime))
 		}
 	}
 	if q.seqRange {

@@ -39,7 +39,7 @@ func storeTimed(t *testing.T, db *storage.DB, times []string, names, users []str
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.AddEvent(id, seq, tm.UnixMilli(), []byte(b))
+		w.AddEvent(id, seq, tm.UnixMicro(), []byte(b))
 		if err := w.Commit(); err != nil {
 			t.Fatal(err)
 		}
@@ -47,6 +47,70 @@ func storeTimed(t *testing.T, db *storage.DB, times []string, names, users []str
 		bodies = append(bodies, b)
 	}
 	return bodies
+}
+
+// TestEventsQueryMicroseconds: eventTime order and [from, to) are exact to
+// the microsecond, whatever the offsets of the events and of the bounds;
+// digits below the µs are floored, in the events and the bounds alike.
+func TestEventsQueryMicroseconds(t *testing.T) {
+	db := openStore(t)
+	// In ingest order; in time order (µs after 10:00:00Z): 3 (0), 2 (1),
+	// 1 (100), 0 (500), 4 (999), 5 (1000).
+	bodies := storeTimed(t, db,
+		[]string{"2026-11-01T10:00:00.0005Z", "2026-11-01T10:00:00.0001Z", "2026-11-01T15:30:00.000001+05:30",
+			"2026-11-01T10:00:00Z", "2026-11-01T02:00:00.0009999-08:00", "2026-11-01T10:00:00.001Z"},
+		[]string{"e", "e", "e", "e", "e", "e"},
+		[]string{"u", "u", "u", "u", "u", "u"})
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	lines := func(idx ...int) string {
+		var sb strings.Builder
+		for _, i := range idx {
+			sb.WriteString(bodies[i] + "\n")
+		}
+		return sb.String()
+	}
+	tests := []struct{ name, query, want string }{
+		{name: "by eventTime", query: "&from=2026-11-01", want: lines(3, 2, 1, 0, 4, 5)},
+		{name: "from a sub-ms bound", query: "&from=2026-11-01T10:00:00.0005Z", want: lines(0, 4, 5)},
+		{name: "to a sub-ms bound is exclusive", query: "&from=2026-11-01T10:00:00.000001Z&to=2026-11-01T10:00:00.0005Z", want: lines(2, 1)},
+		{name: "a bound with an offset", query: "&from=2026-11-01T15:30:00.0001%2B05:30&to=2026-11-01T02:00:00.001-08:00", want: lines(1, 0, 4)},
+		{name: "one µs", query: "&from=2026-11-01T10:00:00.000999Z&to=2026-11-01T10:00:00.001Z", want: lines(4)},
+		// .0000019 is 1 µs and .0001009 is 100 µs, as in the events: 1 in,
+		// 100 out.
+		{name: "sub-µs bounds floored", query: "&from=2026-11-01T10:00:00.0000019Z&to=2026-11-01T10:00:00.0001009Z", want: lines(2)},
+		{name: "sub-µs bounds floored, one µs on", query: "&from=2026-11-01T10:00:00.0000019Z&to=2026-11-01T10:00:00.0001019Z", want: lines(2, 1)},
+		{name: "the ms before 10:00", query: "&from=2026-11-01T09:59:59.999Z&to=2026-11-01T10:00:00Z", want: ""},
+	}
+	for _, merged := range []bool{false, true} {
+		if merged {
+			if n, err := db.MergeAll(); err != nil || n == 0 {
+				t.Fatalf("MergeAll merged %d groups: %v", n, err)
+			}
+		}
+		for _, tc := range tests {
+			t.Run(tc.name+map[bool]string{false: "", true: "/merged"}[merged], func(t *testing.T) {
+				got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+				}
+			})
+		}
+	}
+
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/export/events?appKey=" + appA + "&from=2026-11-01T15:30:00.0001%2B05:30&to=2026-11-02&download=1")
+	authorizeCtx(&ctx)
+	if err := h.Events(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx.Response.CloseBodyStream()
+	want := `attachment; filename="trove-` + appA + `-events-from-20261101T100000.0001Z-to-20261102T000000Z.ndjson"`
+	if got := string(ctx.Response.Header.Peek("Content-Disposition")); got != want {
+		t.Errorf("Content-Disposition %q; want %q", got, want)
+	}
 }
 
 func TestEventsQuery(t *testing.T) {

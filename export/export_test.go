@@ -83,7 +83,7 @@ func store(t *testing.T, db *storage.DB, appKey string, bodies []string, perComm
 			t.Fatal(err)
 		}
 		for i, b := range bodies[:n] {
-			w.AddEvent(id, seq+uint64(i), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli(), []byte(b))
+			w.AddEvent(id, seq+uint64(i), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).UnixMicro(), []byte(b))
 		}
 		if err := w.Commit(); err != nil {
 			t.Fatal(err)

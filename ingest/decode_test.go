@@ -201,7 +201,7 @@ func formatBatch(t *testing.T, b *Batch, err error) string {
 	for i := range b.Events {
 		e := &b.Events[i]
 		fmt.Fprintf(&sb, "event %s=%d app=%s time=%s", pos, e.Index, e.AppKey,
-			time.UnixMilli(e.TimeMs).UTC().Format("2006-01-02T15:04:05.000Z"))
+			time.UnixMicro(e.TimeUs).UTC().Format("2006-01-02T15:04:05.000000Z"))
 		if e.MessageID != nil {
 			fmt.Fprintf(&sb, " messageId=%q", e.MessageID)
 		}
@@ -284,7 +284,7 @@ func snapshot(t testing.TB, b *Batch) []string {
 	var out []string
 	for i := range b.Events {
 		e := &b.Events[i]
-		out = append(out, fmt.Sprintf("%d %s %q %d %s", e.Index, e.AppKey, e.MessageID, e.TimeMs, b.appendStored(nil, e, uint64(i))))
+		out = append(out, fmt.Sprintf("%d %s %q %d %s", e.Index, e.AppKey, e.MessageID, e.TimeUs, b.appendStored(nil, e, uint64(i))))
 	}
 	for _, r := range b.Rejected {
 		out = append(out, fmt.Sprintf("%d %s %s %s %s %s %s", r.Index, r.AppKey, r.MessageID, r.Field, r.Code, r.Message, r.Raw))

@@ -58,8 +58,7 @@ type Event struct {
 	Index     int
 	AppKey    string
 	MessageID []byte // as the client sent it; nil when the server generates one
-	UserID    []byte // unescaped; valid until the batch is released
-	TimeMs    int64  // eventTime, after clock-skew correction
+	TimeUs    int64  // eventTime in Unix µs (floored), after clock-skew correction
 	Duplicate bool   // set by the sink
 	start     int
 	end       int
@@ -429,7 +428,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 
 	// The stored form: members as sent (compacted), with the server's
 	// fields substituted or added.
-	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeMs: corrected.UnixMilli(), start: len(b.buf)}
+	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeUs: corrected.UnixMicro(), start: len(b.buf)}
 	if messageID != nil {
 		ev.MessageID = messageID
 	}

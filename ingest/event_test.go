@@ -279,7 +279,7 @@ func TestStoredForm(t *testing.T) {
 		in      string
 		ip      string // the connection's address; testIP when empty
 		want    string
-		wantMs  int64  // TimeMs; eventTime 11:59:00Z when 0
+		wantUs  int64  // TimeUs; eventTime 11:59:00Z when 0
 		wantMID string // Event.MessageID; nil when ""
 	}{
 		{
@@ -360,7 +360,7 @@ func TestStoredForm(t *testing.T) {
 			want: `{"type":"event","event":"Signed Up","userId":"u1","eventTime":"2026-11-01T04:59:00.5-07:00","appKey":"` + testAppKey + `",` +
 				`"sentAt":"2026-11-01T11:00:00.123Z","originalEventTime":"2026-11-01T03:59:00.5-07:00","clockSkewMs":3600000,` +
 				ctxIP + `,` + testReceivedAt + `,` + testGenID + `}`,
-			wantMs: testNow.Add(-time.Minute).Add(-123*time.Millisecond).UnixMilli() + 500,
+			wantUs: testNow.Add(-time.Minute).Add(-123*time.Millisecond).UnixMicro() + 500_000,
 		},
 		{
 			name: "clock skew: client clock 2h ahead",
@@ -385,7 +385,21 @@ func TestStoredForm(t *testing.T) {
 			in:   testEvent(with("eventTime", `"2026-11-02T11:00:00Z"`)),
 			want: `{"type":"event","event":"Signed Up","userId":"u1","eventTime":"2026-11-02T11:00:00Z","appKey":"` + testAppKey + `",` +
 				ctxIP + `,` + testReceivedAt + `,` + testGenID + `}`,
-			wantMs: time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC).UnixMilli(),
+			wantUs: time.Date(2026, 11, 2, 11, 0, 0, 0, time.UTC).UnixMicro(),
+		},
+		{
+			name: "eventTime kept to the microsecond, whatever its offset",
+			in:   testEvent(with("eventTime", `"2026-11-01T17:29:00.000001+05:30"`)),
+			want: `{"type":"event","event":"Signed Up","userId":"u1","eventTime":"2026-11-01T17:29:00.000001+05:30","appKey":"` + testAppKey + `",` +
+				ctxIP + `,` + testReceivedAt + `,` + testGenID + `}`,
+			wantUs: time.Date(2026, 11, 1, 11, 59, 0, 1000, time.UTC).UnixMicro(),
+		},
+		{
+			name: "eventTime digits below the microsecond floored, stored as sent",
+			in:   testEvent(with("eventTime", `"2026-11-01T03:59:00.0000019-08:00"`)),
+			want: `{"type":"event","event":"Signed Up","userId":"u1","eventTime":"2026-11-01T03:59:00.0000019-08:00","appKey":"` + testAppKey + `",` +
+				ctxIP + `,` + testReceivedAt + `,` + testGenID + `}`,
+			wantUs: time.Date(2026, 11, 1, 11, 59, 0, 1000, time.UTC).UnixMicro(),
 		},
 		{
 			name: "eventTime 25h ahead but so is the client's clock",
@@ -394,7 +408,7 @@ func TestStoredForm(t *testing.T) {
 			want: `{"type":"event","event":"Signed Up","userId":"u1","eventTime":"2026-11-01T12:00:00.123Z","appKey":"` + testAppKey + `",` +
 				`"sentAt":"2026-11-02T13:00:00.123Z","originalEventTime":"2026-11-02T13:00:00.123Z","clockSkewMs":-90000000,` +
 				ctxIP + `,` + testReceivedAt + `,` + testGenID + `}`,
-			wantMs: testNow.UnixMilli(),
+			wantUs: testNow.UnixMicro(),
 		},
 		{
 			name: "numbers come back byte-exact",
@@ -450,12 +464,12 @@ func TestStoredForm(t *testing.T) {
 				t.Fatalf("stored form\ngot  %s\nwant %s", got, tt.want)
 			}
 			e := b.Events[0]
-			wantMs := tt.wantMs
-			if wantMs == 0 {
-				wantMs = time.Date(2026, 11, 1, 11, 59, 0, 0, time.UTC).UnixMilli()
+			wantUs := tt.wantUs
+			if wantUs == 0 {
+				wantUs = time.Date(2026, 11, 1, 11, 59, 0, 0, time.UTC).UnixMicro()
 			}
-			if e.TimeMs != wantMs {
-				t.Fatalf("TimeMs = %d; want %d", e.TimeMs, wantMs)
+			if e.TimeUs != wantUs {
+				t.Fatalf("TimeUs = %d; want %d", e.TimeUs, wantUs)
 			}
 			if (tt.wantMID == "") != (e.MessageID == nil) || string(e.MessageID) != tt.wantMID {
 				t.Fatalf("MessageID = %q (nil %v); want %q", e.MessageID, e.MessageID == nil, tt.wantMID)

@@ -260,7 +260,7 @@ func describe(b *Batch) []string {
 	var out []string
 	for i := range b.Events {
 		e := &b.Events[i]
-		out = append(out, fmt.Sprintf("%d E %s %d %s", e.Index, e.AppKey, e.TimeMs, b.appendStored(nil, e, testSeq)))
+		out = append(out, fmt.Sprintf("%d E %s %d %s", e.Index, e.AppKey, e.TimeUs, b.appendStored(nil, e, testSeq)))
 	}
 	for _, r := range b.Rejected {
 		out = append(out, fmt.Sprintf("%d R %s %s %s %s %s", r.Index, r.AppKey, r.MessageID, r.Field, r.Code, r.Message))

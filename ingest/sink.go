@@ -90,9 +90,9 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		start := len(out)
 		out = b.appendStored(out, e, seq)
 		if k := keyIdx[i]; k >= 0 {
-			w.AddKeyedEvent(int(k), seq, e.TimeMs, out[start:])
+			w.AddKeyedEvent(int(k), seq, e.TimeUs, out[start:])
 		} else {
-			w.AddEvent(id, seq, e.TimeMs, out[start:])
+			w.AddEvent(id, seq, e.TimeUs, out[start:])
 		}
 		seq++
 	}

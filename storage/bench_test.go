@@ -57,7 +57,7 @@ func eventTimeOf(b testing.TB, ev []byte) int64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return t.UnixMilli()
+	return t.UnixMicro()
 }
 
 // appendStoredBody appends the stored form of a generated event, close to

@@ -10,13 +10,15 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// valueV2 is the version byte of a columnar block value, what the merger
-// and the purger write; fresh blocks stay version 1, so that ingest pays
-// nothing for it.
+// valueV2 is the version byte of a columnar block value with times in
+// Unix milliseconds, what the merger and the purger wrote before 2026-12;
+// it is read, never written. Version 4 (valueV4, values.go) is the same
+// layout with times in Unix microseconds, what they write now; fresh blocks
+// stay row blocks (version 3), so that ingest pays nothing for it.
 //
-// A version-2 block value (namespace 0x10) holds the same events as a
-// version-1 one, in the same order, and its header starts with the same
-// fields, with the same meaning, so that decodeBlockHeader reads both;
+// A columnar block value (namespace 0x10) holds the same events as a row
+// one, in the same order, and its header starts with the same fields, with
+// the same meaning, so that decodeBlockHeader reads both;
 // rawLen is the total size of the bodies once rebuilt. Two sections follow,
 // each compressed on its own with codec (zstd for the merger's blocks), so
 // that the columns needed to filter events and to verify messageIds can be
@@ -50,7 +52,8 @@ import (
 //	appKey codes      uvarint n, n × uvarint (one per appKey marker)
 //	userAgent dict    dict
 //	userAgent codes   uvarint n, n × uvarint (one per userAgent marker)
-//	eventTimes        uvarint n, n × 1B fraction digits, n × varint (ns - the event's time × 10⁶)
+//	eventTimes        uvarint n, n × 1B fraction digits, n × varint (ns - the event's time in ns:
+//	                  time × 10³ in version 4, × 10⁶ in version 2)
 //	IPs               uvarint n, n × 4B
 //	verbatim bodies   uvarint n, n × (uvarint len, bytes)
 //	templates         dict
@@ -147,11 +150,11 @@ const (
 	recvRun    = 3
 )
 
-// colEnc compresses the sections of version-2 blocks. SpeedBestCompression:
+// colEnc compresses the sections of columnar blocks. SpeedBestCompression:
 // on a merged block of 16 MiB of generated events with UUID messageIds it
 // makes blocks 1.6% smaller than SpeedBetterCompression (39.8 against 40.4
 // bytes per event), encoding 45-75 MB/s against 95-110 on a shared core
-// (BenchmarkMergedBlockSize), which is still faster than version 1 at the
+// (BenchmarkMergedBlockSize), which is still faster than row blocks at the
 // same level (20-45 MB/s): columns are easier to compress than whole
 // bodies. The merger runs in the background; bytes on disk stay.
 var colEnc = func() *zstd.Encoder {
@@ -234,6 +237,7 @@ type colEncoder struct {
 	runOrder        []int32
 	etDigits        []byte
 	etDelta         []byte
+	nsPerTime       int64 // ns in one unit of the block's times: 1e3, or 1e6 in version 2
 	ips             []byte
 	nVerbatim       int
 	verbatim        []byte
@@ -291,9 +295,15 @@ type colOcc struct {
 var colEncoderPool = sync.Pool{New: func() any { return &colEncoder{} }}
 
 // appendColumnarBlock encodes evs, sorted by sortBlockEvents, as a
-// version-2 block value with codec (codecZstd, or codecNone for tests),
+// version-4 block value with codec (codecZstd, or codecNone for tests),
 // appended to dst.
 func appendColumnarBlock(dst []byte, evs []blockEvent, codec byte) []byte {
+	return appendColumnarBlockVersion(dst, evs, codec, valueV4)
+}
+
+// appendColumnarBlockVersion encodes evs as a columnar block of version ver:
+// valueV4, or valueV2 (times in ms) for appendBlockValueMs.
+func appendColumnarBlockVersion(dst []byte, evs []blockEvent, codec, ver byte) []byte {
 	e := colEncoderPool.Get().(*colEncoder)
 	defer func() {
 		// The dicts alias the bodies; drop them before pooling.
@@ -306,11 +316,18 @@ func appendColumnarBlock(dst []byte, evs []blockEvent, codec byte) []byte {
 		}
 		colEncoderPool.Put(e)
 	}()
-	return e.encode(dst, evs, codec)
+	return e.encode(dst, evs, codec, ver)
 }
 
-func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec byte) []byte {
-	h := blockHeader{ver: valueV2, codec: codec, count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
+func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec, ver byte) []byte {
+	// The eventTime column holds each canonical eventTime's ns less its
+	// event's time in ns, which is nothing but its digits below the
+	// microsecond (below the millisecond in version 2).
+	e.nsPerTime = 1e3
+	if ver == valueV2 {
+		e.nsPerTime = 1e6
+	}
+	h := blockHeader{ver: ver, codec: codec, count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
 	for i := range evs {
 		h.minSeq = min(h.minSeq, evs[i].seq)
 		h.maxSeq = max(h.maxSeq, evs[i].seq)
@@ -398,7 +415,7 @@ func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec byte) []byte {
 	}
 	e.s1, e.s2 = s1, s2
 
-	dst = appendBlockHeader(dst, valueV2, codec, &h)
+	dst = appendBlockHeader(dst, ver, codec, &h)
 	switch codec {
 	case codecZstd:
 		// The first section's stored length goes before it: compress it
@@ -681,7 +698,7 @@ func (e *colEncoder) addBody(ev *blockEvent, i int) {
 		case markEventTime:
 			ns, digits, _ := parseRFC3339(v)
 			e.etDigits = append(e.etDigits, byte(digits))
-			e.etDelta = binary.AppendVarint(e.etDelta, ns-ev.time*1e6)
+			e.etDelta = binary.AppendVarint(e.etDelta, ns-ev.time*e.nsPerTime)
 		case markIP:
 			ip, _ := parseIPv4(v)
 			e.ips = append(e.ips, ip[:]...)

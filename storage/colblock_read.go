@@ -1,7 +1,7 @@
 package storage
 
-// Reading version-2 block values (colblock.go has the layout): whole
-// (decode), by head (decodeHead), and filtered (decodeWhere).
+// Reading columnar block values, versions 2 and 4 (colblock.go has the
+// layout): whole (decode), by head (decodeHead), and filtered (decodeWhere).
 
 import (
 	"encoding/binary"
@@ -78,7 +78,7 @@ type headRun struct {
 	end   int // of its text in runText
 }
 
-// colState is what a decodedBlock holds of a version-2 block besides the
+// colState is what a decodedBlock holds of a columnar block besides the
 // rebuilt bodies, and the head columns of either version.
 type colState struct {
 	s1, s2          []byte // the decompressed sections
@@ -118,7 +118,7 @@ type colState struct {
 	stage          []byte  // bodies in section 2's order
 	bodyEnd        []int   // per event, in stage
 
-	// Heads scanned from bodies: version 1, or a version-2 block with
+	// Heads scanned from bodies: a row block, or a columnar block with
 	// anyBody. headSpans holds nHead spans per event; end < 0 when the
 	// body has no such string.
 	fromBodies bool
@@ -143,7 +143,7 @@ func (d *decodedBlock) decodeSection1() error {
 	}
 	t := d.h.minTime
 	for i := range n {
-		t += int64(r.uvarint())
+		t += int64(r.uvarint()) * d.h.unit
 		d.times[i] = t
 	}
 	d.anyBody = false
@@ -294,7 +294,7 @@ func (r *byteReader) headCodes(dst []uint32, n, size int, anyBody *bool) ([]uint
 	return dst, r.err
 }
 
-// loadSection1 decompresses and parses section 1 of a version-2 payload.
+// loadSection1 decompresses and parses section 1 of a columnar payload.
 func (d *decodedBlock) loadSection1(payload []byte) error {
 	var err error
 	d.s1, err = decompressSection(d.h.codec, payload[:d.h.s1Len], d.s1, d.h.s1Raw)
@@ -467,7 +467,7 @@ func (r *byteReader) dictIndexes(dst []uint32, size int) ([]uint32, error) {
 	return dst, r.err
 }
 
-// decodeV2 decodes a version-2 payload: every event when f is nil, else
+// decodeV2 decodes a columnar payload: every event when f is nil, else
 // the events f keeps.
 func (d *decodedBlock) decodeV2(payload []byte, f *Filter) error {
 	if err := d.loadSection1(payload); err != nil {
@@ -499,7 +499,7 @@ func (d *decodedBlock) setEmpty() {
 	d.seqs, d.times, d.ends, d.body = d.seqs[:0], d.times[:0], d.ends[:0], d.raw[:0]
 }
 
-// rebuild writes the bodies of a version-2 block from its templates and
+// rebuild writes the bodies of a columnar block from its templates and
 // columns into d.raw. With keep, only the events keep marks stay, and the
 // others are dropped from seqs and times too.
 func (d *decodedBlock) rebuild(keep []bool) error {
@@ -586,7 +586,9 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 				if et == len(d.etDigits) {
 					return fmt.Errorf("%w: eventTime column", errCorrupt)
 				}
-				out = d.dates.append(out, d.times[i]*1e6+d.etDelta[et], int(d.etDigits[et]))
+				// The column holds ns less the time in ns; a version-2
+				// time of ms, read as ms × 1000 µs, is the same ns.
+				out = d.dates.append(out, d.times[i]*1e3+d.etDelta[et], int(d.etDigits[et]))
 				et++
 			case markIP:
 				if ip == len(d.ips)/4 {
@@ -637,7 +639,7 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 	return nil
 }
 
-// appendMessageID appends the messageId of event i of a version-2 block
+// appendMessageID appends the messageId of event i of a columnar block
 // held in its columns, without quotes.
 func (d *decodedBlock) appendMessageID(dst []byte, i int) []byte {
 	switch d.midKind[i] {
@@ -651,7 +653,7 @@ func (d *decodedBlock) appendMessageID(dst []byte, i int) []byte {
 	return dst
 }
 
-// receivedAt returns the receivedAt of event i of a version-2 block held
+// receivedAt returns the receivedAt of event i of a columnar block held
 // in its columns, without quotes, aliasing d.
 func (d *decodedBlock) receivedAt(i int) []byte {
 	switch d.recvKind[i] {
@@ -680,15 +682,15 @@ type eventHead struct {
 }
 
 // decodeHead decodes what head returns of each event of a block value,
-// reading only section 1 of a version-2 block. A version-1 block (or a
-// version-2 block some of whose head values are only in the bodies) is
+// reading only section 1 of a columnar block. A row block (or a
+// columnar block some of whose head values are only in the bodies) is
 // decoded whole and its bodies' heads are scanned.
 func (d *decodedBlock) decodeHead(v []byte) error {
 	h, payload, err := decodeBlockHeader(v)
 	if err != nil {
 		return err
 	}
-	if h.ver == valueV1 {
+	if !h.columnar() {
 		if err := d.decode(v); err != nil {
 			return err
 		}
@@ -850,7 +852,7 @@ func (d *decodedBlock) compact(f *Filter) {
 }
 
 // decodeWhere decodes the events of a block value that f keeps. A
-// version-2 block none of whose head values f keeps is not read past its
+// columnar block none of whose head values f keeps is not read past its
 // first section.
 func (d *decodedBlock) decodeWhere(v []byte, f *Filter) error {
 	if f.all() {
@@ -860,7 +862,7 @@ func (d *decodedBlock) decodeWhere(v []byte, f *Filter) error {
 	if err != nil {
 		return err
 	}
-	if h.ver == valueV1 {
+	if !h.columnar() {
 		if err := d.decode(v); err != nil {
 			return err
 		}

@@ -212,9 +212,10 @@ func eventsFromLines(v []byte) []blockEvent {
 	return evs
 }
 
-// checkColumnarRoundTrip encodes evs (sorted) as version-2 blocks and
+// checkColumnarRoundTrip encodes evs (sorted) as columnar blocks and
 // checks that they decode to the same events, whole, by head and
-// filtered.
+// filtered; and that the millisecond version 2 that older stores hold
+// decodes to them with each time floored to its ms, bodies unchanged.
 func checkColumnarRoundTrip(t testing.TB, evs []blockEvent) {
 	if len(evs) == 0 {
 		return
@@ -225,8 +226,9 @@ func checkColumnarRoundTrip(t testing.TB, evs []blockEvent) {
 		if err != nil {
 			t.Fatalf("decodeBlockHeader: %v", err)
 		}
-		if h.ver != valueV2 || h.codec != codec || h.count != len(evs) || h.rawLen != bodiesLen(evs) {
-			t.Fatalf("got header %+v; want version 2, codec %d, %d events of %d bytes", h, codec, len(evs), bodiesLen(evs))
+		if h.ver != valueV4 || h.unit != 1 || h.codec != codec || h.count != len(evs) || h.rawLen != bodiesLen(evs) ||
+			h.minTime != evs[0].time || h.maxTime != evs[len(evs)-1].time {
+			t.Fatalf("got header %+v; want version 4, codec %d, %d events of %d bytes", h, codec, len(evs), bodiesLen(evs))
 		}
 		var d decodedBlock
 		if err := d.decode(v); err != nil {
@@ -234,7 +236,30 @@ func checkColumnarRoundTrip(t testing.TB, evs []blockEvent) {
 		}
 		blockEventsEqual(t, &d, evs)
 		checkHeads(t, &d, v)
+
+		old := appendBlockValueMs(nil, evs, true /* columnar */, codec)
+		want := msBlockEvents(evs)
+		if h, _, err = decodeBlockHeader(old); err != nil || h.ver != valueV2 || h.unit != 1000 ||
+			h.minTime != want[0].time || h.maxTime != want[len(want)-1].time {
+			t.Fatalf("version 2: got header %+v, %v; want version 2 in ms, times %d to %d µs", h, err, want[0].time, want[len(want)-1].time)
+		}
+		if err := d.decode(old); err != nil {
+			t.Fatalf("decode of version 2: %v", err)
+		}
+		blockEventsEqual(t, &d, want)
+		checkHeads(t, &d, old)
 	}
+}
+
+// msBlockEvents is what a millisecond block of evs reads back as: each
+// time floored to its ms, in µs, sorted again by (time, seq).
+func msBlockEvents(evs []blockEvent) []blockEvent {
+	out := slices.Clone(evs)
+	for i := range out {
+		out[i].time = floorDiv(out[i].time, 1000) * 1000
+	}
+	sortBlockEvents(out)
+	return out
 }
 
 // checkHeads checks, for a block value v that d holds decoded, that
@@ -447,7 +472,7 @@ func TestColumnarHeader(t *testing.T) {
 			}
 		})
 	}
-	if h.ver != valueV2 || h.count != 3 || h.rawLen != bodiesLen(evs) || h.s1Len != h.s1Raw || h.s1Raw+h.s2Raw != len(payload) {
+	if h.ver != valueV4 || h.count != 3 || h.rawLen != bodiesLen(evs) || h.s1Len != h.s1Raw || h.s1Raw+h.s2Raw != len(payload) {
 		t.Errorf("header %+v of a raw block of %d bytes of payload", h, len(payload))
 	}
 }

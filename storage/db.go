@@ -26,9 +26,9 @@ type Options struct {
 	// DedupWindow is how long a messageId is remembered for deduplication.
 	DedupWindow time.Duration
 	// ColumnarBlocks makes the merger and the purger write blocks by column
-	// (value version 2, colblock.go): about 30 % smaller with messageIds,
-	// but exported at about 0.4 of version 1's speed today. Both versions
-	// are read whatever this says.
+	// (value version 4, colblock.go): about 30 % smaller with messageIds,
+	// but exported at about 0.4 of the row blocks' speed today. Every
+	// version is read whatever this says.
 	ColumnarBlocks bool
 	// DedupFilterBytes bounds the memory of the in-memory dedup filters
 	// (dedup.go); 0 means 64 MiB.

@@ -189,7 +189,7 @@ func checkEvents(t testing.TB, what string, got, want []event) {
 // returns app 1's and app 2's stored events.
 func storeTwoApps(t *testing.T, db *DB) (app1, app2 uint32, evs1, evs2 []event) {
 	app1, app2 = ensureApp(t, db, "a"), ensureApp(t, db, "b")
-	d := int64(20250) * dayMs
+	d := int64(20250) * dayUs
 	split := func(stored []event, evs []newEvent) {
 		for i, e := range evs {
 			if e.app == app1 {
@@ -201,12 +201,12 @@ func storeTwoApps(t *testing.T, db *DB) (app1, app2 uint32, evs1, evs2 []event) 
 	}
 	for _, c := range [][]newEvent{
 		// Out of time order within a commit, across two days.
-		{{app1, d + 500, `{"n":1}`}, {app1, d + 100, `{"n":2}`}, {app1, d + dayMs + 7, `{"n":3}`}},
+		{{app1, d + 500, `{"n":1}`}, {app1, d + 100, `{"n":2}`}, {app1, d + dayUs + 7, `{"n":3}`}},
 		{{app2, d + 100, `{"n":4}`}, {app2, d + 200, `{"n":5}`}},
 		// Both apps; a tie in time with commit 1; before the epoch.
 		{{app2, d, `{"n":6}`}, {app1, d + 100, `{"n":7}`}, {app1, -1, `{"n":8}`}, {app1, d + 100, `{"n":9}`}},
-		{{app1, d + 2*dayMs, "\x00\xff not JSON"}},
-		{{app1, d + dayMs - 1, `{"n":11}`}, {app1, d + dayMs, `{"n":12}`}, {app1, -dayMs, `{"n":13}`}},
+		{{app1, d + 2*dayUs, "\x00\xff not JSON"}},
+		{{app1, d + dayUs - 1, `{"n":11}`}, {app1, d + dayUs, `{"n":12}`}, {app1, -dayUs, `{"n":13}`}},
 	} {
 		split(commitEvents(t, db, c...), c)
 	}
@@ -289,7 +289,7 @@ func testEventsByTime(t *testing.T, opts Options) {
 	db := openTestDB(t, opts)
 	app1, app2, evs1, evs2 := storeTwoApps(t, db)
 	s := newSnapshot(t, db)
-	d := int64(20250) * dayMs
+	d := int64(20250) * dayUs
 
 	checkEvents(t, "app 1", eventsByTime(t, s, app1, math.MinInt64, math.MaxInt64), filterEvents(evs1, true, func(event) bool { return true }))
 	checkEvents(t, "app 2", eventsByTime(t, s, app2, math.MinInt64, math.MaxInt64), filterEvents(evs2, true, func(event) bool { return true }))
@@ -302,16 +302,16 @@ func testEventsByTime(t *testing.T, opts Options) {
 		from, to int64
 	}{
 		{name: "everything", from: math.MinInt64, to: math.MaxInt64},
-		{name: "one day", from: d, to: d + dayMs},
+		{name: "one day", from: d, to: d + dayUs},
 		{name: "ties in time", from: d + 100, to: d + 101},
-		{name: "from is inclusive", from: d + 500, to: d + dayMs},
+		{name: "from is inclusive", from: d + 500, to: d + dayUs},
 		{name: "to is exclusive", from: d, to: d + 500},
-		{name: "across a day boundary", from: d + dayMs - 1, to: d + dayMs + 1},
+		{name: "across a day boundary", from: d + dayUs - 1, to: d + dayUs + 1},
 		{name: "before the epoch", from: math.MinInt64, to: 0},
-		{name: "the day before the epoch", from: -dayMs, to: 0},
+		{name: "the day before the epoch", from: -dayUs, to: 0},
 		{name: "empty", from: d + 100, to: d + 100},
-		{name: "reversed", from: d + dayMs, to: d},
-		{name: "no events", from: d + 3*dayMs, to: d + 30*dayMs},
+		{name: "reversed", from: d + dayUs, to: d},
+		{name: "no events", from: d + 3*dayUs, to: d + 30*dayUs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,7 +322,7 @@ func testEventsByTime(t *testing.T, opts Options) {
 		// Every event's time and its neighbours, and every day boundary.
 		var points []int64
 		for _, e := range append(slices.Clone(evs1), evs2...) {
-			points = append(points, e.time-1, e.time, e.time+1, int64(DayOf(e.time))*dayMs, int64(DayOf(e.time)+1)*dayMs)
+			points = append(points, e.time-1, e.time, e.time+1, int64(DayOf(e.time))*dayUs, int64(DayOf(e.time)+1)*dayUs)
 		}
 		slices.Sort(points)
 		points = slices.Compact(points)
@@ -1063,8 +1063,8 @@ func readAll(t testing.TB, s *Snapshot, apps []uint32, days []int64) map[string]
 		out[fmt.Sprintf("app %d by seq, middle", app)] = eventsBySeq(t, s, app, wm/3, 2*wm/3)
 		out[fmt.Sprintf("app %d by time", app)] = eventsByTime(t, s, app, math.MinInt64, math.MaxInt64)
 		for _, d := range days {
-			out[fmt.Sprintf("app %d on day %d", app, d)] = eventsByTime(t, s, app, d*dayMs, (d+1)*dayMs)
-			out[fmt.Sprintf("app %d from noon on day %d", app, d)] = eventsByTime(t, s, app, d*dayMs+dayMs/2, (d+2)*dayMs)
+			out[fmt.Sprintf("app %d on day %d", app, d)] = eventsByTime(t, s, app, d*dayUs, (d+1)*dayUs)
+			out[fmt.Sprintf("app %d from noon on day %d", app, d)] = eventsByTime(t, s, app, d*dayUs+dayUs/2, (d+2)*dayUs)
 		}
 	}
 	return out
@@ -1087,7 +1087,7 @@ func storeSmallCommits(t testing.TB, db *DB, r *rand.Rand, n int, apps []uint32)
 			day := days[r.IntN(len(days))]
 			evs[j] = newEvent{
 				app:  apps[r.IntN(len(apps))],
-				time: day*dayMs + int64(r.IntN(50))*1_000_000, // few distinct times: ties
+				time: day*dayUs + int64(r.IntN(50))*1_000_000, // few distinct times: ties
 				body: fmt.Sprintf(`{"commit":%d,"i":%d,"pad":"%x"}`, i, j, r.Uint64()),
 			}
 		}
@@ -1149,7 +1149,7 @@ func TestMergeStopsAtWatermark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending.AddEvent(apps[0], first, 20250*dayMs, []byte("late"))
+	pending.AddEvent(apps[0], first, 20250*dayUs, []byte("late"))
 	storeSmallCommits(t, db, r, 5, apps)
 
 	if n, err := db.MergeAll(); n != 4 || err != nil {
@@ -1179,7 +1179,7 @@ func TestEventsByTimeWindows(t *testing.T) {
 	db := openTestDB(t, Options{ReadBudget: 4 << 10})
 	app := ensureApp(t, db, "a")
 	rng := rand.New(rand.NewPCG(7, 7))
-	d := int64(20250) * dayMs
+	d := int64(20250) * dayUs
 	var all []event
 	for c := range 60 {
 		evs := make([]newEvent, 40)
@@ -1187,11 +1187,11 @@ func TestEventsByTimeWindows(t *testing.T) {
 			var tm int64
 			switch c % 3 {
 			case 0: // anywhere in three days
-				tm = d + rng.Int64N(3*dayMs)
+				tm = d + rng.Int64N(3*dayUs)
 			case 1: // a few minutes of the first day
 				tm = d + 3_600_000 + rng.Int64N(300_000)
 			default: // a handful of instants, so that times tie
-				tm = d + dayMs + int64(rng.IntN(4))*60_000
+				tm = d + dayUs + int64(rng.IntN(4))*60_000
 			}
 			evs[i] = newEvent{app, tm, strings.Repeat("x", rng.IntN(200)) + fmt.Sprint(c, i)}
 		}
@@ -1201,8 +1201,8 @@ func TestEventsByTimeWindows(t *testing.T) {
 	for _, r := range [][2]int64{
 		{math.MinInt64, math.MaxInt64},
 		{d + 3_600_000 + 60_000, d + 3_600_000 + 120_000},
-		{d + dayMs/2, d + 2*dayMs + 1},
-		{d + dayMs, d + dayMs + 60_001},
+		{d + dayUs/2, d + 2*dayUs + 1},
+		{d + dayUs, d + dayUs + 60_001},
 	} {
 		want := filterEvents(all, true, func(e event) bool { return e.time >= r[0] && e.time < r[1] })
 		checkEvents(t, fmt.Sprintf("[%d, %d)", r[0], r[1]), eventsByTime(t, s, app, r[0], r[1]), want)
@@ -1211,26 +1211,26 @@ func TestEventsByTimeWindows(t *testing.T) {
 
 func TestDayMergeWindows(t *testing.T) {
 	const day = 20250
-	start := int64(day) * dayMs
+	start := int64(day) * dayUs
 	m := dayMerge{}
 	m.reset(day)
 	// 10 MiB spread over the whole day, and 10 MiB in its first minute.
-	m.add([]byte("a"), blockHeader{minTime: start, maxTime: start + dayMs - 1, rawLen: 10 << 20})
+	m.add([]byte("a"), blockHeader{minTime: start, maxTime: start + dayUs - 1, rawLen: 10 << 20})
 	m.add([]byte("b"), blockHeader{minTime: start, maxTime: start + 59_999, rawLen: 10 << 20})
-	if got := m.windows(start, start+dayMs, 32<<20); !slices.Equal(got, []int64{start + dayMs}) {
+	if got := m.windows(start, start+dayUs, 32<<20); !slices.Equal(got, []int64{start + dayUs}) {
 		t.Errorf("within the budget: windows %v, want one", got)
 	}
-	got := m.windows(start, start+dayMs, 4<<20)
-	if len(got) < 3 || got[len(got)-1] != start+dayMs || !slices.IsSorted(got) {
+	got := m.windows(start, start+dayUs, 4<<20)
+	if len(got) < 3 || got[len(got)-1] != start+dayUs || !slices.IsSorted(got) {
 		t.Fatalf("windows %v: want several, ascending, ending at the day's end", got)
 	}
 	// The first minute is more than the budget: its bucket is a window of
 	// its own; the rest of the day, 10 MiB spread evenly, takes three more.
-	if want := []int64{start + dayMs/dayBuckets}; got[0] != want[0] || len(got) != 4 {
+	if want := []int64{start + dayUs/dayBuckets}; got[0] != want[0] || len(got) != 4 {
 		t.Errorf("windows %v: want the first to end at %d, and four in all", got, want[0])
 	}
 	// A range inside the day is cut within that range.
-	lo, hi := start+dayMs/2, start+dayMs/2+1000
+	lo, hi := start+dayUs/2, start+dayUs/2+1000
 	if got := m.windows(lo, hi, 1); got[len(got)-1] != hi || got[0] <= lo {
 		t.Errorf("windows(%d, %d) = %v: want ends in (lo, hi]", lo, hi, got)
 	}

@@ -66,7 +66,7 @@ func BenchmarkCheckDuplicates(b *testing.B) {
 					if dup[i] {
 						b.Fatalf("new id %s reported a duplicate", keys[i].MessageID)
 					}
-					w.AddKeyedEvent(i, first+uint64(i), testNow.UnixMilli(), storedBody(keys[i].MessageID, testNow))
+					w.AddKeyedEvent(i, first+uint64(i), testNow.UnixMicro(), storedBody(keys[i].MessageID, testNow))
 				}
 				if err := w.Commit(); err != nil {
 					b.Fatal(err)

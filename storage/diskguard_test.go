@@ -96,7 +96,7 @@ func tryCommit(db *DB, app uint32, body string) error {
 	if err != nil {
 		return err
 	}
-	w.AddEvent(app, first, testNow.UnixMilli(), []byte(body))
+	w.AddEvent(app, first, testNow.UnixMicro(), []byte(body))
 	return w.Commit()
 }
 

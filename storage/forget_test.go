@@ -13,7 +13,7 @@ func TestPurgeForgotten(t *testing.T) {
 	db := openTestDB(t, Options{})
 	app, other := ensureApp(t, db, "a"), ensureApp(t, db, "b")
 	ev := func(app uint32, user string, day, i int) newEvent {
-		return newEvent{app, int64(20250+day)*dayMs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
+		return newEvent{app, int64(20250+day)*dayUs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
 	}
 	var all []event
 	// Mixed commits over two days, one commit of alice alone, and alice in
@@ -85,7 +85,7 @@ func TestForgetBound(t *testing.T) {
 	db := openTestDB(t, Options{})
 	app := ensureApp(t, db, "a")
 	ev := func(user string, i int) newEvent {
-		return newEvent{app, 20250*dayMs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
+		return newEvent{app, 20250*dayUs + int64(i), fmt.Sprintf(`{"userId":%q,"i":%d}`, user, i)}
 	}
 	before := commitEvents(t, db, ev("alice", 1), ev("bob", 2))
 	forget(t, db, app, false, "alice")
@@ -131,7 +131,7 @@ func TestForgottenV1Upgrade(t *testing.T) {
 	dir := t.TempDir()
 	db := openDiskDB(t, dir, Options{Sync: true})
 	app := ensureApp(t, db, "a")
-	stored := commitEvents(t, db, newEvent{app, 20250 * dayMs, `{"userId":"alice"}`})
+	stored := commitEvents(t, db, newEvent{app, 20250 * dayUs, `{"userId":"alice"}`})
 	v1 := binary.AppendUvarint([]byte{valueV1}, uint64(testNow.Unix()))
 	if err := db.pdb.Set(appendForgottenKey(nil, app, []byte("alice")), append(v1, 1), nil); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestForgottenV1Upgrade(t *testing.T) {
 			t.Fatalf("open %d: alice's bound is %d (%v); want one at or over %d that stays", open, b, ok, stored[0].seq)
 		}
 		bound = b
-		commitEvents(t, db, newEvent{app, 20250 * dayMs, `{"userId":"alice"}`})
+		commitEvents(t, db, newEvent{app, 20250 * dayUs, `{"userId":"alice"}`})
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}

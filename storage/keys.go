@@ -55,8 +55,10 @@ import (
 // of the export's orders are key-range scans: ingest order walks 0x11 keys
 // from a sequence, eventTime order walks 0x10 keys from a day.
 //
-// day is the eventTime in whole days since the Unix epoch (floor), stored as
-// uint32(day) ^ 1<<31 so that days before 1970 sort first.
+// day is the eventTime in whole days since the Unix epoch (floor, so the
+// event's UTC day; DayOf of its Unix µs), stored as uint32(day) ^ 1<<31 so
+// that days before 1970 sort first. Day boundaries fall on whole
+// milliseconds, so the days of events stored in ms are the same in µs.
 
 // Namespace is a key's one-byte prefix.
 type Namespace byte
@@ -361,16 +363,25 @@ func appUpperBound(ns Namespace, app uint32) []byte {
 	return appendAppPrefix(nil, ns, app+1)
 }
 
-// dayMs is a day in milliseconds.
-const dayMs = 86_400_000
+// dayUs is a day in microseconds.
+const dayUs = 86_400_000_000
 
-// DayOf returns the day bucket of a Unix time in milliseconds. Times beyond
-// the int32 range of days (about 5.8 million years) clamp to its ends, so
-// that query bounds such as math.MinInt64 stay in order.
-func DayOf(ms int64) int32 {
-	d := ms / dayMs
-	if ms < 0 && ms%dayMs != 0 {
+// DayOf returns the day bucket (the UTC day, floored) of a Unix time in
+// microseconds. Every int64 time has a day within the int32 range; the
+// clamp only states it.
+func DayOf(us int64) int32 {
+	d := us / dayUs
+	if us < 0 && us%dayUs != 0 {
 		d--
 	}
 	return int32(max(min(d, math.MaxInt32), math.MinInt32))
+}
+
+// dayStart returns the first microsecond of day, saturated at the ends of
+// int64 (the first day DayOf(math.MinInt64) begins before it).
+func dayStart(day int32) int64 {
+	if int64(day) < math.MinInt64/dayUs {
+		return math.MinInt64
+	}
+	return int64(day) * dayUs
 }

@@ -343,33 +343,34 @@ func TestAppUpperBound(t *testing.T) {
 }
 
 func TestDayOf(t *testing.T) {
-	const day = 86_400_000
+	const day = 86_400_000_000
 	tests := []struct {
 		name string
-		ms   int64
+		us   int64
 		want int32
 	}{
-		{name: "epoch", ms: 0, want: 0},
-		{name: "last ms of day 0", ms: day - 1, want: 0},
-		{name: "first ms of day 1", ms: day, want: 1},
-		{name: "one ms before the epoch", ms: -1, want: -1},
-		{name: "first ms of day -1", ms: -day, want: -1},
-		{name: "last ms of day -2", ms: -day - 1, want: -2},
-		{name: "first ms of day -2", ms: -2 * day, want: -2},
-		{name: "2025-06-12 start", ms: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC).UnixMilli(), want: 20251},
-		{name: "2025-06-11 last ms", ms: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC).UnixMilli() - 1, want: 20250},
-		{name: "1969-12-31 noon", ms: time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC).UnixMilli(), want: -1},
-		{name: "year 1", ms: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), want: -719162},
-		{name: "year 9999 end", ms: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC).UnixMilli(), want: 2932896},
-		// Days beyond the int32 range clamp, so that query bounds such as
-		// math.MinInt64 stay below every stored day.
-		{name: "min int64", ms: math.MinInt64, want: math.MinInt32},
-		{name: "max int64", ms: math.MaxInt64, want: math.MaxInt32},
+		{name: "epoch", us: 0, want: 0},
+		{name: "last µs of day 0", us: day - 1, want: 0},
+		{name: "first µs of day 1", us: day, want: 1},
+		{name: "one µs before the epoch", us: -1, want: -1},
+		{name: "first µs of day -1", us: -day, want: -1},
+		{name: "last µs of day -2", us: -day - 1, want: -2},
+		{name: "first µs of day -2", us: -2 * day, want: -2},
+		{name: "2025-06-12 start", us: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC).UnixMicro(), want: 20251},
+		{name: "2025-06-11 last µs", us: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC).UnixMicro() - 1, want: 20250},
+		{name: "2025-06-11 last ms as µs", us: time.Date(2025, 6, 12, 0, 0, 0, 0, time.UTC).UnixMilli()*1000 - 1000, want: 20250},
+		{name: "1969-12-31 noon", us: time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC).UnixMicro(), want: -1},
+		{name: "1969-12-31 last µs", us: time.Date(1969, 12, 31, 23, 59, 59, 999_999_000, time.UTC).UnixMicro(), want: -1},
+		{name: "year 1", us: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), want: -719162},
+		{name: "year 9999 end", us: time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC).UnixMicro(), want: 2932896},
+		// Query bounds such as math.MinInt64 stay below every stored day.
+		{name: "min int64", us: math.MinInt64, want: -106751992},
+		{name: "max int64", us: math.MaxInt64, want: 106751991},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := DayOf(tt.ms); got != tt.want {
-				t.Fatalf("DayOf(%d) = %d; want %d", tt.ms, got, tt.want)
+			if got := DayOf(tt.us); got != tt.want {
+				t.Fatalf("DayOf(%d) = %d; want %d", tt.us, got, tt.want)
 			}
 		})
 	}
@@ -672,7 +673,7 @@ func encodeKeySpec(spec string) ([]byte, error) {
 		case args["time"] != "":
 			tm, perr := time.Parse(time.RFC3339Nano, args["time"])
 			err = perr
-			day = DayOf(tm.UnixMilli())
+			day = DayOf(tm.UnixMicro())
 		default:
 			d, perr := strconv.ParseInt(args["day"], 10, 32)
 			err = perr
@@ -738,7 +739,7 @@ func annotateKey(k []byte) string {
 			return "error: " + err.Error()
 		}
 		widths = []int{1, 4, 4, 8}
-		date := time.UnixMilli(int64(day) * 86_400_000).UTC().Format("2006-01-02")
+		date := time.Unix(int64(day)*86400, 0).UTC().Format("2006-01-02")
 		desc = fmt.Sprintf("block app=%d day=%d (%s) first=%d", app, day, date, first)
 	case nsGroup:
 		app, first, err := decodeGroupKey(k)

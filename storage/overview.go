@@ -224,15 +224,18 @@ func (db *DB) overviewTotals(app uint32, a *AppOverview) error {
 	return it.Error()
 }
 
+// hourUs is an hour in microseconds, the unit of block times.
+const hourUs = int64(time.Hour / time.Microsecond)
+
 // overviewHours counts app's events in [start, end) by eventTime hour into
 // a.Hourly, and those of now's UTC day into a.Today. It records the keys of
 // cached blocks it used in seen.
 func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOverview, seen map[string]bool) error {
 	c := &db.overview
-	startMs, endMs := start.UnixMilli(), end.UnixMilli()
-	today := DayOf(now.UnixMilli())
-	firstDay := max(min(DayOf(startMs), today), db.floor(app))
-	lastDay := max(DayOf(endMs-1), today)
+	startUs, endUs := start.UnixMicro(), end.UnixMicro()
+	today := DayOf(now.UnixMicro())
+	firstDay := max(min(DayOf(startUs), today), db.floor(app))
+	lastDay := max(DayOf(endUs-1), today)
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: appendBlockKey(nil, app, firstDay, 0),
 		UpperBound: appendBlockKey(nil, app, lastDay+1, 0),
@@ -241,9 +244,9 @@ func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOvervie
 		return err
 	}
 	defer it.Close()
-	add := func(ms, n int64) {
-		if ms >= startMs && ms < endMs {
-			a.Hourly[(ms-startMs)/int64(time.Hour/time.Millisecond)] += n
+	add := func(us, n int64) {
+		if us >= startUs && us < endUs {
+			a.Hourly[(us-startUs)/hourUs] += n
 		}
 	}
 	var d *decodedBlock
@@ -265,11 +268,10 @@ func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOvervie
 		if day == today {
 			a.Today += int64(h.count)
 		}
-		if h.maxTime < startMs || h.minTime >= endMs {
+		if h.maxTime < startUs || h.minTime >= endUs {
 			continue
 		}
-		const hourMs = int64(time.Hour / time.Millisecond)
-		if floorDiv(h.minTime, hourMs) == floorDiv(h.maxTime, hourMs) {
+		if floorDiv(h.minTime, hourUs) == floorDiv(h.maxTime, hourUs) {
 			add(h.minTime, int64(h.count))
 			continue
 		}
@@ -285,13 +287,13 @@ func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOvervie
 			}
 			bh = blockHours{h: h, counts: map[int64]int64{}}
 			for _, t := range d.times[:d.len()] {
-				bh.counts[floorDiv(t, hourMs)]++
+				bh.counts[floorDiv(t, hourUs)]++
 			}
 			c.mu.hours[k] = bh
 		}
 		seen[k] = true
 		for hour, n := range bh.counts {
-			add(hour*hourMs, n)
+			add(hour*hourUs, n)
 		}
 	}
 	return it.Error()

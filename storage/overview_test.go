@@ -14,18 +14,18 @@ func TestOverview(t *testing.T) {
 	app1, app2 := ensureApp(t, db, "a"), ensureApp(t, db, "b")
 	ensureApp(t, db, "empty")
 	now := testNow.UTC()
-	hour := int64(time.Hour / time.Millisecond)
-	nowMs := now.UnixMilli()
-	dayStart := now.Truncate(24 * time.Hour).UnixMilli()
+	hour := int64(time.Hour / time.Microsecond)
+	nowUs := now.UnixMicro()
+	dayStart := now.Truncate(24 * time.Hour).UnixMicro()
 
 	// app1: 3 events this hour, 2 two hours ago (one request), 1 at the
 	// start of today, 4 ten days ago (outside the chart).
 	commitEvents(t, db,
-		newEvent{app1, nowMs - 1000, "x"}, newEvent{app1, nowMs - 2000, "x"}, newEvent{app1, nowMs - 3000, "x"},
-		newEvent{app2, nowMs - 5*hour, "y"})
-	commitEvents(t, db, newEvent{app1, nowMs - 2*hour, "x"}, newEvent{app1, nowMs - 2*hour - 10, "x"})
+		newEvent{app1, nowUs - 1_000_000, "x"}, newEvent{app1, nowUs - 2_000_000, "x"}, newEvent{app1, nowUs - 3_000_000, "x"},
+		newEvent{app2, nowUs - 5*hour, "y"})
+	commitEvents(t, db, newEvent{app1, nowUs - 2*hour, "x"}, newEvent{app1, nowUs - 2*hour - 10_000, "x"})
 	commitEvents(t, db, newEvent{app1, dayStart, "x"})
-	old := nowMs - 10*24*hour
+	old := nowUs - 10*24*hour
 	commitEvents(t, db, newEvent{app1, old, "x"}, newEvent{app1, old + 1, "x"}, newEvent{app1, old + 2, "x"}, newEvent{app1, old + 3, "x"})
 	w := db.NewWriter(now)
 	f, err := w.Alloc(2)
@@ -40,7 +40,7 @@ func TestOverview(t *testing.T) {
 	w.Close()
 
 	todayN := int64(0)
-	for _, ms := range []int64{nowMs - 1000, nowMs - 2000, nowMs - 3000, nowMs - 2*hour, nowMs - 2*hour - 10, dayStart} {
+	for _, ms := range []int64{nowUs - 1_000_000, nowUs - 2_000_000, nowUs - 3_000_000, nowUs - 2*hour, nowUs - 2*hour - 10_000, dayStart} {
 		if ms >= dayStart {
 			todayN++
 		}
@@ -71,7 +71,7 @@ func TestOverview(t *testing.T) {
 		want := make([]int64, OverviewHours)
 		want[last] = 3
 		want[last-2] += 2
-		want[int((dayStart-ov.Start.UnixMilli())/hour)]++
+		want[int((dayStart-ov.Start.UnixMicro())/hour)]++
 		if !slices.Equal(a.Hourly, want) {
 			t.Errorf("%s: a.Hourly has %v at %v; want %v", name, nonZero(a.Hourly), ov.Start, nonZero(want))
 		}

@@ -44,7 +44,8 @@ func (s *Snapshot) Close() error {
 // EventFunc receives one stored event. body is borrowed: it is valid only
 // until the function returns. Returning an error stops the scan and is
 // returned by it.
-type EventFunc func(seq uint64, timeMs int64, body []byte) error
+// timeUs is the event's eventTime in Unix microseconds (floored).
+type EventFunc func(seq uint64, timeUs int64, body []byte) error
 
 // Filter selects events by their top-level "event" and "userId" strings
 // (compared unescaped) without decoding their JSON: in a columnar block,
@@ -217,23 +218,23 @@ func (s *Snapshot) getBlock(key []byte, dst *decodedBlock, f *Filter) error {
 	return dst.decodeWhere(v, f)
 }
 
-// EventsByTime calls fn for each of app's events with fromMs <= eventTime <
-// toMs, in eventTime order (ties in ingest order). Only the days in range
+// EventsByTime calls fn for each of app's events with fromUs <= eventTime <
+// toUs (Unix µs), in eventTime order (ties in ingest order). Only the days in range
 // are read. Within a day, the blocks of all groups are merged, a time window
 // at a time, so that what is held decoded stays near Options.ReadBudget
 // however large the day is.
-func (s *Snapshot) EventsByTime(app uint32, fromMs, toMs int64, fn EventFunc) error {
-	return s.EventsByTimeWhere(app, fromMs, toMs, nil, fn)
+func (s *Snapshot) EventsByTime(app uint32, fromUs, toUs int64, fn EventFunc) error {
+	return s.EventsByTimeWhere(app, fromUs, toUs, nil, fn)
 }
 
 // EventsByTimeWhere is EventsByTime for the events f keeps.
-func (s *Snapshot) EventsByTimeWhere(app uint32, fromMs, toMs int64, f *Filter, fn EventFunc) error {
-	if fromMs >= toMs {
+func (s *Snapshot) EventsByTimeWhere(app uint32, fromUs, toUs int64, f *Filter, fn EventFunc) error {
+	if fromUs >= toUs {
 		return nil
 	}
-	lastDay := DayOf(toMs - 1)
+	lastDay := DayOf(toUs - 1)
 	it, err := s.snap.NewIter(&pebble.IterOptions{
-		LowerBound: appendBlockKey(nil, app, DayOf(fromMs), 0),
+		LowerBound: appendBlockKey(nil, app, DayOf(fromUs), 0),
 		UpperBound: appendBlockKey(nil, app, lastDay, ^uint64(0)),
 	})
 	if err != nil {
@@ -266,13 +267,13 @@ func (s *Snapshot) EventsByTimeWhere(app uint32, fromMs, toMs int64, f *Filter, 
 			if err != nil {
 				return err
 			}
-			if expired || h.maxTime < fromMs || h.minTime >= toMs || h.minSeq > s.watermark {
+			if expired || h.maxTime < fromUs || h.minTime >= toUs || h.minSeq > s.watermark {
 				continue
 			}
 			m.add(it.Key(), h)
 		}
-		lo := max(fromMs, int64(day)*dayMs)
-		hi := min(toMs, int64(day)*dayMs+dayMs)
+		lo := max(fromUs, dayStart(day))
+		hi := min(toUs, dayStart(day+1))
 		if err := m.run(s, lo, hi, fn); err != nil {
 			return err
 		}
@@ -327,7 +328,9 @@ func (m *dayMerge) key(i int) []byte {
 }
 
 func (m *dayMerge) bucket(t int64) int {
-	b := int((t - int64(m.day)*dayMs) * dayBuckets / dayMs)
+	// A bucket is dayUs/dayBuckets µs: the quotient first, so that the
+	// product cannot overflow.
+	b := int((t - dayStart(m.day)) / (dayUs / dayBuckets))
 	return min(max(b, 0), dayBuckets-1)
 }
 
@@ -352,10 +355,10 @@ func (m *dayMerge) windows(lo, hi int64, budget int) []int64 {
 	}
 	var ends []int64
 	rate, acc := 0.0, 0.0
-	dayStart := int64(m.day) * dayMs
+	first := dayStart(m.day)
 	for b := range dayBuckets {
 		rate += m.rate[b]
-		start := dayStart + int64(b)*dayMs/dayBuckets
+		start := first + int64(b)*dayUs/dayBuckets
 		if start >= hi {
 			break
 		}
@@ -423,11 +426,11 @@ func (m *dayMerge) release() {
 
 // mergeBlocks emits the events of blocks, each sorted by (time, seq), in
 // one merged order.
-func (s *Snapshot) mergeBlocks(blocks []*decodedBlock, fromMs, toMs int64, fn EventFunc) error {
+func (s *Snapshot) mergeBlocks(blocks []*decodedBlock, fromUs, toUs int64, fn EventFunc) error {
 	h := make(blockHeap, 0, len(blocks))
 	for _, b := range blocks {
 		c := blockCursor{b: b}
-		if c.advance(fromMs, s.watermark) {
+		if c.advance(fromUs, s.watermark) {
 			h = append(h, c)
 		}
 	}
@@ -435,7 +438,7 @@ func (s *Snapshot) mergeBlocks(blocks []*decodedBlock, fromMs, toMs int64, fn Ev
 	for len(h) > 0 {
 		c := &h[0]
 		seq, t, body := c.b.event(c.i)
-		if t >= toMs {
+		if t >= toUs {
 			heap.Pop(&h)
 			continue
 		}
@@ -443,7 +446,7 @@ func (s *Snapshot) mergeBlocks(blocks []*decodedBlock, fromMs, toMs int64, fn Ev
 			return err
 		}
 		c.i++
-		if c.advance(fromMs, s.watermark) {
+		if c.advance(fromUs, s.watermark) {
 			heap.Fix(&h, 0)
 		} else {
 			heap.Pop(&h)
@@ -457,11 +460,11 @@ type blockCursor struct {
 	i int
 }
 
-// advance moves to the next event at or after fromMs and at or below the
+// advance moves to the next event at or after fromUs and at or below the
 // watermark, reporting whether there is one.
-func (c *blockCursor) advance(fromMs int64, watermark uint64) bool {
+func (c *blockCursor) advance(fromUs int64, watermark uint64) bool {
 	for ; c.i < c.b.len(); c.i++ {
-		if c.b.times[c.i] >= fromMs && c.b.seqs[c.i] <= watermark {
+		if c.b.times[c.i] >= fromUs && c.b.seqs[c.i] <= watermark {
 			return true
 		}
 	}

@@ -115,14 +115,14 @@ func TestOneDayReadsItsShare(t *testing.T) {
 		// A day before all the events opens the tables (footers, indexes,
 		// filters) and reads no blocks of events: a fixed cost, apart.
 		fs.read.Store(0)
-		err = s.EventsByTime(app, int64(day-40)*dayMs, int64(day-39)*dayMs, func(uint64, int64, []byte) error {
+		err = s.EventsByTime(app, int64(day-40)*dayUs, int64(day-39)*dayUs, func(uint64, int64, []byte) error {
 			return errors.New("an event 40 days before the median")
 		})
 		opened := fs.read.Load()
 		fs.read.Store(0)
 		got := 0
 		if err == nil {
-			err = s.EventsByTime(app, int64(day)*dayMs, int64(day+1)*dayMs, func(uint64, int64, []byte) error {
+			err = s.EventsByTime(app, int64(day)*dayUs, int64(day+1)*dayUs, func(uint64, int64, []byte) error {
 				got++
 				return nil
 			})

@@ -18,7 +18,7 @@ import (
 
 // Expired is what one Expire removed.
 type Expired struct {
-	// Floor is the app's first kept day, as a Unix time in milliseconds.
+	// Floor is the app's first kept day, as a Unix time in microseconds.
 	Floor int64
 	// Days is how many days with events were removed, Groups how many
 	// groups went away whole, Bytes the estimated size on disk of the
@@ -36,7 +36,7 @@ func (db *DB) Expire(appKey string, cutoff time.Time) (Expired, error) {
 	if err != nil {
 		return res, nil // nothing was ever stored for it
 	}
-	floor := DayOf(cutoff.UnixMilli())
+	floor := DayOf(cutoff.UnixMicro())
 	// One pass at a time, and not beside a merge: both rewrite groups.
 	db.mergeMu.Lock()
 	defer db.mergeMu.Unlock()
@@ -44,7 +44,7 @@ func (db *DB) Expire(appKey string, cutoff time.Time) (Expired, error) {
 	// last pass (events that old are refused at ingest, so only by a
 	// client of storage itself) are removed all the same.
 	floor = max(floor, db.floor(app))
-	res.Floor = int64(floor) * dayMs
+	res.Floor = dayStart(floor)
 	start, end := appendBlockKey(nil, app, minDay, 0), appendBlockKey(nil, app, floor, 0)
 	days, err := db.countDays(start, end)
 	if err != nil || days == 0 && floor == db.floor(app) {
@@ -205,7 +205,7 @@ func (db *DB) retentionLoop() {
 			}
 			if r.Days > 0 {
 				db.log.Info("retention removed events", "app", k, "days", r.Days, "groups", r.Groups, "bytes_estimate", r.Bytes,
-					"kept_from", time.UnixMilli(r.Floor).UTC().Format(time.DateOnly))
+					"kept_from", time.UnixMicro(r.Floor).UTC().Format(time.DateOnly))
 			}
 		}
 		select {

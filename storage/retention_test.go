@@ -17,7 +17,7 @@ func TestExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	app, other := ensureApp(t, db, "a"), ensureApp(t, db, "b")
-	d0 := int64(20250) * dayMs
+	d0 := int64(20250) * dayUs
 	var all, others []event
 	// Ten days; each commit spans three neighbouring days, so that some
 	// groups straddle the floor and keep a day before it in their list.
@@ -25,14 +25,14 @@ func TestExpire(t *testing.T) {
 		var evs []newEvent
 		for i := range 6 {
 			day := int64(c + i%3)
-			evs = append(evs, newEvent{app, d0 + day*dayMs + int64(i)*1000, fmt.Sprintf(`{"c":%d,"i":%d}`, c, i)})
+			evs = append(evs, newEvent{app, d0 + day*dayUs + int64(i)*1000, fmt.Sprintf(`{"c":%d,"i":%d}`, c, i)})
 		}
-		evs = append(evs, newEvent{other, d0 + int64(c)*dayMs, fmt.Sprintf(`{"other":%d}`, c)})
+		evs = append(evs, newEvent{other, d0 + int64(c)*dayUs, fmt.Sprintf(`{"other":%d}`, c)})
 		stored := commitEvents(t, db, evs...)
 		all = append(all, stored[:6]...)
 		others = append(others, stored[6])
 	}
-	floor := d0 + 5*dayMs
+	floor := d0 + 5*dayUs
 	kept := func(evs []event, byTime bool) []event {
 		return filterEvents(evs, byTime, func(e event) bool { return e.time >= floor })
 	}
@@ -63,7 +63,7 @@ func TestExpire(t *testing.T) {
 	if err := db.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := db.Expire("a", time.UnixMilli(floor+3_600_000))
+	res, err := db.Expire("a", time.UnixMicro(floor+3_600_000_000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +75,8 @@ func TestExpire(t *testing.T) {
 	}
 	check(t, db)
 	// An earlier cutoff, or the same one, changes nothing.
-	for _, c := range []int64{floor - dayMs, floor} {
-		if res, err := db.Expire("a", time.UnixMilli(c)); err != nil || res.Days != 0 {
+	for _, c := range []int64{floor - dayUs, floor} {
+		if res, err := db.Expire("a", time.UnixMicro(c)); err != nil || res.Days != 0 {
 			t.Errorf("Expire(%d) again = %+v, %v: want nothing removed", c, res, err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestRetentionLoop(t *testing.T) {
 		RetentionInterval: 10 * time.Millisecond,
 	})
 	short, forever := ensureApp(t, db, "short"), ensureApp(t, db, "forever")
-	old := time.Now().Add(-72 * time.Hour).UnixMilli()
+	old := time.Now().Add(-72 * time.Hour).UnixMicro()
 	commitEvents(t, db, newEvent{short, old, `{"old":1}`}, newEvent{forever, old, `{"old":2}`})
 	// Polled by what is stored, not by ExpiredTotals: a pass that counted
 	// the days just before the commit removes the event without counting

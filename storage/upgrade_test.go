@@ -140,9 +140,9 @@ func v1Events(db *DB, snap *Snapshot, app uint32, params map[string]string) ([]b
 				}
 			}
 			if k == "from" {
-				from = at.UnixMilli()
+				from = at.UnixMicro()
 			} else {
-				to = at.UnixMilli()
+				to = at.UnixMicro()
 			}
 			timed = true
 		case "since":

@@ -16,6 +16,14 @@ import (
 // old one (see doc.go).
 const valueV1 = 1
 
+// Block values have versions of their own (see doc.go): 1 and 2 hold
+// eventTimes in Unix milliseconds, 3 and 4 the same layouts in Unix
+// microseconds. Only 3 and 4 are written; 1 and 2 are read as ms × 1000.
+const (
+	valueV3 = 3 // version 1's layout, times in µs
+	valueV4 = 4 // version 2's columnar layout (colblock.go), times in µs
+)
+
 // smallBlock is the raw size under which a fresh block is stored
 // uncompressed.
 const smallBlock = 512
@@ -30,7 +38,8 @@ const (
 )
 
 // A block value (namespace 0x10) holds the events of one app, one eventTime
-// day and one group, sorted by (eventTime, seq):
+// day and one group, sorted by (eventTime, seq). The row layout, versions 3
+// (times in µs) and 1 (in ms, read only):
 //
 //	+-----+-------+---------+---------+---------+--------+--------+--------+---------+
 //	| ver | codec | count   | minTime | maxTime | minSeq | maxSeq | rawLen | payload |
@@ -45,15 +54,22 @@ const (
 //	body lengths    count × uvarint
 //	bodies          the stored JSON of each event, concatenated
 //
-// Times are Unix milliseconds of eventTime. Bodies are the exact bytes the
-// export writes, so exports copy and never re-encode.
+// Times are eventTime as Unix microseconds (version 3), floored: digits
+// below the microsecond are not kept, and the body keeps the exact text.
+// Version 1's are Unix milliseconds. Bodies are the exact bytes the export
+// writes, so exports copy and never re-encode.
 type blockHeader struct {
-	count            int
+	count int
+	// minTime and maxTime are in µs whatever the version: decodeBlockHeader
+	// scales a millisecond block's.
 	minTime, maxTime int64
 	minSeq, maxSeq   uint64
 	rawLen           int
 	codec            byte
-	ver              byte
+	ver              byte // as stored: valueV1 … valueV4
+	// unit is how many µs one stored time unit is: 1000 for versions 1
+	// and 2, 1 for 3 and 4.
+	unit int64
 	// Version 2 only (colblock.go): section 1's stored size, and both
 	// sections' sizes once decompressed.
 	s1Len, s1Raw, s2Raw int
@@ -63,9 +79,13 @@ type blockHeader struct {
 // writer of the block.
 type blockEvent struct {
 	seq  uint64
-	time int64
+	time int64 // eventTime in Unix µs
 	body []byte
 }
+
+// columnar reports whether a block of this header is in the columnar
+// layout (colblock.go).
+func (h *blockHeader) columnar() bool { return h.ver == valueV2 || h.ver == valueV4 }
 
 func sortBlockEvents(evs []blockEvent) {
 	slices.SortFunc(evs, func(a, b blockEvent) int {
@@ -105,9 +125,9 @@ func init() {
 }
 
 // appendBlockValue encodes evs, which must be sorted by sortBlockEvents,
-// into dst: a version-1 block compressed with S2 (or not at all) when best
-// is false, a columnar version-2 block (colblock.go) when it is true.
-// scratch is a reusable buffer for the raw payload of a version-1 block;
+// into dst: a row block (version 3) compressed with S2 (or not at all) when
+// best is false, a columnar block (version 4, colblock.go) when it is true.
+// scratch is a reusable buffer for the raw payload of a row block;
 // the grown scratch is returned for reuse.
 func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, scratchOut []byte) {
 	if best {
@@ -124,8 +144,8 @@ func appendBlockValue(dst, scratch []byte, evs []blockEvent, best bool) (out, sc
 }
 
 // appendMergedBlock encodes a block that the merger or the purger rewrites:
-// by column (version 2) with Options.ColumnarBlocks, else version 1 at
-// zstd's best level.
+// by column (version 4) with Options.ColumnarBlocks, else by row (version
+// 3) at zstd's best level.
 func (db *DB) appendMergedBlock(dst, scratch []byte, evs []blockEvent) (out, scratchOut []byte) {
 	if db.opts.ColumnarBlocks {
 		return appendBlockValue(dst, scratch, evs, true /* best */)
@@ -134,17 +154,37 @@ func (db *DB) appendMergedBlock(dst, scratch []byte, evs []blockEvent) (out, scr
 	return appendV1Value(dst, h, raw, codecZstd), raw
 }
 
-// appendBlockValueV1 encodes evs as a version-1 block with codec. Only
-// tests still write version-1 zstd blocks, as the merger did before
-// version 2.
+// appendBlockValueV1 encodes evs as a row block (version 3) with codec.
+// Only tests still write row blocks compressed with zstd, as the merger did
+// before version 2.
 func appendBlockValueV1(dst []byte, evs []blockEvent, codec byte) []byte {
 	h, raw := appendV1Payload(nil, evs)
 	return appendV1Value(dst, h, raw, codec)
 }
 
-// appendV1Payload appends the raw version-1 payload of evs to raw.
+// appendBlockValueMs encodes evs in the millisecond versions that stores
+// written before 2026-12 hold: version 2 when columnar, else version 1,
+// with each time floored to its millisecond. Only tests write them, to
+// check that they are still read.
+func appendBlockValueMs(dst []byte, evs []blockEvent, columnar bool, codec byte) []byte {
+	ms := slices.Clone(evs)
+	for i := range ms {
+		ms[i].time = floorDiv(ms[i].time, 1000)
+	}
+	// Sorted by (ms, seq), as the old code sorted them.
+	sortBlockEvents(ms)
+	if columnar {
+		return appendColumnarBlockVersion(dst, ms, codec, valueV2)
+	}
+	h, raw := appendV1Payload(nil, ms)
+	h.ver = valueV1
+	return appendV1Value(dst, h, raw, codec)
+}
+
+// appendV1Payload appends the raw row payload of evs to raw, times in the
+// units they have (µs but for appendBlockValueMs).
 func appendV1Payload(raw []byte, evs []blockEvent) (blockHeader, []byte) {
-	h := blockHeader{ver: valueV1, count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
+	h := blockHeader{ver: valueV3, count: len(evs), minTime: evs[0].time, maxTime: evs[len(evs)-1].time, minSeq: evs[0].seq, maxSeq: evs[0].seq}
 	for i := range evs {
 		h.minSeq = min(h.minSeq, evs[i].seq)
 		h.maxSeq = max(h.maxSeq, evs[i].seq)
@@ -179,9 +219,10 @@ func appendBlockHeader(dst []byte, ver, codec byte, h *blockHeader) []byte {
 	return binary.AppendUvarint(dst, uint64(h.rawLen))
 }
 
-// appendV1Value appends the version-1 block of header h and payload raw.
+// appendV1Value appends the row block of header h (of version h.ver) and
+// payload raw.
 func appendV1Value(dst []byte, h blockHeader, raw []byte, codec byte) []byte {
-	dst = appendBlockHeader(dst, valueV1, codec, &h)
+	dst = appendBlockHeader(dst, h.ver, codec, &h)
 	switch codec {
 	case codecNone:
 		return append(dst, raw...)
@@ -197,21 +238,26 @@ func appendV1Value(dst []byte, h blockHeader, raw []byte, codec byte) []byte {
 
 var errCorrupt = errors.New("storage: corrupt value")
 
-// decodeBlockHeader parses the header of a block value of either version
-// and returns the payload that follows it (aliasing v).
+// decodeBlockHeader parses the header of a block value of any version and
+// returns the payload that follows it (aliasing v). The header's times are
+// in µs whatever the version.
 func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
-	if len(v) < 2 || (v[0] != valueV1 && v[0] != valueV2) {
+	if len(v) < 2 || v[0] < valueV1 || v[0] > valueV4 {
 		return h, nil, fmt.Errorf("%w: block version %x", errCorrupt, v[:min(len(v), 1)])
 	}
 	h.ver, h.codec = v[0], v[1]
+	h.unit = 1
+	if h.ver == valueV1 || h.ver == valueV2 {
+		h.unit = 1000
+	}
 	r := byteReader{b: v[2:]}
 	h.count = int(r.uvarint())
-	h.minTime = r.varint()
-	h.maxTime = r.varint()
+	h.minTime = r.varint() * h.unit
+	h.maxTime = r.varint() * h.unit
 	h.minSeq = r.uvarint()
 	h.maxSeq = r.uvarint()
 	h.rawLen = int(r.uvarint())
-	if h.ver == valueV2 {
+	if h.columnar() {
 		h.s1Len = int(r.uvarint())
 		h.s1Raw = int(r.uvarint())
 		h.s2Raw = int(r.uvarint())
@@ -237,7 +283,7 @@ func decodeBlockHeader(v []byte) (h blockHeader, payload []byte, err error) {
 type decodedBlock struct {
 	h     blockHeader
 	seqs  []uint64
-	times []int64
+	times []int64 // eventTimes in µs, whatever the block's version
 	ends  []int
 	body  []byte // the bodies region of raw
 	raw   []byte
@@ -256,7 +302,7 @@ func (d *decodedBlock) event(i int) (seq uint64, t int64, body []byte) {
 	return d.seqs[i], d.times[i], d.body[start:d.ends[i]]
 }
 
-// decode decodes a block value of either version whole.
+// decode decodes a block value of any version whole.
 func (d *decodedBlock) decode(v []byte) error {
 	h, payload, err := decodeBlockHeader(v)
 	if err != nil {
@@ -264,7 +310,7 @@ func (d *decodedBlock) decode(v []byte) error {
 	}
 	d.h = h
 	d.fromBodies = false
-	if h.ver == valueV2 {
+	if h.columnar() {
 		return d.decodeV2(payload, nil)
 	}
 	switch h.codec {
@@ -300,7 +346,7 @@ func (d *decodedBlock) decode(v []byte) error {
 	}
 	t := h.minTime
 	for i := range n {
-		t += int64(r.uvarint())
+		t += int64(r.uvarint()) * h.unit
 		d.times[i] = t
 	}
 	end := 0

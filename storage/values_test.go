@@ -23,7 +23,7 @@ func randomBlockEvents(seed uint64, n int, first uint64, baseMs int64) []blockEv
 		for j := range body {
 			body[j] = byte(r.Uint32())
 		}
-		evs[i] = blockEvent{seq: seq, time: baseMs + r.Int64N(86_400_000), body: body}
+		evs[i] = blockEvent{seq: seq, time: baseMs + r.Int64N(dayUs), body: body}
 		seq += 1 + uint64(r.IntN(3))
 	}
 	sortBlockEvents(evs)
@@ -58,7 +58,7 @@ func bodiesLen(evs []blockEvent) int {
 }
 
 func TestBlockValueRoundTrip(t *testing.T) {
-	const day20250 = 20250 * 86_400_000
+	const day20250 = 20250 * dayUs
 	tests := []struct {
 		name string
 		evs  []blockEvent
@@ -71,7 +71,7 @@ func TestBlockValueRoundTrip(t *testing.T) {
 			{seq: 2, time: day20250 + 5, body: bytes.Repeat([]byte{0x80}, 200)},
 		}},
 		{name: "before the epoch", evs: []blockEvent{
-			{seq: 10, time: -86_400_000, body: []byte("a")},
+			{seq: 10, time: -dayUs, body: []byte("a")},
 			{seq: 11, time: -1, body: []byte("b")},
 		}},
 		{name: "same time", evs: []blockEvent{
@@ -101,14 +101,16 @@ func TestBlockValueRoundTrip(t *testing.T) {
 					t.Fatalf("decodeBlockHeader: %v", err)
 				}
 				// The merger's blocks are columnar and use zstd; fresh
-				// ones are version 1, compressed (with whatever is fast)
-				// unless they are tiny.
+				// ones are rows, compressed (with whatever is fast)
+				// unless they are tiny. Both hold times in µs.
 				rawLen := len(raw)
 				switch {
-				case best && (h.ver != valueV2 || h.codec != codecZstd):
-					t.Errorf("got version %d codec %d; want version 2, zstd (%d)", h.ver, h.codec, codecZstd)
-				case !best && h.ver != valueV1:
-					t.Errorf("got version %d; want 1", h.ver)
+				case best && (h.ver != valueV4 || h.codec != codecZstd):
+					t.Errorf("got version %d codec %d; want version 4, zstd (%d)", h.ver, h.codec, codecZstd)
+				case !best && h.ver != valueV3:
+					t.Errorf("got version %d; want 3", h.ver)
+				case h.unit != 1:
+					t.Errorf("got a time unit of %d µs; want 1", h.unit)
 				case !best && len(raw) < smallBlock && h.codec != codecNone:
 					t.Errorf("got codec %d for %d raw bytes; want none (%d)", h.codec, len(raw), codecNone)
 				case !best && len(raw) >= smallBlock && h.codec == codecNone:
@@ -139,8 +141,8 @@ func TestBlockValueRoundTrip(t *testing.T) {
 				blockEventsEqual(t, d, tt.evs)
 
 				// The same events in the other forms a block may have on
-				// disk: version 1 raw or zstd (the merger's before
-				// version 2), version 2 raw.
+				// disk: rows raw or zstd (the merger's before version 2),
+				// columnar raw.
 				for _, other := range [][]byte{
 					uncompressedBlockValue(t, tt.evs),
 					appendBlockValueV1(nil, tt.evs, codecZstd),
@@ -150,6 +152,25 @@ func TestBlockValueRoundTrip(t *testing.T) {
 						t.Fatalf("decode %x: %v", other[:2], err)
 					}
 					blockEventsEqual(t, d, tt.evs)
+				}
+				// And in the millisecond versions (1 and 2) of stores
+				// written before 2026-12: read as ms × 1000, each time
+				// floored to its ms, the header's too.
+				want := msBlockEvents(tt.evs)
+				for _, old := range [][]byte{
+					appendBlockValueMs(nil, tt.evs, false, codecNone),
+					appendBlockValueMs(nil, tt.evs, false, codecS2),
+					appendBlockValueMs(nil, tt.evs, false, codecZstd),
+					appendBlockValueMs(nil, tt.evs, true, codecNone),
+				} {
+					oh, _, err := decodeBlockHeader(old)
+					if err != nil || oh.ver > valueV2 || oh.unit != 1000 || oh.minTime != want[0].time || oh.maxTime != want[len(want)-1].time {
+						t.Fatalf("old header %+v, %v; want version 1 or 2 in ms, times [%d, %d] µs", oh, err, want[0].time, want[len(want)-1].time)
+					}
+					if err := d.decode(old); err != nil {
+						t.Fatalf("decode %x: %v", old[:2], err)
+					}
+					blockEventsEqual(t, d, want)
 				}
 			})
 		}
@@ -416,14 +437,17 @@ func TestDecodeCorruptValues(t *testing.T) {
 func FuzzDecodeBlock(f *testing.F) {
 	small, _ := appendBlockValue(nil, nil, randomBlockEvents(9, 3, 1, 0), false /* best */)
 	large, _ := appendBlockValue(nil, nil, randomBlockEvents(10, 100, 1, 0), false /* best */)
-	best, _ := appendBlockValue(nil, nil, randomBlockEvents(11, 5, 1, -86_400_000), true /* best */)
+	best, _ := appendBlockValue(nil, nil, randomBlockEvents(11, 5, 1, -dayUs), true /* best */)
 	f.Add(small)
 	f.Add(large)
 	f.Add(best)
-	f.Add(appendBlockValueV1(nil, randomBlockEvents(11, 5, 1, -86_400_000), codecZstd))
+	f.Add(appendBlockValueV1(nil, randomBlockEvents(11, 5, 1, -dayUs), codecZstd))
 	f.Add(appendColumnarBlock(nil, generatedBlockEvents(f, 2, true), codecNone))
 	f.Add(appendColumnarBlock(nil, generatedBlockEvents(f, 3, false), codecNone))
 	f.Add(appendColumnarBlock(nil, oddBlockEvents()[:4], codecNone))
+	// The millisecond versions of stores written before 2026-12.
+	f.Add(appendBlockValueMs(nil, randomBlockEvents(12, 5, 1, -dayUs), false /* columnar */, codecS2))
+	f.Add(appendBlockValueMs(nil, generatedBlockEvents(f, 2, true), true /* columnar */, codecNone))
 	// Event lists, one body per line, for the round trip below.
 	for _, evs := range [][]blockEvent{generatedBlockEvents(f, 3, true), oddBlockEvents()[:8]} {
 		var lines []byte

@@ -195,22 +195,23 @@ func (w *Writer) Alloc(n int) (uint64, error) {
 	return first, nil
 }
 
-// AddEvent adds an event with an allocated sequence. body is the stored
-// JSON form; it is retained, unmodified, until Commit returns. An event
+// AddEvent adds an event with an allocated sequence and its eventTime in
+// Unix microseconds (floored). body is the stored JSON form; it is
+// retained, unmodified, until Commit returns. An event
 // with a client messageId is added with AddKeyedEvent instead.
-func (w *Writer) AddEvent(app uint32, seq uint64, timeMs int64, body []byte) {
-	w.events = append(w.events, pendingEvent{app: app, ev: blockEvent{seq: seq, time: timeMs, body: body}})
+func (w *Writer) AddEvent(app uint32, seq uint64, timeUs int64, body []byte) {
+	w.events = append(w.events, pendingEvent{app: app, ev: blockEvent{seq: seq, time: timeUs, body: body}})
 }
 
 // AddKeyedEvent adds the event carrying keys[key] of CheckDuplicates, which
 // must not have been reported a duplicate, and records its messageId in the
 // dedup index in the same commit.
-func (w *Writer) AddKeyedEvent(key int, seq uint64, timeMs int64, body []byte) {
+func (w *Writer) AddKeyedEvent(key int, seq uint64, timeUs int64, body []byte) {
 	if w.dups == nil || w.dups[key] || w.keySeq[key] != 0 || seq == 0 {
 		panic("BUG: AddKeyedEvent of a duplicate, unchecked or repeated key")
 	}
 	w.keySeq[key] = seq
-	w.AddEvent(w.keys[key].App, seq, timeMs, body)
+	w.AddEvent(w.keys[key].App, seq, timeUs, body)
 }
 
 // AddRejected adds a quarantine entry (one JSON line, copied) under an
