@@ -476,7 +476,7 @@ func TestConsole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := exportEvents(t, addr, "appKey="+demoApp+"&from="+from+"&event="+url.QueryEscape("purchase,signup"))
+		want := exportEvents(t, addr, "from="+from+"&event="+url.QueryEscape("purchase,signup"))
 		if len(want.lines) == 0 || string(got) != strings.Join(want.lines, "\n")+"\n" {
 			t.Errorf("the download has %d lines; want the %d of the same export by the API", bytes.Count(got, []byte("\n")), len(want.lines))
 		}
