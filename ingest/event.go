@@ -25,6 +25,12 @@ type Batch struct {
 	apps       []string
 	members    []rawMember // the current event's members, reused
 	out        []byte      // complete stored forms, built by the sink
+	// Warnings are the events stored despite breaking their contract
+	// (schema_mode "warn"), as Rejections that are not quarantined.
+	Warnings []Rejection
+	doc      []byte // one stored form, for a contract check (contracts.go)
+	// replay holds the quarantine entries a replay rewrites (replay.go).
+	replay []requarantined
 }
 
 // Event is one valid event.
@@ -34,8 +40,12 @@ type Event struct {
 	MessageID []byte // as the client sent it; nil when the server generates one
 	TimeMs    int64  // eventTime, after clock-skew correction
 	Duplicate bool   // set by the sink
-	start     int
-	end       int
+	// Name is the event's name, aliasing the request body or the Batch.
+	Name  []byte
+	raw   []byte // the event as sent, for the quarantine (contracts.go)
+	qseq  uint64 // the quarantine entry it is replayed from; 0 for none (replay.go)
+	start int
+	end   int
 }
 
 // Rejection is one invalid event, named in the answer and quarantined.
@@ -47,6 +57,7 @@ type Rejection struct {
 	Code      string // "invalid_event" or "too_large"
 	Message   string
 	Raw       []byte
+	qseq      uint64 // the quarantine entry it is replayed from; 0 for none (replay.go)
 }
 
 var batchPool sync.Pool
@@ -78,6 +89,9 @@ func putBatch(b *Batch) {
 		out:        b.out[:0],
 		apps:       b.apps[:0],
 		members:    b.members[:0],
+		Warnings:   b.Warnings[:0],
+		doc:        b.doc[:0],
+		replay:     b.replay[:0],
 	}
 	batchPool.Put(b)
 }
@@ -327,7 +341,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 
 	// The stored form: members as sent (compacted), with the server's
 	// fields substituted or added.
-	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeMs: corrected.UnixMilli(), start: len(b.buf)}
+	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeMs: corrected.UnixMilli(), Name: name, raw: raw, start: len(b.buf)}
 	if messageID != nil {
 		ev.MessageID = messageID
 	}
