@@ -33,7 +33,7 @@ func (r *Registry) Check(appKey string, pol Policy, name, doc []byte, count bool
 			}
 		}
 		return Verdict{Action: pol.Unknown, Field: "/event",
-			Message: "no schema for event " + strconv.Quote(string(name)) + " (schema_unknown = " + unknownName(pol.Unknown) + ")"}
+			Message: "no schema for event " + strconv.Quote(string(name)) + " (schema_unknown = " + UnknownName(pol.Unknown) + ")"}
 	}
 	if pol.Mode == Off {
 		return Verdict{}
@@ -55,12 +55,4 @@ func (r *Registry) Check(appKey string, pol Policy, name, doc []byte, count bool
 	return Verdict{Action: pol.Mode, Field: v.Field, Message: c.Sentence(v)}
 }
 
-func unknownName(m Mode) string {
-	switch m {
-	case Warn:
-		return "warn"
-	case Reject:
-		return "reject"
-	}
-	return "allow"
-}
+

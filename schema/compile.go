@@ -50,6 +50,12 @@ func Compile(src []byte) (*jsonschema.Schema, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSchema, err)
 	}
 	sch, err := c.Compile(schemaURL)
+	var sve *jsonschema.SchemaValidationError
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &sve) && errors.As(sve.Err, &ve) {
+		v := firstViolation(ve, nil)
+		return nil, fmt.Errorf("%w: the schema is not valid JSON Schema (draft 2020-12): at %s: %s", ErrInvalidSchema, cmp.Or(v.Field, "the top"), v.Message)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidSchema, strings.ReplaceAll(err.Error(), schemaURL, "the schema"))
 	}
@@ -84,14 +90,19 @@ func validate(sch *jsonschema.Schema, doc []byte) *Violation {
 	if !errors.As(err, &ve) {
 		return &Violation{Message: err.Error()}
 	}
-	return firstViolation(ve)
+	return firstViolation(ve, doc)
 }
 
-// firstViolation picks, among the leaves of a validation error, the one at
-// the smallest JSON pointer (then keyword), so that the same event always
-// names the same field: the validator walks object members in map order.
-func firstViolation(ve *jsonschema.ValidationError) *Violation {
-	var leaves []*Violation
+// firstViolation picks, among the leaves of a validation error, the first
+// in the text of doc (the instance; nil: the smallest JSON pointer), then
+// by pointer and message, so that the same event always names the same
+// field: the validator walks object members in map order.
+func firstViolation(ve *jsonschema.ValidationError, doc []byte) *Violation {
+	type leaf struct {
+		v      *Violation
+		offset int64
+	}
+	var leaves []leaf
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) > 0 {
@@ -100,15 +111,19 @@ func firstViolation(ve *jsonschema.ValidationError) *Violation {
 			}
 			return
 		}
-		leaves = append(leaves, describe(e))
+		l := leaf{v: describe(e)}
+		if doc != nil {
+			l.offset, _ = docOrder(doc, e.InstanceLocation)
+		}
+		leaves = append(leaves, l)
 	}
 	walk(ve)
 	if len(leaves) == 0 {
 		return &Violation{Message: ve.Error()}
 	}
-	return slices.MinFunc(leaves, func(a, b *Violation) int {
-		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
-	})
+	return slices.MinFunc(leaves, func(a, b leaf) int {
+		return cmp.Or(cmp.Compare(a.offset, b.offset), strings.Compare(a.v.Field, b.v.Field), strings.Compare(a.v.Message, b.v.Message))
+	}).v
 }
 
 // describe turns one leaf into a field and a sentence saying what was

@@ -44,3 +44,23 @@ type Policy struct {
 	Mode    Mode // events with a contract
 	Unknown Mode // events without one
 }
+
+// ModeName is m as schema_mode spells it: "off", "warn" or "reject".
+func ModeName(m Mode) string {
+	switch m {
+	case Warn:
+		return "warn"
+	case Reject:
+		return "reject"
+	}
+	return "off"
+}
+
+// UnknownName is m as schema_unknown spells it: "allow", "warn" or
+// "reject".
+func UnknownName(m Mode) string {
+	if m == Off {
+		return "allow"
+	}
+	return ModeName(m)
+}
