@@ -54,5 +54,3 @@ func (r *Registry) Check(appKey string, pol Policy, name, doc []byte, count bool
 	}
 	return Verdict{Action: pol.Mode, Field: v.Field, Message: c.Sentence(v)}
 }
-
-
