@@ -110,9 +110,9 @@ func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
 	if cl := ctx.Request.Header.ContentLength(); cl > maxSchemaBytes {
 		return &Error{Kind: ErrTooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
 	}
-	var r io.Reader = bytes.NewReader(ctx.PostBody())
-	if s := ctx.RequestBodyStream(); s != nil {
-		r = s
+	r := ctx.RequestBodyStream()
+	if r == nil {
+		r = bytes.NewReader(ctx.PostBody())
 	}
 	body, err := io.ReadAll(io.LimitReader(r, maxSchemaBytes+1))
 	if err != nil {
