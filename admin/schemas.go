@@ -61,11 +61,11 @@ func (h *Handler) schemaPath(ctx *fasthttp.RequestCtx, withEvent bool) (appKey, 
 			return "", "", invalid("event", "the event name must be 1 to 255 characters of UTF-8, as events carry it")
 		}
 	}
-	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
-		return "", "", err
-	}
 	if _, ok := h.reg.App(appKey); !ok {
 		return "", "", &Error{Kind: ErrNotFound, Field: "appKey", Message: "no app has appKey " + strconv.Quote(appKey)}
+	}
+	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
+		return "", "", err
 	}
 	return appKey, event, nil
 }
