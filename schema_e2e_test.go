@@ -130,7 +130,7 @@ func TestSchemaContracts(t *testing.T) {
 		t.Errorf("%s grew by %v; want 1", key, d)
 	}
 
-	q := quarantineLines(t, addr, "reason=schema_violation")
+	q := quarantineLines(t, addr, "reason=schema_violation&seq=1")
 	if len(q) != 2 || q[0]["messageId"] != "bad-1" || q[0]["field"] != "/attributes/revenue" || q[1]["messageId"] != "seg-1" {
 		t.Fatalf("the quarantine with reason=schema_violation: %v; want bad-1 and seg-1", q)
 	}

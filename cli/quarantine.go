@@ -85,6 +85,7 @@ func Quarantine(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "replayed %d, still rejected %d, already stored %d\n", res.Replayed, res.StillRejected, res.Duplicates)
 		return 0
 	}
+	q.Set("seq", "1")
 	resp, err := cmd.c.send(ctx, "GET", "/v1/export/rejected?"+q.Encode(), "", nil)
 	if err != nil {
 		return cmd.fail(stderr, err)

@@ -94,6 +94,10 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	reason := string(ctx.QueryArgs().Peek("reason"))
+	// seq=1 leads each line with its sequence (which since= and the
+	// replay's since= and until= take); without it, lines are exactly as
+	// before, as exports promise across upgrades.
+	withSeq := ctx.QueryArgs().GetBool("seq")
 	id, err := h.db.App(app)
 	if errors.Is(err, storage.ErrUnknownApp) {
 		id = 0
@@ -113,8 +117,10 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 			if reason != "" && !hasReason(line, reason) {
 				return nil
 			}
-			// Each line leads with its sequence, which since= and the
-			// replay's since= and until= take.
+			if !withSeq {
+				w.Write(line)
+				return w.WriteByte('\n')
+			}
 			seqBuf = strconv.AppendUint(append(seqBuf[:0], `{"seq":`...), seq, 10)
 			w.Write(seqBuf)
 			if len(line) > 2 {
