@@ -40,7 +40,8 @@ var credKinds = []credKind{credNone, credMalformed, credUnknown, credRevoked, cr
 // matrixRequest builds one request of a route, for app A (demoApp).
 type matrixRequest struct {
 	query, body, contentType string
-	ok                       int // the status of an allowed request
+	path                     string // for a pattern route, the path with its segments filled in
+	ok                       int    // the status of an allowed request
 }
 
 func TestAuthMatrix(t *testing.T) {
@@ -101,6 +102,19 @@ func TestAuthMatrix(t *testing.T) {
 		"GET /admin/tokens":   func(int) matrixRequest { return matrixRequest{ok: 200} },
 		"GET /admin/overview": func(int) matrixRequest { return matrixRequest{ok: 200} },
 		"GET /admin/sinks":    func(int) matrixRequest { return matrixRequest{ok: 200} },
+		"GET /admin/apps/{appKey}/schemas": func(int) matrixRequest {
+			return matrixRequest{path: "/admin/apps/" + demoApp + "/schemas", ok: 200}
+		},
+		"GET /admin/apps/{appKey}/schemas/{event}": func(int) matrixRequest {
+			return matrixRequest{path: "/admin/apps/" + demoApp + "/schemas/No%20Such%20Event", ok: 404}
+		},
+		"PUT /admin/apps/{appKey}/schemas/{event}": func(n int) matrixRequest {
+			return matrixRequest{path: fmt.Sprintf("/admin/apps/%s/schemas/matrix-%d", demoApp, n), body: `{}`, contentType: "application/json", ok: 200}
+		},
+		"DELETE /admin/apps/{appKey}/schemas/{event}": func(int) matrixRequest {
+			return matrixRequest{path: "/admin/apps/" + demoApp + "/schemas/No%20Such%20Event", ok: 404}
+		},
+		"POST /admin/quarantine/replay": func(int) matrixRequest { return matrixRequest{query: "appKey=" + demoApp, ok: 200} },
 		"POST /v1/batch": func(int) matrixRequest {
 			return matrixRequest{body: `{"batch":[` + segTrack + `]}`, contentType: "application/json", ok: 200}
 		},
@@ -157,6 +171,9 @@ func TestAuthMatrix(t *testing.T) {
 				mr = build(n)
 			default:
 				mr = build(n)
+				if mr.path != "" {
+					path = mr.path
+				}
 			}
 			want := expectedStatus(rt, cred, mr.ok)
 			h := authorization[cred]

@@ -30,8 +30,10 @@ var forbiddenImports = map[string]string{
 // reads. The root package may import anything. Test files are exempt, since
 // tests may wire layers together.
 var layers = map[string][]string{
-	"web":     {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs"},
-	"ingest":  {"auth", "storage", "obs"},
+	"web":    {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs"},
+	"ingest": {"auth", "schema", "storage", "obs"},
+	// Schema contracts: compiled JSON Schemas over their stored versions.
+	"schema":  {"storage", "obs"},
 	"export":  {"auth", "storage", "obs"},
 	"profile": {"auth", "storage", "obs"},
 	"segment": {"auth", "ingest", "profile", "storage", "obs"},
@@ -45,7 +47,7 @@ var layers = map[string][]string{
 	// through export, as a download does.
 	"sinks":   {"config", "export", "storage"},
 	"obs":     {"storage"},
-	"admin":   {"auth", "storage"},
+	"admin":   {"auth", "schema", "storage"},
 	"backup":  {"storage"},
 	"storage": {},
 	"auth":    {},

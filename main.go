@@ -40,6 +40,10 @@ Commands:
   apps          create or list apps on a running server ("apps create NAME", "apps list"; admin token)
   tokens        create, list or revoke tokens ("tokens create --app KEY --scope ingest,export",
                 "tokens list", "tokens revoke ID"; admin token)
+  schemas       put, list or delete an app's schema contracts ("schemas put EVENT FILE --app KEY",
+                "schemas list --app KEY", "schemas delete EVENT --app KEY"; admin token)
+  quarantine    list or replay an app's quarantine ("quarantine list --app KEY",
+                "quarantine replay --app KEY [--reason PREFIX]"; admin token)
   version       print the version
 
 Run 'trove COMMAND -h' for a command's flags.
@@ -69,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.Healthcheck(ctx, args, stdout, stderr)
 	case "apps":
 		return cli.Apps(ctx, args, stdout, stderr)
+	case "schemas":
+		return cli.Schemas(ctx, args, os.Stdin, stdout, stderr)
+	case "quarantine":
+		return cli.Quarantine(ctx, args, stdout, stderr)
 	case "tokens":
 		return cli.Tokens(ctx, args, stdout, stderr)
 	case "version":

@@ -350,14 +350,17 @@ var oaNotTriggered = map[string]string{
 	// body reading, rate limit and storage: 403, 413, 415, 429 and 503 are
 	// the same errors as on the Segment endpoints, tested here, and their
 	// bodies are checked in sdk_compat_test.go.
-	"GET /v1/users/profile 503":     "reads fail only when the store is closed, i.e. during shutdown",
-	"GET /v1/export/events 503":     "as above",
-	"GET /v1/export/profiles 503":   "as above",
-	"GET /v1/export/rejected 503":   "as above",
-	"GET /v1/stream/events 503":     "as above",
-	"POST /admin/backup 503":        "a backup is refused only while the store closes",
-	"POST /admin/tokens 413":        "the same limit and code as POST /admin/apps 413, which is tested",
-	"DELETE /admin/tokens/{id} 503": "revocation is refused only when writes are; POST /admin/apps 503 covers the gate",
+	"GET /v1/users/profile 503":                       "reads fail only when the store is closed, i.e. during shutdown",
+	"GET /v1/export/events 503":                       "as above",
+	"GET /v1/export/profiles 503":                     "as above",
+	"GET /v1/export/rejected 503":                     "as above",
+	"GET /v1/stream/events 503":                       "as above",
+	"POST /admin/backup 503":                          "a backup is refused only while the store closes",
+	"POST /admin/tokens 413":                          "the same limit and code as POST /admin/apps 413, which is tested",
+	"DELETE /admin/tokens/{id} 503":                   "revocation is refused only when writes are; POST /admin/apps 503 covers the gate",
+	"PUT /admin/apps/{appKey}/schemas/{event} 503":    "refused only when writes are; POST /admin/apps 503 covers the gate",
+	"DELETE /admin/apps/{appKey}/schemas/{event} 503": "as above",
+	"POST /admin/quarantine/replay 503":               "as above",
 }
 
 func init() {
@@ -401,6 +404,31 @@ func TestOpenAPIE2E(t *testing.T) {
 	s.want(200, "GET", "/admin/sinks", nil, oaAdmin)
 	s.want(401, "GET", "/admin/sinks", nil, oaBadTok)
 	s.want(403, "GET", "/admin/sinks", nil, oaBackend)
+
+	// Schema contracts and the quarantine replay.
+	sp := "/admin/apps/" + demoApp + "/schemas"
+	for _, h := range []struct {
+		status int
+		header string
+	}{{401, oaBadTok}, {403, oaBackend}} {
+		s.want(h.status, "GET", sp, nil, h.header)
+		s.want(h.status, "GET", sp+"/E", nil, h.header)
+		s.want(h.status, "PUT", sp+"/E", []byte(`{}`), h.header, oaJSON)
+		s.want(h.status, "DELETE", sp+"/E", nil, h.header)
+		s.want(h.status, "POST", "/admin/quarantine/replay?appKey="+demoApp, nil, h.header)
+	}
+	s.want(404, "GET", "/admin/apps/no-such-app-key/schemas", nil, oaAdmin)
+	s.want(404, "PUT", "/admin/apps/no-such-app-key/schemas/E", []byte(`{}`), oaAdmin, oaJSON)
+	s.want(400, "PUT", sp+"/E", []byte(`{"type":7}`), oaAdmin, oaJSON)
+	s.want(413, "PUT", sp+"/E", bytes.Repeat([]byte(" "), 1<<20+1), oaAdmin, oaJSON)
+	s.want(404, "GET", sp+"/E", nil, oaAdmin)
+	s.want(200, "PUT", sp+"/E", []byte(`{"type":"object"}`), oaAdmin, oaJSON)
+	s.want(200, "GET", sp+"/E", nil, oaAdmin)
+	s.want(200, "GET", sp, nil, oaAdmin)
+	s.want(200, "DELETE", sp+"/E", nil, oaAdmin)
+	s.want(404, "DELETE", sp+"/E", nil, oaAdmin)
+	s.want(200, "POST", "/admin/quarantine/replay?appKey="+demoApp, nil, oaAdmin)
+	s.want(400, "POST", "/admin/quarantine/replay", nil, oaAdmin)
 
 	// Events API.
 	s.want(202, "POST", "/v1/events", []byte(seedExample), oaJSON)

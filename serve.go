@@ -29,6 +29,7 @@ import (
 	"trove/obs"
 	"trove/posthog"
 	"trove/profile"
+	"trove/schema"
 	"trove/segment"
 	"trove/sinks"
 	"trove/storage"
@@ -201,6 +202,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // while the merger recompresses.
 const defaultMemoryLimit = 128 << 20
 
+// schemaPolicy returns each app's schema contract policy, from the
+// validated config: parsed once per app here, looked up per request.
+func schemaPolicy(cfg *config.Config) func(appKey string) schema.Policy {
+	of := cfg.SchemaPolicy()
+	parse := func(mode, unknown string) schema.Policy {
+		m, _ := schema.ParseMode(mode) // validated with the config
+		u, _ := schema.ParseUnknown(unknown)
+		return schema.Policy{Mode: m, Unknown: u}
+	}
+	own := map[string]schema.Policy{}
+	for _, a := range cfg.Apps {
+		own[a.AppKey] = parse(of(a.AppKey))
+	}
+	def := parse(of(""))
+	return func(appKey string) schema.Policy {
+		if p, ok := own[appKey]; ok {
+			return p
+		}
+		return def
+	}
+}
+
 func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
@@ -249,6 +272,11 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Retention:       retention,
 	}
 	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
+	contracts, err := schema.Open(db, schemaPolicy(&cfg))
+	if err != nil {
+		return err
+	}
+	ih.SetContracts(contracts)
 	if clockHook != nil {
 		ih.SetClock(clockHook)
 	}
@@ -277,6 +305,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	mph := mixpanel.NewHandler(cc)
 	ah := admin.NewHandler(reg, db, log)
 	ah.SetDataDir(cfg.DataDir)
+	ah.SetSchemas(contracts)
 	sm, err := sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: sinkTransportHook})
 	if err != nil {
 		return err
@@ -320,6 +349,12 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		AdminRevokeToken: ah.RevokeToken,
 		AdminOverview:    ah.Overview,
 		AdminSinks:       admin.Sinks(func() any { return sm.Status() }),
+
+		AdminListSchemas:  ah.ListSchemas,
+		AdminGetSchema:    ah.GetSchema,
+		AdminPutSchema:    ah.PutSchema,
+		AdminDeleteSchema: ah.DeleteSchema,
+		AdminReplay:       ih.Replay,
 
 		Segment:            sh.Serve,
 		SegmentClusterInfo: sh.ClusterInfo,

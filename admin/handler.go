@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/schema"
 	"trove/storage"
 )
 
@@ -43,6 +44,8 @@ type Handler struct {
 
 	// mu serialises changes (never held by reads, nor by authentication).
 	mu sync.Mutex
+	// schemas are the apps' contracts (schemas.go).
+	schemas *schema.Registry
 
 	// dataDir is the data directory whose size the overview reports; see
 	// SetDataDir.

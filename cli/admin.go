@@ -108,7 +108,14 @@ func serverURL(server, path string) (string, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return "", fmt.Errorf("--server %q is not an http(s) URL like %s", server, DefaultServer)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	// path is escaped already (segments with url.PathEscape), and may
+	// carry a query.
+	path, query, _ := strings.Cut(path, "?")
+	raw := strings.TrimSuffix(u.EscapedPath(), "/") + path
+	if u.Path, err = url.PathUnescape(raw); err != nil {
+		return "", fmt.Errorf("path %q is not validly escaped", raw)
+	}
+	u.RawPath, u.RawQuery = raw, query
 	return u.String(), nil
 }
 
@@ -116,46 +123,25 @@ func serverURL(server, path string) (string, error) {
 // decodes a 2xx answer into out; raw is the answer as it came. Any other
 // status is an error carrying the server's message.
 func (c *adminClient) do(ctx context.Context, method, path string, body, out any) (raw []byte, err error) {
-	target, err := serverURL(c.server, path)
-	if err != nil {
-		return nil, err
-	}
 	var rd io.Reader
+	contentType := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	return c.doBody(ctx, method, path, contentType, rd, out)
+}
+
+// doBody is do with a body of any type (nil for none).
+func (c *adminClient) doBody(ctx context.Context, method, path, contentType string, body io.Reader, out any) (raw []byte, err error) {
+	resp, err := c.send(ctx, method, path, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "trove-cli")
-	client := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			Proxy:       http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		},
-	}
-	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("interrupted before the server answered")
-		}
-		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", c.server, unwrapURLError(err), DefaultServer)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return nil, responseError(resp)
-	}
 	raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the server's answer: %v", err)
@@ -166,6 +152,43 @@ func (c *adminClient) do(ctx context.Context, method, path string, body, out any
 		}
 	}
 	return raw, nil
+}
+
+// send sends one request and returns a 2xx response, whose body the caller
+// closes; any other status is an error carrying the server's message.
+func (c *adminClient) send(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	target, err := serverURL(c.server, path)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("User-Agent", "trove-cli")
+	client := &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:       http.ProxyFromEnvironment,
+			DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		},
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("interrupted before the server answered")
+		}
+		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", c.server, unwrapURLError(err), DefaultServer)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, responseError(resp)
+	}
+	return resp, nil
 }
 
 // adminApp and adminToken are the API's JSON objects (package admin).

@@ -269,6 +269,12 @@ func (r *Request) Finish() (*Outcome, error) {
 	}
 	out := &Outcome{Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors,
 		RejectedIndex: map[int]string{}, ProfilesUnchanged: r.unchanged, Warnings: r.warns}
+	// Schema contract warnings (schema_mode "warn") join the profile ones.
+	for _, w := range res.Warnings {
+		if len(out.Warnings) < maxWarnings {
+			out.Warnings = append(out.Warnings, w)
+		}
+	}
 	for _, rej := range r.b.Rejected {
 		out.RejectedIndex[rej.Index] = rej.Field
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -138,6 +139,11 @@ type Ingest struct {
 	MaxRequestBytes int64    `toml:"max_request_bytes"`
 	MaxAttributes   int      `toml:"max_attributes"`
 	CORSOrigins     []string `toml:"cors_origins"`
+	// SchemaMode and SchemaUnknown are the schema contract policy (SPEC.md
+	// section 7) of every app that does not set its own, apps created
+	// through the admin API included.
+	SchemaMode    string `toml:"schema_mode"`
+	SchemaUnknown string `toml:"schema_unknown"`
 }
 
 // Profiles configures the User Profiles API.
@@ -206,6 +212,29 @@ type App struct {
 	RateLimit float64  `toml:"rate_limit"`
 	RateBurst int      `toml:"rate_burst"`
 	Retention Duration `toml:"retention"`
+	// SchemaMode ("off", "warn", "reject") and SchemaUnknown ("allow",
+	// "warn", "reject") override ingest.schema_mode and
+	// ingest.schema_unknown for this app; "" takes those.
+	SchemaMode    string `toml:"schema_mode"`
+	SchemaUnknown string `toml:"schema_unknown"`
+}
+
+// SchemaPolicy returns a function that gives an app's schema_mode and
+// schema_unknown: its own when the file sets them, else the [ingest] ones.
+// It is asked on every request, so the apps' values are in a map built
+// here, once.
+func (c *Config) SchemaPolicy() func(appKey string) (mode, unknown string) {
+	type policy struct{ mode, unknown string }
+	own := map[string]policy{}
+	for _, a := range c.Apps {
+		own[a.AppKey] = policy{cmp.Or(a.SchemaMode, c.Ingest.SchemaMode), cmp.Or(a.SchemaUnknown, c.Ingest.SchemaUnknown)}
+	}
+	return func(appKey string) (string, string) {
+		if p, ok := own[appKey]; ok {
+			return p.mode, p.unknown
+		}
+		return c.Ingest.SchemaMode, c.Ingest.SchemaUnknown
+	}
 }
 
 // Token is an API credential declared in the file. Exactly one of Secret
@@ -255,6 +284,8 @@ func Default() Config {
 			MaxRequestBytes: 5 << 20,
 			MaxAttributes:   255,
 			CORSOrigins:     []string{"*"},
+			SchemaMode:      "off",
+			SchemaUnknown:   "allow",
 		},
 		Profiles: Profiles{
 			MaxProfiles: 1000,
@@ -278,6 +309,17 @@ func Default() Config {
 			MaxHeaderBytes: 16 << 10,
 			MaxBodyMemory:  64 << 20,
 		},
+	}
+}
+
+// checkSchemaPolicy reports bad schema_mode and schema_unknown values under
+// prefix; inherit says "" (take the [ingest] value) is allowed.
+func checkSchemaPolicy(bad func(key, format string, args ...any), prefix, mode, unknown string, inherit bool) {
+	if !(inherit && mode == "") && mode != "off" && mode != "warn" && mode != "reject" {
+		bad(prefix+"schema_mode", "%q is not one of off, warn, reject", mode)
+	}
+	if !(inherit && unknown == "") && unknown != "allow" && unknown != "warn" && unknown != "reject" {
+		bad(prefix+"schema_unknown", "%q is not one of allow, warn, reject", unknown)
 	}
 }
 
@@ -445,6 +487,7 @@ func (cfg *Config) Validate() error {
 	if m := h.MaxBodyMemory; m != 0 && m < 1<<20 {
 		bad("http.max_body_memory", "must be 0 (unbounded) or at least 1MiB, got %d bytes", int64(m))
 	}
+	checkSchemaPolicy(bad, "ingest.", cfg.Ingest.SchemaMode, cfg.Ingest.SchemaUnknown, false)
 	keys := map[string]bool{}
 	for i, a := range cfg.Apps {
 		p := fmt.Sprintf("apps[%d]", i)
@@ -476,6 +519,7 @@ func (cfg *Config) Validate() error {
 		if a.PublicProfileWrites && a.RequireToken {
 			bad(p+".public_profile_writes", "has no effect while require_token is true (nothing is taken with the appKey alone): set one of them")
 		}
+		checkSchemaPolicy(bad, p+".", a.SchemaMode, a.SchemaUnknown, true)
 		if a.RateBurst > 0 && a.RateLimit == 0 {
 			bad(p+".rate_burst", "has no effect while rate_limit is 0 (unlimited): set rate_limit too")
 		}

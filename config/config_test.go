@@ -161,6 +161,12 @@ func TestBadConfigs(t *testing.T) {
 		{"public_profile_writes.bad.toml", []string{"apps[0].public_profile_writes: has no effect while require_token is true"}},
 		{"api_keys.bad.toml", []string{`apps[0].api_keys: "yz1Jn-0pSnekg58etEQO4A" is declared twice`, `apps[0].api_keys: "" must be 1-255 characters`}},
 		{"public_profile_writes_type.bad.toml", []string{"line 4, column 25", "of type bool"}},
+		{"schema_mode.bad.toml", []string{
+			`ingest.schema_mode: "strict" is not one of off, warn, reject`,
+			`ingest.schema_unknown: "deny" is not one of allow, warn, reject`,
+			`apps[0].schema_mode: "enforce" is not one of off, warn, reject`,
+			`apps[0].schema_unknown: "off" is not one of allow, warn, reject`,
+		}},
 		{"listen_not_host_port.bad.toml", []string{`listen: "8080" is not host:port`}},
 		{"log_format.bad.toml", []string{`log_format: "pretty" is not one of auto, json, text`}},
 		{"body_memory.bad.toml", []string{"http.max_body_memory: must be 0 (unbounded) or at least 1MiB, got 65536 bytes"}},

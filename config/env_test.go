@@ -30,6 +30,8 @@ var envCases = map[string]struct {
 	"TROVE_INGEST_MAX_REQUEST_BYTES": {"10485760", int64(10 << 20)},
 	"TROVE_INGEST_MAX_ATTRIBUTES":    {"100", 100},
 	"TROVE_INGEST_CORS_ORIGINS":      {"https://a.example, https://b.example", []string{"https://a.example", "https://b.example"}},
+	"TROVE_INGEST_SCHEMA_MODE":       {"reject", "reject"},
+	"TROVE_INGEST_SCHEMA_UNKNOWN":    {"warn", "warn"},
 
 	"TROVE_PROFILES_MAX_PROFILES": {"500", 500},
 	"TROVE_PROFILES_MAX_FIELDS":   {"80", 80},

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 
+	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
@@ -91,6 +93,11 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
+	reason := string(ctx.QueryArgs().Peek("reason"))
+	// seq=1 leads each line with its sequence (which since= and the
+	// replay's since= and until= take); without it, lines are exactly as
+	// before, as exports promise across upgrades.
+	withSeq := ctx.QueryArgs().GetBool("seq")
 	id, err := h.db.App(app)
 	if errors.Is(err, storage.ErrUnknownApp) {
 		id = 0
@@ -105,12 +112,38 @@ func (h *Handler) Rejected(ctx *fasthttp.RequestCtx) error {
 		if id == 0 {
 			return nil
 		}
-		return snap.Rejected(id, since, func(_ uint64, line []byte) error {
-			w.Write(line)
+		var seqBuf []byte
+		return snap.Rejected(id, since, func(seq uint64, line []byte) error {
+			if reason != "" && !hasReason(line, reason) {
+				return nil
+			}
+			if !withSeq {
+				w.Write(line)
+				return w.WriteByte('\n')
+			}
+			seqBuf = strconv.AppendUint(append(seqBuf[:0], `{"seq":`...), seq, 10)
+			w.Write(seqBuf)
+			if len(line) > 2 {
+				w.WriteByte(',')
+			}
+			w.Write(line[1:])
 			return w.WriteByte('\n')
 		})
 	})
 	return nil
+}
+
+// hasReason reports whether a quarantine line's error code or message
+// starts with prefix (reason=; a replay selects its entries the same way).
+func hasReason(line []byte, prefix string) bool {
+	var rec struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(line, &rec) != nil {
+		return false
+	}
+	return strings.HasPrefix(rec.Error, prefix) || strings.HasPrefix(rec.Message, prefix)
 }
 
 var errLimit = errors.New("export: limit reached")

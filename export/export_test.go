@@ -231,6 +231,8 @@ func TestRejected(t *testing.T) {
 	storeRejected(t, db, appA, r1)
 	storeRejected(t, db, appA, r2)
 	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	// With seq=1, each line leads with its sequence.
+	l1, l2 := `{"seq":2,`+r1[1:], `{"seq":3,`+r2[1:]
 	tests := []struct {
 		name, query string
 		tok         *auth.Token
@@ -239,6 +241,10 @@ func TestRejected(t *testing.T) {
 	}{
 		{"all", "appKey=" + appA, aToken, r1 + "\n" + r2 + "\n", nil},
 		{"since", "appKey=" + appA + "&since=2", aToken, r2 + "\n", nil},
+		{"with seq", "appKey=" + appA + "&seq=1", aToken, l1 + "\n" + l2 + "\n", nil},
+		{"reason, a prefix of the message", "appKey=" + appA + "&reason=event%20is%20not", aToken, r2 + "\n", nil},
+		{"reason, a prefix of the code", "appKey=" + appA + "&reason=invalid&seq=1", aToken, l1 + "\n" + l2 + "\n", nil},
+		{"reason that matches none", "appKey=" + appA + "&reason=schema_violation", aToken, "", nil},
 		{"empty app", "appKey=" + appB, allToken, "", nil},
 		{"no token", "appKey=" + appA, nil, "", auth.ErrUnauthenticated},
 		{"another app", "appKey=" + appB, aToken, "", auth.ErrForbidden},

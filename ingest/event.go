@@ -33,6 +33,12 @@ type Batch struct {
 	supApp     string // the app of supUsers, when supKnown
 	supUsers   map[string]bool
 	supKnown   bool
+	// Warnings are the events stored despite breaking their contract
+	// (schema_mode "warn"), as Rejections that are not quarantined.
+	Warnings []Rejection
+	doc      []byte // one stored form, for a contract check (contracts.go)
+	// replay holds the quarantine entries a replay rewrites (replay.go).
+	replay []requarantined
 }
 
 // codeSuppressed is the Code of a Rejection for an event whose userId was
@@ -60,8 +66,12 @@ type Event struct {
 	MessageID []byte // as the client sent it; nil when the server generates one
 	TimeUs    int64  // eventTime in Unix µs (floored), after clock-skew correction
 	Duplicate bool   // set by the sink
-	start     int
-	end       int
+	// Name is the event's name, aliasing the request body or the Batch.
+	Name  []byte
+	raw   []byte // the event as sent, for the quarantine (contracts.go)
+	qseq  uint64 // the quarantine entry it is replayed from; 0 for none (replay.go)
+	start int
+	end   int
 }
 
 // Rejection is one invalid event, named in the answer and quarantined.
@@ -73,6 +83,7 @@ type Rejection struct {
 	Code      string // "invalid_event", "too_large", or codeSuppressed
 	Message   string
 	Raw       []byte
+	qseq      uint64 // the quarantine entry it is replayed from; 0 for none (replay.go)
 }
 
 var batchPool sync.Pool
@@ -104,6 +115,9 @@ func putBatch(b *Batch) {
 		out:        b.out[:0],
 		apps:       b.apps[:0],
 		members:    b.members[:0],
+		Warnings:   b.Warnings[:0],
+		doc:        b.doc[:0],
+		replay:     b.replay[:0],
 	}
 	batchPool.Put(b)
 }
@@ -428,7 +442,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 
 	// The stored form: members as sent (compacted), with the server's
 	// fields substituted or added.
-	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeUs: corrected.UnixMicro(), start: len(b.buf)}
+	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeUs: corrected.UnixMicro(), Name: name, raw: raw, start: len(b.buf)}
 	if messageID != nil {
 		ev.MessageID = messageID
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/schema"
 )
 
 // Result is the answer to an Events API request.
@@ -19,6 +21,9 @@ type Result struct {
 	Duplicates int         `json:"duplicates"`
 	Rejected   int         `json:"rejected"`
 	Errors     []ItemError `json:"errors"`
+	// Warnings names the events stored although they break their contract
+	// (schema_mode "warn").
+	Warnings []ItemError `json:"warnings,omitempty"`
 	// Validated is set for ?validate=1, which stores nothing.
 	Validated bool `json:"validated,omitempty"`
 }
@@ -60,6 +65,10 @@ type Handler struct {
 	limiter Limiter
 	// suppressed is the sink's, when it is a suppressor.
 	suppressed func(appKey string) map[string]bool
+	// contracts, when set, are the apps' schema contracts (contracts.go).
+	contracts *schema.Registry
+	// replayMu lets one quarantine replay run at a time (replay.go).
+	replayMu sync.Mutex
 }
 
 // NewHandler returns a Handler that stores through sink.
@@ -135,8 +144,9 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	if err := h.authorize(ctx, b); err != nil {
 		return err
 	}
-	res := &Result{Accepted: len(b.Events), Rejected: len(b.Rejected)}
 	validate := ctx.QueryArgs().GetBool("validate")
+	h.applyContracts(b, !validate)
+	res := &Result{Accepted: len(b.Events), Rejected: len(b.Rejected)}
 	res.Validated = validate
 	if !validate && (len(b.Events) > 0 || len(b.Rejected) > 0) {
 		if err := h.takeTokens(b); err != nil {
@@ -153,7 +163,8 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 			}
 		}
 	}
-	res.Errors = itemErrors(b)
+	res.Errors = itemErrors(b, b.Rejected)
+	res.Warnings = warnings(b)
 	if len(b.Events) == 0 {
 		kind, first := ErrInvalid, ItemError{Message: "the request holds no event"}
 		if len(res.Errors) > 0 {
@@ -228,13 +239,14 @@ func (h *Handler) onlyOnRejected(b *Batch, app string) bool {
 	return true
 }
 
-func itemErrors(b *Batch) []ItemError {
-	out := make([]ItemError, 0, min(len(b.Rejected), maxItemErrors))
-	for i := range b.Rejected {
+// itemErrors lists rs (b's rejections or warnings) as the answer names them.
+func itemErrors(b *Batch, rs []Rejection) []ItemError {
+	out := make([]ItemError, 0, min(len(rs), maxItemErrors))
+	for i := range rs {
 		if i == maxItemErrors {
 			break
 		}
-		r := &b.Rejected[i]
+		r := &rs[i]
 		e := ItemError{MessageID: r.MessageID, Field: r.Field, Message: r.Message}
 		n := r.Index
 		if b.NDJSON {

@@ -162,6 +162,7 @@ func (b *Batch) Drop(i int, field, message string, raw []byte) {
 // answer. Authorization and rate limits are the caller's: Store checks
 // neither. Rejections are sorted by index first.
 func (h *Handler) Store(b *Batch) (*Result, error) {
+	h.applyContracts(b, true /* count */)
 	slices.SortStableFunc(b.Rejected, func(x, y Rejection) int { return x.Index - y.Index })
 	res := &Result{Accepted: len(b.Events), Rejected: len(b.Rejected)}
 	if len(b.Events) > 0 || len(b.Rejected) > 0 {
@@ -176,7 +177,8 @@ func (h *Handler) Store(b *Batch) (*Result, error) {
 			}
 		}
 	}
-	res.Errors = itemErrors(b)
+	res.Errors = itemErrors(b, b.Rejected)
+	res.Warnings = warnings(b)
 	return res, nil
 }
 

@@ -96,6 +96,25 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		}
 		seq++
 	}
+	// A replay's events leave the quarantine in the commit that stores
+	// them (or finds them already stored), and the entries that still fail
+	// are rewritten in place with today's reason (replay.go).
+	for i := range b.Events {
+		if e := &b.Events[i]; e.qseq != 0 {
+			id, err := appID(e.AppKey)
+			if err != nil {
+				return err
+			}
+			w.DeleteRejected(id, e.qseq)
+		}
+	}
+	for _, q := range b.replay {
+		id, err := appID(q.app)
+		if err != nil {
+			return err
+		}
+		w.AddRejected(id, q.seq, q.line)
+	}
 	var line []byte
 	for i := range b.Rejected {
 		r := &b.Rejected[i]
@@ -130,8 +149,10 @@ func (s StoreSink) Suppressed(appKey string) map[string]bool {
 }
 
 // appendRejectedLine appends the quarantine record of r: when it was
-// received, where it was in the request, why it was refused, and the event
-// itself (as JSON when it is JSON, else as a string).
+// received and from where, where it was in the request, why it was
+// refused, and the event itself (as JSON when it is JSON, else as a
+// string). The address is what a replay adds as context.ip when the event
+// has none, as ingest would have.
 func (b *Batch) appendRejectedLine(dst []byte, r *Rejection) []byte {
 	dst = append(dst, '{')
 	dst = append(dst, b.receivedAt...)
@@ -141,6 +162,10 @@ func (b *Batch) appendRejectedLine(dst []byte, r *Rejection) []byte {
 		dst = append(dst, `,"index":`...)
 	}
 	dst = fmt.Appendf(dst, "%d", r.Index)
+	if b.IP != "" {
+		dst = append(dst, `,"ip":`...)
+		dst = appendQuoted(dst, b.IP)
+	}
 	if r.MessageID != "" {
 		dst = append(dst, `,"messageId":`...)
 		dst = appendQuoted(dst, r.MessageID)

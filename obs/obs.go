@@ -76,6 +76,47 @@ var apps = family[AppCounters]{make: func(app string) *AppCounters {
 // no usable app), which bounds the series.
 func App(appKey string) *AppCounters { return apps.get(appKey) }
 
+// SchemaCounters count the events checked against one app's contract for
+// one event name, labelled app="<appKey>",event="<name>". Only names that
+// have a contract get series, which bounds them.
+type SchemaCounters struct {
+	// Checked counts the events checked (validate=1 requests not counted).
+	Checked *metrics.Counter
+	// Warned and Rejected count the violations, stored with a warning
+	// (schema_mode "warn") or refused (schema_mode "reject").
+	Warned, Rejected *metrics.Counter
+}
+
+var schemas = family[SchemaCounters]{make: func(key string) *SchemaCounters {
+	app, event, _ := strings.Cut(key, "\x00")
+	l := `{app=` + quote(app) + `,event=` + quote(event)
+	return &SchemaCounters{
+		Checked:  set.GetOrCreateCounter("trove_schema_checked_total" + l + `}`),
+		Warned:   set.GetOrCreateCounter("trove_schema_violations_total" + l + `,action="warn"}`),
+		Rejected: set.GetOrCreateCounter("trove_schema_violations_total" + l + `,action="reject"}`),
+	}
+}}
+
+// Schema returns the counters of appKey's contract for event.
+func Schema(appKey, event string) *SchemaCounters { return schemas.get(appKey + "\x00" + event) }
+
+// UnknownCounters count one app's events that have no contract, when its
+// schema_unknown is "warn" or "reject".
+type UnknownCounters struct {
+	Warned, Rejected *metrics.Counter
+}
+
+var unknowns = family[UnknownCounters]{make: func(app string) *UnknownCounters {
+	l := `{app=` + quote(app)
+	return &UnknownCounters{
+		Warned:   set.GetOrCreateCounter("trove_schema_unknown_events_total" + l + `,action="warn"}`),
+		Rejected: set.GetOrCreateCounter("trove_schema_unknown_events_total" + l + `,action="reject"}`),
+	}
+}}
+
+// SchemaUnknown returns the counters of appKey's events without a contract.
+func SchemaUnknown(appKey string) *UnknownCounters { return unknowns.get(appKey) }
+
 // ExportCounters count what an export kind sent.
 type ExportCounters struct {
 	// Bytes counts the response body bytes written to clients (after

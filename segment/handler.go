@@ -296,8 +296,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	}
 	answer := Result{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors,
 		ProfilesUnchanged: len(unchanged)}
-	if len(unchanged) > 0 {
-		answer.Warnings = unchanged[:min(len(unchanged), maxWarnings)]
+	// Schema contract warnings (schema_mode "warn") join the profile ones.
+	if w := append(unchanged, res.Warnings...); len(w) > 0 {
+		answer.Warnings = w[:min(len(w), maxWarnings)]
 	}
 	out, err := json.Marshal(answer)
 	if err != nil {

@@ -129,6 +129,7 @@ type DB struct {
 	purgeDone      chan struct{}
 	merged         atomic.Int64 // groups merged away, for tests and metrics
 	mergeMu        sync.Mutex   // serialises merges; guards mergeBufs
+	schemaMu       sync.Mutex   // serialises changes of schema contracts (schemas.go)
 	mergeBufs      mergeBufs
 	// mergeDeleted is, per app, the bytes of blocks merged away since its
 	// last compaction; guarded by mergeMu.

@@ -43,6 +43,9 @@ import (
 //	       |            |                                               | (a deleted user: forget.go)
 //	0x46   | idem. slice| 0x46 | slice (4B) | appID (4B) | Idempotency-Key | version byte | unix s uvarint
 //	       |            |        (bytes)                                | | the first answer
+//	0x50   | schema     | 0x50 | len(appKey) uvarint | appKey | event    | version byte | schema version
+//	       |            |        name (bytes)                           | uvarint | updated | flags |
+//	       |            |                                               | JSON Schema text (schemas.go)
 //
 // The two slice namespaces (0x21, 0x46) lead with the time slice of when
 // the entry was written (unix seconds / the store's dedup slice length, see
@@ -81,6 +84,7 @@ const (
 	nsChange     Namespace = 0x44
 	nsForgotten  Namespace = 0x45
 	nsIdemSlice  Namespace = 0x46
+	nsSchema     Namespace = 0x50
 )
 
 const dayBias = 1 << 31
@@ -293,6 +297,30 @@ func appendChangeKey(dst []byte, app uint32, seq uint64) []byte {
 // decodeChangeKey is the inverse of appendChangeKey.
 func decodeChangeKey(k []byte) (app uint32, seq uint64, err error) {
 	return decodeSeqKey(k, nsChange)
+}
+
+// appendSchemaKey appends the key of app's contract for events named
+// event. The appKey is length-prefixed so that no two pairs share a key,
+// and keyed by appKey rather than app id so that a contract can be
+// declared before the app's first event.
+func appendSchemaKey(dst []byte, appKey, event string) []byte {
+	dst = append(dst, byte(nsSchema))
+	dst = binary.AppendUvarint(dst, uint64(len(appKey)))
+	dst = append(dst, appKey...)
+	return append(dst, event...)
+}
+
+// decodeSchemaKey is the inverse of appendSchemaKey; both results alias k.
+func decodeSchemaKey(k []byte) (appKey, event []byte, err error) {
+	if len(k) < 2 || Namespace(k[0]) != nsSchema {
+		return nil, nil, fmt.Errorf("storage: malformed schema key %x", k)
+	}
+	n, w := binary.Uvarint(k[1:])
+	if w <= 0 || uint64(len(k)-1-w) < n {
+		return nil, nil, fmt.Errorf("storage: malformed schema key %x", k)
+	}
+	rest := k[1+w:]
+	return rest[:n], rest[n:], nil
 }
 
 // appendAppKey appends the registry key of the app with the given appKey.

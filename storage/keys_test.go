@@ -454,6 +454,10 @@ func FuzzKeys(f *testing.F) {
 		if len(id) > 0 && len(id)/2 != len(id)-1 && bytes.Equal(k, appendAliasIndexKey(nil, app, id[:len(id)-1], id[len(id)-1:])) {
 			t.Fatalf("alias keys (%x, %x) and (%x, %x) are equal", label, aliasID, id[:len(id)-1], id[len(id)-1:])
 		}
+		k = appendSchemaKey(nil, string(label), string(aliasID))
+		if a, e, err := decodeSchemaKey(k); err != nil || !bytes.Equal(a, label) || !bytes.Equal(e, aliasID) {
+			t.Fatalf("schema key %x decodes to (%x, %x, %v); want (%x, %x)", k, a, e, err, label, aliasID)
+		}
 		k = appendChangeKey(nil, app, first)
 		if a, s, err := decodeChangeKey(k); err != nil || a != app || s != first {
 			t.Fatalf("change key %x decodes to (%d, %d, %v); want (%d, %d)", k, a, s, err, app, first)
@@ -517,6 +521,12 @@ func FuzzKeys(f *testing.F) {
 			re := appendAliasIndexKey(nil, a, l, i)
 			if a2, l2, i2, err := decodeAliasIndexKey(re); err != nil || a2 != a || !bytes.Equal(l2, l) || !bytes.Equal(i2, i) {
 				t.Fatalf("alias key %x decodes to (%d, %x, %x), which re-encodes to %x", raw, a, l, i, re)
+			}
+		}
+		if a, e, err := decodeSchemaKey(raw); err == nil {
+			re := appendSchemaKey(nil, string(a), string(e))
+			if a2, e2, err := decodeSchemaKey(re); err != nil || !bytes.Equal(a2, a) || !bytes.Equal(e2, e) {
+				t.Fatalf("schema key %x decodes to (%x, %x), which re-encodes to %x", raw, a, e, re)
 			}
 		}
 		if a, s, err := decodeChangeKey(raw); err == nil {
@@ -711,6 +721,8 @@ func encodeKeySpec(spec string) ([]byte, error) {
 		k = appendDedupSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), num("fp", 64))
 	case "idemslice":
 		k = appendIdemSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), bytesArg("key"))
+	case "schema":
+		k = appendSchemaKey(nil, args["app"], args["event"])
 	case "app":
 		k = appendAppKey(nil, args["key"])
 	case "meta":
@@ -813,6 +825,13 @@ func annotateKey(k []byte) string {
 		}
 		widths = []int{1, 4, 4, len(key)}
 		desc = fmt.Sprintf("idemslice slice=%d app=%d %s", slice, app, bytesSpec("key", key))
+	case nsSchema:
+		app, event, err := decodeSchemaKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, len(k) - 1 - len(app) - len(event), len(app), len(event)}
+		desc = fmt.Sprintf("schema app=%s event=%s", app, event)
 	case nsApp:
 		widths = []int{1, len(k) - 1}
 		desc = fmt.Sprintf("app key=%s", k[1:])

@@ -299,6 +299,17 @@ func (db *DB) overviewHours(app uint32, start, end, now time.Time, a *AppOvervie
 	return it.Error()
 }
 
+// forgetRejectedCounts drops the quarantine counts of apps whose entries
+// were deleted (a replay), so that the next overview counts them afresh.
+func (db *DB) forgetRejectedCounts(apps []uint32) {
+	c := &db.overview
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, app := range apps {
+		delete(c.mu.rejected, app)
+	}
+}
+
 // overviewRejected returns the size of app's quarantine, counting only the
 // entries added since the last call.
 func (db *DB) overviewRejected(app uint32) (int64, error) {

@@ -36,6 +36,9 @@ type Writer struct {
 	keys     []DedupKey         // given to CheckDuplicates
 	dups     []bool             // CheckDuplicates' answer
 	prev     map[int][]dedupRef // refs already under a key's fingerprint in the current slice
+	// unquarantined are the apps whose quarantine entries this writer
+	// deletes (DeleteRejected), whose overview counts go stale.
+	unquarantined []uint32
 	*writerBufs
 }
 
@@ -223,6 +226,19 @@ func (w *Writer) AddRejected(app uint32, seq uint64, line []byte) {
 	w.batch.Set(w.keyBuf, w.valBuf, nil)
 }
 
+// DeleteRejected removes app's quarantine entry seq in the same commit as
+// whatever else is added: a replayed event is stored and leaves the
+// quarantine atomically, so that a replay cut short by a crash and run
+// again stores nothing twice.
+func (w *Writer) DeleteRejected(app uint32, seq uint64) {
+	w.ensureBatch()
+	w.keyBuf = appendQuarantineKey(w.keyBuf[:0], app, seq)
+	w.batch.Delete(w.keyBuf, nil)
+	if !slices.Contains(w.unquarantined, app) {
+		w.unquarantined = append(w.unquarantined, app)
+	}
+}
+
 func (w *Writer) ensureBatch() {
 	if w.batch == nil {
 		w.batch = w.db.pdb.NewBatch()
@@ -314,6 +330,9 @@ func (w *Writer) Commit() error {
 	w.addToFilters(slice)
 	w.db.eventsStored.Add(int64(len(w.events)))
 	w.db.overview.rate.countCommitted(w.now, w.events)
+	if len(w.unquarantined) > 0 {
+		w.db.forgetRejectedCounts(w.unquarantined)
+	}
 	w.finish()
 	w.db.kickMerge()
 	return nil

@@ -43,8 +43,9 @@ type Route struct {
 	Method string
 	// Path is matched exactly, except that a Path ending in "/" matches
 	// every path that extends it by one non-empty segment (the handler
-	// reads the segment, e.g. the id of DELETE /admin/tokens/{id}). "/"
-	// (the console's page) is matched exactly.
+	// reads the segment, e.g. the id of DELETE /admin/tokens/{id}), and a
+	// {name} segment matches any one non-empty segment (the handler reads
+	// it). "/" (the console's page) is matched exactly.
 	Path    string
 	Access  Access
 	Scope   auth.Scope
@@ -91,6 +92,15 @@ type Handlers struct {
 	AdminOverview func(*fasthttp.RequestCtx) error
 	// AdminSinks serves the sinks' status (GET /admin/sinks).
 	AdminSinks func(*fasthttp.RequestCtx) error
+	// The schema contracts (package admin over package schema): list an
+	// app's, get, put and delete one (SPEC.md section 7).
+	AdminListSchemas  func(*fasthttp.RequestCtx) error
+	AdminGetSchema    func(*fasthttp.RequestCtx) error
+	AdminPutSchema    func(*fasthttp.RequestCtx) error
+	AdminDeleteSchema func(*fasthttp.RequestCtx) error
+	// AdminReplay replays an app's quarantine (POST
+	// /admin/quarantine/replay, package ingest).
+	AdminReplay func(*fasthttp.RequestCtx) error
 }
 
 // Config configures the HTTP server.
@@ -197,6 +207,11 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"POST", "/e", WriteKey, auth.ScopeIngest, h.PostHog},
 		{"GET", "/admin/overview", Scoped, auth.ScopeAdmin, h.AdminOverview},
 		{"GET", "/admin/sinks", Scoped, auth.ScopeAdmin, h.AdminSinks},
+		{"GET", "/admin/apps/{appKey}/schemas", Scoped, auth.ScopeAdmin, h.AdminListSchemas},
+		{"GET", "/admin/apps/{appKey}/schemas/{event}", Scoped, auth.ScopeAdmin, h.AdminGetSchema},
+		{"PUT", "/admin/apps/{appKey}/schemas/{event}", Scoped, auth.ScopeAdmin, h.AdminPutSchema},
+		{"DELETE", "/admin/apps/{appKey}/schemas/{event}", Scoped, auth.ScopeAdmin, h.AdminDeleteSchema},
+		{"POST", "/admin/quarantine/replay", Scoped, auth.ScopeAdmin, h.AdminReplay},
 		// The web console's files (console.go); its data comes from the
 		// routes above, with the admin token.
 		{"GET", "/", Public, 0, s.console},
@@ -343,6 +358,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	r := s.route(ctx.Method(), path)
 	if r == nil {
+		// Pattern routes match the path as sent, so that an escaped "/"
+		// stays inside its segment (an event name in a schema's path).
+		r = s.patternRoute(ctx.Method(), ctx.Request.URI().PathOriginal())
+	}
+	if r == nil {
 		allow, cors := s.methodsOf(path)
 		if cors {
 			s.cors(ctx) // a script on an ingest path can read the 405
@@ -415,10 +435,50 @@ func (s *Server) route(method, path []byte) *Route {
 	return nil
 }
 
+// patternRoute returns the pattern route for method and path, or nil.
+func (s *Server) patternRoute(method, path []byte) *Route {
+	for i := range s.routes {
+		r := &s.routes[i]
+		if r.Method == string(method) && isPatternRoute(r.Path) && patternMatches(r.Path, string(path)) {
+			return r
+		}
+	}
+	return nil
+}
+
+// isPatternRoute reports whether a route's Path has {name} segments, each
+// of which matches one non-empty segment (/admin/apps/{appKey}/schemas).
+func isPatternRoute(routePath string) bool { return strings.Contains(routePath, "/{") }
+
+// patternMatches reports whether path matches a pattern route's Path.
+func patternMatches(pattern, path string) bool {
+	for {
+		pseg, prest, pmore := strings.Cut(strings.TrimPrefix(pattern, "/"), "/")
+		seg, rest, more := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if pmore != more || !strings.HasPrefix(pattern, "/") || !strings.HasPrefix(path, "/") {
+			return false
+		}
+		if strings.HasPrefix(pseg, "{") {
+			if seg == "" {
+				return false
+			}
+		} else if pseg != seg {
+			return false
+		}
+		if !more {
+			return true
+		}
+		pattern, path = "/"+prest, "/"+rest
+	}
+}
+
 // pathMatches reports whether a route's Path matches path.
 func pathMatches(route, path string) bool {
 	if route == path || (slashTolerant[route] && path == route+"/") {
 		return true
+	}
+	if isPatternRoute(route) {
+		return patternMatches(route, path)
 	}
 	rest, ok := strings.CutPrefix(path, route)
 	return ok && isPrefixRoute(route) && rest != "" && !strings.Contains(rest, "/")

@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"trove/auth"
+	"trove/schema"
+)
+
+// maxSchemaBytes bounds a schema's body: contracts of hundreds of
+// properties fit many times over.
+const maxSchemaBytes = 1 << 20
+
+// SetSchemas gives the handler the contracts it serves (the schema routes
+// answer 404 without). Call it before serving.
+func (h *Handler) SetSchemas(r *schema.Registry) { h.schemas = r }
+
+// Schema is a contract as the API shows it.
+type Schema struct {
+	AppKey    string          `json:"appKey"`
+	Event     string          `json:"event"`
+	Version   uint64          `json:"version"`
+	UpdatedAt string          `json:"updatedAt"`
+	Schema    json.RawMessage `json:"schema,omitempty"`
+	Deleted   bool            `json:"deleted,omitempty"`
+}
+
+func schemaJSON(c *schema.Contract) Schema {
+	return Schema{AppKey: c.AppKey, Event: c.Event, Version: c.Version, UpdatedAt: c.Updated.UTC().Format(time.RFC3339Nano), Schema: c.Source}
+}
+
+// schemaPath reads /admin/apps/{appKey}/schemas[/{event}] from the path as
+// sent (so that an escaped "/" stays in the event name), checks that the
+// credentials cover the app, and that it exists.
+func (h *Handler) schemaPath(ctx *fasthttp.RequestCtx, withEvent bool) (appKey, event string, err error) {
+	if h.schemas == nil {
+		return "", "", &Error{Kind: ErrNotFound, Message: "schema contracts are not served here"}
+	}
+	segs := strings.Split(strings.TrimPrefix(string(ctx.Request.URI().PathOriginal()), "/"), "/")
+	if len(segs) < 4 {
+		return "", "", &Error{Kind: ErrNotFound, Message: "no such path"}
+	}
+	if appKey, err = url.PathUnescape(segs[2]); err != nil {
+		return "", "", invalid("appKey", "the appKey in the path is not validly escaped")
+	}
+	if withEvent {
+		if event, err = url.PathUnescape(segs[4]); err != nil {
+			return "", "", invalid("event", "the event name in the path is not validly escaped")
+		}
+		if n := utf8.RuneCountInString(event); !utf8.ValidString(event) || n < 1 || n > 255 {
+			return "", "", invalid("event", "the event name must be 1 to 255 characters of UTF-8, as events carry it")
+		}
+	}
+	if _, ok := h.reg.App(appKey); !ok {
+		return "", "", &Error{Kind: ErrNotFound, Field: "appKey", Message: "no app has appKey " + strconv.Quote(appKey)}
+	}
+	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
+		return "", "", err
+	}
+	return appKey, event, nil
+}
+
+// ListSchemas serves GET /admin/apps/{appKey}/schemas: the app's contracts
+// and its schema_mode and schema_unknown.
+func (h *Handler) ListSchemas(ctx *fasthttp.RequestCtx) error {
+	appKey, _, err := h.schemaPath(ctx, false)
+	if err != nil {
+		return err
+	}
+	pol := h.schemas.Policy(appKey)
+	cs := h.schemas.List(appKey)
+	out := make([]Schema, len(cs))
+	for i, c := range cs {
+		out[i] = schemaJSON(c)
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, map[string]any{"appKey": appKey,
+		"schemaMode": schema.ModeName(pol.Mode), "schemaUnknown": schema.UnknownName(pol.Unknown), "schemas": out})
+}
+
+// GetSchema serves GET /admin/apps/{appKey}/schemas/{event}.
+func (h *Handler) GetSchema(ctx *fasthttp.RequestCtx) error {
+	appKey, event, err := h.schemaPath(ctx, true)
+	if err != nil {
+		return err
+	}
+	c := h.schemas.Lookup(appKey, []byte(event))
+	if c == nil {
+		return &Error{Kind: ErrNotFound, Field: "event", Message: "app " + appKey + " has no contract for event " + strconv.Quote(event)}
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, schemaJSON(c))
+}
+
+// PutSchema serves PUT /admin/apps/{appKey}/schemas/{event}: the body is
+// the JSON Schema; the answer is the contract with its new version.
+func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
+	appKey, event, err := h.schemaPath(ctx, true)
+	if err != nil {
+		return err
+	}
+	if cl := ctx.Request.Header.ContentLength(); cl > maxSchemaBytes {
+		return &Error{Kind: ErrTooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
+	}
+	r := ctx.RequestBodyStream()
+	if r == nil {
+		r = bytes.NewReader(ctx.PostBody())
+	}
+	body, err := io.ReadAll(io.LimitReader(r, maxSchemaBytes+1))
+	if err != nil {
+		return invalid("", "cannot read request body: "+err.Error())
+	}
+	if len(body) > maxSchemaBytes {
+		return &Error{Kind: ErrTooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
+	}
+	c, err := h.schemas.Put(appKey, event, bytes.TrimSpace(body))
+	if errors.Is(err, schema.ErrInvalidSchema) {
+		return invalid("schema", strings.TrimPrefix(err.Error(), schema.ErrInvalidSchema.Error()+": "))
+	}
+	if err != nil {
+		return err
+	}
+	h.log.Info("put schema", "appKey", appKey, "event", event, "version", c.Version, "by", actor(ctx))
+	return writeJSON(ctx, fasthttp.StatusOK, schemaJSON(c))
+}
+
+// DeleteSchema serves DELETE /admin/apps/{appKey}/schemas/{event}. Events
+// of that name are then events without a contract (schema_unknown).
+func (h *Handler) DeleteSchema(ctx *fasthttp.RequestCtx) error {
+	appKey, event, err := h.schemaPath(ctx, true)
+	if err != nil {
+		return err
+	}
+	c, err := h.schemas.Delete(appKey, event)
+	if errors.Is(err, schema.ErrNotFound) {
+		return &Error{Kind: ErrNotFound, Field: "event", Message: err.Error()[len(schema.ErrNotFound.Error())+2:]}
+	}
+	if err != nil {
+		return err
+	}
+	h.log.Info("deleted schema", "appKey", appKey, "event", event, "version", c.Version, "by", actor(ctx))
+	out := schemaJSON(c)
+	out.Deleted = true
+	return writeJSON(ctx, fasthttp.StatusOK, out)
+}
