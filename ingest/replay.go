@@ -179,6 +179,7 @@ func readQuarantine(db *storage.DB, app uint32, since uint64, q ReplayQuery) ([]
 func (h *Handler) replayChunk(appKey string, entries []quarantined, res *ReplayResult) error {
 	now := h.now()
 	b := newBatch(&h.cfg, now, "")
+	b.suppressed = h.suppressed // a user deleted with suppress=1 stays out
 	defer putBatch(b)
 	// The entries that cannot be read as events again (not JSON, too
 	// large) stay as they are.
