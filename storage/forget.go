@@ -318,6 +318,7 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 		return res, err
 	}
 	pending := map[uint32]map[string]uint64{}
+	suppressed := map[uint32]map[string]uint64{}
 	type record struct {
 		key []byte
 		rec forgottenRecord
@@ -342,6 +343,15 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 			return res, err
 		}
 		if r.purged {
+			if r.suppress {
+				// An event that slipped past ingest's check after the
+				// purge goes with the app's next rewrite, which costs
+				// nothing more: the app's blocks are read then anyway.
+				if suppressed[app] == nil {
+					suppressed[app] = map[string]uint64{}
+				}
+				suppressed[app][string(user)] = r.bound
+			}
 			continue
 		}
 		if pending[app] == nil {
@@ -354,6 +364,11 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 		return res, err
 	}
 	for app, users := range pending {
+		for u, bound := range suppressed[app] {
+			if _, ok := users[u]; !ok {
+				users[u] = bound
+			}
+		}
 		events, blocks, err := db.purgeApp(app, users)
 		if err != nil {
 			return res, err
