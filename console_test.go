@@ -219,8 +219,8 @@ func (c *console) navReachable(where string) {
 	if err := json.Unmarshal([]byte(s), &links); err != nil {
 		c.t.Fatalf("nav links: %v (%s)", err, s)
 	}
-	if len(links) != 5 {
-		c.t.Errorf("%s: %d nav links; want 5", where, len(links))
+	if len(links) != 6 {
+		c.t.Errorf("%s: %d nav links; want 6", where, len(links))
 	}
 	for _, l := range links {
 		if !l.InView || !l.InNav || !l.Hit {

@@ -77,6 +77,25 @@ async function copyText(text, button) {
   setTimeout(() => { button.textContent = old; }, 1500);
 }
 
+// confirmButton is a danger button that asks for a second click within
+// 5 s before it runs action; a failed action enables it again.
+function confirmButton(label, props, action) {
+  const b = el('button', { type: 'button', ...props, class: 'danger ' + (props.class || '') }, label);
+  let armed = 0;
+  b.addEventListener('click', async () => {
+    if (!armed) {
+      b.textContent = 'Confirm ' + label.toLowerCase();
+      b.classList.add('confirm');
+      armed = setTimeout(() => { armed = 0; b.textContent = label; b.classList.remove('confirm'); }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    b.disabled = true;
+    if (!(await action())) b.disabled = false;
+  });
+  return b;
+}
+
 // ---- API ---------------------------------------------------------------------
 
 class ApiError extends Error {
@@ -160,6 +179,7 @@ const PAGES = [
   ['live', 'Live', renderLive],
   ['profiles', 'Profiles', renderProfiles],
   ['export', 'Export', renderExport],
+  ['contracts', 'Contracts', renderContracts],
   ['apps', 'Apps and tokens', renderApps],
 ];
 
@@ -680,6 +700,179 @@ function renderExport(main, page) {
   }
 }
 
+// ---- Contracts and quarantine ------------------------------------------------
+
+// QUARANTINE_FIELDS bounds the fields counted per reason; the rest are
+// counted together, so a quarantine of any size takes bounded memory here.
+const QUARANTINE_FIELDS = 20;
+
+function renderContracts(main, page) {
+  const err = errorBox('ct-error');
+  const app = appSelect('ct-app', () => { drawSchemas(); loadQuarantine(); });
+  const policy = el('p', { class: 'hint', id: 'ct-policy' });
+  const rows = el('tbody', { id: 'ct-rows' });
+  const view = el('pre', { id: 'ct-view', class: 'schema', hidden: true });
+  const eventIn = el('input', { type: 'text', id: 'ct-event', required: true, placeholder: 'Checkout Completed' });
+  const schemaIn = el('textarea', { id: 'ct-schema', required: true, rows: 9, spellcheck: false,
+    placeholder: '{"properties":{"attributes":{"required":["revenue"],"properties":{"revenue":{"type":"number"}}}}}' });
+  const put = el('button', { type: 'submit', class: 'primary', id: 'ct-put' }, 'Save as a new version');
+  const ctStatus = el('p', { class: 'status', id: 'ct-status', role: 'status' });
+  const qErr = errorBox('q-error');
+  const qStatus = el('p', { class: 'status', id: 'q-status', role: 'status' });
+  const qRows = el('tbody', { id: 'q-rows' });
+  const qResult = el('p', { class: 'status', id: 'q-result', role: 'status' });
+  const qRefresh = el('button', { type: 'button', id: 'q-refresh', onclick: () => loadQuarantine() }, 'Refresh');
+  const qAll = el('button', { type: 'button', class: 'primary', id: 'q-replay-all', onclick: () => replay('', qAll) }, 'Replay all');
+
+  main.append(el('h1', {}, 'Contracts and quarantine'), err,
+    el('div', { class: 'row panel' }, field('App', app)),
+    el('section', { class: 'panel' }, el('h2', {}, 'Contracts'), policy,
+      el('div', { class: 'table-wrap' }, el('table', {},
+        el('thead', {}, el('tr', {}, el('th', {}, 'Event'), el('th', { class: 'num' }, 'Version'), el('th', { class: 'hide-narrow' }, 'Updated'), el('th', {}, ''))),
+        rows)),
+      view,
+      el('form', { id: 'ct-form', onsubmit: (e) => { e.preventDefault(); save(); } },
+        el('h2', {}, 'New contract or version'),
+        el('div', { class: 'row' }, field('Event name', eventIn, 'grow')),
+        el('div', { class: 'row' }, field('JSON Schema (draft 2020-12), applied to the whole stored event', schemaIn, 'grow')),
+        el('div', { class: 'row' }, put), ctStatus)),
+    el('section', { class: 'panel' },
+      el('div', { class: 'head' }, el('h2', {}, 'Quarantine'), el('div', { class: 'checks' }, qRefresh, qAll)),
+      el('p', { class: 'hint' }, 'Events refused at the door, by reason. A replay checks them again against today\'s rules and contracts and stores those that now pass, once each.'),
+      qErr, qStatus,
+      el('div', { class: 'table-wrap' }, el('table', {},
+        el('thead', {}, el('tr', {}, el('th', {}, 'Reason'), el('th', { class: 'num' }, 'Events'), el('th', {}, 'Fields'), el('th', {}, 'Latest sample'), el('th', {}, ''))),
+        qRows)),
+      qResult));
+
+  // The quarantine is read as a stream, counted as it arrives; a new read
+  // or leaving the page stops the one under way.
+  let ctrl = null;
+  page.onStop(() => { if (ctrl) ctrl.abort(); ctrl = null; });
+
+  function showSchema(s) {
+    view.hidden = false;
+    view.textContent = `${s.event} · version ${s.version}\n` + JSON.stringify(s.schema, null, 2);
+    eventIn.value = s.event;
+    schemaIn.value = JSON.stringify(s.schema, null, 2);
+  }
+  async function drawSchemas() {
+    showError(err, null);
+    view.hidden = true;
+    try {
+      const r = await apiJSON(`/admin/apps/${encodeURIComponent(app.value)}/schemas`);
+      if (!page.alive()) return;
+      policy.textContent = `schema_mode = "${r.schemaMode}" · schema_unknown = "${r.schemaUnknown}" (set per app in the config file)` +
+        (r.schemaMode === 'off' ? ': contracts are kept but not applied until schema_mode is warn or reject.' : '.');
+      const list = r.schemas || [];
+      rows.replaceChildren(...(list.length ? list.map((s) => {
+        const del = confirmButton('Delete', { class: 'ct-delete', 'aria-label': `Delete the contract of ${s.event}` }, async () => {
+          try {
+            const d = await apiJSON(`/admin/apps/${encodeURIComponent(app.value)}/schemas/${encodeURIComponent(s.event)}`, { method: 'DELETE' });
+            ctStatus.textContent = `Deleted the contract of ${d.event} (version ${d.version}): its events are now events without a contract (schema_unknown).`;
+            await drawSchemas();
+            return true;
+          } catch (e) { showError(err, e); return false; }
+        });
+        return el('tr', { 'data-event': s.event },
+          el('td', { class: 'name' }, s.event), el('td', { class: 'num' }, String(s.version)),
+          el('td', { class: 'mono time hide-narrow' }, s.updatedAt || ''),
+          el('td', { class: 'actions' }, el('button', { type: 'button', class: 'ct-view', onclick: () => showSchema(s) }, 'View'), ' ', del));
+      }) : [el('tr', { class: 'empty-row' }, el('td', { colspan: 4 }, 'No contracts for this app yet.'))]));
+    } catch (e) { if (page.alive()) showError(err, e); }
+  }
+  async function save() {
+    showError(err, null);
+    ctStatus.textContent = '';
+    const text = schemaIn.value.trim();
+    try { JSON.parse(text); } catch (e) {
+      showError(err, new Error('The schema is not JSON: ' + e.message + '. Paste a JSON Schema object.'));
+      return;
+    }
+    put.disabled = true;
+    try {
+      const s = await apiJSON(`/admin/apps/${encodeURIComponent(app.value)}/schemas/${encodeURIComponent(eventIn.value.trim())}`,
+        { method: 'PUT', body: text, headers: { 'Content-Type': 'application/json' } });
+      ctStatus.textContent = `Saved the contract of ${s.event} as version ${s.version}. It applies to events received from now on; replay the quarantine to re-check those refused before.`;
+      await drawSchemas();
+    } catch (e) { showError(err, e); }
+    put.disabled = false;
+  }
+
+  async function loadQuarantine() {
+    if (ctrl) ctrl.abort();
+    const mine = new AbortController();
+    ctrl = mine;
+    showError(qErr, null);
+    qStatus.textContent = 'Reading the quarantine…';
+    const groups = new Map();
+    let total = 0;
+    try {
+      const res = await api(`/v1/export/rejected?appKey=${encodeURIComponent(app.value)}`, { signal: mine.signal });
+      for await (const line of lines(res)) {
+        if (!line.trim()) continue;
+        let r;
+        try { r = JSON.parse(line); } catch { continue; }
+        total++;
+        const code = r.error || 'unknown';
+        let g = groups.get(code);
+        if (!g) { g = { code, count: 0, fields: new Map(), other: 0, sample: null }; groups.set(code, g); }
+        g.count++;
+        const f = r.field || '(none)';
+        if (g.fields.has(f) || g.fields.size < QUARANTINE_FIELDS) g.fields.set(f, (g.fields.get(f) || 0) + 1); else g.other++;
+        g.sample = r;
+        if (total % 5000 === 0) qStatus.textContent = `Reading the quarantine… ${fmtN(total)} events`;
+      }
+    } catch (e) {
+      if (e.name === 'AbortError' || !page.alive()) return;
+      qStatus.textContent = '';
+      showError(qErr, e);
+      return;
+    }
+    if (ctrl !== mine) return;
+    ctrl = null;
+    const list = [...groups.values()].sort((a, b) => b.count - a.count);
+    qStatus.textContent = total ? `${fmtN(total)} quarantined events, ${list.length} ${list.length === 1 ? 'reason' : 'reasons'}.` : '';
+    qAll.disabled = total === 0;
+    qRows.replaceChildren(...(list.length ? list.map((g) => {
+      const fields = [...g.fields.entries()].sort((a, b) => b[1] - a[1]);
+      const s = g.sample;
+      const b = el('button', { type: 'button', class: 'q-replay', 'data-reason': g.code, 'aria-label': `Replay the ${g.code} events` }, 'Replay');
+      b.addEventListener('click', () => replay(g.code, b));
+      return el('tr', { 'data-reason': g.code },
+        el('td', { class: 'mono name' }, g.code),
+        el('td', { class: 'num' }, fmtN(g.count)),
+        el('td', { class: 'mono' }, fields.map(([f, n]) => el('div', { class: 'nowrap' }, `${f} × ${fmtN(n)}`)),
+          g.other ? el('div', { class: 'hint' }, `${fmtN(g.other)} more in other fields`) : null),
+        el('td', { class: 'json' }, el('div', {}, s.message || ''),
+          el('div', { class: 'mono hint' }, s.event !== undefined ? JSON.stringify(s.event) : String(s.raw ?? ''))),
+        el('td', {}, b));
+    }) : [el('tr', { class: 'empty-row' }, el('td', { colspan: 5 }, 'The quarantine of this app is empty.'))]));
+  }
+  async function replay(reason, button) {
+    showError(qErr, null);
+    qResult.textContent = `Replaying${reason ? ' the ' + reason + ' events' : ''}…`;
+    button.disabled = true;
+    const q = new URLSearchParams({ appKey: app.value });
+    if (reason) q.set('reason', reason);
+    try {
+      const r = await apiJSON('/admin/quarantine/replay?' + q, { method: 'POST' });
+      qResult.replaceChildren(el('span', { class: r.replayed ? 'ok' : '' },
+        `Replay${reason ? ' of ' + reason : ''}: ${fmtN(r.replayed)} stored, ${fmtN(r.stillRejected)} still rejected (with today's reason), ` +
+        `${fmtN(r.duplicates || 0)} already stored (their messageId was).`));
+      await loadQuarantine();
+    } catch (e) {
+      qResult.textContent = '';
+      if (page.alive()) showError(qErr, e);
+    }
+    button.disabled = false;
+  }
+
+  if (!state.apps.length) { showError(err, new Error('No apps yet: create one on the Apps and tokens page.')); return; }
+  drawSchemas();
+  loadQuarantine();
+}
+
 // ---- Apps and tokens ---------------------------------------------------------
 
 function renderApps(main, page) {
@@ -731,24 +924,14 @@ function renderApps(main, page) {
     tokBody.replaceChildren(...(r.tokens || []).map((t) => {
       const cell = el('td', {});
       if (t.source === 'api') {
-        const b = el('button', { type: 'button', class: 'danger revoke', 'data-id': t.id, 'aria-label': `Revoke token ${t.name}` }, 'Revoke');
-        let armed = 0;
-        b.addEventListener('click', async () => {
-          if (!armed) {
-            b.textContent = 'Confirm revoke';
-            b.classList.add('confirm');
-            armed = setTimeout(() => { armed = 0; b.textContent = 'Revoke'; b.classList.remove('confirm'); }, 5000);
-            return;
-          }
-          clearTimeout(armed);
-          b.disabled = true;
+        cell.append(confirmButton('Revoke', { class: 'revoke', 'data-id': t.id, 'aria-label': `Revoke token ${t.name}` }, async () => {
           try {
             await apiJSON('/admin/tokens/' + encodeURIComponent(t.id), { method: 'DELETE' });
             showError(err, null);
             await drawTokens();
-          } catch (e) { showError(err, e); b.disabled = false; }
-        });
-        cell.append(b);
+            return true;
+          } catch (e) { showError(err, e); return false; }
+        }));
       } else cell.append(el('span', { class: 'hint' }, t.source === 'config' ? 'config file' : 'admin token'));
       return el('tr', { 'data-id': t.id },
         el('td', { class: 'mono' }, t.id), el('td', {}, t.name), el('td', {}, (t.scopes || []).map((s) => el('span', { class: 'pill' }, s))),
