@@ -155,13 +155,8 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 		if err := h.sink.AppendEvents(b); err != nil {
 			return err
 		}
-		countStored(b)
-		for i := range b.Events {
-			if b.Events[i].Duplicate {
-				res.Duplicates++
-				res.Accepted--
-			}
-		}
+		res.Duplicates = countStored(b)
+		res.Accepted -= res.Duplicates
 	}
 	res.Errors = itemErrors(b, b.Rejected)
 	res.Warnings = warnings(b)

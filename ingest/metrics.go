@@ -4,8 +4,9 @@ import "trove/obs"
 
 // countStored adds a stored batch to the per-app event counters: accepted,
 // duplicate and rejected, as the answer reports them. Rejections under no
-// known app count under app="".
-func countStored(b *Batch) {
+// known app count under app="". It returns how many of b's events were
+// duplicates (not stored again).
+func countStored(b *Batch) (duplicates int) {
 	// Requests mostly carry one app: sum each run of one app's events and
 	// add once, rather than one shared atomic add per event.
 	var run struct {
@@ -31,6 +32,7 @@ func countStored(b *Batch) {
 		}
 		if e.Duplicate {
 			run.duplicate++
+			duplicates++
 		} else {
 			run.accepted++
 		}
@@ -47,4 +49,5 @@ func countStored(b *Batch) {
 		}
 	}
 	flush()
+	return duplicates
 }

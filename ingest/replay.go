@@ -236,14 +236,9 @@ func (h *Handler) replayChunk(appKey string, entries []quarantined, res *ReplayR
 	if err := h.sink.AppendEvents(b); err != nil {
 		return err
 	}
-	countStored(b)
-	for i := range b.Events {
-		if b.Events[i].Duplicate {
-			res.Duplicates++
-		} else {
-			res.Replayed++
-		}
-	}
+	dups := countStored(b)
+	res.Duplicates += dups
+	res.Replayed += len(b.Events) - dups
 	return nil
 }
 

@@ -169,13 +169,8 @@ func (h *Handler) Store(b *Batch) (*Result, error) {
 		if err := h.sink.AppendEvents(b); err != nil {
 			return nil, err
 		}
-		countStored(b)
-		for i := range b.Events {
-			if b.Events[i].Duplicate {
-				res.Duplicates++
-				res.Accepted--
-			}
-		}
+		res.Duplicates = countStored(b)
+		res.Accepted -= res.Duplicates
 	}
 	res.Errors = itemErrors(b, b.Rejected)
 	res.Warnings = warnings(b)
