@@ -31,11 +31,11 @@ var forbiddenImports = map[string]string{
 // tests may wire layers together.
 var layers = map[string][]string{
 	"web":    {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs"},
-	"ingest": {"auth", "schema", "storage", "obs"},
+	"ingest": {"auth", "schema", "storage", "obs", "httpbody"},
 	// Schema contracts: compiled JSON Schemas over their stored versions.
 	"schema":  {"storage", "obs"},
 	"export":  {"auth", "storage", "obs"},
-	"profile": {"auth", "storage", "obs"},
+	"profile": {"auth", "storage", "obs", "httpbody"},
 	"segment": {"auth", "ingest", "profile", "storage", "obs"},
 	// The SDK-compatible protocols beside Segment's: compat is their
 	// shared plumbing, over ingest and profile as segment is.
@@ -50,10 +50,12 @@ var layers = map[string][]string{
 	"admin":   {"auth", "schema", "storage"},
 	"backup":  {"storage"},
 	"storage": {},
-	"auth":    {},
-	"config":  {},
-	"bench":   {},
-	"cli":     {"backup"},
+	// Request bodies: limits and Content-Encodings, for every API.
+	"httpbody": {},
+	"auth":     {},
+	"config":   {},
+	"bench":    {},
+	"cli":      {"backup"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

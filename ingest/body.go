@@ -1,16 +1,11 @@
 package ingest
 
 import (
-	"bytes"
 	"errors"
 	"io"
-	"strconv"
 	"sync"
 
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
+	"trove/httpbody"
 )
 
 // bodyBuffer is a pooled request buffer.
@@ -34,100 +29,30 @@ func putBodyBuffer(b *bodyBuffer) {
 	bodyPool.Put(b)
 }
 
-// readLimited appends all of r to dst, failing with ErrTooLarge past limit
-// bytes.
+// readLimited is httpbody.ReadLimited with ingest's errors.
 func readLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error) {
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
-		dst = dst[:len(dst)+n]
-		if len(dst) > limit {
-			return dst, &RequestError{Kind: ErrTooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (ingest.max_request_bytes)"}
-		}
-		if errors.Is(err, io.EOF) {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, invalid("", "cannot read request body: "+err.Error())
-		}
-	}
+	dst, err := httpbody.ReadLimited(dst, r, limit, what)
+	return dst, bodyError(err)
 }
 
-var gzipPool, zstdPool sync.Pool
-
-// zstdMaxWindow is the largest zstd window decoded, which bounds the
-// decoder's memory.
-const zstdMaxWindow = 8 << 20
-
-// decompress returns body decoded per Content-Encoding, written into dst,
-// refusing more than limit decompressed bytes (decompression bombs).
+// decompress is httpbody.Decompress with ingest's errors.
 func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, error) {
-	what := "decompressed request body"
-	switch string(bytes.ToLower(bytes.TrimSpace(encoding))) {
-	case "gzip", "x-gzip":
-		zr, _ := gzipPool.Get().(*gzip.Reader)
-		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(bytes.NewReader(body))
-		} else {
-			err = zr.Reset(bytes.NewReader(body))
-		}
-		if err != nil {
-			return dst, invalid("", "body is not valid gzip: "+err.Error())
-		}
-		defer gzipPool.Put(zr)
-		out, err := readLimited(dst, zr, limit, what)
-		return out, encodingError(err, "gzip")
-	case "zstd":
-		// The window is bounded on its own: tying it to limit would refuse
-		// ordinary streams, since encoders (zstd -19, klauspost's default
-		// level) declare 8 MiB windows, the size RFC 8878 asks decoders to
-		// support. readLimited caps the output.
-		// Decoders are pooled: a new one allocates its window each time.
-		zr, _ := zstdPool.Get().(*zstd.Decoder)
-		var err error
-		if zr == nil {
-			zr, err = zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
-				zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
-		} else {
-			err = zr.Reset(bytes.NewReader(body))
-		}
-		if err != nil {
-			return dst, invalid("", "body is not valid zstd: "+err.Error())
-		}
-		out, err := readLimited(dst, zr, limit, what)
-		// Drop the reference to body before pooling.
-		if zr.Reset(nil) == nil {
-			zstdPool.Put(zr)
-		}
-		return out, encodingError(err, "zstd")
-	case "deflate":
-		// HTTP's deflate is zlib-wrapped, but many clients send raw deflate.
-		var r io.ReadCloser
-		if zr, err := zlib.NewReader(bytes.NewReader(body)); err == nil {
-			r = zr
-		} else {
-			r = flate.NewReader(bytes.NewReader(body))
-		}
-		defer r.Close()
-		out, err := readLimited(dst, r, limit, what)
-		return out, encodingError(err, "deflate")
-	}
-	return dst, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Encoding",
-		Message: "Content-Encoding " + strconv.Quote(string(encoding)) + " is not supported: use gzip, zstd, deflate or none"}
+	dst, err := httpbody.Decompress(dst, encoding, body, limit)
+	return dst, bodyError(err)
 }
 
-// encodingError turns a read error inside a decompressor into a 400 that
-// says which encoding was broken, leaving size errors as they are.
-func encodingError(err error, enc string) error {
-	var re *RequestError
-	if err == nil || (errors.As(err, &re) && re.Kind == ErrTooLarge) {
+// bodyError turns an httpbody error into a RequestError of the same kind.
+func bodyError(err error) error {
+	var be *httpbody.Error
+	if !errors.As(err, &be) {
 		return err
 	}
-	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-		return &RequestError{Kind: ErrTooLarge, Message: "decompressed request body is over the limit (ingest.max_request_bytes)"}
+	kind := ErrInvalid
+	switch be.Kind {
+	case httpbody.ErrTooLarge:
+		kind = ErrTooLarge
+	case httpbody.ErrUnsupported:
+		kind = ErrUnsupportedMediaType
 	}
-	return invalid("", "body is not valid "+enc+": "+err.Error())
+	return &RequestError{Kind: kind, Field: be.Field, Message: be.Message}
 }

@@ -5,16 +5,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-json"
-	"github.com/klauspost/compress/gzip"
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/httpbody"
 	"trove/obs"
 	"trove/storage"
 )
@@ -288,8 +287,9 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetBody(body)
 }
 
-// readBody reads the request body, gunzipping it if needed, capped at the
-// configured size before and after decompression.
+// readBody reads the request body, decompressing it per Content-Encoding
+// as the Events API does (httpbody), capped at the configured size before
+// and after decompression.
 func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	ct := ctx.Request.Header.ContentType()
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
@@ -301,33 +301,42 @@ func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 		return nil, &Error{Kind: ErrUnsupportedMediaType, Index: -1, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ct)) + " is not supported: use application/json"}
 	}
 	limit := h.cfg.MaxRequestBytes
-	tooLarge := &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes"}
-	if ctx.Request.Header.ContentLength() > limit {
-		return nil, tooLarge
+	if n := ctx.Request.Header.ContentLength(); n > limit {
+		return nil, &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is " + strconv.Itoa(n) + " bytes, over the limit of " + strconv.Itoa(limit) + " (" + httpbody.LimitKey + ")"}
 	}
-	var r io.Reader = bytes.NewReader(ctx.PostBody())
-	if s := ctx.RequestBodyStream(); s != nil {
-		r = s
-	}
-	switch enc := string(bytes.ToLower(ctx.Request.Header.ContentEncoding())); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(io.LimitReader(r, int64(limit)+1))
-		if err != nil {
-			return nil, invalid(-1, "", "body is not valid gzip: "+err.Error())
-		}
-		r = zr
-	default:
-		return nil, &Error{Kind: ErrUnsupportedMediaType, Index: -1, Field: "Content-Encoding", Message: "Content-Encoding " + strconv.Quote(enc) + " is not supported: use gzip or none"}
-	}
-	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, invalid(-1, "", "cannot read request body: "+err.Error())
-	}
+	body := ctx.PostBody()
 	if len(body) > limit {
-		return nil, tooLarge
+		return nil, &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes (" + httpbody.LimitKey + ")"}
+	}
+	if s := ctx.RequestBodyStream(); s != nil {
+		var err error
+		if body, err = httpbody.ReadLimited(nil, s, limit, "request body"); err != nil {
+			return nil, bodyError(err)
+		}
+	}
+	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity")) {
+		var err error
+		if body, err = httpbody.Decompress(nil, enc, body, limit); err != nil {
+			return nil, bodyError(err)
+		}
 	}
 	return body, nil
+}
+
+// bodyError turns an httpbody error into the API's error of the same kind.
+func bodyError(err error) error {
+	var be *httpbody.Error
+	if !errors.As(err, &be) {
+		return err
+	}
+	kind := ErrInvalid
+	switch be.Kind {
+	case httpbody.ErrTooLarge:
+		kind = ErrTooLarge
+	case httpbody.ErrUnsupported:
+		kind = ErrUnsupportedMediaType
+	}
+	return &Error{Kind: kind, Index: -1, Field: be.Field, Message: be.Message}
 }
 
 // newUUID returns a random (version 4) UUID.

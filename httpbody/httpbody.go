@@ -1,0 +1,140 @@
+// Package httpbody reads request bodies for every API that takes one: a
+// limit on the bytes as sent and another once decompressed, and every
+// Content-Encoding of SPEC.md section 3 (gzip, zstd, deflate raw or
+// zlib-wrapped), with pooled decoders. Its errors say which limit or
+// encoding; each API turns them into its own answer.
+package httpbody
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// LimitKey is the config key of the request limit, which messages name.
+const LimitKey = "ingest.max_request_bytes"
+
+var (
+	// ErrTooLarge: the body is over a limit (HTTP 413).
+	ErrTooLarge = errors.New("httpbody: too large")
+	// ErrUnsupported: a Content-Encoding the APIs do not take (HTTP 415).
+	ErrUnsupported = errors.New("httpbody: unsupported encoding")
+	// ErrInvalid: the body is not what its Content-Encoding says (HTTP 400).
+	ErrInvalid = errors.New("httpbody: invalid body")
+)
+
+// Error is a body refused; it wraps one of the sentinels above.
+type Error struct {
+	Kind    error
+	Field   string // "Content-Encoding" when it is at fault
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+
+func invalid(msg string) *Error { return &Error{Kind: ErrInvalid, Message: msg} }
+
+// ReadLimited appends all of r to dst, failing with ErrTooLarge past limit
+// bytes; what names the body in the message.
+func ReadLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error) {
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > limit {
+			return dst, &Error{Kind: ErrTooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + LimitKey + ")"}
+		}
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, invalid("cannot read request body: " + err.Error())
+		}
+	}
+}
+
+var gzipPool, zstdPool sync.Pool
+
+// zstdMaxWindow is the largest zstd window decoded, which bounds the
+// decoder's memory.
+const zstdMaxWindow = 8 << 20
+
+// Decompress returns body decoded per Content-Encoding, written into dst,
+// refusing more than limit decompressed bytes (decompression bombs).
+func Decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, error) {
+	what := "decompressed request body"
+	switch string(bytes.ToLower(bytes.TrimSpace(encoding))) {
+	case "gzip", "x-gzip":
+		zr, _ := gzipPool.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bytes.NewReader(body))
+		} else {
+			err = zr.Reset(bytes.NewReader(body))
+		}
+		if err != nil {
+			return dst, invalid("body is not valid gzip: " + err.Error())
+		}
+		defer gzipPool.Put(zr)
+		out, err := ReadLimited(dst, zr, limit, what)
+		return out, encodingError(err, "gzip")
+	case "zstd":
+		// The window is bounded on its own: tying it to limit would refuse
+		// ordinary streams, since encoders (zstd -19, klauspost's default
+		// level) declare 8 MiB windows, the size RFC 8878 asks decoders to
+		// support. readLimited caps the output.
+		// Decoders are pooled: a new one allocates its window each time.
+		zr, _ := zstdPool.Get().(*zstd.Decoder)
+		var err error
+		if zr == nil {
+			zr, err = zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderLowmem(true))
+		} else {
+			err = zr.Reset(bytes.NewReader(body))
+		}
+		if err != nil {
+			return dst, invalid("body is not valid zstd: " + err.Error())
+		}
+		out, err := ReadLimited(dst, zr, limit, what)
+		// Drop the reference to body before pooling.
+		if zr.Reset(nil) == nil {
+			zstdPool.Put(zr)
+		}
+		return out, encodingError(err, "zstd")
+	case "deflate":
+		// HTTP's deflate is zlib-wrapped, but many clients send raw deflate.
+		var r io.ReadCloser
+		if zr, err := zlib.NewReader(bytes.NewReader(body)); err == nil {
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(body))
+		}
+		defer r.Close()
+		out, err := ReadLimited(dst, r, limit, what)
+		return out, encodingError(err, "deflate")
+	}
+	return dst, &Error{Kind: ErrUnsupported, Field: "Content-Encoding",
+		Message: "Content-Encoding " + strconv.Quote(string(encoding)) + " is not supported: use gzip, zstd, deflate or none"}
+}
+
+// encodingError turns a read error inside a decompressor into a 400 that
+// says which encoding was broken, leaving size errors as they are.
+func encodingError(err error, enc string) error {
+	if err == nil || errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return &Error{Kind: ErrTooLarge, Message: "decompressed request body is over the limit (" + LimitKey + ")"}
+	}
+	return invalid("body is not valid " + enc + ": " + err.Error())
+}
