@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"trove/bench"
+	"trove/internal/compresstest"
 )
 
 // nopSink stores nothing; benchmarks measure the ingest path alone.
@@ -37,7 +38,7 @@ func BenchmarkDecodeStream(b *testing.B) {
 		b.Run(tt.name, func(b *testing.B) {
 			wire := body
 			if enc != "none" {
-				wire = compress(b, enc, body)
+				wire = compresstest.Compress(b, enc, body)
 			}
 			cfg := DefaultConfig()
 			var sink eventSink = nopSink{}

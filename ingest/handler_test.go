@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/auth"
+	"trove/internal/compresstest"
 )
 
 // recordingSink is a fake eventSink that copies what it is given, since a
@@ -373,20 +374,20 @@ func TestHandler(t *testing.T) {
 		},
 		{
 			name:       "gzip",
-			req:        request{encoding: "gzip", body: compress(t, "gzip", []byte(`[`+ev+`,`+ev+`]`))},
+			req:        request{encoding: "gzip", body: compresstest.Compress(t, "gzip", []byte(`[`+ev+`,`+ev+`]`))},
 			wantStatus: 202,
 			wantBody:   `{"accepted":2,"duplicates":0,"rejected":0,"errors":[]}`,
 			wantCalls:  1,
 		},
 		{
 			name:       "zstd",
-			req:        request{encoding: "zstd", body: compress(t, "zstd", []byte(ev))},
+			req:        request{encoding: "zstd", body: compresstest.Compress(t, "zstd", []byte(ev))},
 			wantStatus: 202,
 			wantCalls:  1,
 		},
 		{
 			name:       "deflate",
-			req:        request{encoding: "deflate", body: compress(t, "zlib", []byte(ev))},
+			req:        request{encoding: "deflate", body: compresstest.Compress(t, "zlib", []byte(ev))},
 			wantStatus: 202,
 			wantCalls:  1,
 		},
@@ -419,7 +420,7 @@ func TestHandler(t *testing.T) {
 		{
 			name:       "gzip body over the limit once decompressed",
 			cfg:        func(c *Config) { c.MaxRequestBytes = 1024 },
-			req:        request{encoding: "gzip", body: compress(t, "gzip", []byte(`[`+strings.Repeat(ev+`,`, 20)+ev+`]`))},
+			req:        request{encoding: "gzip", body: compresstest.Compress(t, "gzip", []byte(`[`+strings.Repeat(ev+`,`, 20)+ev+`]`))},
 			wantStatus: 413,
 			wantMsg:    "decompressed request body is over the limit of 1024 bytes",
 		},
@@ -560,7 +561,7 @@ func TestHandlerSequence(t *testing.T) {
 	url := newTestServer(t, reg).url(DefaultConfig(), reg, sink)
 	first := []byte(`[` + testEvent(with("event", `"first"`), with("messageId", `"m-1"`)) + `,` +
 		testEvent(with("event", `""`), with("messageId", `"m-2"`)) + `]`)
-	second := compress(t, "gzip", []byte(`[`+testEvent(with("event", `"second one, longer"`), with("context", `{"userAgent":"UA"}`),
+	second := compresstest.Compress(t, "gzip", []byte(`[`+testEvent(with("event", `"second one, longer"`), with("context", `{"userAgent":"UA"}`),
 		with("sentAt", `"2026-11-01T10:00:00Z"`))+`,`+testEvent(with("appKey", `"nobody"`), without("type"))+`]`))
 	send := func(body []byte, enc string) {
 		t.Helper()

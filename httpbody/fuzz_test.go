@@ -1,4 +1,4 @@
-package ingest
+package httpbody
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // returns more than the limit, and fails only with a request error (400,
 // 413 or 415), so that a hostile body costs at most the limit.
 func FuzzDecompress(f *testing.F) {
-	f.Add([]byte(testEvent()), uint8(0), uint16(1024), true)
+	f.Add([]byte(testEvent(0)), uint8(0), uint16(1024), true)
 	f.Add(bytes.Repeat([]byte{'a'}, 4096), uint8(1), uint16(100), true) // a small bomb
 	f.Add([]byte("\x1f\x8b\x08\x00garbage"), uint8(0), uint16(64), false)
 	f.Add([]byte("\x28\xb5\x2f\xfdgarbage"), uint8(1), uint16(64), false)
@@ -37,13 +37,13 @@ func FuzzDecompress(f *testing.F) {
 				body = buf.Bytes()
 			}
 		}
-		out, err := decompress(nil, []byte(e), body, int(limit))
+		out, err := Decompress(nil, []byte(e), body, int(limit))
 		if err != nil {
-			var re *RequestError
+			var re *Error
 			if !errors.As(err, &re) {
-				t.Fatalf("%s: error %T %v; want a *RequestError", e, err, err)
+				t.Fatalf("%s: error %T %v; want a *Error", e, err, err)
 			}
-			if e == "br" && !errors.Is(err, ErrUnsupportedMediaType) {
+			if e == "br" && !errors.Is(err, ErrUnsupported) {
 				t.Fatalf("br: %v; want unsupported media type", err)
 			}
 			return
