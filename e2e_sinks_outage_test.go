@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,4 +299,78 @@ func TestE2ESinkOutageAndRestarts(t *testing.T) {
 
 	n, lost, dups := checkSinkObjects(t, flaky, be, all)
 	t.Logf("%d objects for %d events (%d lost, %d duplicated); %d requests refused during the outage", n, len(all.lines), lost, dups, flaky.refused.Load())
+}
+
+// TestE2ESinkDeletedUser checks the rule for deleted users: the files
+// built after DELETE /v1/users/profile leave out the user's events stored
+// before it, even those still waiting for their file when it came (the
+// store was down); the user's later events are a new start and go out;
+// files written before are left as they are.
+func TestE2ESinkDeletedUser(t *testing.T) {
+	flaky, be, url := newFlakyS3(t)
+	addr, _, stop := startServer(t, sinkConfig(url))
+	defer stop()
+	post := func(users []string, from, n int) {
+		t.Helper()
+		var batch []string
+		for i := from; i < from+n; i++ {
+			for _, u := range users {
+				batch = append(batch, userEvent(u, i))
+			}
+		}
+		decodeAnswer(t, postEvents(t, addr, "["+strings.Join(batch, ",")+"]"), http.StatusAccepted)
+	}
+	post([]string{"alice", "bob"}, 0, 30)
+	before := exportEvents(t, addr, "")
+	waitSinkDone(t, addr, demoApp, before.watermark)
+	written := objects(t, be, "lake", "p/"+demoApp+"/")
+
+	flaky.down.Store(true)
+	post([]string{"alice", "bob"}, 30, 20) // waiting for a file
+	if r := deleteUser(t, addr, "appKey="+demoApp+"&userId=alice", "Authorization: Bearer "+adminSecret); r.status != http.StatusOK {
+		t.Fatalf("DELETE alice: %d %s", r.status, r.body)
+	}
+	post([]string{"alice", "bob"}, 50, 5) // after the deletion: a new start
+	flaky.down.Store(false)
+	after := exportEvents(t, addr, "since="+strconv.FormatUint(before.watermark, 10))
+	waitSinkDone(t, addr, demoApp, after.watermark)
+
+	objs := objects(t, be, "lake", "p/"+demoApp+"/")
+	var keys []string
+	for k := range objs {
+		if strings.HasSuffix(k, "/_watermark.json") {
+			continue
+		}
+		if old, ok := written[k]; ok {
+			if !bytes.Equal(old, objs[k]) {
+				t.Errorf("object %s, written before the deletion, was rewritten", k)
+			}
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return seqRange(t, keys[i])[0] < seqRange(t, keys[j])[0] })
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, zstdLines(t, k, objs[k])...)
+	}
+	if strings.Join(lines, "\n") != strings.Join(after.lines, "\n") {
+		t.Errorf("the files after the deletion hold %d events; want the %d the export gives after watermark %d", len(lines), len(after.lines), before.watermark)
+	}
+	oldAlice, newAlice := 0, 0
+	for _, l := range lines {
+		for i := 30; i < 55; i++ {
+			if strings.Contains(l, fmt.Sprintf(`"marker":"alice-%d"`, i)) {
+				if i < 50 {
+					oldAlice++
+				} else {
+					newAlice++
+				}
+			}
+		}
+	}
+	if oldAlice != 0 || newAlice != 5 {
+		t.Errorf("files after the deletion hold %d of alice's events from before it and %d of the 5 after; want 0 and 5", oldAlice, newAlice)
+	}
+	t.Logf("%d files before the deletion kept, %d after with %d events (bob's 25, alice's 5 new)", len(written)-1, len(keys), len(lines))
 }
