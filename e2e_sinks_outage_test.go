@@ -168,7 +168,21 @@ func newFlakyS3(t *testing.T) (*flakyS3, *s3mem.Backend, string) {
 // exported events in none, and of events in more than one.
 func checkSinkObjects(t *testing.T, flaky *flakyS3, be *s3mem.Backend, all exported) (files, lost, dups int) {
 	t.Helper()
-	objs := objects(t, be, "lake", "p/"+demoApp+"/")
+	// _watermark.json is written after the progress /admin/sinks shows.
+	var wm struct {
+		Watermark uint64 `json:"watermark"`
+	}
+	var objs map[string][]byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		objs = objects(t, be, "lake", "p/"+demoApp+"/")
+		if json.Unmarshal(objs["p/"+demoApp+"/_watermark.json"], &wm) == nil && wm.Watermark >= all.watermark {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("_watermark.json %s; want a watermark of at least %d", objs["p/"+demoApp+"/_watermark.json"], all.watermark)
+			break
+		}
+	}
 	var keys []string
 	for k := range objs {
 		if !strings.HasSuffix(k, "/_watermark.json") {
@@ -210,12 +224,6 @@ func checkSinkObjects(t *testing.T, flaky *flakyS3, be *s3mem.Backend, all expor
 		}
 	}
 	flaky.mu.Unlock()
-	var wm struct {
-		Watermark uint64 `json:"watermark"`
-	}
-	if err := json.Unmarshal(objs["p/"+demoApp+"/_watermark.json"], &wm); err != nil || wm.Watermark < all.watermark {
-		t.Errorf("_watermark.json %s; want a watermark of at least %d", objs["p/"+demoApp+"/_watermark.json"], all.watermark)
-	}
 	return len(keys), lost, dups
 }
 
