@@ -53,6 +53,10 @@ type appState struct {
 		lastError   string
 		lastErrorAt time.Time
 		lastFileAt  time.Time
+		// watermarkPut is the watermark this process last put in
+		// _watermark.json: the object may be behind the progress (a
+		// crash or a failure right after the file) until they match.
+		watermarkPut uint64
 	}
 }
 
@@ -239,8 +243,11 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 		until, day = p.Pending.To, p.Pending.Day
 	} else {
 		var due bool
-		if until, due, err = s.due(snap, id, a, p.Done); err != nil || !due {
+		if until, due, err = s.due(snap, id, a, p.Done); err != nil {
 			return false, err
+		}
+		if !due {
+			return false, s.catchUpWatermark(ctx, a, p)
 		}
 	}
 
@@ -293,10 +300,27 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 	a.mu.lastFileAt = now
 	a.mu.Unlock()
 	s.log.Debug("sink file written", "app", a.key, "key", key, "events", f.rows, "bytes", len(f.data))
-	if err := s.putWatermark(uctx, a.key, p, now); err != nil {
+	if err := s.putWatermark(uctx, a, p, now); err != nil {
 		return true, err
 	}
 	return true, nil
+}
+
+// catchUpWatermark puts _watermark.json when no file is due and the object
+// may be behind the progress: on the first look after a start (the process
+// may have died between storing its progress and putting the object), after
+// a failed put of the object, and after a range of deleted users' events
+// only, which makes no file.
+func (s *sink) catchUpWatermark(ctx context.Context, a *appState, p progress) error {
+	a.mu.Lock()
+	put := a.mu.watermarkPut
+	a.mu.Unlock()
+	if p.Done == 0 || put >= p.Done {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return s.putWatermark(ctx, a, p, s.now())
 }
 
 // due counts the app's pending events after done and says whether a file
@@ -373,8 +397,14 @@ type watermarkFile struct {
 	UpdatedAt string `json:"updatedAt"`
 }
 
-func (s *sink) putWatermark(ctx context.Context, app string, p progress, now time.Time) error {
-	b, _ := json.Marshal(watermarkFile{Sink: s.cfg.Name, AppKey: app, Watermark: p.Done, LastFile: p.LastFile, Files: p.Files,
+func (s *sink) putWatermark(ctx context.Context, a *appState, p progress, now time.Time) error {
+	b, _ := json.Marshal(watermarkFile{Sink: s.cfg.Name, AppKey: a.key, Watermark: p.Done, LastFile: p.LastFile, Files: p.Files,
 		UpdatedAt: now.UTC().Format("2006-01-02T15:04:05.000Z07:00")})
-	return s.store.Put(ctx, s.cfg.Prefix+app+"/_watermark.json", b, "application/json")
+	if err := s.store.Put(ctx, s.cfg.Prefix+a.key+"/_watermark.json", b, "application/json"); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.mu.watermarkPut = max(a.mu.watermarkPut, p.Done)
+	a.mu.Unlock()
+	return nil
 }

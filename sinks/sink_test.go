@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-json"
 	"github.com/klauspost/compress/zstd"
 
 	"trove/config"
@@ -143,6 +144,9 @@ type memStore struct {
 	objects map[string][]byte
 	puts    map[string]int
 	refuse  int // puts of files to refuse before accepting
+	// refusePut is how many Puts (of _watermark.json) to refuse, and
+	// watermarkPuts counts those accepted.
+	refusePut, watermarkPuts int
 }
 
 func (m *memStore) PutNew(_ context.Context, key string, body []byte, _ string) error {
@@ -163,6 +167,11 @@ func (m *memStore) PutNew(_ context.Context, key string, body []byte, _ string) 
 func (m *memStore) Put(_ context.Context, key string, body []byte, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.refusePut > 0 {
+		m.refusePut--
+		return errors.New("503 Service Unavailable")
+	}
+	m.watermarkPuts++
 	m.objects[key] = bytes.Clone(body)
 	return nil
 }
@@ -281,5 +290,61 @@ func TestStepOutageAndExisting(t *testing.T) {
 	}
 	if len(seen) != 8 {
 		t.Errorf("%d events in the files; want 8", len(seen))
+	}
+}
+
+// TestWatermarkCatchesUp: _watermark.json is put again when it is behind
+// the progress and no file is due, after a failed put of it and after a
+// restart (the process may have died before putting it), and not again
+// once it is up to date.
+func TestWatermarkCatchesUp(t *testing.T) {
+	db := openDB(t)
+	st := &memStore{objects: map[string][]byte{}, puts: map[string]int{}, refusePut: 1}
+	cfg := config.Sink{Name: "lake", Prefix: "p/", Format: "ndjson.zst", Every: config.Duration(time.Hour), MaxEvents: 4}
+	now := func() time.Time { return time.Date(2026, 12, 3, 12, 0, 1, 0, time.UTC) }
+	newSink := func() *sink {
+		return &sink{cfg: cfg, db: db, store: st, log: slog.New(slog.DiscardHandler), now: now, apps: map[string]*appState{"app1": {key: "app1"}}}
+	}
+	watermark := func() uint64 {
+		t.Helper()
+		var w watermarkFile
+		if b, ok := st.objects["p/app1/_watermark.json"]; ok {
+			if err := json.Unmarshal(b, &w); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return w.Watermark
+	}
+	ctx := context.Background()
+	addEvents(t, db, "app1", "u1", "u2", "u3", "u4")
+	s := newSink()
+	if err := s.cycle(ctx); err == nil {
+		t.Fatal("a cycle whose put of _watermark.json failed succeeded")
+	}
+	if st.puts["p/app1/dt=2026-12-03/1-4.ndjson.zst"] != 1 || watermark() != 0 {
+		t.Fatalf("after the failed put: puts %v, watermark %d; want the file and no watermark", st.puts, watermark())
+	}
+	// No new event: the next cycle puts the watermark all the same.
+	if err := s.cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if watermark() != 4 {
+		t.Errorf("after the store came back, _watermark.json says %d; want 4", watermark())
+	}
+	for range 3 {
+		s.cycle(ctx)
+	}
+	if st.watermarkPuts != 1 {
+		t.Errorf("_watermark.json put %d times; want once while it is up to date", st.watermarkPuts)
+	}
+
+	// A restart that finds the object behind its progress (the process
+	// died between storing the progress and putting the object).
+	st.objects["p/app1/_watermark.json"] = []byte(`{"watermark":0}`)
+	if err := newSink().cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if watermark() != 4 || len(st.puts) != 1 {
+		t.Errorf("after a restart: _watermark.json says %d, puts %v; want 4 and no new file", watermark(), st.puts)
 	}
 }
