@@ -48,37 +48,123 @@ func compareEntryKeys(a, b entryKey) int {
 	return cmp.Or(cmp.Compare(a.slice, b.slice), cmp.Compare(a.app, b.app), cmp.Compare(a.fp, b.fp))
 }
 
-// pendingSet is a set of entries: almost all hold one sequence, in a map
-// without pointers (cheap for the collector); the others, with their refs.
+// pendingSet is a set of entries, kept as sorted runs: a commit appends
+// its entries as one run, and runs merge like a binary counter (a run
+// merges into the one before it while that one is no larger), so that a
+// commit costs an append and amortised O(log n) sequential copying, and a
+// set of n entries holds O(log n) runs that a lookup binary-searches. An
+// entry in a newer run replaces the same key in older ones. Entries hold
+// no pointers (cheap for the collector): almost all hold one sequence;
+// the others index their refs in multi.
 type pendingSet struct {
-	seqs  map[entryKey]uint64
-	multi map[entryKey][]dedupRef
+	runs  [][]pendingEntry // oldest first, each sorted by key, no key twice
+	multi [][]dedupRef
+	n     int // entries in all runs, a key in several runs counted in each
 }
 
-func (p *pendingSet) len() int { return len(p.seqs) + len(p.multi) }
+type pendingEntry struct {
+	k entryKey
+	v uint64 // the sequence, or pendingMulti|i for multi[i]
+}
+
+const pendingMulti = 1 << 63
+
+func comparePendingEntries(a, b pendingEntry) int { return compareEntryKeys(a.k, b.k) }
+
+func (p *pendingSet) len() int { return p.n }
+
+func (p *pendingSet) refsOf(e pendingEntry) []dedupRef {
+	if e.v&pendingMulti != 0 {
+		return p.multi[e.v&^pendingMulti]
+	}
+	return []dedupRef{{seq: e.v}}
+}
 
 func (p *pendingSet) get(k entryKey) ([]dedupRef, bool) {
-	if r, ok := p.multi[k]; ok {
-		return r, true
-	}
-	if s, ok := p.seqs[k]; ok {
-		return []dedupRef{{seq: s}}, true
+	for r := len(p.runs) - 1; r >= 0; r-- {
+		run := p.runs[r]
+		if i, ok := slices.BinarySearchFunc(run, k, func(e pendingEntry, k entryKey) int { return compareEntryKeys(e.k, k) }); ok {
+			return p.refsOf(run[i]), true
+		}
 	}
 	return nil, false
 }
 
-func (p *pendingSet) put(k entryKey, refs []dedupRef) {
-	if p.seqs == nil {
-		p.seqs = make(map[entryKey]uint64, 1024)
-		p.multi = map[entryKey][]dedupRef{}
-	}
-	if len(refs) == 1 && !refs[0].legacy {
-		delete(p.multi, k)
-		p.seqs[k] = refs[0].seq
+// add appends one commit's entries as a run; keys holds no key twice.
+func (p *pendingSet) add(keys []entryKey, refs [][]dedupRef) {
+	if len(keys) == 0 {
 		return
 	}
-	delete(p.seqs, k)
-	p.multi[k] = refs
+	run := make([]pendingEntry, len(keys))
+	for i, k := range keys {
+		run[i].k = k
+		if len(refs[i]) == 1 && !refs[i][0].legacy {
+			run[i].v = refs[i][0].seq
+		} else {
+			run[i].v = pendingMulti | uint64(len(p.multi))
+			p.multi = append(p.multi, refs[i])
+		}
+	}
+	if !slices.IsSortedFunc(run, comparePendingEntries) {
+		slices.SortFunc(run, comparePendingEntries)
+	}
+	p.runs = append(p.runs, run)
+	p.n += len(run)
+	for len(p.runs) >= 2 && len(p.runs[len(p.runs)-2]) <= len(p.runs[len(p.runs)-1]) {
+		p.mergeLast()
+	}
+}
+
+// mergeLast merges the newest run into the one before it.
+func (p *pendingSet) mergeLast() {
+	older, newer := p.runs[len(p.runs)-2], p.runs[len(p.runs)-1]
+	out := make([]pendingEntry, 0, len(older)+len(newer))
+	i, j := 0, 0
+	for i < len(older) && j < len(newer) {
+		switch c := compareEntryKeys(older[i].k, newer[j].k); {
+		case c < 0:
+			out = append(out, older[i])
+			i++
+		case c > 0:
+			out = append(out, newer[j])
+			j++
+		default: // the newer entry replaces the older
+			out = append(out, newer[j])
+			i++
+			j++
+		}
+	}
+	out = append(append(out, older[i:]...), newer[j:]...)
+	p.n -= len(older) + len(newer) - len(out)
+	p.runs = append(p.runs[:len(p.runs)-2], out)
+}
+
+// putUnder puts sorted entries, whose refs index multi, under the set's
+// runs, as its oldest. It takes entries over.
+func (p *pendingSet) putUnder(entries []pendingEntry, multi [][]dedupRef) {
+	if len(entries) == 0 {
+		return
+	}
+	off := uint64(len(p.multi))
+	p.multi = append(p.multi, multi...)
+	for i := range entries {
+		if entries[i].v&pendingMulti != 0 {
+			entries[i].v += off
+		}
+	}
+	p.runs = append([][]pendingEntry{entries}, p.runs...)
+	p.n += len(entries)
+}
+
+// sorted merges every run and returns the set's entries in key order.
+func (p *pendingSet) sorted() []pendingEntry {
+	for len(p.runs) >= 2 {
+		p.mergeLast()
+	}
+	if len(p.runs) == 0 {
+		return nil
+	}
+	return p.runs[0]
 }
 
 // pendingRefsLocked returns the refs of k in the pending set (the newest
@@ -96,9 +182,7 @@ func (x *dedupIndex) pendingRefsLocked(k entryKey) ([]dedupRef, bool) {
 func (db *DB) addPending(keys []entryKey, refs [][]dedupRef) {
 	x := &db.dedup
 	x.pending.Lock()
-	for i, k := range keys {
-		x.pending.cur.put(k, refs[i])
-	}
+	x.pending.cur.add(keys, refs)
 	n := x.pending.cur.len()
 	x.pending.Unlock()
 	switch {
@@ -134,23 +218,18 @@ func (db *DB) flushDedup() error {
 		x.pending.Unlock()
 		return nil
 	}
-	keys := make([]entryKey, 0, frozen.len())
-	for k := range frozen.seqs {
-		keys = append(keys, k)
-	}
-	for k := range frozen.multi {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareEntryKeys)
+	// Merged in a copy: lookups read frozen's runs meanwhile.
+	merged := pendingSet{runs: slices.Clone(frozen.runs), multi: frozen.multi}
+	entries := merged.sorted()
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	var key, val []byte
-	for _, k := range keys {
-		key = k.append(key[:0])
-		if s, ok := frozen.seqs[k]; ok {
-			val = binary.AppendUvarint(val[:0], s)
+	for _, e := range entries {
+		key = e.k.append(key[:0])
+		if e.v&pendingMulti == 0 {
+			val = binary.AppendUvarint(val[:0], e.v)
 		} else {
-			val = appendDedupRefs(val[:0], frozen.multi[k])
+			val = appendDedupRefs(val[:0], frozen.refsOf(e))
 		}
 		b.Set(key, val, nil)
 	}
@@ -159,13 +238,8 @@ func (db *DB) flushDedup() error {
 	// it indexes are, and Open rebuilds it from them.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		x.pending.Lock()
-		// Back into the current set, unless a newer commit replaced them.
-		for _, k := range keys {
-			if _, ok := x.pending.cur.get(k); !ok {
-				r, _ := frozen.get(k)
-				x.pending.cur.put(k, r)
-			}
-		}
+		// Back under the current set, whose newer entries replace them.
+		x.pending.cur.putUnder(entries, frozen.multi)
 		x.pending.frozen = pendingSet{}
 		x.pending.Unlock()
 		return fmt.Errorf("cannot write the dedup index: %w", err)
