@@ -21,6 +21,11 @@
 // up to 16 MiB raw, recompressed at zstd's best level in one atomic batch; that
 // is how small requests stop costing small, poorly compressed blocks.
 //
+// Pebble keeps the blocks' values out of its sstables, in blob files that
+// compactions carry forward by reference instead of rewriting (value
+// separation, db.go): the LSM compacts keys, and a block is written once at
+// flush. Every other namespace keeps its values next to its keys.
+//
 // Client-supplied messageIds are recorded in a dedup index, checked within
 // the dedup window; rejected events go to a per-app quarantine. Sequence
 // numbers survive restarts through a persisted lease (seq.go).
