@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 )
@@ -17,9 +19,12 @@ func TestCheckpoint(t *testing.T) {
 	if err := db.SetMeta("m", []byte("value")); err != nil {
 		t.Fatal(err)
 	}
-	// One commit in an sstable (hard-linked into the checkpoint), one in
-	// the WAL (copied).
-	before := commitEvents(t, db, newEvent{app, 1, "x"})
+	// One commit in an sstable and a blob file (hard-linked into the
+	// checkpoint), one in the WAL (copied). The first block is large and
+	// incompressible, so that Pebble separates it into a blob file.
+	big := make([]byte, 4096)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	before := commitEvents(t, db, newEvent{app, 1, hex.EncodeToString(big)})
 	if err := db.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +36,9 @@ func TestCheckpoint(t *testing.T) {
 	}
 	if ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst")); len(ssts) == 0 {
 		t.Error("the checkpoint holds no sstable; the test wants one")
+	}
+	if blobs, _ := filepath.Glob(filepath.Join(dir, "*.blob")); len(blobs) == 0 {
+		t.Error("the checkpoint holds no blob file; the test wants one")
 	}
 	if wm < before[1].seq {
 		t.Errorf("checkpoint watermark %d; want at least %d, the last sequence committed before it", wm, before[1].seq)
