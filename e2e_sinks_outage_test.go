@@ -382,3 +382,37 @@ func TestE2ESinkDeletedUser(t *testing.T) {
 	}
 	t.Logf("%d files before the deletion kept, %d after with %d events (bob's 25, alice's 5 new)", len(written)-1, len(keys), len(lines))
 }
+
+// TestE2ESinkHeldUploadDoesNotHoldIngest holds a sink's file PUT open
+// while clients go on sending: the sink reads committed events, like an
+// export, so every request is still acknowledged and exported while its
+// upload hangs, and the sink's watermark stays where it was until the
+// store answers. Then everything goes out, each event in one object.
+func TestE2ESinkHeldUploadDoesNotHoldIngest(t *testing.T) {
+	flaky, be, url := newFlakyS3(t)
+	addr, _, stop := startServer(t, sinkConfig(url))
+	defer stop()
+	g := newGate()
+	flaky.gate.Store(g)
+	parquetEvents(t, addr, demoApp, backendSecret, 0, 100)
+	key := g.held(t)
+	held := sinkApp(t, addr, demoApp).Watermark
+
+	// 40 more requests while the PUT hangs; each is acknowledged (the
+	// helper fails on anything but a 202) and exported at once.
+	for i := range 40 {
+		parquetEvents(t, addr, demoApp, backendSecret, 100+i*25, 25)
+	}
+	during := exportEvents(t, addr, "")
+	if len(during.lines) != 1100 {
+		t.Fatalf("while the sink's PUT of %s hangs, the export holds %d events; want the 1100 acknowledged", key, len(during.lines))
+	}
+	if w := sinkApp(t, addr, demoApp).Watermark; w != held {
+		t.Errorf("the sink's watermark moved from %d to %d while its PUT hung", held, w)
+	}
+
+	g.release <- true
+	waitSinkDone(t, addr, demoApp, during.watermark)
+	n, lost, dups := checkSinkObjects(t, flaky, be, during)
+	t.Logf("PUT of %s held during 40 requests; then %d objects for %d events (%d lost, %d duplicated)", key, n, len(during.lines), lost, dups)
+}
