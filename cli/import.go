@@ -271,7 +271,9 @@ func (s *lineSource) next() ([]byte, error) {
 	return bytes.Clone(bytes.TrimSpace(line)), nil
 }
 
-// importFile sends one input, resuming after the lines st says are done.
+// importFile sends one input, resuming after the lines st says are done:
+// a reader cuts the lines into batches, o.concurrency senders send them,
+// and the state advances over the batches done without a gap.
 func (o *importOptions) importFile(ctx context.Context, path string, st *importState, stderr io.Writer) (importTotals, error) {
 	var t importTotals
 	abs, err := filepath.Abs(path)
@@ -296,87 +298,23 @@ func (o *importOptions) importFile(ctx context.Context, path string, st *importS
 		return t, fmt.Errorf("%s: %w", path, err)
 	}
 	done := st.Files[abs]
-	// Skip what an earlier run did, and find the format from the first line.
-	lineNo := 0
-	var first []byte
-	var pending [][]byte
-	for {
-		line, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return t, fmt.Errorf("%s: %w", path, err)
-		}
-		lineNo++
-		if lineNo <= done {
-			if first == nil && len(line) > 0 {
-				first = line
-			}
-			continue
-		}
-		if first == nil && len(line) > 0 {
-			first = line
-		}
-		pending = append(pending, line)
-		if first != nil {
-			break
-		}
+	first, pending, lineNo, err := skipDone(src, done)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", path, err)
 	}
 	if first == nil || len(pending) == 0 {
 		fmt.Fprintf(stderr, "%s: nothing to import (%d lines done before)\n", path, done)
 		return t, nil
 	}
-	fmtName := o.format
-	if fmtName == "auto" {
-		detect := detectFormat
-		if o.kind == "profiles" {
-			detect = detectProfileFormat
-		}
-		if fmtName, err = detect(first); err != nil {
-			return t, fmt.Errorf("%s: %w", path, err)
-		}
+	f, err := o.formatOf(first)
+	if err != nil {
+		return t, fmt.Errorf("%s: %w", path, err)
 	}
-	table := formats
-	if o.kind == "profiles" {
-		table = profileFormats
-	}
-	f := table[fmtName]
-	if f == nil {
-		return t, fmt.Errorf("unknown --format %q for %s: use trove, segment, mixpanel or amplitude (profiles: trove or mixpanel)", fmtName, o.kind)
-	}
-
-	rejPath := path + ".rejected.ndjson"
-	var rej struct {
-		sync.Mutex
-		f       *os.File
-		n       int
-		reasons []string
-	}
-	reject := func(no int, line []byte, reason string) {
-		rej.Lock()
-		defer rej.Unlock()
-		if rej.f == nil {
-			var err error
-			if rej.f, err = os.Create(rejPath); err != nil {
-				return
-			}
-		}
-		rej.f.Write(line)
-		rej.f.Write([]byte{'\n'})
-		rej.n++
-		if len(rej.reasons) < 5 {
-			rej.reasons = append(rej.reasons, fmt.Sprintf("line %d: %s", no, reason))
-		}
-	}
-	defer func() {
-		if rej.f != nil {
-			rej.f.Close()
-		}
-	}()
+	rej := &rejectFile{path: path + ".rejected.ndjson"}
+	defer rej.close()
 	// An earlier run's rejected lines are superseded by this run's.
 	if done == 0 {
-		os.Remove(rejPath)
+		os.Remove(rej.path)
 	}
 
 	start := time.Now()
@@ -384,13 +322,45 @@ func (o *importOptions) importFile(ctx context.Context, path string, st *importS
 	results := make(chan batchResult, o.concurrency*2)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	o.startSenders(ctx, f, rej, batches, results)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		err := o.readBatches(ctx, src, f, pending, lineNo, batches)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		readErr <- err
+	}()
+	firstErr := o.collect(results, abs, st, &t, cancel)
+	if err := <-readErr; err != nil && firstErr == nil && !errors.Is(err, context.Canceled) {
+		firstErr = err
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	if o.state != "" {
+		if err := o.saveState(st); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	o.report(stderr, path, f, t, rej, time.Since(start))
+	if firstErr != nil {
+		return t, fmt.Errorf("%s: %w (the lines before line %d are done; run again with --state to continue)", path, firstErr, st.Files[abs]+1)
+	}
+	return t, nil
+}
+
+// startSenders starts o.concurrency senders of batches, whose results go
+// to results, closed once they have all returned.
+func (o *importOptions) startSenders(ctx context.Context, f *importFormat, rej *rejectFile, batches <-chan *importBatch, results chan<- batchResult) {
 	var wg sync.WaitGroup
 	for range o.concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				res := o.send(ctx, f, b, reject)
+				res := o.send(ctx, f, b, rej.add)
 				select {
 				case results <- res:
 				case <-ctx.Done():
@@ -399,70 +369,172 @@ func (o *importOptions) importFile(ctx context.Context, path string, st *importS
 			}
 		}()
 	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(batches)
-		seq := 0
-		b := &importBatch{first: lineNo - len(pending) + 1}
-		size := 0
-		maxBytes := 4 << 20
-		if f.path == "/v1/batch" {
-			maxBytes = 400 << 10 // Segment's 500 KB per batch, with room to spare
-		}
-		flush := func(next int) bool {
-			if len(b.lines) == 0 {
-				b.first = next
-				return true
-			}
-			b.seq, b.end = seq, next-1
-			seq++
-			select {
-			case batches <- b:
-			case <-ctx.Done():
-				return false
-			}
-			b, size = &importBatch{first: next}, 0
-			return true
-		}
-		add := func(line []byte) bool {
-			b.lines = append(b.lines, line)
-			size += len(line)
-			if len(b.lines) >= o.batch || size >= maxBytes {
-				return flush(lineNo + 1)
-			}
-			return true
-		}
-		for _, l := range pending {
-			if !add(l) {
-				readErr <- ctx.Err()
-				return
-			}
-		}
-		for {
-			line, err := src.next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				readErr <- fmt.Errorf("%s: %w", path, err)
-				return
-			}
-			lineNo++
-			if !add(line) {
-				readErr <- ctx.Err()
-				return
-			}
-		}
-		flush(lineNo + 1)
-		readErr <- nil
-	}()
 	go func() {
 		wg.Wait()
 		close(results)
 	}()
+}
 
-	// Collect results in any order; the state advances over the batches
-	// done without a gap.
+// report prints a file's summary line, and the first rejected lines.
+func (o *importOptions) report(stderr io.Writer, path string, f *importFormat, t importTotals, rej *rejectFile, el time.Duration) {
+	rejNote := ""
+	if rej.n > 0 {
+		rejNote = fmt.Sprintf(" (%d in %s)", rej.n, rej.path)
+	}
+	fmt.Fprintf(stderr, "%s (%s): %d lines sent, %d stored, %d duplicates, %d rejected%s, in %s (%.0f lines/s)\n",
+		path, f.name, t.lines, t.accepted, t.duplicates, t.rejected, rejNote, el.Round(time.Millisecond), float64(t.lines)/max(el.Seconds(), 1e-9))
+	for _, r := range rej.reasons {
+		fmt.Fprintln(stderr, "  rejected", r)
+	}
+	if t.rejected > rej.n {
+		fmt.Fprintf(stderr, "  %d more rejected lines were not named by the server: GET /v1/export/rejected?appKey=%s has them all\n", t.rejected-rej.n, o.app)
+	}
+}
+
+// skipDone reads past the done lines an earlier run sent, and returns the
+// input's first non-empty line (which tells its format), the lines read
+// that are not done yet, and the number of lines read.
+func skipDone(src *lineSource, done int) (first []byte, pending [][]byte, lineNo int, err error) {
+	for {
+		line, err := src.next()
+		if errors.Is(err, io.EOF) {
+			return first, pending, lineNo, nil
+		}
+		if err != nil {
+			return nil, nil, lineNo, err
+		}
+		lineNo++
+		if first == nil && len(line) > 0 {
+			first = line
+		}
+		if lineNo <= done {
+			continue
+		}
+		pending = append(pending, line)
+		if first != nil {
+			return first, pending, lineNo, nil
+		}
+	}
+}
+
+// formatOf returns the format of --format, or the one first's shape says
+// when it is "auto".
+func (o *importOptions) formatOf(first []byte) (*importFormat, error) {
+	name := o.format
+	if name == "auto" {
+		detect := detectFormat
+		if o.kind == "profiles" {
+			detect = detectProfileFormat
+		}
+		var err error
+		if name, err = detect(first); err != nil {
+			return nil, err
+		}
+	}
+	table := formats
+	if o.kind == "profiles" {
+		table = profileFormats
+	}
+	f := table[name]
+	if f == nil {
+		return nil, fmt.Errorf("unknown --format %q for %s: use trove, segment, mixpanel or amplitude (profiles: trove or mixpanel)", name, o.kind)
+	}
+	return f, nil
+}
+
+// rejectFile keeps the lines the server rejected, in FILE.rejected.ndjson
+// (created at the first), and the first few reasons for the summary.
+type rejectFile struct {
+	path    string
+	mu      sync.Mutex
+	f       *os.File
+	n       int
+	reasons []string
+}
+
+func (r *rejectFile) add(no int, line []byte, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		var err error
+		if r.f, err = os.Create(r.path); err != nil {
+			return
+		}
+	}
+	r.f.Write(line)
+	r.f.Write([]byte{'\n'})
+	r.n++
+	if len(r.reasons) < 5 {
+		r.reasons = append(r.reasons, fmt.Sprintf("line %d: %s", no, reason))
+	}
+}
+
+func (r *rejectFile) close() {
+	if r.f != nil {
+		r.f.Close()
+	}
+}
+
+// readBatches cuts pending and the rest of src into batches of o.batch
+// lines (and at most a few MiB) numbered in order; lineNo is the number of
+// lines read before.
+func (o *importOptions) readBatches(ctx context.Context, src *lineSource, f *importFormat, pending [][]byte, lineNo int, batches chan<- *importBatch) error {
+	seq := 0
+	b := &importBatch{first: lineNo - len(pending) + 1}
+	size := 0
+	maxBytes := 4 << 20
+	if f.path == "/v1/batch" {
+		maxBytes = 400 << 10 // Segment's 500 KB per batch, with room to spare
+	}
+	flush := func(next int) bool {
+		if len(b.lines) == 0 {
+			b.first = next
+			return true
+		}
+		b.seq, b.end = seq, next-1
+		seq++
+		select {
+		case batches <- b:
+		case <-ctx.Done():
+			return false
+		}
+		b, size = &importBatch{first: next}, 0
+		return true
+	}
+	add := func(line []byte) bool {
+		b.lines = append(b.lines, line)
+		size += len(line)
+		if len(b.lines) >= o.batch || size >= maxBytes {
+			return flush(lineNo + 1)
+		}
+		return true
+	}
+	for _, l := range pending {
+		if !add(l) {
+			return ctx.Err()
+		}
+	}
+	for {
+		line, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		lineNo++
+		if !add(line) {
+			return ctx.Err()
+		}
+	}
+	flush(lineNo + 1)
+	return nil
+}
+
+// collect adds up the results, in any order, into t, advances the state
+// of the file abs over the batches done without a gap (saving it every
+// 200 ms), and returns the first error, after which it cancels the rest.
+func (o *importOptions) collect(results <-chan batchResult, abs string, st *importState, t *importTotals, cancel func()) error {
 	finished := map[int]int{}
 	next := 0
 	var firstErr error
@@ -494,34 +566,7 @@ func (o *importOptions) importFile(ctx context.Context, path string, st *importS
 			lastSave = time.Now()
 		}
 	}
-	if err := <-readErr; err != nil && firstErr == nil && !errors.Is(err, context.Canceled) {
-		firstErr = err
-	}
-	if bar != nil {
-		bar.Finish()
-	}
-	if o.state != "" {
-		if err := o.saveState(st); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	el := time.Since(start)
-	rejNote := ""
-	if rej.n > 0 {
-		rejNote = fmt.Sprintf(" (%d in %s)", rej.n, rejPath)
-	}
-	fmt.Fprintf(stderr, "%s (%s): %d lines sent, %d stored, %d duplicates, %d rejected%s, in %s (%.0f lines/s)\n",
-		path, f.name, t.lines, t.accepted, t.duplicates, t.rejected, rejNote, el.Round(time.Millisecond), float64(t.lines)/max(el.Seconds(), 1e-9))
-	for _, r := range rej.reasons {
-		fmt.Fprintln(stderr, "  rejected", r)
-	}
-	if t.rejected > rej.n {
-		fmt.Fprintf(stderr, "  %d more rejected lines were not named by the server: GET /v1/export/rejected?appKey=%s has them all\n", t.rejected-rej.n, o.app)
-	}
-	if firstErr != nil {
-		return t, fmt.Errorf("%s: %w (the lines before line %d are done; run again with --state to continue)", path, firstErr, st.Files[abs]+1)
-	}
-	return t, nil
+	return firstErr
 }
 
 // saveState writes the state file atomically.
