@@ -78,7 +78,7 @@ var SinkFormats = []string{"parquet", "ndjson.zst"}
 var sinkNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // validateSinks appends the problems of the [[sinks]] entries to bad.
-func (cfg *Config) validateSinks(bad func(key, format string, args ...any)) {
+func (cfg *Config) validateSinks(bad badFunc) {
 	names := map[string]bool{}
 	for i, s := range cfg.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
@@ -314,7 +314,7 @@ func Default() Config {
 
 // checkSchemaPolicy reports bad schema_mode and schema_unknown values under
 // prefix; inherit says "" (take the [ingest] value) is allowed.
-func checkSchemaPolicy(bad func(key, format string, args ...any), prefix, mode, unknown string, inherit bool) {
+func checkSchemaPolicy(bad badFunc, prefix, mode, unknown string, inherit bool) {
 	if !(inherit && mode == "") && mode != "off" && mode != "warn" && mode != "reject" {
 		bad(prefix+"schema_mode", "%q is not one of off, warn, reject", mode)
 	}
@@ -426,6 +426,20 @@ func (cfg *Config) Validate() error {
 	default:
 		bad("log_format", "%q is not one of auto, json, text", cfg.LogFormat)
 	}
+	cfg.validateLimits(bad)
+	cfg.validateHTTP(bad)
+	checkSchemaPolicy(bad, "ingest.", cfg.Ingest.SchemaMode, cfg.Ingest.SchemaUnknown, false)
+	keys := cfg.validateApps(bad)
+	cfg.validateTokens(bad, keys)
+	cfg.validateSinks(bad)
+	return errors.Join(errs...)
+}
+
+// badFunc records one problem with a key.
+type badFunc func(key, format string, args ...any)
+
+// validateLimits checks the [ingest], [profiles] and [storage] sizes.
+func (cfg *Config) validateLimits(bad badFunc) {
 	in := &cfg.Ingest
 	if in.MaxEventBytes < 256 {
 		bad("ingest.max_event_bytes", "must be at least 256, got %d", in.MaxEventBytes)
@@ -466,6 +480,10 @@ func (cfg *Config) Validate() error {
 	if cfg.Storage.DedupFilterMemory < 4<<20 {
 		bad("storage.dedup_filter_memory", "must be at least 4MiB (a slice's first filter takes 2MiB), got %d bytes", int64(cfg.Storage.DedupFilterMemory))
 	}
+}
+
+// validateHTTP checks [http].
+func (cfg *Config) validateHTTP(bad badFunc) {
 	h := &cfg.HTTP
 	for _, d := range []struct {
 		key string
@@ -487,7 +505,11 @@ func (cfg *Config) Validate() error {
 	if m := h.MaxBodyMemory; m != 0 && m < 1<<20 {
 		bad("http.max_body_memory", "must be 0 (unbounded) or at least 1MiB, got %d bytes", int64(m))
 	}
-	checkSchemaPolicy(bad, "ingest.", cfg.Ingest.SchemaMode, cfg.Ingest.SchemaUnknown, false)
+}
+
+// validateApps checks [[apps]] and returns every app_key and api_key
+// declared.
+func (cfg *Config) validateApps(bad badFunc) map[string]bool {
 	keys := map[string]bool{}
 	for i, a := range cfg.Apps {
 		p := fmt.Sprintf("apps[%d]", i)
@@ -524,6 +546,11 @@ func (cfg *Config) Validate() error {
 			bad(p+".rate_burst", "has no effect while rate_limit is 0 (unlimited): set rate_limit too")
 		}
 	}
+	return keys
+}
+
+// validateTokens checks [[tokens]] against the declared app keys.
+func (cfg *Config) validateTokens(bad badFunc, keys map[string]bool) {
 	for i, t := range cfg.Tokens {
 		p := fmt.Sprintf("tokens[%d]", i)
 		if t.Name == "" {
@@ -558,6 +585,4 @@ func (cfg *Config) Validate() error {
 			}
 		}
 	}
-	cfg.validateSinks(bad)
-	return errors.Join(errs...)
 }
