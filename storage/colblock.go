@@ -319,6 +319,9 @@ func appendColumnarBlockVersion(dst []byte, evs []blockEvent, codec, ver byte) [
 	return e.encode(dst, evs, codec, ver)
 }
 
+// encode writes the columnar block of evs: section by section, in the
+// order decodeSection1 and rebuild read them, so the two can be read side
+// by side; that is why it is one long function.
 func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec, ver byte) []byte {
 	// The eventTime column holds each canonical eventTime's ns less its
 	// event's time in ns, which is nothing but its digits below the
@@ -536,7 +539,9 @@ const (
 	nHead
 )
 
-// addEvent finds the values of ev to extract and adds its head columns.
+// addEvent finds the values of ev to extract and adds its head columns. It
+// is the merger's per-event scan, one pass over the event's bytes with its
+// position in locals, which is why it is not split.
 func (e *colEncoder) addEvent(ev *blockEvent) {
 	body := ev.body
 	var last [nHead]span // the last top-level value of each head field

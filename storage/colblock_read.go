@@ -132,7 +132,9 @@ type colState struct {
 	unesc             []byte
 }
 
-// decodeSection1 parses the head columns of section 1, d.s1.
+// decodeSection1 parses the head columns of section 1, d.s1. It is one
+// pass over the section, column after column in the order they are
+// written (colEncoder.encode), which is why it is one long function.
 func (d *decodedBlock) decodeSection1() error {
 	n := d.h.count
 	r := byteReader{b: d.s1}
@@ -502,6 +504,10 @@ func (d *decodedBlock) setEmpty() {
 // rebuild writes the bodies of a columnar block from its templates and
 // columns into d.raw. With keep, only the events keep marks stay, and the
 // others are dropped from seqs and times too.
+//
+// It is long on purpose: it is the per-event loop of every columnar export
+// (W4), and its cursors into the ~25 columns stay in locals rather than
+// travel through calls for each of the block's events.
 func (d *decodedBlock) rebuild(keep []bool) error {
 	n := d.h.count
 	// Bodies are rebuilt in section 2's order into stage, then copied in

@@ -203,23 +203,8 @@ func spanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 	}
 }
 
-// Open opens (creating if needed) the store in dir.
-func Open(dir string, opts Options) (*DB, error) {
-	if opts.CacheSize == 0 {
-		opts.CacheSize = 64 << 20
-	}
-	if opts.MergeTargetBytes == 0 {
-		opts.MergeTargetBytes = 16 << 20
-	}
-	if opts.ReadBudget == 0 {
-		opts.ReadBudget = 16 << 20
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	cache := pebble.NewCache(opts.CacheSize)
-	defer cache.Unref()
+// pebbleOptions returns the options the store opens Pebble with.
+func pebbleOptions(opts Options, cache *pebble.Cache, log *slog.Logger) *pebble.Options {
 	po := &pebble.Options{
 		Cache:                       cache,
 		MemTableSize:                16 << 20,
@@ -249,6 +234,27 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.fs != nil {
 		po.FS = opts.fs
 	}
+	return po
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
+	if opts.MergeTargetBytes == 0 {
+		opts.MergeTargetBytes = 16 << 20
+	}
+	if opts.ReadBudget == 0 {
+		opts.ReadBudget = 16 << 20
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := pebbleOptions(opts, cache, log)
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)

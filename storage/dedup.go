@@ -477,6 +477,10 @@ type storedHead struct {
 // one iterator, and reports for each checked key whether it is a
 // duplicate. prev receives, for keys whose fingerprint already has an
 // entry in slice cur, that entry's refs (so that the new entry keeps them).
+//
+// One function because its three steps share one iterator and one pass in
+// key order: the pending set, the index entries, then the reads of the
+// stored events that verify a fingerprint match.
 func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCandidate, cur uint32, dup []bool, prev map[int][]dedupRef) error {
 	x := &db.dedup
 	slices.SortFunc(cands, func(a, b dedupCandidate) int {

@@ -259,59 +259,7 @@ func (w *Writer) Commit() error {
 		return err
 	}
 	w.ensureBatch()
-	if len(w.events) > 0 {
-		if w.n == 0 {
-			panic("BUG: events added without Alloc")
-		}
-		last := w.first + uint64(w.n) - 1
-		// Group by app, then by day; each (app, day) becomes one block.
-		slices.SortFunc(w.events, func(a, b pendingEvent) int {
-			if a.app != b.app {
-				if a.app < b.app {
-					return -1
-				}
-				return 1
-			}
-			da, db := DayOf(a.ev.time), DayOf(b.ev.time)
-			if da != db {
-				if da < db {
-					return -1
-				}
-				return 1
-			}
-			return 0
-		})
-		evs := slices.Grow(w.evs[:0], len(w.events))[:len(w.events)]
-		w.evs = evs
-		for i := range w.events {
-			evs[i] = w.events[i].ev
-		}
-		for i := 0; i < len(w.events); {
-			app := w.events[i].app
-			g := groupValue{last: last}
-			for i < len(w.events) && w.events[i].app == app {
-				day := DayOf(w.events[i].ev.time)
-				j := i
-				for j < len(w.events) && w.events[j].app == app && DayOf(w.events[j].ev.time) == day {
-					j++
-				}
-				block := evs[i:j]
-				sortBlockEvents(block)
-				w.keyBuf = appendBlockKey(w.keyBuf[:0], app, day, w.first)
-				w.valBuf, w.scratch = appendBlockValue(w.valBuf[:0], w.scratch, block, false /* best */)
-				w.batch.Set(w.keyBuf, w.valBuf, nil)
-				g.count += j - i
-				for _, e := range block {
-					g.rawBytes += len(e.body)
-				}
-				g.days = append(g.days, day)
-				i = j
-			}
-			w.keyBuf = appendGroupKey(w.keyBuf[:0], app, w.first)
-			w.valBuf = appendGroupValue(w.valBuf[:0], &g)
-			w.batch.Set(w.keyBuf, w.valBuf, nil)
-		}
-	}
+	w.appendBlocks()
 	slice, dedupKeys, dedupRefs := w.dedupEntries()
 	if w.batch.Empty() {
 		return nil
@@ -336,6 +284,65 @@ func (w *Writer) Commit() error {
 	w.finish()
 	w.db.kickMerge()
 	return nil
+}
+
+// appendBlocks adds the writer's events to its batch: per app one group,
+// and in it one block per eventTime day.
+func (w *Writer) appendBlocks() {
+	if len(w.events) == 0 {
+		return
+	}
+	if w.n == 0 {
+		panic("BUG: events added without Alloc")
+	}
+	last := w.first + uint64(w.n) - 1
+	// Group by app, then by day; each (app, day) becomes one block.
+	slices.SortFunc(w.events, func(a, b pendingEvent) int {
+		if a.app != b.app {
+			if a.app < b.app {
+				return -1
+			}
+			return 1
+		}
+		da, db := DayOf(a.ev.time), DayOf(b.ev.time)
+		if da != db {
+			if da < db {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	evs := slices.Grow(w.evs[:0], len(w.events))[:len(w.events)]
+	w.evs = evs
+	for i := range w.events {
+		evs[i] = w.events[i].ev
+	}
+	for i := 0; i < len(w.events); {
+		app := w.events[i].app
+		g := groupValue{last: last}
+		for i < len(w.events) && w.events[i].app == app {
+			day := DayOf(w.events[i].ev.time)
+			j := i
+			for j < len(w.events) && w.events[j].app == app && DayOf(w.events[j].ev.time) == day {
+				j++
+			}
+			block := evs[i:j]
+			sortBlockEvents(block)
+			w.keyBuf = appendBlockKey(w.keyBuf[:0], app, day, w.first)
+			w.valBuf, w.scratch = appendBlockValue(w.valBuf[:0], w.scratch, block, false /* best */)
+			w.batch.Set(w.keyBuf, w.valBuf, nil)
+			g.count += j - i
+			for _, e := range block {
+				g.rawBytes += len(e.body)
+			}
+			g.days = append(g.days, day)
+			i = j
+		}
+		w.keyBuf = appendGroupKey(w.keyBuf[:0], app, w.first)
+		w.valBuf = appendGroupValue(w.valBuf[:0], &g)
+		w.batch.Set(w.keyBuf, w.valBuf, nil)
+	}
 }
 
 // dedupEntries returns the index entries of the keyed events, in the slice
