@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // valueV2 is the version byte of a columnar block value with times in
@@ -156,14 +154,8 @@ const (
 // bytes per event), encoding 45-75 MB/s against 95-110 on a shared core
 // (BenchmarkMergedBlockSize), which is still faster than row blocks at the
 // same level (20-45 MB/s): columns are easier to compress than whole
-// bodies. The merger runs in the background; bytes on disk stay.
-var colEnc = func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return e
-}()
+// bodies. The merger runs in the background; bytes on disk stay. The
+// encoder is encodeBest's (values.go).
 
 // colDict builds a dict: the distinct values of a column, most used first.
 type colDict struct {
@@ -424,13 +416,13 @@ func (e *colEncoder) encode(dst []byte, evs []blockEvent, codec, ver byte) []byt
 		// The first section's stored length goes before it: compress it
 		// into the tail of dst, then move it behind its lengths.
 		mark := len(dst)
-		dst = colEnc.EncodeAll(s1, dst)
+		dst = encodeBest(s1, dst)
 		c1 := slices.Clone(dst[mark:])
 		dst = binary.AppendUvarint(dst[:mark], uint64(len(c1)))
 		dst = binary.AppendUvarint(dst, uint64(len(s1)))
 		dst = binary.AppendUvarint(dst, uint64(len(s2)))
 		dst = append(dst, c1...)
-		return colEnc.EncodeAll(s2, dst)
+		return encodeBest(s2, dst)
 	case codecNone:
 		dst = binary.AppendUvarint(dst, uint64(len(s1)))
 		dst = binary.AppendUvarint(dst, uint64(len(s1)))
