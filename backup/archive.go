@@ -229,6 +229,80 @@ func readArchive(r io.Reader, file func(f File, body io.Reader) error) (*Manifes
 		return invalidf("it is damaged: %v", err)
 	}
 
+	m, err := readManifest(tr, broken)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := readFiles(tr, m, file, broken); err != nil {
+		return nil, err
+	}
+	// The rest of the zstd stream: tar padding, then the frame's end and
+	// checksum.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return nil, broken(err)
+	}
+	return m, nil
+}
+
+// readFiles reads the store files after the manifest, checking each
+// against the manifest m, and hands each to file (when not nil).
+func readFiles(tr *tar.Reader, m *Manifest, file func(f File, body io.Reader) error, broken func(error) error) error {
+	next, sawDir := 0, false
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return broken(err)
+		}
+		if err := checkName(hdr.Name); err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeSymlink, tar.TypeLink:
+			return invalidf("entry %q is a link; a backup holds no links", hdr.Name)
+		case tar.TypeDir:
+			if hdr.Name != storeDir+"/" || sawDir || next > 0 {
+				return invalidf("unexpected directory %q", hdr.Name)
+			}
+			sawDir = true
+			continue
+		case tar.TypeReg:
+		default:
+			return invalidf("entry %q is of type %q; a backup holds only regular files", hdr.Name, hdr.Typeflag)
+		}
+		if err := checkStoreFile(hdr.Name); err != nil {
+			return err
+		}
+		if next >= len(m.Files) || m.Files[next].Name != hdr.Name {
+			return invalidf("entry %q is not the next file its manifest lists", hdr.Name)
+		}
+		f := m.Files[next]
+		if hdr.Size != f.Size {
+			return invalidf("entry %q has %d bytes; its manifest says %d", hdr.Name, hdr.Size, f.Size)
+		}
+		next++
+		if file != nil {
+			if err := file(f, tr); err != nil {
+				return broken(err)
+			}
+		}
+		// Whatever the callback left unread still goes through the checks.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return broken(err)
+		}
+	}
+	if next < len(m.Files) {
+		return invalidf("it ends early: %d of the %d files its manifest lists are missing (a truncated archive?)", len(m.Files)-next, len(m.Files))
+	}
+	return nil
+}
+
+// readManifest reads and checks the archive's first entry, its manifest;
+// broken explains a read error.
+func readManifest(tr *tar.Reader, broken func(error) error) (*Manifest, error) {
 	hdr, err := tr.Next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -272,61 +346,6 @@ func readArchive(r io.Reader, file func(f File, body io.Reader) error) (*Manifes
 		if i > 0 && f.Name <= m.Files[i-1].Name {
 			return nil, invalidf("its manifest lists %s out of order or twice", f.Name)
 		}
-	}
-
-	next, sawDir := 0, false
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, broken(err)
-		}
-		if err := checkName(hdr.Name); err != nil {
-			return nil, err
-		}
-		switch hdr.Typeflag {
-		case tar.TypeSymlink, tar.TypeLink:
-			return nil, invalidf("entry %q is a link; a backup holds no links", hdr.Name)
-		case tar.TypeDir:
-			if hdr.Name != storeDir+"/" || sawDir || next > 0 {
-				return nil, invalidf("unexpected directory %q", hdr.Name)
-			}
-			sawDir = true
-			continue
-		case tar.TypeReg:
-		default:
-			return nil, invalidf("entry %q is of type %q; a backup holds only regular files", hdr.Name, hdr.Typeflag)
-		}
-		if err := checkStoreFile(hdr.Name); err != nil {
-			return nil, err
-		}
-		if next >= len(m.Files) || m.Files[next].Name != hdr.Name {
-			return nil, invalidf("entry %q is not the next file its manifest lists", hdr.Name)
-		}
-		f := m.Files[next]
-		if hdr.Size != f.Size {
-			return nil, invalidf("entry %q has %d bytes; its manifest says %d", hdr.Name, hdr.Size, f.Size)
-		}
-		next++
-		if file != nil {
-			if err := file(f, tr); err != nil {
-				return nil, broken(err)
-			}
-		}
-		// Whatever the callback left unread still goes through the checks.
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return nil, broken(err)
-		}
-	}
-	if next < len(m.Files) {
-		return nil, invalidf("it ends early: %d of the %d files its manifest lists are missing (a truncated archive?)", len(m.Files)-next, len(m.Files))
-	}
-	// The rest of the zstd stream: tar padding, then the frame's end and
-	// checksum.
-	if _, err := io.Copy(io.Discard, zr); err != nil {
-		return nil, broken(err)
 	}
 	return m, nil
 }
