@@ -228,31 +228,10 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("cannot create data directory: %w", err)
-	}
-	start := time.Now()
-	retention := cfg.RetentionPolicy()
-	db, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{
-		Sync:             cfg.Ingest.Sync,
-		CacheSize:        int64(cfg.Storage.CacheSize),
-		DedupWindow:      cfg.Ingest.DedupWindow.Std(),
-		DedupFilterBytes: int(cfg.Storage.DedupFilterMemory),
-		ColumnarBlocks:   cfg.Storage.ColumnarBlocks,
-		MergeInterval:    cfg.Storage.MergeInterval.Std(),
-		MergeMinAge:      cfg.Storage.MergeMinAge.Std(),
-		Retention:        retention,
-		MinFreeDisk:      uint64(cfg.Storage.MinFreeDisk),
-		FreeSpace:        freeSpaceHook,
-		MemFS:            storeFSHook,
-		Now:              clockHook,
-		CommitHook:       commitHook,
-		Logger:           log,
-	})
+	db, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("store opened", "dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond).String(), "sync", cfg.Ingest.Sync)
 	closeStore := closeStoreOnce(db, log)
 	// On the way out before serving; a shutdown closes it within its plan.
 	defer closeStore(time.Time{})
@@ -261,52 +240,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	icfg := ingest.Config{
-		Sync:            cfg.Ingest.Sync,
-		DedupWindow:     cfg.Ingest.DedupWindow.Std(),
-		SkewThreshold:   cfg.Ingest.SkewThreshold.Std(),
-		MaxFuture:       cfg.Ingest.MaxFuture.Std(),
-		MaxEventBytes:   int(cfg.Ingest.MaxEventBytes),
-		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
-		MaxAttributes:   cfg.Ingest.MaxAttributes,
-		Retention:       retention,
-	}
-	ih := ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})
-	contracts, err := schema.Open(db, schemaPolicy(&cfg))
-	if err != nil {
-		return err
-	}
-	ih.SetContracts(contracts)
-	if clockHook != nil {
-		ih.SetClock(clockHook)
-	}
-	eh := export.NewHandler(db, reg, log)
-	pcfg := profile.Config{
-		MaxProfiles:     cfg.Profiles.MaxProfiles,
-		MaxFields:       cfg.Profiles.MaxFields,
-		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
-	}
-	ph := profile.NewHandler(pcfg, reg, db)
-	limiter := newRateLimiter(cfg)
-	ih.SetLimiter(limiter)
-	ph.SetLimiter(limiter)
-	sh := segment.NewHandler(reg, ih, ph)
-	sh.SetLimiter(limiter)
-	aliases := map[string]string{}
-	for _, a := range cfg.Apps {
-		for _, k := range a.APIKeys {
-			aliases[k] = a.AppKey
-		}
-	}
-	cc := compat.New(compat.Config{Aliases: aliases, MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes)}, reg, ih, ph)
-	cc.SetLimiter(limiter)
-	pgh := posthog.NewHandler(cc)
-	amh := amplitude.NewHandler(cc)
-	mph := mixpanel.NewHandler(cc)
-	ah := admin.NewHandler(reg, db, log)
-	ah.SetDataDir(cfg.DataDir)
-	ah.SetSchemas(contracts)
-	sm, err := sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: sinkTransportHook})
+	a, err := newAPIs(cfg, db, reg, log)
 	if err != nil {
 		return err
 	}
@@ -320,7 +254,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		Metrics: func(w io.Writer) {
 			storeMetrics(w)
 			var b bytes.Buffer
-			sm.WriteMetrics(&b)
+			a.sinks.WriteMetrics(&b)
 			obs.Expose(w, b.Bytes())
 		},
 		Listener:       listenerHook,
@@ -331,38 +265,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		MaxConnsPerIP:  cfg.HTTP.MaxConnsPerIP,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes),
 		MaxBodyMemory:  int64(cfg.HTTP.MaxBodyMemory),
-	}, reg, web.Handlers{
-		Events:         ih.Events,
-		ExportEvents:   eh.Events,
-		ExportRejected: eh.Rejected,
-		ExportProfiles: eh.Profiles,
-		StreamEvents:   eh.Stream,
-		ProfileUpdate:  ph.Update,
-		ProfileGet:     ph.Get,
-		ProfileDelete:  ph.Delete,
-		Backup:         backup.NewHandler(db, cfg.DataDir, version, log).Backup,
-
-		AdminCreateApp:   ah.CreateApp,
-		AdminListApps:    ah.ListApps,
-		AdminCreateToken: ah.CreateToken,
-		AdminListTokens:  ah.ListTokens,
-		AdminRevokeToken: ah.RevokeToken,
-		AdminOverview:    ah.Overview,
-		AdminSinks:       admin.Sinks(func() any { return sm.Status() }),
-
-		AdminListSchemas:  ah.ListSchemas,
-		AdminGetSchema:    ah.GetSchema,
-		AdminPutSchema:    ah.PutSchema,
-		AdminDeleteSchema: ah.DeleteSchema,
-		AdminReplay:       ih.Replay,
-
-		Segment:            sh.Serve,
-		SegmentClusterInfo: sh.ClusterInfo,
-		PostHog:            pgh.Serve,
-		Amplitude:          amh.Serve,
-		Mixpanel:           mph.Serve,
-		Batch:              amh.Batch(pgh.ServeRaw),
-	}, log)
+	}, reg, a.handlers(backup.NewHandler(db, cfg.DataDir, version, log)), log)
 	addr, err := srv.Listen()
 	if err != nil {
 		return err
@@ -372,8 +275,8 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 	srv.SetReady(true)
 	// The sinks read committed events from snapshots, beside ingest; they
 	// stop before the store closes (a file in flight stays pending).
-	sm.Start()
-	defer sm.Stop()
+	a.sinks.Start()
+	defer a.sinks.Stop()
 	log.Info("listening on http://" + addr)
 	if onReady != nil {
 		onReady(addr)
@@ -383,9 +286,139 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		return fmt.Errorf("server failed: %w", err)
 	case <-ctx.Done():
 	}
-	sm.Stop()
+	a.sinks.Stop()
 	shutdown(srv, closeStore, log)
 	return nil
+}
+
+// openStore opens the store in cfg's data directory, creating it.
+func openStore(cfg config.Config, log *slog.Logger) (*storage.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	start := time.Now()
+	db, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{
+		Sync:             cfg.Ingest.Sync,
+		CacheSize:        int64(cfg.Storage.CacheSize),
+		DedupWindow:      cfg.Ingest.DedupWindow.Std(),
+		DedupFilterBytes: int(cfg.Storage.DedupFilterMemory),
+		ColumnarBlocks:   cfg.Storage.ColumnarBlocks,
+		MergeInterval:    cfg.Storage.MergeInterval.Std(),
+		MergeMinAge:      cfg.Storage.MergeMinAge.Std(),
+		Retention:        cfg.RetentionPolicy(),
+		MinFreeDisk:      uint64(cfg.Storage.MinFreeDisk),
+		FreeSpace:        freeSpaceHook,
+		MemFS:            storeFSHook,
+		Now:              clockHook,
+		CommitHook:       commitHook,
+		Logger:           log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("store opened", "dir", cfg.DataDir, "took", time.Since(start).Round(time.Millisecond).String(), "sync", cfg.Ingest.Sync)
+	return db, nil
+}
+
+// apis are the handlers of the server's APIs, built from the config.
+type apis struct {
+	ingest    *ingest.Handler
+	export    *export.Handler
+	profile   *profile.Handler
+	segment   *segment.Handler
+	posthog   *posthog.Handler
+	amplitude *amplitude.Handler
+	mixpanel  *mixpanel.Handler
+	admin     *admin.Handler
+	sinks     *sinks.Manager
+}
+
+// newAPIs builds every API handler over db and reg, as cfg says.
+func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Logger) (*apis, error) {
+	icfg := ingest.Config{
+		Sync:            cfg.Ingest.Sync,
+		DedupWindow:     cfg.Ingest.DedupWindow.Std(),
+		SkewThreshold:   cfg.Ingest.SkewThreshold.Std(),
+		MaxFuture:       cfg.Ingest.MaxFuture.Std(),
+		MaxEventBytes:   int(cfg.Ingest.MaxEventBytes),
+		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
+		MaxAttributes:   cfg.Ingest.MaxAttributes,
+		Retention:       cfg.RetentionPolicy(),
+	}
+	a := &apis{ingest: ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})}
+	contracts, err := schema.Open(db, schemaPolicy(&cfg))
+	if err != nil {
+		return nil, err
+	}
+	a.ingest.SetContracts(contracts)
+	if clockHook != nil {
+		a.ingest.SetClock(clockHook)
+	}
+	a.export = export.NewHandler(db, reg, log)
+	a.profile = profile.NewHandler(profile.Config{
+		MaxProfiles:     cfg.Profiles.MaxProfiles,
+		MaxFields:       cfg.Profiles.MaxFields,
+		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
+	}, reg, db)
+	limiter := newRateLimiter(cfg)
+	a.ingest.SetLimiter(limiter)
+	a.profile.SetLimiter(limiter)
+	a.segment = segment.NewHandler(reg, a.ingest, a.profile)
+	a.segment.SetLimiter(limiter)
+	aliases := map[string]string{}
+	for _, app := range cfg.Apps {
+		for _, k := range app.APIKeys {
+			aliases[k] = app.AppKey
+		}
+	}
+	cc := compat.New(compat.Config{Aliases: aliases, MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes)}, reg, a.ingest, a.profile)
+	cc.SetLimiter(limiter)
+	a.posthog = posthog.NewHandler(cc)
+	a.amplitude = amplitude.NewHandler(cc)
+	a.mixpanel = mixpanel.NewHandler(cc)
+	a.admin = admin.NewHandler(reg, db, log)
+	a.admin.SetDataDir(cfg.DataDir)
+	a.admin.SetSchemas(contracts)
+	if a.sinks, err = sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: sinkTransportHook}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// handlers returns the route table's handlers.
+func (a *apis) handlers(b *backup.Handler) web.Handlers {
+	return web.Handlers{
+		Events:         a.ingest.Events,
+		ExportEvents:   a.export.Events,
+		ExportRejected: a.export.Rejected,
+		ExportProfiles: a.export.Profiles,
+		StreamEvents:   a.export.Stream,
+		ProfileUpdate:  a.profile.Update,
+		ProfileGet:     a.profile.Get,
+		ProfileDelete:  a.profile.Delete,
+		Backup:         b.Backup,
+
+		AdminCreateApp:   a.admin.CreateApp,
+		AdminListApps:    a.admin.ListApps,
+		AdminCreateToken: a.admin.CreateToken,
+		AdminListTokens:  a.admin.ListTokens,
+		AdminRevokeToken: a.admin.RevokeToken,
+		AdminOverview:    a.admin.Overview,
+		AdminSinks:       admin.Sinks(func() any { return a.sinks.Status() }),
+
+		AdminListSchemas:  a.admin.ListSchemas,
+		AdminGetSchema:    a.admin.GetSchema,
+		AdminPutSchema:    a.admin.PutSchema,
+		AdminDeleteSchema: a.admin.DeleteSchema,
+		AdminReplay:       a.ingest.Replay,
+
+		Segment:            a.segment.Serve,
+		SegmentClusterInfo: a.segment.ClusterInfo,
+		PostHog:            a.posthog.Serve,
+		Amplitude:          a.amplitude.Serve,
+		Mixpanel:           a.mixpanel.Serve,
+		Batch:              a.amplitude.Batch(a.posthog.ServeRaw),
+	}
 }
 
 // shutdown stops srv and closes the store within the shutdown plan.
