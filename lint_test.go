@@ -30,16 +30,16 @@ var forbiddenImports = map[string]string{
 // reads. The root package may import anything. Test files are exempt, since
 // tests may wire layers together.
 var layers = map[string][]string{
-	"web":    {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs"},
-	"ingest": {"auth", "schema", "storage", "obs", "httpbody"},
+	"web":    {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs", "apierr"},
+	"ingest": {"auth", "schema", "storage", "obs", "httpbody", "apierr"},
 	// Schema contracts: compiled JSON Schemas over their stored versions.
 	"schema":  {"storage", "obs"},
-	"export":  {"auth", "storage", "obs"},
-	"profile": {"auth", "storage", "obs", "httpbody"},
-	"segment": {"auth", "ingest", "profile", "storage", "obs"},
+	"export":  {"auth", "storage", "obs", "apierr"},
+	"profile": {"auth", "storage", "obs", "httpbody", "apierr"},
+	"segment": {"auth", "ingest", "profile", "storage", "obs", "apierr"},
 	// The SDK-compatible protocols beside Segment's: compat is their
 	// shared plumbing, over ingest and profile as segment is.
-	"compat":    {"auth", "ingest", "profile", "segment"},
+	"compat":    {"auth", "ingest", "profile", "segment", "apierr"},
 	"amplitude": {"auth", "compat", "ingest", "segment"},
 	"mixpanel":  {"auth", "compat", "ingest", "segment"},
 	"posthog":   {"auth", "compat", "ingest", "segment"},
@@ -47,15 +47,17 @@ var layers = map[string][]string{
 	// through export, as a download does.
 	"sinks":   {"config", "export", "storage"},
 	"obs":     {"storage"},
-	"admin":   {"auth", "schema", "storage"},
+	"admin":   {"auth", "schema", "storage", "apierr"},
 	"backup":  {"storage"},
 	"storage": {},
 	// Request bodies: limits and Content-Encodings, for every API.
-	"httpbody": {},
-	"auth":     {},
-	"config":   {},
-	"bench":    {},
-	"cli":      {"backup"},
+	"httpbody": {"apierr"},
+	// The APIs' one error type, which every layer returns.
+	"apierr": {},
+	"auth":   {},
+	"config": {},
+	"bench":  {},
+	"cli":    {"backup"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the
