@@ -19,6 +19,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/schema"
 	"trove/storage"
@@ -109,7 +110,7 @@ func (h *Handler) CreateApp(ctx *fasthttp.RequestCtx) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if a, ok := h.reg.AppByName(req.Name); ok {
-		return &Error{Kind: ErrConflict, Field: "name", Message: fmt.Sprintf("an app named %q already exists (appKey %s)", a.Name, a.AppKey)}
+		return &apierr.Error{Kind: apierr.Conflict, Field: "name", Message: fmt.Sprintf("an app named %q already exists (appKey %s)", a.Name, a.AppKey)}
 	}
 	app := auth.App{Name: req.Name, RequireToken: req.RequireToken, Source: auth.SourceAPI, Created: h.now().UTC().Truncate(time.Millisecond)}
 	for {
@@ -211,21 +212,21 @@ func (h *Handler) ListTokens(ctx *fasthttp.RequestCtx) error {
 func (h *Handler) RevokeToken(ctx *fasthttp.RequestCtx) error {
 	id, ok := strings.CutPrefix(string(ctx.Path()), TokensPath+"/")
 	if !ok || id == "" || strings.Contains(id, "/") {
-		return &Error{Kind: ErrNotFound, Field: "id", Message: "give the token id: DELETE " + TokensPath + "/{id}"}
+		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: "give the token id: DELETE " + TokensPath + "/{id}"}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tok, found := h.reg.Token(id)
 	switch {
 	case !found && h.reg.Revoked(id):
-		return &Error{Kind: ErrNotFound, Field: "id", Message: fmt.Sprintf("token %s was already revoked", id)}
+		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("token %s was already revoked", id)}
 	case !found:
-		return &Error{Kind: ErrNotFound, Field: "id", Message: fmt.Sprintf("no token has id %q (GET %s lists them)", id, TokensPath)}
+		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("no token has id %q (GET %s lists them)", id, TokensPath)}
 	case tok.Source == auth.SourceAdminToken:
-		return &Error{Kind: ErrConflict, Field: "id", Message: fmt.Sprintf(
+		return &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
 			"token %s is the admin token, which cannot be revoked through the API: set another admin_token in the config file (or TROVE_ADMIN_TOKEN) and restart", id)}
 	case tok.Source != auth.SourceAPI:
-		return &Error{Kind: ErrConflict, Field: "id", Message: fmt.Sprintf(
+		return &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
 			"token %s (%q) is declared in the config file, so it cannot be revoked through the API: remove its [[tokens]] entry from the config file and restart", id, tok.Name)}
 	}
 	revoked := h.now().UTC().Truncate(time.Millisecond)
@@ -341,7 +342,7 @@ func checkName(field, name string) error {
 // refusing unknown members and naming the member whose value is wrong.
 func decodeBody(ctx *fasthttp.RequestCtx, fields map[string]any) error {
 	if cl := ctx.Request.Header.ContentLength(); cl > maxBodyBytes {
-		return &Error{Kind: ErrTooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
 	}
 	var r io.Reader = bytes.NewReader(ctx.PostBody())
 	if s := ctx.RequestBodyStream(); s != nil {
@@ -352,7 +353,7 @@ func decodeBody(ctx *fasthttp.RequestCtx, fields map[string]any) error {
 		return invalid("", "cannot read request body: "+err.Error())
 	}
 	if len(body) > maxBodyBytes {
-		return &Error{Kind: ErrTooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("", "the request needs a JSON object body")

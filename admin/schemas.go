@@ -13,6 +13,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/schema"
 )
@@ -44,11 +45,11 @@ func schemaJSON(c *schema.Contract) Schema {
 // credentials cover the app, and that it exists.
 func (h *Handler) schemaPath(ctx *fasthttp.RequestCtx, withEvent bool) (appKey, event string, err error) {
 	if h.schemas == nil {
-		return "", "", &Error{Kind: ErrNotFound, Message: "schema contracts are not served here"}
+		return "", "", &apierr.Error{Kind: apierr.NotFound, Message: "schema contracts are not served here"}
 	}
 	segs := strings.Split(strings.TrimPrefix(string(ctx.Request.URI().PathOriginal()), "/"), "/")
 	if len(segs) < 4 {
-		return "", "", &Error{Kind: ErrNotFound, Message: "no such path"}
+		return "", "", &apierr.Error{Kind: apierr.NotFound, Message: "no such path"}
 	}
 	if appKey, err = url.PathUnescape(segs[2]); err != nil {
 		return "", "", invalid("appKey", "the appKey in the path is not validly escaped")
@@ -62,7 +63,7 @@ func (h *Handler) schemaPath(ctx *fasthttp.RequestCtx, withEvent bool) (appKey, 
 		}
 	}
 	if _, ok := h.reg.App(appKey); !ok {
-		return "", "", &Error{Kind: ErrNotFound, Field: "appKey", Message: "no app has appKey " + strconv.Quote(appKey)}
+		return "", "", &apierr.Error{Kind: apierr.NotFound, Field: "appKey", Message: "no app has appKey " + strconv.Quote(appKey)}
 	}
 	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
 		return "", "", err
@@ -95,7 +96,7 @@ func (h *Handler) GetSchema(ctx *fasthttp.RequestCtx) error {
 	}
 	c := h.schemas.Lookup(appKey, []byte(event))
 	if c == nil {
-		return &Error{Kind: ErrNotFound, Field: "event", Message: "app " + appKey + " has no contract for event " + strconv.Quote(event)}
+		return &apierr.Error{Kind: apierr.NotFound, Field: "event", Message: "app " + appKey + " has no contract for event " + strconv.Quote(event)}
 	}
 	return writeJSON(ctx, fasthttp.StatusOK, schemaJSON(c))
 }
@@ -108,7 +109,7 @@ func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	if cl := ctx.Request.Header.ContentLength(); cl > maxSchemaBytes {
-		return &Error{Kind: ErrTooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
 	}
 	r := ctx.RequestBodyStream()
 	if r == nil {
@@ -119,7 +120,7 @@ func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
 		return invalid("", "cannot read request body: "+err.Error())
 	}
 	if len(body) > maxSchemaBytes {
-		return &Error{Kind: ErrTooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
 	}
 	c, err := h.schemas.Put(appKey, event, bytes.TrimSpace(body))
 	if errors.Is(err, schema.ErrInvalidSchema) {
@@ -141,7 +142,7 @@ func (h *Handler) DeleteSchema(ctx *fasthttp.RequestCtx) error {
 	}
 	c, err := h.schemas.Delete(appKey, event)
 	if errors.Is(err, schema.ErrNotFound) {
-		return &Error{Kind: ErrNotFound, Field: "event", Message: err.Error()[len(schema.ErrNotFound.Error())+2:]}
+		return &apierr.Error{Kind: apierr.NotFound, Field: "event", Message: err.Error()[len(schema.ErrNotFound.Error())+2:]}
 	}
 	if err != nil {
 		return err

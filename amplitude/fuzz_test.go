@@ -9,6 +9,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/compat"
 	"trove/ingest"
@@ -56,7 +57,7 @@ func serve(serve func(*fasthttp.RequestCtx) error, method, uri, contentType stri
 func checkOutcome(t *testing.T, ctx *fasthttp.RequestCtx, err error) {
 	t.Helper()
 	if err != nil {
-		var re *ingest.RequestError
+		var re *apierr.Error
 		var ke *compat.KeyError
 		if !errors.As(err, &re) && !errors.As(err, &ke) {
 			t.Fatalf("error %T %v; want a request or key error", err, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/ingest"
 	"trove/profile"
@@ -212,7 +213,7 @@ func (r *Request) Add(i int, event, raw, prof []byte, rename func(string) string
 // profileError returns the field and the reason of a profile error.
 func profileError(err error, rename func(string) string) (field, msg string) {
 	field = "user_properties"
-	if pe, ok := err.(*profile.Error); ok && pe.Field != "" && rename != nil {
+	if pe, ok := err.(*apierr.Error); ok && pe.Field != "" && rename != nil {
 		field = rename("profile." + pe.Field)
 	}
 	return field, err.Error()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/storage"
 )
 
@@ -46,7 +47,7 @@ func parseTime(name, v string) (time.Time, error) {
 	if t, err := time.Parse("2006-01-02", v); err == nil {
 		return t, nil
 	}
-	return time.Time{}, &ParamError{Field: name, Message: name + " must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got " + strconv.Quote(v)}
+	return time.Time{}, apierr.New(apierr.Invalid, name, name+" must be an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01), got "+strconv.Quote(v))
 }
 
 // checkParams refuses a parameter not in known, and one given twice: only
@@ -57,13 +58,13 @@ func checkParams(args *fasthttp.Args, known map[string]bool, use string) error {
 		switch {
 		case err != nil:
 		case !known[string(k)]:
-			err = &ParamError{Field: string(k), Message: "unknown parameter " + strconv.Quote(string(k)) + ": use " + use}
+			err = apierr.New(apierr.Invalid, string(k), "unknown parameter "+strconv.Quote(string(k))+": use "+use)
 		case len(args.PeekMulti(string(k))) > 1:
 			msg := string(k) + " is given twice: give it once"
 			if string(k) == "event" {
 				msg += ", with the names comma-separated (event=a,b)"
 			}
-			err = &ParamError{Field: string(k), Message: msg}
+			err = apierr.New(apierr.Invalid, string(k), msg)
 		}
 	})
 	return err
@@ -77,7 +78,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	}
 	q.app = string(args.Peek("appKey"))
 	if q.app == "" {
-		return nil, &ParamError{Field: "appKey", Message: "appKey is required"}
+		return nil, apierr.New(apierr.Invalid, "appKey", "appKey is required")
 	}
 	if v := args.Peek("from"); len(v) > 0 {
 		t, err := parseTime("from", string(v))
@@ -94,7 +95,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 		q.to, q.timed = t.UnixMicro(), true
 	}
 	if q.from >= q.to {
-		return nil, &ParamError{Field: "to", Message: "to must be after from: the range is [from, to)"}
+		return nil, apierr.New(apierr.Invalid, "to", "to must be after from: the range is [from, to)")
 	}
 	for _, p := range []struct {
 		name string
@@ -106,7 +107,7 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 		}
 		n, err := strconv.ParseUint(string(v), 10, 64)
 		if err != nil {
-			return nil, &ParamError{Field: p.name, Message: p.name + " must be a non-negative integer, got " + strconv.Quote(string(v))}
+			return nil, apierr.New(apierr.Invalid, p.name, p.name+" must be a non-negative integer, got "+strconv.Quote(string(v)))
 		}
 		*p.dst = n
 		if p.name != "limit" {
@@ -114,10 +115,10 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 		}
 	}
 	if q.limit == 0 {
-		return nil, &ParamError{Field: "limit", Message: "limit must be at least 1"}
+		return nil, apierr.New(apierr.Invalid, "limit", "limit must be at least 1")
 	}
 	if q.since >= q.until {
-		return nil, &ParamError{Field: "until", Message: "until must be above since: the range is (since, until]"}
+		return nil, apierr.New(apierr.Invalid, "until", "until must be above since: the range is (since, until]")
 	}
 	if v := args.Peek("event"); len(v) > 0 {
 		q.events = map[string]bool{}
@@ -133,14 +134,14 @@ func parseEventQuery(args *fasthttp.Args) (*eventQuery, error) {
 	case "1", "true":
 		q.download = true
 	default:
-		return nil, &ParamError{Field: "download", Message: "download must be 1 or 0"}
+		return nil, apierr.New(apierr.Invalid, "download", "download must be 1 or 0")
 	}
 	switch f := string(args.Peek("format")); f {
 	case "", "ndjson":
 	case "parquet":
 		q.parquet = true
 	default:
-		return nil, &ParamError{Field: "format", Message: "format must be ndjson (the default) or parquet, got " + strconv.Quote(f)}
+		return nil, apierr.New(apierr.Invalid, "format", "format must be ndjson (the default) or parquet, got "+strconv.Quote(f))
 	}
 	return q, nil
 }
@@ -177,7 +178,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	}
 	if q.seqRange && q.since > snap.Watermark() {
 		snap.Close()
-		return &ParamError{Field: "since", Message: fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", q.since, snap.Watermark())}
+		return apierr.New(apierr.Invalid, "since", fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", q.since, snap.Watermark()))
 	}
 	if q.parquet {
 		if q.download {

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/export"
 	"trove/storage"
@@ -163,7 +164,7 @@ func TestEventsQuery(t *testing.T) {
 				got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
 				if tc.field != "" {
 					var f interface{ ErrorField() string }
-					if !errors.Is(err, export.ErrInvalid) || !errors.As(err, &f) || f.ErrorField() != tc.field {
+					if !errors.Is(err, apierr.Invalid) || !errors.As(err, &f) || f.ErrorField() != tc.field {
 						t.Fatalf("got error %v; want a 400 naming %q", err, tc.field)
 					}
 					return

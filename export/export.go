@@ -12,30 +12,11 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/obs"
 	"trove/storage"
 )
-
-var (
-	// ErrInvalid means a bad parameter (HTTP 400).
-	ErrInvalid = errors.New("export: invalid parameter")
-	// ErrUnknownApp means the app has nothing stored and is not declared.
-	ErrUnknownApp = errors.New("export: unknown app")
-)
-
-// ParamError names the parameter at fault.
-type ParamError struct {
-	Field, Message string
-}
-
-func (e *ParamError) Error() string { return e.Message }
-
-// Unwrap returns ErrInvalid.
-func (e *ParamError) Unwrap() error { return ErrInvalid }
-
-// ErrorField returns the parameter's name.
-func (e *ParamError) ErrorField() string { return e.Field }
 
 // Handler serves the export endpoints.
 type Handler struct {
@@ -63,7 +44,7 @@ func (h *Handler) authorize(ctx *fasthttp.RequestCtx, app string) error {
 func (h *Handler) appParam(ctx *fasthttp.RequestCtx) (string, error) {
 	app := string(ctx.QueryArgs().Peek("appKey"))
 	if app == "" {
-		return "", &ParamError{Field: "appKey", Message: "appKey is required"}
+		return "", apierr.New(apierr.Invalid, "appKey", "appKey is required")
 	}
 	if err := h.reg.Authorize(auth.TokenOf(ctx), app, auth.ScopeExport); err != nil {
 		return "", err
@@ -78,7 +59,7 @@ func uintParam(ctx *fasthttp.RequestCtx, name string, def uint64) (uint64, error
 	}
 	n, err := strconv.ParseUint(string(v), 10, 64)
 	if err != nil {
-		return 0, &ParamError{Field: name, Message: name + " must be a non-negative integer"}
+		return 0, apierr.New(apierr.Invalid, name, name+" must be a non-negative integer")
 	}
 	return n, nil
 }

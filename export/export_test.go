@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/export"
 	"trove/storage"
@@ -185,13 +186,13 @@ func TestEvents(t *testing.T) {
 		{name: "since the watermark", query: "appKey=" + appA + "&since=6", tok: allToken, want: "", wmWant: "6"},
 		{name: "limit", query: "appKey=" + appA + "&limit=2", tok: allToken, want: lines(1, 2), wmWant: "6"},
 		{name: "limit with since", query: "appKey=" + appA + "&since=2&limit=2", tok: allToken, want: lines(3, 4), wmWant: "6"},
-		{name: "limit 0", query: "appKey=" + appA + "&limit=0", tok: allToken, err: export.ErrInvalid, field: "limit"},
+		{name: "limit 0", query: "appKey=" + appA + "&limit=0", tok: allToken, err: apierr.Invalid, field: "limit"},
 		{name: "declared app with nothing stored", query: "appKey=" + appB, tok: allToken, want: "", wmWant: "6"},
-		{name: "no appKey", query: "", tok: allToken, err: export.ErrInvalid, field: "appKey"},
-		{name: "bad since", query: "appKey=" + appA + "&since=abc", tok: allToken, err: export.ErrInvalid, field: "since"},
-		{name: "negative since", query: "appKey=" + appA + "&since=-1", tok: allToken, err: export.ErrInvalid, field: "since"},
-		{name: "bad until", query: "appKey=" + appA + "&until=1.5", tok: allToken, err: export.ErrInvalid, field: "until"},
-		{name: "bad limit", query: "appKey=" + appA + "&limit=ten", tok: allToken, err: export.ErrInvalid, field: "limit"},
+		{name: "no appKey", query: "", tok: allToken, err: apierr.Invalid, field: "appKey"},
+		{name: "bad since", query: "appKey=" + appA + "&since=abc", tok: allToken, err: apierr.Invalid, field: "since"},
+		{name: "negative since", query: "appKey=" + appA + "&since=-1", tok: allToken, err: apierr.Invalid, field: "since"},
+		{name: "bad until", query: "appKey=" + appA + "&until=1.5", tok: allToken, err: apierr.Invalid, field: "until"},
+		{name: "bad limit", query: "appKey=" + appA + "&limit=ten", tok: allToken, err: apierr.Invalid, field: "limit"},
 		{name: "no token", query: "appKey=" + appA, tok: nil, err: auth.ErrUnauthenticated},
 		{name: "unknown app", query: "appKey=nobody-knows-it", tok: allToken, err: auth.ErrUnauthenticated},
 		{name: "token for another app", query: "appKey=" + appB, tok: aToken, err: auth.ErrForbidden},
@@ -248,7 +249,7 @@ func TestRejected(t *testing.T) {
 		{"empty app", "appKey=" + appB, allToken, "", nil},
 		{"no token", "appKey=" + appA, nil, "", auth.ErrUnauthenticated},
 		{"another app", "appKey=" + appB, aToken, "", auth.ErrForbidden},
-		{"bad since", "appKey=" + appA + "&since=x", aToken, "", export.ErrInvalid},
+		{"bad since", "appKey=" + appA + "&since=x", aToken, "", apierr.Invalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

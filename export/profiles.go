@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/storage"
 )
 
@@ -42,8 +43,8 @@ func (h *Handler) Profiles(ctx *fasthttp.RequestCtx) error {
 	}
 	if wm := snap.Watermark(); since > wm {
 		snap.Close()
-		return &ParamError{Field: "since", Message: "since " + strconv.FormatUint(since, 10) +
-			" is beyond the watermark " + strconv.FormatUint(wm, 10)}
+		return apierr.New(apierr.Invalid, "since", "since "+strconv.FormatUint(since, 10)+
+			" is beyond the watermark "+strconv.FormatUint(wm, 10))
 	}
 	h.stream(ctx, profilesOut, snap, func(w *bufio.Writer) error {
 		if id == 0 {
@@ -73,8 +74,8 @@ func timeParam(ctx *fasthttp.RequestCtx, name string) (t time.Time, ok bool, err
 	if t, err := time.Parse(time.DateOnly, v); err == nil {
 		return t, true, nil
 	}
-	return time.Time{}, false, &ParamError{Field: name,
-		Message: name + " must be an RFC 3339 time (2024-01-02T03:04:05Z) or a date (2024-01-02)"}
+	return time.Time{}, false, apierr.New(apierr.Invalid, name,
+		name+" must be an RFC 3339 time (2024-01-02T03:04:05Z) or a date (2024-01-02)")
 }
 
 var updatedAtMember = []byte(`"updated_at":"`)

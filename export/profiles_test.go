@@ -16,6 +16,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/export"
 	"trove/profile"
@@ -103,7 +104,7 @@ func profServe(t *testing.T, h *export.Handler, reg *auth.Registry) (base string
 			status = fasthttp.StatusUnauthorized
 		case errors.Is(err, auth.ErrForbidden):
 			status = fasthttp.StatusForbidden
-		case errors.Is(err, export.ErrInvalid):
+		case errors.Is(err, apierr.Invalid):
 			status = fasthttp.StatusBadRequest
 		}
 		ctx.Error(err.Error(), status) // resets the response

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"trove/apierr"
 )
 
 // FuzzParseEventQuery feeds arbitrary query strings to parseEventQuery:
@@ -35,8 +37,8 @@ func FuzzParseEventQuery(f *testing.F) {
 			if q != nil {
 				t.Fatalf("%q: both a query and %v", query, err)
 			}
-			if _, ok := err.(*ParamError); !ok {
-				t.Fatalf("%q: error %T %v; want a *ParamError", query, err, err)
+			if _, ok := err.(*apierr.Error); !ok {
+				t.Fatalf("%q: error %T %v; want a *apierr.Error", query, err, err)
 			}
 			return
 		}

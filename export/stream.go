@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/storage"
 )
 
@@ -53,7 +54,7 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	}
 	app := string(args.Peek("appKey"))
 	if app == "" {
-		return &ParamError{Field: "appKey", Message: "appKey is required"}
+		return apierr.New(apierr.Invalid, "appKey", "appKey is required")
 	}
 	since, err := uintParam(ctx, "since", 0)
 	if err != nil {
@@ -65,14 +66,14 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	case "1", "true":
 		envelope = true
 	default:
-		return &ParamError{Field: "envelope", Message: "envelope must be 1 or 0, got " + strconv.Quote(v)}
+		return apierr.New(apierr.Invalid, "envelope", "envelope must be 1 or 0, got "+strconv.Quote(v))
 	}
 	if err := h.authorize(ctx, app); err != nil {
 		return err
 	}
 	wm, _ := h.db.Watermark()
 	if since > wm {
-		return &ParamError{Field: "since", Message: fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", since, wm)}
+		return apierr.New(apierr.Invalid, "since", fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", since, wm))
 	}
 	id, err := h.db.App(app)
 	if errors.Is(err, storage.ErrUnknownApp) {

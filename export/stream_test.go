@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/export"
 )
@@ -276,9 +277,9 @@ func TestStreamBadRequests(t *testing.T) {
 		ctx.Request.SetRequestURI("/v1/stream/events?" + c.query)
 		auth.WithToken(&ctx, allToken)
 		err := h.Stream(&ctx)
-		var pe *export.ParamError
+		var pe *apierr.Error
 		if !errors.As(err, &pe) || pe.Field != c.field {
-			t.Errorf("%s: got %v; want a ParamError naming %s", c.query, err, c.field)
+			t.Errorf("%s: got %v; want an *apierr.Error naming %s", c.query, err, c.field)
 		}
 		if ctx.Response.BodyStream() != nil {
 			t.Errorf("%s: a body stream was set", c.query)

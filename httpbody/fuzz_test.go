@@ -7,6 +7,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"trove/apierr"
 )
 
 // FuzzDecompress feeds arbitrary bytes, and arbitrary bytes compressed, to
@@ -39,11 +41,11 @@ func FuzzDecompress(f *testing.F) {
 		}
 		out, err := Decompress(nil, []byte(e), body, int(limit))
 		if err != nil {
-			var re *Error
+			var re *apierr.Error
 			if !errors.As(err, &re) {
 				t.Fatalf("%s: error %T %v; want a *Error", e, err, err)
 			}
-			if e == "br" && !errors.Is(err, ErrUnsupported) {
+			if e == "br" && !errors.Is(err, apierr.Unsupported) {
 				t.Fatalf("br: %v; want unsupported media type", err)
 			}
 			return

@@ -1,8 +1,9 @@
 // Package httpbody reads request bodies for every API that takes one: a
 // limit on the bytes as sent and another once decompressed, and every
 // Content-Encoding of SPEC.md section 3 (gzip, zstd, deflate raw or
-// zlib-wrapped), with pooled decoders. Its errors say which limit or
-// encoding; each API turns them into its own answer.
+// zlib-wrapped), with pooled decoders. Its errors are *apierr.Error
+// values of kind TooLarge, Unsupported (naming Content-Encoding) or
+// Invalid, which say which limit or encoding.
 package httpbody
 
 import (
@@ -16,33 +17,16 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+
+	"trove/apierr"
 )
 
 // LimitKey is the config key of the request limit, which messages name.
 const LimitKey = "ingest.max_request_bytes"
 
-var (
-	// ErrTooLarge: the body is over a limit (HTTP 413).
-	ErrTooLarge = errors.New("httpbody: too large")
-	// ErrUnsupported: a Content-Encoding the APIs do not take (HTTP 415).
-	ErrUnsupported = errors.New("httpbody: unsupported encoding")
-	// ErrInvalid: the body is not what its Content-Encoding says (HTTP 400).
-	ErrInvalid = errors.New("httpbody: invalid body")
-)
+func invalid(msg string) *apierr.Error { return apierr.New(apierr.Invalid, "", msg) }
 
-// Error is a body refused; it wraps one of the sentinels above.
-type Error struct {
-	Kind    error
-	Field   string // "Content-Encoding" when it is at fault
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-func (e *Error) Unwrap() error { return e.Kind }
-
-func invalid(msg string) *Error { return &Error{Kind: ErrInvalid, Message: msg} }
-
-// ReadLimited appends all of r to dst, failing with ErrTooLarge past limit
+// ReadLimited appends all of r to dst, failing with apierr.TooLarge past limit
 // bytes; what names the body in the message.
 func ReadLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error) {
 	for {
@@ -52,7 +36,7 @@ func ReadLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error
 		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
 		dst = dst[:len(dst)+n]
 		if len(dst) > limit {
-			return dst, &Error{Kind: ErrTooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + LimitKey + ")"}
+			return dst, &apierr.Error{Kind: apierr.TooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + LimitKey + ")"}
 		}
 		if errors.Is(err, io.EOF) {
 			return dst, nil
@@ -123,18 +107,18 @@ func Decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, er
 		out, err := ReadLimited(dst, r, limit, what)
 		return out, encodingError(err, "deflate")
 	}
-	return dst, &Error{Kind: ErrUnsupported, Field: "Content-Encoding",
+	return dst, &apierr.Error{Kind: apierr.Unsupported, Field: "Content-Encoding",
 		Message: "Content-Encoding " + strconv.Quote(string(encoding)) + " is not supported: use gzip, zstd, deflate or none"}
 }
 
 // encodingError turns a read error inside a decompressor into a 400 that
 // says which encoding was broken, leaving size errors as they are.
 func encodingError(err error, enc string) error {
-	if err == nil || errors.Is(err, ErrTooLarge) {
+	if err == nil || errors.Is(err, apierr.TooLarge) {
 		return err
 	}
 	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-		return &Error{Kind: ErrTooLarge, Message: "decompressed request body is over the limit (" + LimitKey + ")"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "decompressed request body is over the limit (" + LimitKey + ")"}
 	}
 	return invalid("body is not valid " + enc + ": " + err.Error())
 }

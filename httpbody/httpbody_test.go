@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"trove/apierr"
 	"trove/bench"
 	"trove/internal/compresstest"
 )
@@ -87,22 +88,22 @@ func TestDecompressErrors(t *testing.T) {
 		wantField string
 		wantMsg   string
 	}{
-		{name: "br", encoding: "br", body: body, wantKind: ErrUnsupported, wantField: "Content-Encoding", wantMsg: `Content-Encoding "br" is not supported`},
-		{name: "compress", encoding: "compress", body: body, wantKind: ErrUnsupported, wantField: "Content-Encoding"},
-		{name: "two encodings", encoding: "gzip, zstd", body: gz, wantKind: ErrUnsupported, wantField: "Content-Encoding"},
-		{name: "gzip not gzip", encoding: "gzip", body: body, wantKind: ErrInvalid, wantMsg: "not valid gzip"},
-		{name: "gzip empty", encoding: "gzip", body: nil, wantKind: ErrInvalid, wantMsg: "not valid gzip"},
-		{name: "gzip corrupt", encoding: "gzip", body: corrupt(gz), wantKind: ErrInvalid, wantMsg: "not valid gzip"},
-		{name: "gzip truncated", encoding: "gzip", body: gz[:len(gz)/2], wantKind: ErrInvalid, wantMsg: "not valid gzip"},
-		{name: "gzip bad checksum", encoding: "gzip", body: append(bytes.Clone(gz[:len(gz)-8]), 0, 0, 0, 0, 0, 0, 0, 0), wantKind: ErrInvalid, wantMsg: "not valid gzip"},
-		{name: "zstd not zstd", encoding: "zstd", body: body, wantKind: ErrInvalid, wantMsg: "not valid zstd"},
-		{name: "zstd corrupt", encoding: "zstd", body: corrupt(zs), wantKind: ErrInvalid, wantMsg: "not valid zstd"},
-		{name: "zstd truncated", encoding: "zstd", body: zs[:len(zs)/2], wantKind: ErrInvalid, wantMsg: "not valid zstd"},
-		{name: "deflate corrupt", encoding: "deflate", body: corrupt(zl), wantKind: ErrInvalid, wantMsg: "not valid deflate"},
-		{name: "deflate not deflate", encoding: "deflate", body: []byte("\xff\xff\xff\xff not deflate"), wantKind: ErrInvalid, wantMsg: "not valid deflate"},
-		{name: "gzip over the limit", encoding: "gzip", body: gz, limit: len(body) - 1, wantKind: ErrTooLarge, wantMsg: "over the limit"},
-		{name: "zstd over the limit", encoding: "zstd", body: zs, limit: len(body) - 1, wantKind: ErrTooLarge, wantMsg: "over the limit"},
-		{name: "deflate over the limit", encoding: "deflate", body: zl, limit: len(body) - 1, wantKind: ErrTooLarge, wantMsg: "over the limit"},
+		{name: "br", encoding: "br", body: body, wantKind: apierr.Unsupported, wantField: "Content-Encoding", wantMsg: `Content-Encoding "br" is not supported`},
+		{name: "compress", encoding: "compress", body: body, wantKind: apierr.Unsupported, wantField: "Content-Encoding"},
+		{name: "two encodings", encoding: "gzip, zstd", body: gz, wantKind: apierr.Unsupported, wantField: "Content-Encoding"},
+		{name: "gzip not gzip", encoding: "gzip", body: body, wantKind: apierr.Invalid, wantMsg: "not valid gzip"},
+		{name: "gzip empty", encoding: "gzip", body: nil, wantKind: apierr.Invalid, wantMsg: "not valid gzip"},
+		{name: "gzip corrupt", encoding: "gzip", body: corrupt(gz), wantKind: apierr.Invalid, wantMsg: "not valid gzip"},
+		{name: "gzip truncated", encoding: "gzip", body: gz[:len(gz)/2], wantKind: apierr.Invalid, wantMsg: "not valid gzip"},
+		{name: "gzip bad checksum", encoding: "gzip", body: append(bytes.Clone(gz[:len(gz)-8]), 0, 0, 0, 0, 0, 0, 0, 0), wantKind: apierr.Invalid, wantMsg: "not valid gzip"},
+		{name: "zstd not zstd", encoding: "zstd", body: body, wantKind: apierr.Invalid, wantMsg: "not valid zstd"},
+		{name: "zstd corrupt", encoding: "zstd", body: corrupt(zs), wantKind: apierr.Invalid, wantMsg: "not valid zstd"},
+		{name: "zstd truncated", encoding: "zstd", body: zs[:len(zs)/2], wantKind: apierr.Invalid, wantMsg: "not valid zstd"},
+		{name: "deflate corrupt", encoding: "deflate", body: corrupt(zl), wantKind: apierr.Invalid, wantMsg: "not valid deflate"},
+		{name: "deflate not deflate", encoding: "deflate", body: []byte("\xff\xff\xff\xff not deflate"), wantKind: apierr.Invalid, wantMsg: "not valid deflate"},
+		{name: "gzip over the limit", encoding: "gzip", body: gz, limit: len(body) - 1, wantKind: apierr.TooLarge, wantMsg: "over the limit"},
+		{name: "zstd over the limit", encoding: "zstd", body: zs, limit: len(body) - 1, wantKind: apierr.TooLarge, wantMsg: "over the limit"},
+		{name: "deflate over the limit", encoding: "deflate", body: zl, limit: len(body) - 1, wantKind: apierr.TooLarge, wantMsg: "over the limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +112,7 @@ func TestDecompressErrors(t *testing.T) {
 				limit = 1 << 20
 			}
 			_, err := Decompress(nil, []byte(tt.encoding), tt.body, limit)
-			var re *Error
+			var re *apierr.Error
 			if !errors.As(err, &re) || !errors.Is(err, tt.wantKind) {
 				t.Fatalf("err = %v; want a Error wrapping %v", err, tt.wantKind)
 			}
@@ -207,8 +208,8 @@ func TestDecompressBomb(t *testing.T) {
 			out, err := Decompress(nil, []byte(enc), bs[name], limit)
 			took := time.Since(start)
 			runtime.ReadMemStats(&after)
-			if !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("err = %v; want ErrTooLarge", err)
+			if !errors.Is(err, apierr.TooLarge) {
+				t.Fatalf("err = %v; want apierr.TooLarge", err)
 			}
 			if len(out) > limit+1 {
 				t.Fatalf("decompressed %d bytes; want at most limit+1 = %d", len(out), limit+1)
@@ -237,17 +238,17 @@ func TestReadLimited(t *testing.T) {
 	}{
 		{name: "under", r: bytes.NewReader(data), limit: 2000, want: string(data)},
 		{name: "at the limit", r: bytes.NewReader(data), limit: len(data), want: string(data)},
-		{name: "over by one", r: bytes.NewReader(data), limit: len(data) - 1, wantKind: ErrTooLarge},
+		{name: "over by one", r: bytes.NewReader(data), limit: len(data) - 1, wantKind: apierr.TooLarge},
 		{name: "zero limit, empty", r: bytes.NewReader(nil), limit: 0, want: ""},
-		{name: "zero limit", r: bytes.NewReader(data), limit: 0, wantKind: ErrTooLarge},
+		{name: "zero limit", r: bytes.NewReader(data), limit: 0, wantKind: apierr.TooLarge},
 		{name: "one byte at a time", r: iotest.OneByteReader(bytes.NewReader(data)), limit: len(data), want: string(data)},
 		{name: "data with EOF", r: iotest.DataErrReader(bytes.NewReader(data)), limit: len(data), want: string(data)},
 		{name: "half reads", r: iotest.HalfReader(bytes.NewReader(data)), limit: len(data), want: string(data)},
 		{name: "appends to dst", r: bytes.NewReader(data[:10]), dst: []byte("x:"), limit: 100, want: "x:0123456789"},
 		{name: "dst with spare capacity", r: bytes.NewReader(data), dst: make([]byte, 0, 4096), limit: len(data), want: string(data)},
-		{name: "dst capacity over the limit", r: bytes.NewReader(data), dst: make([]byte, 0, 4096), limit: 10, wantKind: ErrTooLarge},
-		{name: "read error", r: iotest.ErrReader(errors.New("connection reset")), limit: 100, wantKind: ErrInvalid},
-		{name: "timeout", r: iotest.TimeoutReader(bytes.NewReader(data)), limit: 2000, wantKind: ErrInvalid},
+		{name: "dst capacity over the limit", r: bytes.NewReader(data), dst: make([]byte, 0, 4096), limit: 10, wantKind: apierr.TooLarge},
+		{name: "read error", r: iotest.ErrReader(errors.New("connection reset")), limit: 100, wantKind: apierr.Invalid},
+		{name: "timeout", r: iotest.TimeoutReader(bytes.NewReader(data)), limit: 2000, wantKind: apierr.Invalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,8 +308,8 @@ func TestDecompressZstdWindow(t *testing.T) {
 			}
 			got, err := Decompress(nil, []byte("zstd"), buf.Bytes(), tt.limit)
 			if tt.wantErr {
-				var re *Error
-				if !errors.As(err, &re) || !(errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge)) || !strings.Contains(re.Message, "window") {
+				var re *apierr.Error
+				if !errors.As(err, &re) || !(errors.Is(err, apierr.Invalid) || errors.Is(err, apierr.TooLarge)) || !strings.Contains(re.Message, "window") {
 					t.Fatalf("err = %v; want the window refused", err)
 				}
 				return

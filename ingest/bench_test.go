@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"trove/bench"
+	"trove/httpbody"
 	"trove/internal/compresstest"
 )
 
@@ -51,7 +52,7 @@ func BenchmarkDecodeStream(b *testing.B) {
 				if enc != "none" {
 					dec = getBodyBuffer()
 					var err error
-					if dec.b, err = decompress(dec.b[:0], []byte(enc), wire, cfg.MaxRequestBytes); err != nil {
+					if dec.b, err = httpbody.Decompress(dec.b[:0], []byte(enc), wire, cfg.MaxRequestBytes); err != nil {
 						b.Fatal(err)
 					}
 					in = dec.b

@@ -1,12 +1,6 @@
 package ingest
 
-import (
-	"errors"
-	"io"
-	"sync"
-
-	"trove/httpbody"
-)
+import "sync"
 
 // bodyBuffer is a pooled request buffer.
 type bodyBuffer struct{ b []byte }
@@ -27,32 +21,4 @@ func putBodyBuffer(b *bodyBuffer) {
 	}
 	b.b = b.b[:0]
 	bodyPool.Put(b)
-}
-
-// readLimited is httpbody.ReadLimited with ingest's errors.
-func readLimited(dst []byte, r io.Reader, limit int, what string) ([]byte, error) {
-	dst, err := httpbody.ReadLimited(dst, r, limit, what)
-	return dst, bodyError(err)
-}
-
-// decompress is httpbody.Decompress with ingest's errors.
-func decompress(dst []byte, encoding []byte, body []byte, limit int) ([]byte, error) {
-	dst, err := httpbody.Decompress(dst, encoding, body, limit)
-	return dst, bodyError(err)
-}
-
-// bodyError turns an httpbody error into a RequestError of the same kind.
-func bodyError(err error) error {
-	var be *httpbody.Error
-	if !errors.As(err, &be) {
-		return err
-	}
-	kind := ErrInvalid
-	switch be.Kind {
-	case httpbody.ErrTooLarge:
-		kind = ErrTooLarge
-	case httpbody.ErrUnsupported:
-		kind = ErrUnsupportedMediaType
-	}
-	return &RequestError{Kind: kind, Field: be.Field, Message: be.Message}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trove/apierr"
 )
 
 // result is what a decoded batch says, in a form tests compare: each
@@ -71,9 +73,9 @@ func TestDecode(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := decodeBody(DefaultConfig(), tt.body, tt.ndjson)
 			if tt.wantErr != "" {
-				var re *RequestError
-				if !errors.As(err, &re) || !errors.Is(err, ErrInvalid) || !strings.Contains(re.Message, tt.wantErr) {
-					t.Fatalf("err = %v; want an ErrInvalid RequestError containing %q", err, tt.wantErr)
+				var re *apierr.Error
+				if !errors.As(err, &re) || !errors.Is(err, apierr.Invalid) || !strings.Contains(re.Message, tt.wantErr) {
+					t.Fatalf("err = %v; want an apierr.Invalid apierr.Error containing %q", err, tt.wantErr)
 				}
 				if len(b.Events) != 0 {
 					t.Fatalf("got %d events with a request error; want none", len(b.Events))
@@ -123,8 +125,8 @@ func TestDecodeDeepNesting(t *testing.T) {
 			}
 			b, err := decodeBody(cfg, tt.body, tt.ndjson)
 			if tt.wantErr {
-				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nested deeper") {
-					t.Fatalf("err = %v; want ErrInvalid naming the nesting", err)
+				if !errors.Is(err, apierr.Invalid) || !strings.Contains(err.Error(), "nested deeper") {
+					t.Fatalf("err = %v; want apierr.Invalid naming the nesting", err)
 				}
 				if len(b.Events)+len(b.Rejected) > 0 {
 					t.Fatalf("request error with %d events and %d rejections", len(b.Events), len(b.Rejected))
@@ -192,9 +194,9 @@ func formatBatch(t *testing.T, b *Batch, err error) string {
 		pos = "line"
 	}
 	if err != nil {
-		var re *RequestError
+		var re *apierr.Error
 		if !errors.As(err, &re) {
-			t.Fatalf("Decode returned %T %v; want a *RequestError", err, err)
+			t.Fatalf("Decode returned %T %v; want a *apierr.Error", err, err)
 		}
 		fmt.Fprintf(&sb, "error %s field=%q: %s\n", kindName(re.Kind), re.Field, re.Message)
 	}
@@ -218,11 +220,11 @@ func formatBatch(t *testing.T, b *Batch, err error) string {
 
 func kindName(kind error) string {
 	switch kind {
-	case ErrInvalid:
+	case apierr.Invalid:
 		return "invalid"
-	case ErrTooLarge:
+	case apierr.TooLarge:
 		return "too-large"
-	case ErrUnsupportedMediaType:
+	case apierr.Unsupported:
 		return "unsupported-media-type"
 	}
 	return fmt.Sprint(kind)

@@ -1,43 +1,62 @@
 package ingest
 
-import "errors"
+import "trove/apierr"
 
-var (
-	// ErrInvalid means the request is not valid (HTTP 400).
-	ErrInvalid = errors.New("ingest: invalid request")
-	// ErrTooLarge means a body or event over its configured limit (HTTP 413).
-	ErrTooLarge = errors.New("ingest: too large")
-	// ErrUnsupportedMediaType means a Content-Type or Content-Encoding the
-	// API does not take (HTTP 415).
-	ErrUnsupportedMediaType = errors.New("ingest: unsupported media type")
-)
+// Ingest refuses requests with *apierr.Error values: apierr.Invalid (400),
+// apierr.TooLarge (413) or apierr.Unsupported (415).
 
-// RequestError is a refused request. It wraps one of the sentinels above
-// and names the field at fault; for a batch with no valid event, Result
-// holds every event's error.
-type RequestError struct {
-	Kind    error
-	Field   string
-	Message string
-	Result  *Result
+func invalid(field, msg string) *apierr.Error {
+	return apierr.New(apierr.Invalid, field, msg)
 }
 
-func (e *RequestError) Error() string { return e.Message }
+// batchError refuses a batch in which no event was stored: first names the
+// first event at fault, and the body carries res, every event's error, as
+// the answer to a batch does.
+func batchError(kind error, first ItemError, res *Result) *apierr.Error {
+	e := &apierr.Error{Kind: kind, Field: first.Field, Message: first.Message, Details: res.details()}
+	if kind == apierr.Invalid {
+		e.Code = "invalid_event"
+	}
+	return e
+}
 
-// Unwrap returns the sentinel.
-func (e *RequestError) Unwrap() error { return e.Kind }
+// details returns res as error body members: what json.Marshal(res) gives,
+// as a map so that web merges it with the error's own members.
+func (res *Result) details() map[string]any {
+	m := map[string]any{
+		"accepted":   res.Accepted,
+		"duplicates": res.Duplicates,
+		"rejected":   res.Rejected,
+		"errors":     itemDetails(res.Errors),
+	}
+	if len(res.Warnings) > 0 {
+		m["warnings"] = itemDetails(res.Warnings)
+	}
+	if res.Validated {
+		m["validated"] = true
+	}
+	return m
+}
 
-// ErrorField returns the name of the field at fault.
-func (e *RequestError) ErrorField() string { return e.Field }
-
-// ErrorDetails returns what the error body carries beside the message.
-func (e *RequestError) ErrorDetails() any {
-	if e.Result == nil {
+// itemDetails returns items as json.Marshal gives them, keeping nil apart
+// from empty ("errors": null).
+func itemDetails(items []ItemError) []map[string]any {
+	if items == nil {
 		return nil
 	}
-	return e.Result
-}
-
-func invalid(field, msg string) *RequestError {
-	return &RequestError{Kind: ErrInvalid, Field: field, Message: msg}
+	out := make([]map[string]any, len(items))
+	for i, it := range items {
+		m := map[string]any{"field": it.Field, "message": it.Message}
+		if it.Index != nil {
+			m["index"] = *it.Index
+		}
+		if it.Line != nil {
+			m["line"] = *it.Line
+		}
+		if it.MessageID != "" {
+			m["messageId"] = it.MessageID
+		}
+		out[i] = m
+	}
+	return out
 }

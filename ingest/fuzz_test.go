@@ -11,6 +11,7 @@ import (
 
 	"github.com/goccy/go-json"
 
+	"trove/apierr"
 	"trove/bench"
 )
 
@@ -33,9 +34,9 @@ func FuzzDecodeStream(f *testing.F) {
 		whole.NDJSON = ndjson
 		err := Decode(whole, body)
 		if err != nil {
-			var re *RequestError
-			if !errors.As(err, &re) || !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Decode returned %T %v; want a *RequestError for ErrInvalid", err, err)
+			var re *apierr.Error
+			if !errors.As(err, &re) || !errors.Is(err, apierr.Invalid) {
+				t.Fatalf("Decode returned %T %v; want a *apierr.Error for apierr.Invalid", err, err)
 			}
 			if len(whole.Events)+len(whole.Rejected) > 0 {
 				t.Fatalf("request error %v with %d events and %d rejections", err, len(whole.Events), len(whole.Rejected))
@@ -207,7 +208,7 @@ func checkNDJSONSplit(t *testing.T, cfg *Config, whole *Batch, body []byte, spli
 		b := newBatch(cfg, testNow, testIP)
 		b.NDJSON = true
 		if err := Decode(b, part.body); err != nil {
-			if len(bytes.TrimSpace(part.body)) > 0 || !errors.Is(err, ErrInvalid) {
+			if len(bytes.TrimSpace(part.body)) > 0 || !errors.Is(err, apierr.Invalid) {
 				t.Fatalf("part %q: %v", part.body, err)
 			}
 			continue

@@ -11,7 +11,9 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
+	"trove/httpbody"
 	"trove/schema"
 )
 
@@ -91,7 +93,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	if cl := ctx.Request.Header.ContentLength(); cl > h.cfg.MaxRequestBytes {
-		return &RequestError{Kind: ErrTooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " (ingest.max_request_bytes)"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " (ingest.max_request_bytes)"}
 	}
 	// The buffers are given back as soon as they are done with, not at
 	// the end: what a request holds at once is what web's body memory
@@ -112,11 +114,11 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	}
 	defer func() { release() }()
 	if s := ctx.RequestBodyStream(); s != nil {
-		raw.b, err = readLimited(raw.b[:0], s, h.cfg.MaxRequestBytes, "request body")
+		raw.b, err = httpbody.ReadLimited(raw.b[:0], s, h.cfg.MaxRequestBytes, "request body")
 	} else {
 		raw.b = append(raw.b[:0], ctx.PostBody()...)
 		if len(raw.b) > h.cfg.MaxRequestBytes {
-			err = &RequestError{Kind: ErrTooLarge, Message: "request body is over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " bytes (ingest.max_request_bytes)"}
+			err = &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " bytes (ingest.max_request_bytes)"}
 		}
 	}
 	if err != nil {
@@ -125,7 +127,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	body := raw.b
 	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
 		dec = getBodyBuffer()
-		dec.b, err = decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes)
+		dec.b, err = httpbody.Decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes)
 		// The compressed bytes are not needed once inflated.
 		putBodyBuffer(raw)
 		raw = nil
@@ -161,17 +163,17 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	res.Errors = itemErrors(b, b.Rejected)
 	res.Warnings = warnings(b)
 	if len(b.Events) == 0 {
-		kind, first := ErrInvalid, ItemError{Message: "the request holds no event"}
+		kind, first := apierr.Invalid, ItemError{Message: "the request holds no event"}
 		if len(res.Errors) > 0 {
 			first = res.Errors[0]
-			kind = ErrTooLarge
+			kind = apierr.TooLarge
 			for _, r := range b.Rejected {
 				if r.Code != "too_large" {
-					kind = ErrInvalid
+					kind = apierr.Invalid
 				}
 			}
 		}
-		return &RequestError{Kind: kind, Field: first.Field, Message: first.Message, Result: res}
+		return batchError(kind, first, res)
 	}
 	// res holds copies only: the body and the batch go before the answer
 	// is encoded and written.
@@ -268,7 +270,7 @@ func parseContentType(ct []byte) (ndjson bool, err error) {
 	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines":
 		return true, nil
 	}
-	return false, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type",
+	return false, &apierr.Error{Kind: apierr.Unsupported, Field: "Content-Type",
 		Message: "Content-Type " + strconv.Quote(string(ct)) + " is not supported: use application/json or application/x-ndjson"}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/internal/compresstest"
 )
@@ -162,22 +163,24 @@ func writeTestError(ctx *fasthttp.RequestCtx, err error) {
 		status = fasthttp.StatusUnauthorized
 	case errors.Is(err, auth.ErrForbidden):
 		status = fasthttp.StatusForbidden
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, apierr.TooLarge):
 		status = fasthttp.StatusRequestEntityTooLarge
 		ctx.SetConnectionClose() // the rest of the body may be on the wire
-	case errors.Is(err, ErrUnsupportedMediaType):
+	case errors.Is(err, apierr.Unsupported):
 		status = fasthttp.StatusUnsupportedMediaType
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, apierr.Invalid):
 		status = fasthttp.StatusBadRequest
 	}
 	body := map[string]any{"message": err.Error()}
-	var re *RequestError
+	var re *apierr.Error
 	if errors.As(err, &re) {
 		if re.Field != "" {
 			body["field"] = re.Field
 		}
-		if re.Result != nil {
-			body["accepted"], body["rejected"], body["errors"] = re.Result.Accepted, re.Result.Rejected, re.Result.Errors
+		for _, k := range []string{"accepted", "rejected", "errors"} {
+			if v, ok := re.Details[k]; ok {
+				body[k] = v
+			}
 		}
 	}
 	out, _ := json.Marshal(body)
@@ -614,9 +617,9 @@ func TestParseContentType(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			ndjson, err := parseContentType([]byte(tt.in))
 			if tt.wantErr {
-				var re *RequestError
-				if !errors.As(err, &re) || !errors.Is(err, ErrUnsupportedMediaType) || re.Field != "Content-Type" {
-					t.Fatalf("err = %v; want ErrUnsupportedMediaType on Content-Type", err)
+				var re *apierr.Error
+				if !errors.As(err, &re) || !errors.Is(err, apierr.Unsupported) || re.Field != "Content-Type" {
+					t.Fatalf("err = %v; want apierr.Unsupported on Content-Type", err)
 				}
 				return
 			}

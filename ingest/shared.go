@@ -7,6 +7,9 @@ import (
 	"strconv"
 
 	"github.com/valyala/fasthttp"
+
+	"trove/apierr"
+	"trove/httpbody"
 )
 
 // This file is the API that other wire protocols (package segment) use to
@@ -45,7 +48,7 @@ func ReadBody(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, error) {
 		return nil, err
 	}
 	if ndjson {
-		return nil, &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ctx.Request.Header.ContentType())) + " is not supported here: use application/json"}
+		return nil, &apierr.Error{Kind: apierr.Unsupported, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ctx.Request.Header.ContentType())) + " is not supported here: use application/json"}
 	}
 	return ReadBodyAnyType(ctx, limit, what)
 }
@@ -63,7 +66,7 @@ func MediaType(ctx *fasthttp.RequestCtx) string {
 // UnsupportedType is the 415 of a Content-Type a protocol does not take;
 // takes lists what it does take.
 func UnsupportedType(ctx *fasthttp.RequestCtx, takes string) error {
-	return &RequestError{Kind: ErrUnsupportedMediaType, Field: "Content-Type",
+	return &apierr.Error{Kind: apierr.Unsupported, Field: "Content-Type",
 		Message: "Content-Type " + strconv.Quote(string(ctx.Request.Header.ContentType())) + " is not supported here: use " + takes}
 }
 
@@ -73,14 +76,14 @@ func UnsupportedType(ctx *fasthttp.RequestCtx, takes string) error {
 func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, error) {
 	var err error
 	tooLarge := func(what2 string) error {
-		return &RequestError{Kind: ErrTooLarge, Message: what2 + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
+		return &apierr.Error{Kind: apierr.TooLarge, Message: what2 + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
 	}
 	if cl := ctx.Request.Header.ContentLength(); cl > limit {
 		return nil, tooLarge("request body of " + strconv.Itoa(cl) + " bytes")
 	}
 	b := &Body{raw: getBodyBuffer()}
 	if s := ctx.RequestBodyStream(); s != nil {
-		b.raw.b, err = readLimited(b.raw.b[:0], s, limit, "request body")
+		b.raw.b, err = httpbody.ReadLimited(b.raw.b[:0], s, limit, "request body")
 	} else {
 		b.raw.b = append(b.raw.b[:0], ctx.PostBody()...)
 		if len(b.raw.b) > limit {
@@ -94,7 +97,7 @@ func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, e
 	b.b = b.raw.b
 	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
 		b.dec = getBodyBuffer()
-		if b.dec.b, err = decompress(b.dec.b[:0], enc, b.raw.b, limit); err != nil {
+		if b.dec.b, err = httpbody.Decompress(b.dec.b[:0], enc, b.raw.b, limit); err != nil {
 			b.Release()
 			return nil, relabel(err, limit, what)
 		}
@@ -105,8 +108,8 @@ func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, e
 
 // relabel names the right limit in a size error from readLimited.
 func relabel(err error, limit int, what string) error {
-	if re, ok := err.(*RequestError); ok && re.Kind == ErrTooLarge {
-		return &RequestError{Kind: ErrTooLarge, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
+	if re, ok := err.(*apierr.Error); ok && re.Kind == apierr.TooLarge {
+		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
 	}
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/goccy/go-json"
+
+	"trove/apierr"
 )
 
 // step is one field of a profile object: a name and a JSON value.
@@ -248,8 +250,8 @@ func TestProfileRoundTrip(t *testing.T) {
 	if !strings.Contains(string(b1), `"big":123456789012345678901234567890`) {
 		t.Fatalf("big integer lost its digits: %s", b1)
 	}
-	var e *Error
-	if err := apply(&q, &update{index: 4, ops: []op{{field: "s", kind: opInc, raw: json.RawMessage(`1`)}}}); !errors.As(err, &e) || e.Index != 4 || e.Field != "s" {
+	var e *apierr.Error
+	if err := apply(&q, &update{index: 4, ops: []op{{field: "s", kind: opInc, raw: json.RawMessage(`1`)}}}); !errors.As(err, &e) || errIndex(e) != 4 || e.Field != "s" {
 		t.Fatalf("got %v; want an error naming profile 4, field s", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"trove/apierr"
 )
 
 // Limits the tests decode with: those of DefaultConfig.
@@ -63,20 +65,20 @@ func describeOps(ops []op) []string {
 	return out
 }
 
-// checkInvalid fails unless err is a *Error of kind ErrInvalid naming index
+// checkInvalid fails unless err is a *apierr.Error of kind apierr.Invalid naming index
 // and field, with a message containing msg.
 func checkInvalid(t *testing.T, err error, index int, field, msg string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("got no error; want a 400 naming index %d, field %q, %q", index, field, msg)
 	}
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) {
-		t.Fatalf("got %T %v; want a *Error of kind ErrInvalid", err, err)
+	var e *apierr.Error
+	if !errors.As(err, &e) || !errors.Is(err, apierr.Invalid) {
+		t.Fatalf("got %T %v; want a *apierr.Error of kind apierr.Invalid", err, err)
 	}
-	if e.Index != index || e.Field != field || !strings.Contains(e.Message, msg) {
+	if errIndex(e) != index || e.Field != field || !strings.Contains(e.Message, msg) {
 		t.Fatalf("got index %d, field %q, message %q; want index %d, field %q, a message containing %q",
-			e.Index, e.Field, e.Message, index, field, msg)
+			errIndex(e), e.Field, e.Message, index, field, msg)
 	}
 }
 
@@ -358,15 +360,15 @@ func TestDecodeSeedExample(t *testing.T) {
 // TestErrorDetails checks what a refused profile adds to the error body.
 func TestErrorDetails(t *testing.T) {
 	e := invalid(2, "gender", "gender must be one of")
-	d, ok := e.ErrorDetails().(map[string]any)
-	if !ok || d["index"] != 2 {
+	d := e.ErrorDetails()
+	if d["index"] != 2 || e.Code != "invalid_profile" {
 		t.Fatalf("got details %v; want index 2", e.ErrorDetails())
 	}
 	errs, ok := d["errors"].([]map[string]any)
 	if !ok || len(errs) != 1 || errs[0]["index"] != 2 || errs[0]["field"] != "gender" || errs[0]["message"] != "gender must be one of" {
 		t.Fatalf("got errors %v; want one naming index 2 and field gender", d["errors"])
 	}
-	if d := invalid(-1, "user_profiles", "x").ErrorDetails(); d != nil {
+	if d := invalid(-1, "user_profiles", "x").ErrorDetails(); len(d) != 0 {
 		t.Fatalf("got details %v for a request-wide error; want none", d)
 	}
 	if e.ErrorField() != "gender" || e.Error() != "gender must be one of" {
@@ -398,10 +400,18 @@ func TestDuplicateKeys(t *testing.T) {
 				}
 				return
 			}
-			var e *Error
+			var e *apierr.Error
 			if !errors.As(err, &e) || e.Field != tt.field || e.Message != tt.field+" appears twice" {
 				t.Fatalf("decodeRequest: %v; want an error naming %s: %s appears twice", err, tt.field, tt.field)
 			}
 		})
 	}
+}
+
+// errIndex returns the index of the profile e names, -1 for none.
+func errIndex(e *apierr.Error) int {
+	if i, ok := e.Details["index"].(int); ok {
+		return i
+	}
+	return -1
 }

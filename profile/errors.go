@@ -1,51 +1,42 @@
 package profile
 
-import "errors"
+import "trove/apierr"
 
-var (
-	// ErrInvalid means the request is not valid (HTTP 400).
-	ErrInvalid = errors.New("profile: invalid request")
-	// ErrConflict means an identity of the request belongs to another
-	// profile (HTTP 409).
-	ErrConflict = errors.New("profile: identity conflict")
-	// ErrNotFound means no profile has the identity asked for (HTTP 404).
-	ErrNotFound = errors.New("profile: not found")
-	// ErrTooLarge means a body over the configured limit (HTTP 413).
-	ErrTooLarge = errors.New("profile: too large")
-	// ErrUnsupportedMediaType means a Content-Type or Content-Encoding the
-	// API does not take (HTTP 415).
-	ErrUnsupportedMediaType = errors.New("profile: unsupported media type")
-)
+// The profile API refuses requests with *apierr.Error values: apierr.Invalid
+// (400, code word "invalid_profile"), apierr.Conflict (409, an identity of
+// the request belongs to another profile), apierr.NotFound (404),
+// apierr.TooLarge (413) or apierr.Unsupported (415).
 
-// Error is a refused request, naming the profile (its index in
-// user_profiles, or -1 for the request as a whole) and the field at fault.
-type Error struct {
-	Kind    error
-	Index   int
-	Field   string
-	Message string
+// invalidCode is the code word of the profile API's 400 answers.
+const invalidCode = "invalid_profile"
+
+// refuse returns an error of kind naming the profile at fault (its index
+// in user_profiles, or -1 for the request as a whole) and the field. A
+// profile's index goes in the body as "index" and one "errors" entry.
+func refuse(kind error, index int, field, msg string) *apierr.Error {
+	e := &apierr.Error{Kind: kind, Field: field, Message: msg}
+	if kind == apierr.Invalid {
+		e.Code = invalidCode
+	}
+	if index >= 0 {
+		e.Details = map[string]any{
+			"index":  index,
+			"errors": []map[string]any{{"index": index, "field": field, "message": msg}},
+		}
+	}
+	return e
 }
 
-func (e *Error) Error() string { return e.Message }
-
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Kind }
-
-// ErrorField returns the name of the field at fault.
-func (e *Error) ErrorField() string { return e.Field }
-
-// ErrorDetails returns the index of the profile at fault, as the error
-// body's "index" and one "errors" entry.
-func (e *Error) ErrorDetails() any {
-	if e.Index < 0 {
-		return nil
-	}
-	return map[string]any{
-		"index":  e.Index,
-		"errors": []map[string]any{{"index": e.Index, "field": e.Field, "message": e.Message}},
-	}
+func invalid(index int, field, msg string) *apierr.Error {
+	return refuse(apierr.Invalid, index, field, msg)
 }
 
-func invalid(index int, field, msg string) *Error {
-	return &Error{Kind: ErrInvalid, Index: index, Field: field, Message: msg}
+// bodyError gives an error of httpbody the profile API's code word.
+func bodyError(err error) error {
+	if e, ok := err.(*apierr.Error); ok && e.Kind == apierr.Invalid && e.Code == "" {
+		c := *e
+		c.Code = invalidCode
+		return &c
+	}
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/goccy/go-json"
+
+	"trove/apierr"
 )
 
 // checkStoredForm fails unless p marshals to valid JSON that reads back
@@ -39,7 +41,7 @@ func checkStoredForm(t *testing.T, p *Profile) {
 }
 
 // FuzzDecodeRequest checks that decoding never panics, refuses only with a
-// *Error of kind ErrInvalid, and that whatever it accepts applies to a
+// *apierr.Error of kind apierr.Invalid, and that whatever it accepts applies to a
 // profile whose stored form is valid JSON.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, name := range []string{"testdata/seed_corrected.json", "testdata/seed_malformed.json"} {
@@ -64,9 +66,9 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, ups, err := decodeRequest(body, maxProfiles, maxFields)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) || e.Message == "" || e.Index < -1 || e.Index >= maxProfiles {
-				t.Fatalf("got %T %+v; want a *Error of kind ErrInvalid", err, err)
+			var e *apierr.Error
+			if !errors.As(err, &e) || !errors.Is(err, apierr.Invalid) || e.Message == "" || errIndex(e) < -1 || errIndex(e) >= maxProfiles {
+				t.Fatalf("got %T %+v; want a *apierr.Error of kind apierr.Invalid", err, err)
 			}
 			return
 		}
@@ -86,9 +88,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			if err := apply(&p, u); err != nil {
 				// Alone on an empty profile, only an inc out of range
 				// fails.
-				var e *Error
-				if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) || e.Index != i {
-					t.Fatalf("apply: got %T %+v; want a *Error of kind ErrInvalid for profile %d", err, err, i)
+				var e *apierr.Error
+				if !errors.As(err, &e) || !errors.Is(err, apierr.Invalid) || errIndex(e) != i {
+					t.Fatalf("apply: got %T %+v; want a *apierr.Error of kind apierr.Invalid for profile %d", err, err, i)
 				}
 			}
 			checkInStep(t, &p)

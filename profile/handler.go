@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/httpbody"
 	"trove/obs"
@@ -139,7 +140,7 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 // applyOne finds or creates the profile of u and applies u to it.
 func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (ResultEntry, error) {
 	conflict := func(field, format string, args ...any) error {
-		return &Error{Kind: ErrConflict, Index: u.index, Field: field, Message: fmt.Sprintf(format, args...)}
+		return refuse(apierr.Conflict, u.index, field, fmt.Sprintf(format, args...))
 	}
 	var id storage.ProfileID
 	var body []byte
@@ -263,7 +264,7 @@ func (h *Handler) Get(ctx *fasthttp.RequestCtx) error {
 	default:
 		return invalid(-1, "userId", "name the profile with userId, pyze_id, or alias_label and alias_id")
 	}
-	notFound := &Error{Kind: ErrNotFound, Index: -1, Message: "no profile of app " + strconv.Quote(appKey) + " has that identity"}
+	notFound := refuse(apierr.NotFound, -1, "", "no profile of app "+strconv.Quote(appKey)+" has that identity")
 	app, err := h.db.App(appKey)
 	if errors.Is(err, storage.ErrUnknownApp) {
 		return notFound
@@ -298,15 +299,15 @@ func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	switch string(bytes.ToLower(bytes.TrimSpace(ct))) {
 	case "", "application/json":
 	default:
-		return nil, &Error{Kind: ErrUnsupportedMediaType, Index: -1, Field: "Content-Type", Message: "Content-Type " + strconv.Quote(string(ct)) + " is not supported: use application/json"}
+		return nil, refuse(apierr.Unsupported, -1, "Content-Type", "Content-Type "+strconv.Quote(string(ct))+" is not supported: use application/json")
 	}
 	limit := h.cfg.MaxRequestBytes
 	if n := ctx.Request.Header.ContentLength(); n > limit {
-		return nil, &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is " + strconv.Itoa(n) + " bytes, over the limit of " + strconv.Itoa(limit) + " (" + httpbody.LimitKey + ")"}
+		return nil, refuse(apierr.TooLarge, -1, "", "request body is "+strconv.Itoa(n)+" bytes, over the limit of "+strconv.Itoa(limit)+" ("+httpbody.LimitKey+")")
 	}
 	body := ctx.PostBody()
 	if len(body) > limit {
-		return nil, &Error{Kind: ErrTooLarge, Index: -1, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes (" + httpbody.LimitKey + ")"}
+		return nil, refuse(apierr.TooLarge, -1, "", "request body is over the limit of "+strconv.Itoa(limit)+" bytes ("+httpbody.LimitKey+")")
 	}
 	if s := ctx.RequestBodyStream(); s != nil {
 		var err error
@@ -321,22 +322,6 @@ func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 		}
 	}
 	return body, nil
-}
-
-// bodyError turns an httpbody error into the API's error of the same kind.
-func bodyError(err error) error {
-	var be *httpbody.Error
-	if !errors.As(err, &be) {
-		return err
-	}
-	kind := ErrInvalid
-	switch be.Kind {
-	case httpbody.ErrTooLarge:
-		kind = ErrTooLarge
-	case httpbody.ErrUnsupported:
-		kind = ErrUnsupportedMediaType
-	}
-	return &Error{Kind: kind, Index: -1, Field: be.Field, Message: be.Message}
 }
 
 // newUUID returns a random (version 4) UUID.

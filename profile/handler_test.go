@@ -17,6 +17,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/storage"
 )
@@ -122,7 +123,7 @@ func (s *testServer) serve(ctx *fasthttp.RequestCtx) {
 		case ctx.IsGet() && path == "/v1/users/profile":
 			return s.h.Get(ctx)
 		}
-		return ErrNotFound
+		return apierr.NotFound
 	}()
 	if err != nil {
 		s.writeError(ctx, err)
@@ -136,11 +137,11 @@ var statuses = []struct {
 }{
 	{auth.ErrUnauthenticated, 401},
 	{auth.ErrForbidden, 403},
-	{ErrInvalid, 400},
-	{ErrConflict, 409},
-	{ErrNotFound, 404},
-	{ErrTooLarge, 413},
-	{ErrUnsupportedMediaType, 415},
+	{apierr.Invalid, 400},
+	{apierr.Conflict, 409},
+	{apierr.NotFound, 404},
+	{apierr.TooLarge, 413},
+	{apierr.Unsupported, 415},
 }
 
 func (s *testServer) writeError(ctx *fasthttp.RequestCtx, err error) {
@@ -155,10 +156,10 @@ func (s *testServer) writeError(ctx *fasthttp.RequestCtx, err error) {
 		s.t.Errorf("%s %s: internal error: %v", ctx.Method(), ctx.RequestURI(), err)
 	}
 	body := map[string]any{"message": err.Error()}
-	var e *Error
+	var e *apierr.Error
 	if errors.As(err, &e) {
 		body["field"] = e.Field
-		if d, ok := e.ErrorDetails().(map[string]any); ok {
+		if d := e.ErrorDetails(); d != nil {
 			body["index"], body["errors"] = d["index"], d["errors"]
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"trove/apierr"
 	"trove/obs"
 	"trove/storage"
 )
@@ -28,7 +29,7 @@ func IsBuiltin(name string) bool {
 }
 
 // Check validates obj, one profile object as user_profiles holds them. The
-// error is an *Error naming the field.
+// error is an *apierr.Error naming the field.
 func (h *Handler) Check(obj []byte) error {
 	var u update
 	return decodeProfile(0, obj, h.cfg.MaxFields, &u)
@@ -37,7 +38,7 @@ func (h *Handler) Check(obj []byte) error {
 // ApplyEach applies each of objs (profile objects, as Check takes them) to
 // appKey's profiles, in one transaction committed once. Unlike a request
 // to POST /users/profile, each object stands alone: one that is invalid or
-// whose identities conflict is left out, with its *Error in errs[i], and
+// whose identities conflict is left out, with its *apierr.Error in errs[i], and
 // the others are applied. err is a failure of the store (nothing applied).
 // Rate limits are the caller's.
 func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err error) {
@@ -78,7 +79,7 @@ func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err err
 			continue
 		}
 		if _, err := h.applyOne(txn, u, now); err != nil {
-			var pe *Error
+			var pe *apierr.Error
 			if !errors.As(err, &pe) {
 				return nil, err
 			}
@@ -97,7 +98,7 @@ func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err err
 	return errs, nil
 }
 
-// aliasConflict returns a conflict *Error when u names a userId that has a
+// aliasConflict returns a conflict *apierr.Error when u names a userId that has a
 // profile and an alias that belongs to another one.
 func aliasConflict(txn *storage.ProfileTxn, u *update) (error, error) {
 	if u.userID == "" || u.pyzeID != "" || len(u.aliases) == 0 {
@@ -113,8 +114,7 @@ func aliasConflict(txn *storage.ProfileTxn, u *update) (error, error) {
 			return nil, err
 		}
 		if ok && other != id {
-			return &Error{Kind: ErrConflict, Index: u.index, Field: "user_alias",
-				Message: fmt.Sprintf("alias %s:%s belongs to another profile than userId %q", a.Label, a.ID, u.userID)}, nil
+			return refuse(apierr.Conflict, u.index, "user_alias", fmt.Sprintf("alias %s:%s belongs to another profile than userId %q", a.Label, a.ID, u.userID)), nil
 		}
 	}
 	return nil, nil

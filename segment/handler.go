@@ -8,6 +8,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
 	"trove/ingest"
 	"trove/profile"
@@ -351,7 +352,7 @@ func (h *Handler) applyProfiles(b *ingest.Batch, appKey string, profs []profileU
 // error.
 func profileError(err error) (field, msg string) {
 	field = "traits"
-	if pe, ok := err.(*profile.Error); ok {
+	if pe, ok := err.(*apierr.Error); ok {
 		switch pe.Field {
 		case "":
 		case "userId":

@@ -14,14 +14,14 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"trove/ingest"
+	"trove/apierr"
 	"trove/web"
 )
 
 // refuseAll answers every POST /v1/events with a 413 without reading the
 // body, as a declared length over the limit is refused.
 var refuseAll = web.Handlers{Events: func(*fasthttp.RequestCtx) error {
-	return &ingest.RequestError{Kind: ingest.ErrTooLarge, Message: "too big"}
+	return apierr.New(apierr.TooLarge, "", "too big")
 }}
 
 func dialRequest(t *testing.T, srv *testServer, head string) net.Conn {

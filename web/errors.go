@@ -7,12 +7,9 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
-	"trove/admin"
+	"trove/apierr"
 	"trove/auth"
 	"trove/compat"
-	"trove/export"
-	"trove/ingest"
-	"trove/profile"
 	"trove/storage"
 )
 
@@ -29,58 +26,47 @@ var ErrBodyTooLarge = errors.New("web: request body too large")
 // ErrShuttingDown is returned while the server drains.
 var ErrShuttingDown = errors.New("web: shutting down")
 
-// statusOf maps an error to its HTTP status and code word. It is the only
-// place that does.
+// errorStatuses gives each kind of error its HTTP status and default code
+// word; statusOf takes the first row err matches. It is the only place
+// that maps errors to statuses: domain packages return *apierr.Error
+// values, whose Kind is one of apierr's sentinels.
+var errorStatuses = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{auth.ErrUnauthenticated, fasthttp.StatusUnauthorized, "unauthorized"},
+	{auth.ErrForbidden, fasthttp.StatusForbidden, "forbidden"},
+	{apierr.TooLarge, fasthttp.StatusRequestEntityTooLarge, "payload_too_large"},
+	{apierr.Unsupported, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"},
+	{apierr.Invalid, fasthttp.StatusBadRequest, "invalid_request"},
+	{apierr.Conflict, fasthttp.StatusConflict, "conflict"},
+	{apierr.NotFound, fasthttp.StatusNotFound, "not_found"},
+	{apierr.Unavailable, fasthttp.StatusServiceUnavailable, "unavailable"},
+	{ErrNotFound, fasthttp.StatusNotFound, "not_found"},
+	{ErrMethodNotAllowed, fasthttp.StatusMethodNotAllowed, "method_not_allowed"},
+	{ErrRateLimited, fasthttp.StatusTooManyRequests, "rate_limited"},
+	{ErrOverBurst, fasthttp.StatusRequestEntityTooLarge, "payload_too_large"},
+	{ErrBodyTooLarge, fasthttp.StatusRequestEntityTooLarge, "payload_too_large"},
+	{storage.ErrDiskFull, fasthttp.StatusServiceUnavailable, "disk_full"},
+	{ErrBodyMemory, fasthttp.StatusServiceUnavailable, "busy"},
+	{storage.ErrClosed, fasthttp.StatusServiceUnavailable, "unavailable"},
+	{ErrShuttingDown, fasthttp.StatusServiceUnavailable, "unavailable"},
+}
+
+// statusOf maps an error to its HTTP status and code word: the row of
+// errorStatuses it matches, with the Code of an *apierr.Error of that
+// kind in place of the row's code word when it sets one.
 func statusOf(err error) (int, string) {
-	switch {
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return fasthttp.StatusUnauthorized, "unauthorized"
-	case errors.Is(err, auth.ErrForbidden):
-		return fasthttp.StatusForbidden, "forbidden"
-	case errors.Is(err, ingest.ErrTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
-	case errors.Is(err, ingest.ErrUnsupportedMediaType):
-		return fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"
-	case errors.Is(err, ingest.ErrInvalid):
-		var re *ingest.RequestError
-		if errors.As(err, &re) && re.Result != nil {
-			return fasthttp.StatusBadRequest, "invalid_event"
+	for _, row := range errorStatuses {
+		if !errors.Is(err, row.err) {
+			continue
 		}
-		return fasthttp.StatusBadRequest, "invalid_request"
-	case errors.Is(err, export.ErrInvalid):
-		return fasthttp.StatusBadRequest, "invalid_request"
-	case errors.Is(err, profile.ErrInvalid):
-		return fasthttp.StatusBadRequest, "invalid_profile"
-	case errors.Is(err, profile.ErrConflict):
-		return fasthttp.StatusConflict, "conflict"
-	case errors.Is(err, profile.ErrNotFound):
-		return fasthttp.StatusNotFound, "not_found"
-	case errors.Is(err, profile.ErrTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
-	case errors.Is(err, profile.ErrUnsupportedMediaType):
-		return fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"
-	case errors.Is(err, admin.ErrInvalid):
-		return fasthttp.StatusBadRequest, "invalid_request"
-	case errors.Is(err, admin.ErrNotFound):
-		return fasthttp.StatusNotFound, "not_found"
-	case errors.Is(err, admin.ErrConflict):
-		return fasthttp.StatusConflict, "conflict"
-	case errors.Is(err, admin.ErrTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
-	case errors.Is(err, ErrNotFound):
-		return fasthttp.StatusNotFound, "not_found"
-	case errors.Is(err, ErrMethodNotAllowed):
-		return fasthttp.StatusMethodNotAllowed, "method_not_allowed"
-	case errors.Is(err, ErrRateLimited):
-		return fasthttp.StatusTooManyRequests, "rate_limited"
-	case errors.Is(err, ErrOverBurst), errors.Is(err, ErrBodyTooLarge):
-		return fasthttp.StatusRequestEntityTooLarge, "payload_too_large"
-	case errors.Is(err, storage.ErrDiskFull):
-		return fasthttp.StatusServiceUnavailable, "disk_full"
-	case errors.Is(err, ErrBodyMemory):
-		return fasthttp.StatusServiceUnavailable, "busy"
-	case errors.Is(err, storage.ErrClosed), errors.Is(err, ErrShuttingDown):
-		return fasthttp.StatusServiceUnavailable, "unavailable"
+		var ae *apierr.Error
+		if errors.As(err, &ae) && ae.Code != "" && errors.Is(ae, row.err) {
+			return row.status, ae.Code
+		}
+		return row.status, row.code
 	}
 	return fasthttp.StatusInternalServerError, "internal"
 }
@@ -101,19 +87,13 @@ func writeError(ctx *fasthttp.RequestCtx, log *slog.Logger, err error) {
 	if errors.As(err, &f) && f.ErrorField() != "" {
 		body["field"] = f.ErrorField()
 	}
-	var d interface{ ErrorDetails() any }
+	var d interface{ ErrorDetails() map[string]any }
 	if errors.As(err, &d) {
-		if det := d.ErrorDetails(); det != nil {
-			// Merge the details' members (accepted, rejected, errors…).
-			if b, err := json.Marshal(det); err == nil {
-				var m map[string]any
-				if json.Unmarshal(b, &m) == nil {
-					for k, v := range m {
-						if _, taken := body[k]; !taken {
-							body[k] = v
-						}
-					}
-				}
+		// The details' members (accepted, rejected, errors…) never
+		// replace the ones above.
+		for k, v := range d.ErrorDetails() {
+			if _, taken := body[k]; !taken {
+				body[k] = v
 			}
 		}
 	}

@@ -207,7 +207,7 @@ func (e *RateLimitError) Unwrap() error { return e.Kind }
 func (e *RateLimitError) ErrorField() string { return "appKey" }
 
 // ErrorDetails adds the app to the error body.
-func (e *RateLimitError) ErrorDetails() any {
+func (e *RateLimitError) ErrorDetails() map[string]any {
 	return map[string]any{"appKey": e.AppKey}
 }
 

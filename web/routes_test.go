@@ -19,9 +19,8 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/apierr"
 	"trove/auth"
-	"trove/export"
-	"trove/ingest"
 	"trove/storage"
 	"trove/web"
 )
@@ -321,23 +320,28 @@ func TestErrorBodies(t *testing.T) {
 	}{
 		{name: "unauthenticated", err: fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated), status: 401, code: "unauthorized"},
 		{name: "forbidden", err: fmt.Errorf("%w: not your app", auth.ErrForbidden), status: 403, code: "forbidden"},
-		{name: "too large", err: &ingest.RequestError{Kind: ingest.ErrTooLarge, Message: "too big"}, status: 413, code: "payload_too_large"},
-		{name: "media type", err: &ingest.RequestError{Kind: ingest.ErrUnsupportedMediaType, Field: "Content-Type", Message: "no"},
+		{name: "too large", err: apierr.New(apierr.TooLarge, "", "too big"), status: 413, code: "payload_too_large"},
+		{name: "media type", err: apierr.New(apierr.Unsupported, "Content-Type", "no"),
 			status: 415, code: "unsupported_media_type", field: "Content-Type"},
-		{name: "invalid request", err: &ingest.RequestError{Kind: ingest.ErrInvalid, Field: "userId", Message: "userId is required"},
+		{name: "invalid request", err: apierr.New(apierr.Invalid, "userId", "userId is required"),
 			status: 400, code: "invalid_request", field: "userId"},
-		{name: "invalid export parameter", err: &export.ParamError{Field: "since", Message: "since must be a non-negative integer"},
+		{name: "invalid export parameter", err: apierr.New(apierr.Invalid, "since", "since must be a non-negative integer"),
 			status: 400, code: "invalid_request", field: "since"},
-		{name: "any error with a field", err: &fieldError{kind: export.ErrInvalid, field: "limit"}, status: 400, code: "invalid_request", field: "limit"},
+		{name: "any error with a field", err: &fieldError{kind: apierr.Invalid, field: "limit"}, status: 400, code: "invalid_request", field: "limit"},
+		{name: "code word of the error", err: &apierr.Error{Kind: apierr.Invalid, Code: "invalid_profile", Field: "gender", Message: "gender must be one of"},
+			status: 400, code: "invalid_profile", field: "gender"},
+		{name: "conflict", err: apierr.New(apierr.Conflict, "name", "an app named \"a\" already exists"), status: 409, code: "conflict", field: "name"},
+		{name: "not found", err: apierr.New(apierr.NotFound, "id", "no token has id \"x\""), status: 404, code: "not_found", field: "id"},
+		{name: "unavailable", err: apierr.New(apierr.Unavailable, "", "not now"), status: 503, code: "unavailable", header: map[string]string{"Retry-After": "1"}},
 		{name: "store closed", err: fmt.Errorf("cannot store events: %w", storage.ErrClosed), status: 503, code: "unavailable",
 			header: map[string]string{"Retry-After": "1"}},
 		{name: "shutting down", err: web.ErrShuttingDown, status: 503, code: "unavailable", header: map[string]string{"Retry-After": "1"}},
 		{name: "bodies in memory", err: fmt.Errorf("%w: the request's share did not come free", web.ErrBodyMemory), status: 503, code: "busy", header: map[string]string{"Retry-After": "1"}},
 		{name: "unexpected", err: errors.New("disk on fire at /secret/path"), status: 500, code: "internal"},
 	}
-	zero := 0
-	batchErr := &ingest.RequestError{Kind: ingest.ErrInvalid, Field: "event", Message: "event is required",
-		Result: &ingest.Result{Rejected: 1, Errors: []ingest.ItemError{{Index: &zero, Field: "event", Message: "event is required"}}}}
+	batchErr := &apierr.Error{Kind: apierr.Invalid, Code: "invalid_event", Field: "event", Message: "event is required",
+		Details: map[string]any{"accepted": 0, "duplicates": 0, "rejected": 1,
+			"errors": []map[string]any{{"index": 0, "field": "event", "message": "event is required"}}}}
 	h := web.Handlers{Events: func(ctx *fasthttp.RequestCtx) error {
 		c := string(ctx.QueryArgs().Peek("case"))
 		if c == "batch" {
@@ -436,7 +440,7 @@ func TestPanicBecomes500(t *testing.T) {
 func TestCORS(t *testing.T) {
 	srv := startServer(t, web.Config{CORSOrigins: []string{"*"}}, web.Handlers{
 		Events: func(ctx *fasthttp.RequestCtx) error {
-			return &ingest.RequestError{Kind: ingest.ErrInvalid, Field: "type", Message: "type is required"}
+			return apierr.New(apierr.Invalid, "type", "type is required")
 		},
 	})
 	t.Run("preflight", func(t *testing.T) {
