@@ -17,6 +17,11 @@ var (
 	Conflict = errors.New("apierr: conflict")
 	// Unavailable means the server cannot take the request now (HTTP 503).
 	Unavailable = errors.New("apierr: unavailable")
+	// Unauthorized means no valid credentials (HTTP 401).
+	Unauthorized = errors.New("apierr: unauthorized")
+	// Forbidden means valid credentials that do not cover the request
+	// (HTTP 403).
+	Forbidden = errors.New("apierr: forbidden")
 )
 
 // Error is a refused request. Its text is Message alone, which the error

@@ -6,12 +6,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"trove/apierr"
 )
 
 // Scope is what a token may do.
@@ -53,13 +54,16 @@ func (s Scope) String() string {
 	return out
 }
 
+// The credential errors are *apierr.Error values of kind
+// apierr.Unauthorized and apierr.Forbidden, shared: callers wrap them
+// (fmt.Errorf("%w: …")) and never modify them.
 var (
 	// ErrUnauthenticated means no valid credentials: none where required,
 	// malformed, or unknown (HTTP 401).
-	ErrUnauthenticated = errors.New("auth: no valid credentials")
+	ErrUnauthenticated error = &apierr.Error{Kind: apierr.Unauthorized, Message: "auth: no valid credentials"}
 	// ErrForbidden means valid credentials that do not cover this app or
 	// scope (HTTP 403).
-	ErrForbidden = errors.New("auth: forbidden")
+	ErrForbidden error = &apierr.Error{Kind: apierr.Forbidden, Message: "auth: forbidden"}
 )
 
 // Source says where an app or a token was declared.

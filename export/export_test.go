@@ -205,9 +205,8 @@ func TestEvents(t *testing.T) {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("got error %v; want %v", err, tc.err)
 				}
-				var f interface{ ErrorField() string }
-				if errors.As(err, &f) != (tc.field != "") || (tc.field != "" && f.ErrorField() != tc.field) {
-					t.Errorf("error %v names field %v; want %q", err, f, tc.field)
+				if f := apierr.Field(err); f != tc.field {
+					t.Errorf("error %v names field %q; want %q", err, f, tc.field)
 				}
 				return
 			}

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
-	"trove/auth"
 	"trove/compat"
 	"trove/storage"
 )
@@ -28,15 +27,16 @@ var ErrShuttingDown = errors.New("web: shutting down")
 
 // errorStatuses gives each kind of error its HTTP status and default code
 // word; statusOf takes the first row err matches. It is the only place
-// that maps errors to statuses: domain packages return *apierr.Error
-// values, whose Kind is one of apierr's sentinels.
+// that maps errors to statuses: auth and the domain packages return
+// *apierr.Error values, whose Kind is one of apierr's sentinels; the rows
+// after them are web's and storage's own sentinels.
 var errorStatuses = []struct {
 	err    error
 	status int
 	code   string
 }{
-	{auth.ErrUnauthenticated, fasthttp.StatusUnauthorized, "unauthorized"},
-	{auth.ErrForbidden, fasthttp.StatusForbidden, "forbidden"},
+	{apierr.Unauthorized, fasthttp.StatusUnauthorized, "unauthorized"},
+	{apierr.Forbidden, fasthttp.StatusForbidden, "forbidden"},
 	{apierr.TooLarge, fasthttp.StatusRequestEntityTooLarge, "payload_too_large"},
 	{apierr.Unsupported, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{apierr.Invalid, fasthttp.StatusBadRequest, "invalid_request"},
