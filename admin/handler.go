@@ -338,22 +338,33 @@ func checkName(field, name string) error {
 	return nil
 }
 
-// decodeBody decodes a JSON object body into fields (member name → pointer),
-// refusing unknown members and naming the member whose value is wrong.
-func decodeBody(ctx *fasthttp.RequestCtx, fields map[string]any) error {
-	if cl := ctx.Request.Header.ContentLength(); cl > maxBodyBytes {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
+// readBody reads the request body, refusing more than limit bytes (as
+// declared or as sent) with tooLarge as the message. The admin API's bodies
+// are small JSON documents, taken as sent (no Content-Encoding).
+func readBody(ctx *fasthttp.RequestCtx, limit int, tooLarge string) ([]byte, error) {
+	if cl := ctx.Request.Header.ContentLength(); cl > limit {
+		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
 	}
 	var r io.Reader = bytes.NewReader(ctx.PostBody())
 	if s := ctx.RequestBodyStream(); s != nil {
 		r = s
 	}
-	body, err := io.ReadAll(io.LimitReader(r, maxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
-		return invalid("", "cannot read request body: "+err.Error())
+		return nil, invalid("", "cannot read request body: "+err.Error())
 	}
-	if len(body) > maxBodyBytes {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(maxBodyBytes) + " bytes"}
+	if len(body) > limit {
+		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
+	}
+	return body, nil
+}
+
+// decodeBody decodes a JSON object body into fields (member name → pointer),
+// refusing unknown members and naming the member whose value is wrong.
+func decodeBody(ctx *fasthttp.RequestCtx, fields map[string]any) error {
+	body, err := readBody(ctx, maxBodyBytes, "request body is over the limit of "+strconv.Itoa(maxBodyBytes)+" bytes")
+	if err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("", "the request needs a JSON object body")

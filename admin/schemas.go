@@ -3,7 +3,6 @@ package admin
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -108,19 +107,9 @@ func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	if cl := ctx.Request.Header.ContentLength(); cl > maxSchemaBytes {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
-	}
-	r := ctx.RequestBodyStream()
-	if r == nil {
-		r = bytes.NewReader(ctx.PostBody())
-	}
-	body, err := io.ReadAll(io.LimitReader(r, maxSchemaBytes+1))
+	body, err := readBody(ctx, maxSchemaBytes, "a schema is limited to "+strconv.Itoa(maxSchemaBytes)+" bytes")
 	if err != nil {
-		return invalid("", "cannot read request body: "+err.Error())
-	}
-	if len(body) > maxSchemaBytes {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "a schema is limited to " + strconv.Itoa(maxSchemaBytes) + " bytes"}
+		return err
 	}
 	c, err := h.schemas.Put(appKey, event, bytes.TrimSpace(body))
 	if errors.Is(err, schema.ErrInvalidSchema) {
