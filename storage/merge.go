@@ -79,6 +79,9 @@ func (db *DB) mergeLoop() {
 		if err != nil {
 			db.log.Error("background merge failed", "err", err)
 		}
+		if n == 0 {
+			releaseBestEncoders() // idle: their memory is the exports' (values.go)
+		}
 		flushPending = flushPending || n > 0
 	}
 }

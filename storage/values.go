@@ -107,27 +107,48 @@ func sortBlockEvents(evs []blockEvent) {
 
 var zdec *zstd.Decoder
 
-// bestEncoders holds zstd encoders at its best level, for the merger's
-// blocks of either kind. Each holds ~34 MB once used: pooled, it goes back
-// to the collector when the merger has been idle for two collections,
-// instead of staying in the heap for good, where it left exports (which
-// hold a decoded group) so little room under the memory limit that the
-// collector ran every few milliseconds.
-var bestEncoders = sync.Pool{New: func() any {
-	// A 2 MiB window and lower-memory mode save 16 MB of the encoder's 51 MB
-	// and compress our blocks to the same bytes.
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
-	if err != nil {
-		panic("BUG: " + err.Error())
-	}
-	return e
-}}
+// bestEncoders are the idle zstd encoders at the best level, for the
+// merger's blocks of either kind. Each holds ~34 MB once used; kept for
+// good, that left exports (which hold a decoded group) so little room
+// under the memory limit that the collector ran every few milliseconds.
+// The merger lets them go (releaseBestEncoders) after a pass with nothing
+// to merge.
+var bestEncoders struct {
+	sync.Mutex
+	idle []*zstd.Encoder
+}
 
 // encodeBest appends src compressed at zstd's best level to dst.
 func encodeBest(src, dst []byte) []byte {
-	e := bestEncoders.Get().(*zstd.Encoder)
-	defer bestEncoders.Put(e)
-	return e.EncodeAll(src, dst)
+	x := &bestEncoders
+	x.Lock()
+	var e *zstd.Encoder
+	if n := len(x.idle); n > 0 {
+		e, x.idle = x.idle[n-1], x.idle[:n-1]
+	}
+	x.Unlock()
+	if e == nil {
+		// A 2 MiB window and lower-memory mode save 16 MB of the
+		// encoder's 51 MB and compress our blocks to the same bytes.
+		var err error
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic("BUG: " + err.Error())
+		}
+	}
+	dst = e.EncodeAll(src, dst)
+	x.Lock()
+	x.idle = append(x.idle, e)
+	x.Unlock()
+	return dst
+}
+
+// releaseBestEncoders drops the idle best-level encoders.
+func releaseBestEncoders() {
+	x := &bestEncoders
+	x.Lock()
+	x.idle = nil
+	x.Unlock()
 }
 
 func init() {
