@@ -454,9 +454,6 @@ func (db *DB) Compact() error {
 	return db.pdb.Compact(context.Background(), []byte{0}, []byte{0xff}, true /* parallelize */)
 }
 
-// DiskUsage returns the bytes the store's live files take on disk.
-func (db *DB) DiskUsage() uint64 { return db.pdb.Metrics().DiskSpaceUsage() }
-
 // Close stops the merger, flushes and closes the store.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {

@@ -16,14 +16,20 @@ import (
 
 // Exact deduplication of client messageIds, bounded in memory and on disk.
 //
-// The index (namespace 0x21) holds one key per stored client messageId:
-// the time slice it was written in, the app, and a 48-bit fingerprint of
-// the id (xxhash of the id, mixed with the app); its value lists the ingest
-// sequence of the event(s) carrying that fingerprint: 15 bytes of key and
-// about 3 of value, whatever the id's length. A slice is a fixed span of server time
-// (Options.DedupWindow / 4, at least an hour, chosen when the store is
-// created and kept in meta). Everything older than the window is a key
-// prefix range: one range deletion drops a whole slice.
+// The index (namespace 0x22) records each stored client messageId by the
+// time slice it was written in, the app, and a 48-bit fingerprint of the id
+// (xxhash of the id, mixed with the app), with the ingest sequence of the
+// event carrying it. Entries are grouped into buckets by the fingerprint's
+// top 16 bits: one key per (slice, app, bucket), whose value is the
+// bucket's entries back to back, 4 bytes of fingerprint and a sequence
+// uvarint each (about 8 bytes per id, whatever the id's length), appended
+// to with Pebble merges. One key per id, as the first sliced index had
+// (0x21), cost 12.5-16.7 bytes per id on disk: Pebble's per-key overhead
+// (an 8-byte trailer, lengths, restart points) was larger than the entry.
+// A slice is a fixed span of server time (Options.DedupWindow / 4, at least
+// an hour, chosen when the store is created and kept in meta). Everything
+// older than the window is a key prefix range: one range deletion drops a
+// whole slice.
 //
 // A lookup never trusts a fingerprint alone. Each live slice has an
 // in-memory blocked Bloom filter of its fingerprints, so most new ids are
@@ -57,11 +63,11 @@ const (
 	minDedupSlice = time.Hour
 )
 
-// A dedup value (namespace 0x21) has, unlike other values, no version byte,
-// since one is written per event: it is the uvarint sequences of the stored
-// events with that fingerprint (almost always one; a sequence is never 0),
-// or dedupRefsMixed (0x00) followed by tagged refs. A future format would be
-// a new tag after 0x00.
+// A value of the first sliced index (namespace 0x21, read only to convert
+// it) has, unlike other values, no version byte, since one was written per
+// event: it is the uvarint sequences of the stored events with that
+// fingerprint (almost always one; a sequence is never 0), or dedupRefsMixed
+// (0x00) followed by tagged refs.
 const (
 	dedupRefsMixed = 0x00
 	refSeq         = 0
@@ -460,6 +466,83 @@ func decodeDedupRefs(dst []dedupRef, v []byte) ([]dedupRef, error) {
 	return dst, nil
 }
 
+// A bucket of the index (namespace 0x22) holds every ref to what carries a
+// fingerprint with the bucket's top 16 bits, one entry per ref, back to
+// back:
+//
+//	fp's low 32 bits (4B) | seq uvarint (never 0)
+//	fp's low 32 bits (4B) | 0x00 | receivedAt uvarint | len uvarint | messageId    a legacy ref
+//
+// Writers append entries with Pebble merges (its default merger
+// concatenates operands), never rewrite them: a ref that changes (a purge
+// turning a seq ref into a legacy one) is a new entry beside the old one,
+// and a fingerprint's refs are the set of its entries. Like the old 0x21
+// values, a bucket has no version byte (it is thousands of operands, not one
+// value); a new format would be a new namespace.
+func appendDedupEntry(dst []byte, fp uint64, r dedupRef) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(fp))
+	if !r.legacy {
+		return binary.AppendUvarint(dst, r.seq)
+	}
+	dst = append(dst, 0)
+	dst = binary.AppendUvarint(dst, uint64(r.received))
+	dst = binary.AppendUvarint(dst, uint64(len(r.id)))
+	return append(dst, r.id...)
+}
+
+// dedupEntries reads the entries of a bucket value; legacy ids alias it.
+type dedupEntries struct{ r byteReader }
+
+// next returns the next entry: the fingerprint's low 32 bits and its ref.
+// ok is false at the end or on a corrupt entry (then err() says which).
+func (e *dedupEntries) next() (low uint32, ref dedupRef, ok bool) {
+	if len(e.r.b) == 0 || e.r.err != nil {
+		return 0, ref, false
+	}
+	if len(e.r.b) < 5 {
+		e.r.err = errCorrupt
+		return 0, ref, false
+	}
+	low = binary.BigEndian.Uint32(e.r.b)
+	e.r.b = e.r.b[4:]
+	if e.r.b[0] != 0 {
+		ref.seq = e.r.uvarint()
+		return low, ref, e.r.err == nil
+	}
+	e.r.b = e.r.b[1:]
+	at := e.r.uvarint()
+	n := e.r.uvarint()
+	if e.r.err != nil || n > uint64(len(e.r.b)) {
+		e.r.err = errCorrupt
+		return 0, ref, false
+	}
+	ref = dedupRef{legacy: true, received: int64(at), id: e.r.b[:n]}
+	e.r.b = e.r.b[n:]
+	return low, ref, true
+}
+
+func (e *dedupEntries) err() error {
+	if e.r.err != nil {
+		return fmt.Errorf("%w: dedup index entry", errCorrupt)
+	}
+	return nil
+}
+
+// appendBucketRefs appends to dst the refs of fingerprint fp in bucket value
+// v; legacy ids alias v.
+func appendBucketRefs(dst []dedupRef, v []byte, fp uint64) ([]dedupRef, error) {
+	e := dedupEntries{r: byteReader{b: v}}
+	for {
+		low, r, ok := e.next()
+		if !ok {
+			return dst, e.err()
+		}
+		if low == uint32(fp) {
+			dst = append(dst, r)
+		}
+	}
+}
+
 // dedupCandidate is an id whose fingerprint a filter may hold in slice.
 type dedupCandidate struct {
 	key   int // index into the checked keys
@@ -508,9 +591,9 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 	}
 	x.pending.Unlock()
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
-		LowerBound: sliceStart(nsDedupSlice, cands[0].slice),
-		// Just past the last candidate's largest possible key.
-		UpperBound: append(appendDedupSliceKey(nil, cands[len(cands)-1].slice, keys[cands[len(cands)-1].key].App, 1<<fpBits-1), 0),
+		LowerBound: sliceStart(nsDedupIndex, cands[0].slice),
+		// Just past the last candidate's bucket.
+		UpperBound: append(appendDedupBucketKey(nil, cands[len(cands)-1].slice, keys[cands[len(cands)-1].key].App, cands[len(cands)-1].fp), 0),
 	})
 	if err != nil {
 		return err
@@ -522,7 +605,9 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 		ref dedupRef
 	}
 	var toVerify []pending
-	var key []byte
+	// Candidates come in key order, so those of one bucket are neighbours:
+	// the bucket read for the first serves the rest.
+	var key, bucket []byte
 	var refs []dedupRef
 	for j, c := range cands {
 		if dup[c.key] {
@@ -532,16 +617,20 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 		if found[j] {
 			refs = append(refs[:0], inPending[j]...)
 		} else {
-			key = appendDedupSliceKey(key[:0], c.slice, k.App, c.fp)
-			if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
-				if it.Error() != nil {
+			if next := appendDedupBucketKey(nil, c.slice, k.App, c.fp); !bytes.Equal(next, key) {
+				key, bucket = next, bucket[:0]
+				if it.SeekGE(key) && bytes.Equal(it.Key(), key) {
+					bucket = append(bucket, it.Value()...)
+				} else if it.Error() != nil {
 					return it.Error()
 				}
-				continue
 			}
-			refs, err = decodeDedupRefs(refs[:0], it.Value())
+			refs, err = appendBucketRefs(refs[:0], bucket, c.fp)
 			if err != nil {
 				return err
+			}
+			if len(refs) == 0 {
+				continue
 			}
 		}
 		if c.slice == cur {
@@ -785,6 +874,9 @@ func (db *DB) openDedup(now time.Time) error {
 			return err
 		}
 	}
+	if err := db.convertSliceDedup(); err != nil {
+		return err
+	}
 	if err := db.convertOldDedup(now); err != nil {
 		return err
 	}
@@ -805,8 +897,8 @@ func (db *DB) loadDedupFilters(now time.Time) error {
 	x := &db.dedup
 	t := time.Now()
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
-		LowerBound: sliceStart(nsDedupSlice, x.firstLive(now)),
-		UpperBound: []byte{byte(nsDedupSlice) + 1},
+		LowerBound: sliceStart(nsDedupIndex, x.firstLive(now)),
+		UpperBound: []byte{byte(nsDedupIndex) + 1},
 	})
 	if err != nil {
 		return err
@@ -814,37 +906,50 @@ func (db *DB) loadDedupFilters(now time.Time) error {
 	defer it.Close()
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	// each calls fn for every entry of the live slices.
+	each := func(fn func(slice uint32, fp uint64)) error {
+		for it.First(); it.Valid(); it.Next() {
+			slice, _, hi, err := decodeDedupBucketKey(it.Key())
+			if err != nil {
+				return err
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			e := dedupEntries{r: byteReader{b: v}}
+			for low, _, ok := e.next(); ok; low, _, ok = e.next() {
+				fn(slice, hi|uint64(low))
+			}
+			if err := e.err(); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	}
 	// Count first, so that each slice gets one segment of the right size.
 	counts := map[uint32]int{}
-	for it.First(); it.Valid(); it.Next() {
-		slice, _, _, err := decodeDedupSliceKey(it.Key())
-		if err != nil {
-			return err
-		}
-		counts[slice]++
-	}
-	if err := it.Error(); err != nil {
+	if err := each(func(slice uint32, _ uint64) { counts[slice]++ }); err != nil {
 		return err
 	}
 	for slice, n := range counts {
 		x.presizeLocked(slice, n)
 	}
 	n := 0
-	for it.First(); it.Valid(); it.Next() {
-		slice, _, fp, err := decodeDedupSliceKey(it.Key())
-		if err != nil {
-			return err
-		}
+	err = each(func(slice uint32, fp uint64) {
 		x.addLocked(slice, fp)
 		n++
 		if n%(1<<20) == 0 {
 			db.log.Info("loading the dedup filters", "ids", n)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	if n > 0 {
 		db.log.Info("loaded the dedup filters", "ids", n, "bytes", x.mu.bytes, "took", time.Since(t).Round(time.Millisecond).String())
 	}
-	return it.Error()
+	return nil
 }
 
 // DedupExpired is what one ExpireDedup removed.
@@ -875,7 +980,7 @@ func (db *DB) ExpireDedup(now time.Time) (DedupExpired, error) {
 	}
 	x.expireLocked(first)
 	x.mu.Unlock()
-	for _, ns := range []Namespace{nsDedupSlice, nsIdemSlice} {
+	for _, ns := range []Namespace{nsDedupIndex, nsIdemSlice} {
 		start, end := []byte{byte(ns)}, sliceStart(ns, first)
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 		if err != nil {
@@ -940,13 +1045,32 @@ func (db *DB) convertOldDedup(now time.Time) error {
 		if !db.dedup.inWindow(now, at) {
 			return nil
 		}
-		key := appendDedupSliceKey(nil, db.dedup.sliceOf(at), app, fingerprint(app, id))
-		refs, _, err := getDedupRefs(b, key)
+		fp := fingerprint(app, id)
+		return b.Merge(appendDedupBucketKey(nil, db.dedup.sliceOf(at), app, fp),
+			appendDedupEntry(nil, fp, dedupRef{legacy: true, received: at, id: id}), nil)
+	})
+}
+
+// convertSliceDedup moves the entries of the first sliced index (0x21, one
+// key per fingerprint, 2026-12) into its buckets (0x22), in chunks like
+// convertOldDedup. Entries of expired slices go too: ExpireDedup drops them
+// right after.
+func (db *DB) convertSliceDedup() error {
+	var refs []dedupRef
+	var val []byte
+	return db.convertOld(nsDedupSlice, "dedup index of 2026-12", func(b *pebble.Batch, k, v []byte) error {
+		slice, app, fp, err := decodeDedupSliceKey(k)
 		if err != nil {
 			return err
 		}
-		refs = append(refs, dedupRef{legacy: true, received: at, id: id})
-		return b.Set(key, appendDedupRefs(nil, refs), nil)
+		if refs, err = decodeDedupRefs(refs[:0], v); err != nil {
+			return err
+		}
+		val = val[:0]
+		for _, r := range refs {
+			val = appendDedupEntry(val, fp, r)
+		}
+		return b.Merge(appendDedupBucketKey(nil, slice, app, fp), val, nil)
 	})
 }
 
@@ -1026,41 +1150,44 @@ func (db *DB) keepPurgedID(b *pebble.Batch, app uint32, seq uint64, body []byte)
 	if err != nil || !ok {
 		return err
 	}
-	key := appendDedupSliceKey(nil, db.dedup.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
-	refs, found, err := getDedupRefs(b, key)
-	if err != nil || !found {
-		return err // not found: a generated id, or one past the window
+	slice, fp := db.dedup.sliceOf(h.receivedAt), fingerprint(app, []byte(h.messageID))
+	refs, err := getDedupRefs(b, slice, app, fp)
+	if err != nil {
+		return err
 	}
-	changed := false
-	for i, r := range refs {
-		if !r.legacy && r.seq == seq {
-			refs[i] = dedupRef{legacy: true, received: h.receivedAt, id: []byte(h.messageID)}
-			changed = true
+	for _, r := range refs {
+		if r.legacy && r.id != nil && string(r.id) == h.messageID {
+			return nil // kept already (a purge that ran before, cut short)
 		}
 	}
-	if !changed {
-		return nil
+	for _, r := range refs {
+		if !r.legacy && r.seq == seq {
+			// The seq ref stays beside it, pointing at nothing: entries
+			// are never rewritten, and verification finds the event gone.
+			return b.Merge(appendDedupBucketKey(nil, slice, app, fp),
+				appendDedupEntry(nil, fp, dedupRef{legacy: true, received: h.receivedAt, id: []byte(h.messageID)}), nil)
+		}
 	}
-	return b.Set(key, appendDedupRefs(nil, refs), nil)
+	return nil // none: a generated id, or one past the window
 }
 
-// getDedupRefs returns a copy of the refs at key as indexed batch b sees
-// them, and whether there are any.
-func getDedupRefs(b *pebble.Batch, key []byte) ([]dedupRef, bool, error) {
-	v, closer, err := b.Get(key)
+// getDedupRefs returns a copy of the refs of fingerprint fp of app in slice
+// as indexed batch b sees them.
+func getDedupRefs(b *pebble.Batch, slice, app uint32, fp uint64) ([]dedupRef, error) {
+	v, closer, err := b.Get(appendDedupBucketKey(nil, slice, app, fp))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	defer closer.Close()
-	refs, err := decodeDedupRefs(nil, v)
+	refs, err := appendBucketRefs(nil, v, fp)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	for i := range refs {
 		refs[i].id = bytes.Clone(refs[i].id)
 	}
-	return refs, true, nil
+	return refs, nil
 }

@@ -42,7 +42,10 @@ type entryKey struct {
 	fp         uint64
 }
 
-func (k entryKey) append(dst []byte) []byte { return appendDedupSliceKey(dst, k.slice, k.app, k.fp) }
+// sameBucket reports whether a and b are in one bucket of the index.
+func sameBucket(a, b entryKey) bool {
+	return a.slice == b.slice && a.app == b.app && a.fp>>32 == b.fp>>32
+}
 
 func compareEntryKeys(a, b entryKey) int {
 	return cmp.Or(cmp.Compare(a.slice, b.slice), cmp.Compare(a.app, b.app), cmp.Compare(a.fp, b.fp))
@@ -223,15 +226,24 @@ func (db *DB) flushDedup() error {
 	entries := merged.sorted()
 	b := db.pdb.NewBatch()
 	defer b.Close()
+	// One merge per bucket: entries in key order are grouped by bucket. A
+	// multi-ref entry holds the refs already stored too (see prev in
+	// CheckDuplicates), which so appear twice: refs are a set.
 	var key, val []byte
-	for _, e := range entries {
-		key = e.k.append(key[:0])
+	for i, e := range entries {
 		if e.v&pendingMulti == 0 {
-			val = binary.AppendUvarint(val[:0], e.v)
+			val = appendDedupEntry(val, e.k.fp, dedupRef{seq: e.v})
 		} else {
-			val = appendDedupRefs(val[:0], frozen.refsOf(e))
+			for _, r := range frozen.refsOf(e) {
+				val = appendDedupEntry(val, e.k.fp, r)
+			}
 		}
-		b.Set(key, val, nil)
+		if i+1 < len(entries) && sameBucket(e.k, entries[i+1].k) {
+			continue
+		}
+		key = appendDedupBucketKey(key[:0], e.k.slice, e.k.app, e.k.fp)
+		b.Merge(key, val, nil)
+		val = val[:0]
 	}
 	b.Set(appendMetaKey(nil, metaDedupIndexed), binary.AppendUvarint([]byte{valueV1}, wm), nil)
 	// Not synced: until the next synced commit makes it durable, the events
@@ -319,8 +331,8 @@ func (db *DB) recoverDedup(now time.Time) error {
 			if err != nil || !ok || isGeneratedID([]byte(h.messageID), seq) || !x.inWindow(now, h.receivedAt) {
 				return nil
 			}
-			key := appendDedupSliceKey(nil, x.sliceOf(h.receivedAt), app, fingerprint(app, []byte(h.messageID)))
-			refs, _, err := getDedupRefs(b, key)
+			slice, fp := x.sliceOf(h.receivedAt), fingerprint(app, []byte(h.messageID))
+			refs, err := getDedupRefs(b, slice, app, fp)
 			if err != nil {
 				return err
 			}
@@ -330,7 +342,7 @@ func (db *DB) recoverDedup(now time.Time) error {
 				}
 			}
 			added++
-			return b.Set(key, appendDedupRefs(nil, append(refs, dedupRef{seq: seq})), nil)
+			return b.Merge(appendDedupBucketKey(nil, slice, app, fp), appendDedupEntry(nil, fp, dedupRef{seq: seq}), nil)
 		})
 		if err != nil {
 			return fmt.Errorf("cannot rebuild the dedup index of app %d: %w", app, err)

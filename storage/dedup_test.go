@@ -116,14 +116,14 @@ func TestDedupWindowAcrossSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := db.dedup.firstLive(end)
-	for _, ns := range []Namespace{nsDedupSlice} {
+	for _, ns := range []Namespace{nsDedupIndex} {
 		n := countKeys(t, db, []byte{byte(ns)}, sliceStart(ns, first))
 		if n != 0 {
 			t.Errorf("namespace %02x: %d keys left in expired slices", ns, n)
 		}
 	}
-	if n := countKeys(t, db, sliceStart(nsDedupSlice, first), []byte{byte(nsDedupSlice) + 1}); n != 1 {
-		t.Errorf("%d keys in live slices; want 1", n)
+	if n := countKeys(t, db, sliceStart(nsDedupIndex, first), []byte{byte(nsDedupIndex) + 1}); n != 1 {
+		t.Errorf("%d buckets in live slices; want 1", n)
 	}
 	if st := db.DedupStats(); st.Slices != 1 || st.IDs != 1 {
 		t.Errorf("filters after expiry: %+v; want one slice with one id", st)
@@ -273,6 +273,90 @@ func FuzzDecodeDedupRefs(f *testing.F) {
 		again, err := decodeDedupRefs(nil, appendDedupRefs(nil, refs))
 		if err != nil || fmt.Sprint(again) != fmt.Sprint(refs) {
 			t.Fatalf("%x decodes to %v, which re-encodes to %v (%v)", v, refs, again, err)
+		}
+	})
+}
+
+// TestDedupEntriesRoundTrip appends entries as the flusher does (one bucket
+// value, several operands concatenated) and reads each fingerprint's refs
+// back.
+func TestDedupEntriesRoundTrip(t *testing.T) {
+	type entry struct {
+		fp  uint64
+		ref dedupRef
+	}
+	entries := []entry{
+		{fp: 0xabcd_0000_0001, ref: dedupRef{seq: 1}},
+		{fp: 0xabcd_ffff_ffff, ref: dedupRef{seq: 1 << 40}},
+		{fp: 0xabcd_0000_0001, ref: dedupRef{legacy: true, received: 1_796_076_444, id: []byte("abc")}},
+		{fp: 0xabcd_1234_5678, ref: dedupRef{legacy: true, received: 5, id: []byte{}}},
+		{fp: 0xabcd_0000_0001, ref: dedupRef{seq: 127}},
+		{fp: 0xabcd_0000_0001, ref: dedupRef{seq: 128}},
+	}
+	var v []byte
+	for _, e := range entries {
+		v = appendDedupEntry(v, e.fp, e.ref)
+	}
+	for _, fp := range []uint64{0xabcd_0000_0001, 0xabcd_ffff_ffff, 0xabcd_1234_5678, 0xabcd_0000_0002} {
+		var want []dedupRef
+		for _, e := range entries {
+			if e.fp == fp {
+				want = append(want, e.ref)
+			}
+		}
+		got, err := appendBucketRefs(nil, v, fp)
+		if err != nil {
+			t.Fatalf("%x: %v", v, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("refs of %x: %v; want %v", fp, got, want)
+		}
+	}
+	// Cut anywhere but between entries, a value is corrupt, never misread.
+	ends := map[int]bool{0: true}
+	n := 0
+	for _, e := range entries {
+		n = len(appendDedupEntry(v[:0:0], e.fp, e.ref)) + n
+		ends[n] = true
+	}
+	for cut := range len(v) {
+		if _, err := appendBucketRefs(nil, v[:cut], 1); (err == nil) != ends[cut] {
+			t.Errorf("value cut at %d of %d: error %v", cut, len(v), err)
+		}
+	}
+}
+
+// FuzzDedupEntries checks that any bucket value either reads as entries that
+// re-encode to the same bytes, or is an error.
+func FuzzDedupEntries(f *testing.F) {
+	f.Add(appendDedupEntry(nil, 3, dedupRef{seq: 3}))
+	f.Add(appendDedupEntry(appendDedupEntry(nil, 1, dedupRef{seq: 300}), 9, dedupRef{legacy: true, received: 9, id: []byte("x")}))
+	f.Add([]byte{0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0xff})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		e := dedupEntries{r: byteReader{b: v}}
+		var again []byte
+		for low, r, ok := e.next(); ok; low, r, ok = e.next() {
+			again = appendDedupEntry(again, uint64(low), r)
+		}
+		if e.err() != nil {
+			return
+		}
+		// uvarints decode from non-minimal forms no encoder writes:
+		// compare what the re-encoding reads as.
+		e2 := dedupEntries{r: byteReader{b: again}}
+		e1 := dedupEntries{r: byteReader{b: v}}
+		for {
+			l1, r1, ok1 := e1.next()
+			l2, r2, ok2 := e2.next()
+			if ok1 != ok2 || l1 != l2 || fmt.Sprint(r1) != fmt.Sprint(r2) {
+				t.Fatalf("%x reads as (%x, %v, %v), its re-encoding %x as (%x, %v, %v)", v, l1, r1, ok1, again, l2, r2, ok2)
+			}
+			if !ok1 {
+				break
+			}
+		}
+		if e2.err() != nil {
+			t.Fatalf("%x re-encodes to %x, which is corrupt", v, again)
 		}
 	})
 }

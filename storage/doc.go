@@ -33,19 +33,27 @@
 // # Exact deduplication (dedup.go)
 //
 // Every client messageId stored within Options.DedupWindow is a duplicate,
-// across restarts and crashes (the index entry commits in the event's own
-// batch), and a new id is never taken for one. The index costs a fixed
-// ~13.5 bytes per id on disk and 2 bytes of memory, whatever the id:
+// across restarts and crashes (the stored events are the log the index is
+// rebuilt from, dedup_pending.go), and a new id is never taken for one. The
+// index costs ~8.5 bytes per id on disk and 2 bytes of memory, whatever the
+// id:
 //
-//	0x21 | slice (4B) | appID (4B) | fp (6B)  ->  seq uvarint [seq uvarint …]
+//	0x22 | slice (4B) | appID (4B) | fp >> 32 (2B)  ->  entries: fp low 32 bits (4B) | seq uvarint, …
 //
 // slice is the server time of the write in units of the store's slice
 // length (a quarter of the window, at least an hour, fixed in meta
 // "dedup_slice" when the store is created), so everything older than the
 // window is one key range: ExpireDedup drops it with one range deletion
 // and compacts it away, at Open and every tenth of a slice. fp is a 48-bit
-// fingerprint of (app, messageId). Idempotency keys of the Profiles API
-// live the same way under 0x46 slice|app|key and expire with them.
+// fingerprint of (app, messageId); its top 16 bits name a bucket, one key
+// whose value is its entries back to back. The flusher appends each
+// bucket's new entries as one Pebble merge operand (the default merger
+// concatenates), and compactions fold the operands into one value, so an
+// id costs its entry and not a key's overhead (8-byte trailer, lengths,
+// restart points: 12.5-16.7 bytes per id as one key each). An entry is
+// never rewritten: a changed ref is a new entry beside the old one.
+// Idempotency keys of the Profiles API live under 0x46 slice|app|key and
+// expire with the index.
 //
 // A check (Writer.CheckDuplicates, once per commit):
 //
@@ -56,7 +64,8 @@
 //  2. asks each live slice's in-memory blocked Bloom filter (16 bits per id,
 //     ~0.15 % false positives per segment); a miss everywhere is a new id,
 //     which is what almost every id of every request is;
-//  3. looks the rest up in the index in one ascending pass of one iterator;
+//  3. looks the rest up in the index in one ascending pass of one iterator,
+//     one read per bucket (the ids of a bucket are neighbours in that order);
 //  4. for every entry found, reads the stored event its sequence names (one
 //     decode per group, seqReader) and compares its messageId and receivedAt:
 //     a fingerprint match is a read, never a lost event, and an id stored
@@ -113,5 +122,8 @@
 //     from 0x43 to 0x46 (slice|app|key, same value); Open converts the old
 //     namespaces in chunks that each commit atomically, keeping what is
 //     inside the window, and deletes them.
+//   - 2026-12-07: the dedup index moved from 0x21 (one key per id) to 0x22
+//     (buckets of entries, above); Open converts 0x21 the same way, and
+//     converts 0x20 straight into 0x22.
 //   - Every other value is still version 1.
 package storage

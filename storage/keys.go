@@ -25,9 +25,14 @@ import (
 //	0x11   | group      | 0x11 | appID (4B) | first (8B)                 | group: last seq, count, raw
 //	       |            |                                               | bytes, days present
 //	0x20   | dedup (old)| 0x20 | appID (4B) | messageId (bytes)          | version byte | receivedAt (unix s)
-//	       |            |  read only to convert it into 0x21 at Open (dedup.go); never written
+//	       |            |  read only to convert it into 0x22 at Open (dedup.go); never written
 //	0x21   | dedup slice| 0x21 | slice (4B) | appID (4B) | fingerprint   | refs (dedup.go): seq uvarints,
-//	       |            |        (6B)                                   | or 0x00 and tagged refs
+//	       | (old)      |        (6B)                                   | or 0x00 and tagged refs; read
+//	       |            |                                               | only to convert it into 0x22
+//	0x22   | dedup      | 0x22 | slice (4B) | appID (4B) | fingerprint's | entries (dedup.go), written
+//	       | bucket     |        top 16 bits (2B)                       | with Pebble merges that append:
+//	       |            |                                               | per entry the fingerprint's low
+//	       |            |                                               | 32 bits (4B) and one ref
 //	0x30   | quarantine | 0x30 | appID (4B) | seq (8B)                   | version byte | JSON line
 //	0x40   | profile    | 0x40 | appID (4B) | pyzeID (16B)               | version byte | change seq
 //	       |            |                                               | uvarint | profile JSON
@@ -47,7 +52,7 @@ import (
 //	       |            |        name (bytes)                           | uvarint | updated | flags |
 //	       |            |                                               | JSON Schema text (schemas.go)
 //
-// The two slice namespaces (0x21, 0x46) lead with the time slice of when
+// The slice namespaces (0x21, 0x22, 0x46) lead with the time slice of when
 // the entry was written (unix seconds / the store's dedup slice length, see
 // dedup.go), so that everything older than the dedup window is one key
 // range, dropped with one range deletion.
@@ -75,7 +80,8 @@ const (
 	nsBlock      Namespace = 0x10
 	nsGroup      Namespace = 0x11
 	nsDedup      Namespace = 0x20 // old format: converted at Open, never written
-	nsDedupSlice Namespace = 0x21
+	nsDedupSlice Namespace = 0x21 // old format: converted at Open, never written
+	nsDedupIndex Namespace = 0x22
 	nsQuarantine Namespace = 0x30
 	nsProfile    Namespace = 0x40
 	nsUserIndex  Namespace = 0x41
@@ -142,9 +148,9 @@ func decodeDedupKey(k []byte) (app uint32, messageID []byte, err error) {
 	return binary.BigEndian.Uint32(k[1:]), k[5:], nil
 }
 
-// appendDedupSliceKey appends the dedup index key of fingerprint fp (48
-// bits, see fingerprint) of one of app's messageIds, written in time slice
-// slice.
+// appendDedupSliceKey appends the old-format (0x21) dedup index key of
+// fingerprint fp of one of app's messageIds, written in time slice slice;
+// only tests write it, to make stores of that format.
 func appendDedupSliceKey(dst []byte, slice, app uint32, fp uint64) []byte {
 	dst = append(dst, byte(nsDedupSlice))
 	dst = binary.BigEndian.AppendUint32(dst, slice)
@@ -159,6 +165,26 @@ func decodeDedupSliceKey(k []byte) (slice, app uint32, fp uint64, err error) {
 	}
 	fp = uint64(binary.BigEndian.Uint16(k[9:]))<<32 | uint64(binary.BigEndian.Uint32(k[11:]))
 	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), fp, nil
+}
+
+// appendDedupBucketKey appends the key of the dedup index bucket that holds
+// fingerprint fp (48 bits, see fingerprint) of one of app's messageIds,
+// written in time slice slice: the bucket is the fingerprint's top 16 bits,
+// the entries in it hold the low 32 (dedupEntryFP).
+func appendDedupBucketKey(dst []byte, slice, app uint32, fp uint64) []byte {
+	dst = append(dst, byte(nsDedupIndex))
+	dst = binary.BigEndian.AppendUint32(dst, slice)
+	dst = binary.BigEndian.AppendUint32(dst, app)
+	return binary.BigEndian.AppendUint16(dst, uint16(fp>>32))
+}
+
+// decodeDedupBucketKey is the inverse of appendDedupBucketKey: hi is the
+// fingerprint's top 16 bits in place (fp &^ (1<<32 - 1)).
+func decodeDedupBucketKey(k []byte) (slice, app uint32, hi uint64, err error) {
+	if len(k) != 11 || Namespace(k[0]) != nsDedupIndex {
+		return 0, 0, 0, fmt.Errorf("storage: malformed dedup bucket key %x", k)
+	}
+	return binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]), uint64(binary.BigEndian.Uint16(k[9:])) << 32, nil
 }
 
 // appendIdemSliceKey appends the key recording app's Idempotency-Key, written

@@ -135,15 +135,16 @@ func TestDecodeMalformedKeys(t *testing.T) {
 	group := appendGroupKey(nil, 1, 3)
 	quarantine := appendQuarantineKey(nil, 1, 3)
 	decoders := map[string]func([]byte) error{
-		"block":      func(k []byte) error { _, _, _, err := decodeBlockKey(k); return err },
-		"group":      func(k []byte) error { _, _, err := decodeGroupKey(k); return err },
-		"dedup":      func(k []byte) error { _, _, err := decodeDedupKey(k); return err },
-		"quarantine": func(k []byte) error { _, _, err := decodeQuarantineKey(k); return err },
-		"profile":    func(k []byte) error { _, _, err := decodeProfileKey(k); return err },
-		"alias":      func(k []byte) error { _, _, _, err := decodeAliasIndexKey(k); return err },
-		"change":     func(k []byte) error { _, _, err := decodeChangeKey(k); return err },
-		"dedupslice": func(k []byte) error { _, _, _, err := decodeDedupSliceKey(k); return err },
-		"idemslice":  func(k []byte) error { _, _, _, err := decodeIdemSliceKey(k); return err },
+		"block":       func(k []byte) error { _, _, _, err := decodeBlockKey(k); return err },
+		"group":       func(k []byte) error { _, _, err := decodeGroupKey(k); return err },
+		"dedup":       func(k []byte) error { _, _, err := decodeDedupKey(k); return err },
+		"quarantine":  func(k []byte) error { _, _, err := decodeQuarantineKey(k); return err },
+		"profile":     func(k []byte) error { _, _, err := decodeProfileKey(k); return err },
+		"alias":       func(k []byte) error { _, _, _, err := decodeAliasIndexKey(k); return err },
+		"change":      func(k []byte) error { _, _, err := decodeChangeKey(k); return err },
+		"dedupslice":  func(k []byte) error { _, _, _, err := decodeDedupSliceKey(k); return err },
+		"dedupbucket": func(k []byte) error { _, _, _, err := decodeDedupBucketKey(k); return err },
+		"idemslice":   func(k []byte) error { _, _, _, err := decodeIdemSliceKey(k); return err },
 	}
 	profile := appendProfileKey(nil, 1, [16]byte{1})
 	alias := appendAliasIndexKey(nil, 1, []byte("facebook"), []byte("fb1"))
@@ -275,6 +276,7 @@ func TestNamespacesDoNotInterleave(t *testing.T) {
 		{appendGroupKey(nil, 0, 0), appendGroupKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendDedupKey(nil, 0, nil), appendDedupKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
 		{appendDedupSliceKey(nil, 0, 0, 0), appendDedupSliceKey(nil, math.MaxUint32, math.MaxUint32, 1<<fpBits-1)},
+		{appendDedupBucketKey(nil, 0, 0, 0), appendDedupBucketKey(nil, math.MaxUint32, math.MaxUint32, 1<<fpBits-1)},
 		{appendQuarantineKey(nil, 0, 0), appendQuarantineKey(nil, math.MaxUint32, math.MaxUint64)},
 		{appendProfileKey(nil, 0, [16]byte{}), appendProfileKey(nil, math.MaxUint32, [16]byte{0: 0xff, 15: 0xff})},
 		{appendUserIndexKey(nil, 0, nil), appendUserIndexKey(nil, math.MaxUint32, bytes.Repeat([]byte{0xff}, 64))},
@@ -478,6 +480,16 @@ func FuzzKeys(f *testing.F) {
 		if bytes.Compare(k, sliceStart(nsDedupSlice, slice)) < 0 || (slice < math.MaxUint32 && bytes.Compare(k, sliceStart(nsDedupSlice, slice+1)) >= 0) {
 			t.Fatalf("dedup slice key %x lies outside its slice's range", k)
 		}
+		k = appendDedupBucketKey(nil, slice, app, fp)
+		if s, a, hi, err := decodeDedupBucketKey(k); err != nil || s != slice || a != app || hi != fp&^(1<<32-1) {
+			t.Fatalf("dedup bucket key %x decodes to (%d, %d, %d, %v); want (%d, %d, %d)", k, s, a, hi, err, slice, app, fp&^(1<<32-1))
+		}
+		if got, want := bytes.Compare(k, appendDedupBucketKey(nil, slice2, app2, fp2)), cmp.Or(cmp.Compare(slice, slice2), cmp.Compare(app, app2), cmp.Compare(fp>>32, fp2>>32)); got != want {
+			t.Fatalf("dedup bucket keys (%d, %d, %d) and (%d, %d, %d) compare as %d; want %d", slice, app, fp, slice2, app2, fp2, got, want)
+		}
+		if bytes.Compare(k, sliceStart(nsDedupIndex, slice)) < 0 || (slice < math.MaxUint32 && bytes.Compare(k, sliceStart(nsDedupIndex, slice+1)) >= 0) {
+			t.Fatalf("dedup bucket key %x lies outside its slice's range", k)
+		}
 		k = appendIdemSliceKey(nil, slice, app, id)
 		if s, a, key, err := decodeIdemSliceKey(k); err != nil || s != slice || a != app || !bytes.Equal(key, id) {
 			t.Fatalf("idempotency slice key %x decodes to (%d, %d, %x, %v); want (%d, %d, %x)", k, s, a, key, err, slice, app, id)
@@ -537,6 +549,11 @@ func FuzzKeys(f *testing.F) {
 		if s, a, fp, err := decodeDedupSliceKey(raw); err == nil {
 			if re := appendDedupSliceKey(nil, s, a, fp); !bytes.Equal(re, raw) {
 				t.Fatalf("dedup slice key %x decodes and re-encodes to %x", raw, re)
+			}
+		}
+		if s, a, hi, err := decodeDedupBucketKey(raw); err == nil {
+			if re := appendDedupBucketKey(nil, s, a, hi); !bytes.Equal(re, raw) {
+				t.Fatalf("dedup bucket key %x decodes and re-encodes to %x", raw, re)
 			}
 		}
 		if s, a, key, err := decodeIdemSliceKey(raw); err == nil {
@@ -719,6 +736,8 @@ func encodeKeySpec(spec string) ([]byte, error) {
 		k = appendChangeKey(nil, uint32(num("app", 32)), num("seq", 64))
 	case "dedupslice":
 		k = appendDedupSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), num("fp", 64))
+	case "dedupbucket":
+		k = appendDedupBucketKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), num("fp", 64))
 	case "idemslice":
 		k = appendIdemSliceKey(nil, uint32(num("slice", 32)), uint32(num("app", 32)), bytesArg("key"))
 	case "schema":
@@ -818,6 +837,13 @@ func annotateKey(k []byte) string {
 		}
 		widths = []int{1, 4, 4, 6}
 		desc = fmt.Sprintf("dedupslice slice=%d app=%d fp=%d", slice, app, fp)
+	case nsDedupIndex:
+		slice, app, hi, err := decodeDedupBucketKey(k)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		widths = []int{1, 4, 4, 2}
+		desc = fmt.Sprintf("dedupbucket slice=%d app=%d fp=%d", slice, app, hi)
 	case nsIdemSlice:
 		slice, app, key, err := decodeIdemSliceKey(k)
 		if err != nil {

@@ -1,14 +1,18 @@
 package storage
 
-// The upgrade fixture (issue 12). testdata/v1store is a data directory that
+// The upgrade fixtures (issue 12). testdata/v1store is a data directory that
 // Trove wrote at commit 836b928, the last of the first storage format:
 // block values version 1 (zstd, S2 and uncompressed), the dedup index 0x20
-// app|messageId, idempotency keys 0x43 app|key. testdata/v1store.md says
-// how it was made; testdata/v1store-expected holds what that server
-// exported, byte for byte, and manifest.json which request produced which
-// file. Whatever the format becomes, a store opened on that directory must
-// give back the same events, on the first start after the upgrade
-// (converting, or reading both formats) and on every start after it.
+// app|messageId, idempotency keys 0x43 app|key. testdata/v2store is that
+// directory served on by commit 5b772a6, the last of the second: columnar
+// blocks (version 4), the dedup index 0x21 slice|app|fingerprint with seq
+// and legacy refs, idempotency keys 0x46. testdata/v1store.md and
+// v2store.md say how they were made; each -expected directory holds what
+// its server exported, byte for byte, and manifest.json which request
+// produced which file. Whatever the format becomes, a store opened on either
+// directory must give back the same events, on the first start after the
+// upgrade (converting, or reading both formats) and on every start after
+// it.
 
 import (
 	"bytes"
@@ -26,13 +30,24 @@ import (
 	"github.com/goccy/go-json"
 )
 
-const (
-	v1StoreDir    = "testdata/v1store/store" // the Pebble directory inside the data directory
-	v1ExpectedDir = "testdata/v1store-expected"
-)
+// upgradeFixture is one of the fixtures above.
+type upgradeFixture struct {
+	name     string
+	store    string // the Pebble directory inside the data directory
+	expected string
+	// fresh: the fixture holds groups the merger has not merged yet.
+	fresh bool
+}
 
-// v1Manifest is testdata/v1store-expected/manifest.json.
+var upgradeFixtures = []upgradeFixture{
+	{name: "v1", store: "testdata/v1store/store", expected: "testdata/v1store-expected", fresh: true},
+	{name: "v2", store: "testdata/v2store/store", expected: "testdata/v2store-expected"},
+}
+
+// v1Manifest is a fixture's manifest.json (testdata/v1store-expected's
+// format, which v2store-expected shares).
 type v1Manifest struct {
+	dir   string // the fixture's expected directory
 	Files []struct {
 		File      string            `json:"file"`
 		Request   string            `json:"request"`
@@ -61,13 +76,13 @@ type v1Manifest struct {
 	} `json:"receivedAt"`
 }
 
-func loadV1Manifest(t *testing.T) *v1Manifest {
+func loadV1Manifest(t *testing.T, fx upgradeFixture) *v1Manifest {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(v1ExpectedDir, "manifest.json"))
+	b, err := os.ReadFile(filepath.Join(fx.expected, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &v1Manifest{}
+	m := &v1Manifest{dir: fx.expected}
 	if err := json.Unmarshal(b, m); err != nil {
 		t.Fatalf("manifest.json: %v", err)
 	}
@@ -84,9 +99,9 @@ func (m *v1Manifest) receivedAt(t *testing.T, s string) time.Time {
 	return at
 }
 
-func readV1Expected(t *testing.T, name string) []byte {
+func readV1Expected(t *testing.T, m *v1Manifest, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(v1ExpectedDir, name))
+	b, err := os.ReadFile(filepath.Join(m.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +109,10 @@ func readV1Expected(t *testing.T, name string) []byte {
 }
 
 // readV1Lines returns the non-empty lines of an expected file.
-func readV1Lines(t *testing.T, name string) []string {
+func readV1Lines(t *testing.T, m *v1Manifest, name string) []string {
 	t.Helper()
 	var lines []string
-	for l := range strings.Lines(string(readV1Expected(t, name))) {
+	for l := range strings.Lines(string(readV1Expected(t, m, name))) {
 		if l = strings.TrimSuffix(l, "\n"); l != "" {
 			lines = append(lines, l)
 		}
@@ -107,10 +122,10 @@ func readV1Lines(t *testing.T, name string) []string {
 
 // copyV1Store copies the fixture's Pebble directory into a fresh temporary
 // directory (opening a store writes to it) and returns the copy.
-func copyV1Store(t *testing.T) string {
+func copyV1Store(t *testing.T, fx upgradeFixture) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
-	if err := os.CopyFS(dir, os.DirFS(v1StoreDir)); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(fx.store)); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -232,7 +247,7 @@ func checkV1Reads(t *testing.T, db *DB, m *v1Manifest) {
 			continue // tokens and apps: see upgrade_e2e_test.go
 		}
 		t.Run(f.File, func(t *testing.T) {
-			want := readV1Expected(t, f.File)
+			want := readV1Expected(t, m, f.File)
 			app, err := db.App(f.App)
 			if err != nil {
 				t.Fatal(err)
@@ -323,7 +338,7 @@ func checkV1Dedup(t *testing.T, db *DB, m *v1Manifest) {
 	}
 	var keys []key
 	for app, file := range m.ClientIDs {
-		ids := readV1Lines(t, file)
+		ids := readV1Lines(t, m, file)
 		if len(ids) < 50 {
 			t.Fatalf("%s: %d client messageIds; the fixture has more", file, len(ids))
 		}
@@ -344,7 +359,7 @@ func checkV1Dedup(t *testing.T, db *DB, m *v1Manifest) {
 		}
 	}
 	// An id of one app is not a duplicate in another.
-	keys = append(keys, key{m.DeletedUser.App, readV1Lines(t, m.ClientIDs[otherV1App(t, m, m.DeletedUser.App)])[0], false})
+	keys = append(keys, key{m.DeletedUser.App, readV1Lines(t, m, m.ClientIDs[otherV1App(t, m, m.DeletedUser.App)])[0], false})
 
 	tests := []struct {
 		name   string
@@ -385,7 +400,7 @@ func checkV1Dedup(t *testing.T, db *DB, m *v1Manifest) {
 			if ok != tc.within {
 				t.Fatalf("Idempotency-Key %q recorded: %v; want %v", m.Idempotent.Key, ok, tc.within)
 			}
-			if want := readV1Expected(t, m.Idempotent.AnswerFile); ok && !bytes.Equal(answer, want) {
+			if want := readV1Expected(t, m, m.Idempotent.AnswerFile); ok && !bytes.Equal(answer, want) {
 				t.Errorf("Idempotency-Key %q answer %s; want %s", m.Idempotent.Key, answer, want)
 			}
 			if _, ok, _ := txn.Idempotent([]byte("never-used")); ok {
@@ -407,13 +422,19 @@ func otherV1App(t *testing.T, m *v1Manifest, app string) string {
 	return ""
 }
 
-// TestUpgradeV1Store opens a copy of the v1 fixture and reads it back as
-// the old server exported it, then does the same after a restart (the
-// second start after an upgrade), after merging its fresh groups with
-// today's merger, and after one more restart.
-func TestUpgradeV1Store(t *testing.T) {
-	m := loadV1Manifest(t)
-	dir := copyV1Store(t)
+// TestUpgradeStore opens a copy of each fixture and reads it back as the
+// old server exported it, then does the same after a restart (the second
+// start after an upgrade), after merging its fresh groups with today's
+// merger, and after one more restart.
+func TestUpgradeStore(t *testing.T) {
+	for _, fx := range upgradeFixtures {
+		t.Run(fx.name, func(t *testing.T) { testUpgradeStore(t, fx) })
+	}
+}
+
+func testUpgradeStore(t *testing.T, fx upgradeFixture) {
+	m := loadV1Manifest(t, fx)
+	dir := copyV1Store(t, fx)
 	var wm uint64
 	steps := []struct {
 		name  string
@@ -437,9 +458,18 @@ func TestUpgradeV1Store(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n == 0 {
+				if fx.fresh && n == 0 {
 					t.Errorf("merged %d groups; want the fixture's fresh groups merged", n)
 				}
+			}
+			// The old dedup namespaces are converted, whole.
+			for _, ns := range []Namespace{nsDedup, nsDedupSlice} {
+				if n := countKeys(t, db, []byte{byte(ns)}, []byte{byte(ns) + 1}); n != 0 {
+					t.Errorf("%d keys left in the old dedup namespace %02x", n, ns)
+				}
+			}
+			if n := countKeys(t, db, []byte{byte(nsDedupIndex)}, []byte{byte(nsDedupIndex) + 1}); n == 0 {
+				t.Errorf("no dedup index bucket; want the converted entries")
 			}
 			// Reopening without writes moves no sequence.
 			got, _ := db.Watermark()
