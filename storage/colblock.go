@@ -9,9 +9,10 @@ import (
 )
 
 // valueV2 is the version byte of a columnar block value with times in
-// Unix milliseconds, what the merger and the purger wrote before 2026-12;
-// it is read, never written. Version 4 (valueV4, values.go) is the same
-// layout with times in Unix microseconds, what they write now; fresh blocks
+// Unix milliseconds: what the merger and the purger wrote before 2026-12,
+// and what they write again since 2026-12-07 when every time of a block is
+// a whole millisecond. Version 4 (valueV4, values.go) is the same layout
+// with times in Unix microseconds, what they write otherwise; fresh blocks
 // stay row blocks (version 3), so that ingest pays nothing for it.
 //
 // A columnar block value (namespace 0x10) holds the same events as a row
@@ -289,8 +290,24 @@ var colEncoderPool = sync.Pool{New: func() any { return &colEncoder{} }}
 // appendColumnarBlock encodes evs, sorted by sortBlockEvents, as a
 // version-4 block value with codec (codecZstd, or codecNone for tests),
 // appended to dst.
+//
+// When every eventTime is a whole millisecond (what SDKs send: JavaScript's
+// Date, Java's Instant.toEpochMilli, ISO strings with three digits), the
+// block is version 2, whose times are in ms: the time column's deltas are
+// ten bits shorter, ~1.3 bytes per event less after zstd on the
+// generator's events (TestColumnarWholeMsIsVersion2).
 func appendColumnarBlock(dst []byte, evs []blockEvent, codec byte) []byte {
-	return appendColumnarBlockVersion(dst, evs, codec, valueV4)
+	for i := range evs {
+		if evs[i].time%1000 != 0 {
+			return appendColumnarBlockVersion(dst, evs, codec, valueV4)
+		}
+	}
+	ms := make([]blockEvent, len(evs))
+	for i := range evs {
+		ms[i] = evs[i]
+		ms[i].time /= 1000
+	}
+	return appendColumnarBlockVersion(dst, ms, codec, valueV2)
 }
 
 // appendColumnarBlockVersion encodes evs as a columnar block of version ver:

@@ -226,9 +226,10 @@ func checkColumnarRoundTrip(t testing.TB, evs []blockEvent) {
 		if err != nil {
 			t.Fatalf("decodeBlockHeader: %v", err)
 		}
-		if h.ver != valueV4 || h.unit != 1 || h.codec != codec || h.count != len(evs) || h.rawLen != bodiesLen(evs) ||
+		ver, unit := columnarVersion(evs)
+		if h.ver != ver || h.unit != unit || h.codec != codec || h.count != len(evs) || h.rawLen != bodiesLen(evs) ||
 			h.minTime != evs[0].time || h.maxTime != evs[len(evs)-1].time {
-			t.Fatalf("got header %+v; want version 4, codec %d, %d events of %d bytes", h, codec, len(evs), bodiesLen(evs))
+			t.Fatalf("got header %+v; want version %d, codec %d, %d events of %d bytes", h, ver, codec, len(evs), bodiesLen(evs))
 		}
 		var d decodedBlock
 		if err := d.decode(v); err != nil {
@@ -422,8 +423,8 @@ func TestColumnarHeader(t *testing.T) {
 		f(&h)
 		v := []byte{h.ver, h.codec}
 		v = binary.AppendUvarint(v, uint64(h.count))
-		v = binary.AppendVarint(v, h.minTime)
-		v = binary.AppendVarint(v, h.maxTime)
+		v = binary.AppendVarint(v, h.minTime/h.unit) // stored in the version's unit
+		v = binary.AppendVarint(v, h.maxTime/h.unit)
 		v = binary.AppendUvarint(v, h.minSeq)
 		v = binary.AppendUvarint(v, h.maxSeq)
 		v = binary.AppendUvarint(v, uint64(h.rawLen))
@@ -472,7 +473,7 @@ func TestColumnarHeader(t *testing.T) {
 			}
 		})
 	}
-	if h.ver != valueV4 || h.count != 3 || h.rawLen != bodiesLen(evs) || h.s1Len != h.s1Raw || h.s1Raw+h.s2Raw != len(payload) {
+	if ver, _ := columnarVersion(evs); h.ver != ver || h.count != 3 || h.rawLen != bodiesLen(evs) || h.s1Len != h.s1Raw || h.s1Raw+h.s2Raw != len(payload) {
 		t.Errorf("header %+v of a raw block of %d bytes of payload", h, len(payload))
 	}
 }
@@ -673,5 +674,63 @@ func TestColumnarFilterSkipsBlocks(t *testing.T) {
 	}
 	if err := d.decodeWhere(damaged, &Filter{Events: map[string]bool{strings.Trim(string(d.evDict[0]), `"`): true}}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a filter that matches read a damaged section 2 without error: %v", err)
+	}
+}
+
+// columnarVersion is the version appendColumnarBlock writes evs in, and its
+// time unit in µs: 2 (ms) when every time is a whole millisecond, else 4.
+func columnarVersion(evs []blockEvent) (byte, int64) {
+	for _, e := range evs {
+		if e.time%1000 != 0 {
+			return valueV4, 1
+		}
+	}
+	return valueV2, 1000
+}
+
+// TestColumnarWholeMsIsVersion2 checks that a block of whole-millisecond
+// times is written in ms (version 2), one microsecond off in µs (version
+// 4), and that both read back the same bodies and times, and reports what
+// the ms version saves on the generator's events as the merger splits
+// them (one block per eventTime day of a 16 MiB group).
+func TestColumnarWholeMsIsVersion2(t *testing.T) {
+	evs := mergedBlockEvents(t, 4<<20, true)
+	byDay := map[int64][]blockEvent{}
+	for _, e := range evs {
+		d := floorDiv(e.time, 86400e6)
+		byDay[d] = append(byDay[d], e)
+	}
+	var ms, us int
+	for _, day := range byDay {
+		sortBlockEvents(day)
+		v := appendColumnarBlock(nil, day, codecZstd)
+		odd := slices.Clone(day)
+		odd[len(odd)-1].time++ // still sorted: the last time of a day
+		v4 := appendColumnarBlock(nil, odd, codecZstd)
+		for _, c := range []struct {
+			v   []byte
+			evs []blockEvent
+			ver byte
+		}{{v, day, valueV2}, {v4, odd, valueV4}} {
+			h, _, err := decodeBlockHeader(c.v)
+			if err != nil || h.ver != c.ver {
+				t.Fatalf("version %d (%v); want %d", h.ver, err, c.ver)
+			}
+			var d decodedBlock
+			if err := d.decode(c.v); err != nil {
+				t.Fatal(err)
+			}
+			for i := range c.evs {
+				if s, tm, body := d.event(i); s != c.evs[i].seq || tm != c.evs[i].time || !bytes.Equal(body, c.evs[i].body) {
+					t.Fatalf("version %d event %d: (%d, %d, %s); want (%d, %d, %s)", c.ver, i, s, tm, body, c.evs[i].seq, c.evs[i].time, c.evs[i].body)
+				}
+			}
+		}
+		ms += len(v)
+		us += len(v4)
+	}
+	t.Logf("%d events in %d day blocks: %.2f bytes/event in ms, %.2f in µs", len(evs), len(byDay), float64(ms)/float64(len(evs)), float64(us)/float64(len(evs)))
+	if ms >= us {
+		t.Errorf("blocks in ms take %d bytes, in µs %d; want fewer in ms", ms, us)
 	}
 }
