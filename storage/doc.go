@@ -105,8 +105,8 @@
 //
 // # Format versions
 //
-// Every value starts with a version byte, except the dedup index's (one per
-// event, see above). When a value format changes, add a version, keep
+// Every value starts with a version byte, except the dedup index's (a
+// bucket of entries, see above). When a value format changes, add a version, keep
 // decoding the old ones, and record the change here.
 //
 //   - Block values, version 2 (colblock.go): columnar, written by the merger
@@ -116,7 +116,10 @@
 //     bodies; the rest of each body is a template and per-key value
 //     columns. Version-1 blocks, including merged ones written before
 //     version 2, are still read; they become version 2 only when the merger
-//     or the purger rewrites them.
+//     or the purger rewrites them. Versions 3 (rows) and 4 (columnar) hold
+//     times in µs (2026-12), 1 and 2 in ms; since 2026-12-07 the merger
+//     writes a columnar block whose times are all whole milliseconds as
+//     version 2 again (ten bits less per time), any other as version 4.
 //   - 2026-12: the dedup index moved from 0x20 (app|messageId -> receivedAt,
 //     never deleted) to 0x21 (slice|app|fp48 -> seqs), and idempotency keys
 //     from 0x43 to 0x46 (slice|app|key, same value); Open converts the old
