@@ -607,7 +607,7 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 	var toVerify []pending
 	// Candidates come in key order, so those of one bucket are neighbours:
 	// the bucket read for the first serves the rest.
-	var key, bucket []byte
+	var key, next, bucket []byte
 	var refs []dedupRef
 	for j, c := range cands {
 		if dup[c.key] {
@@ -617,8 +617,8 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 		if found[j] {
 			refs = append(refs[:0], inPending[j]...)
 		} else {
-			if next := appendDedupBucketKey(nil, c.slice, k.App, c.fp); !bytes.Equal(next, key) {
-				key, bucket = next, bucket[:0]
+			if next = appendDedupBucketKey(next[:0], c.slice, k.App, c.fp); !bytes.Equal(next, key) {
+				key, next, bucket = next, key, bucket[:0]
 				if it.SeekGE(key) && bytes.Equal(it.Key(), key) {
 					bucket = append(bucket, it.Value()...)
 				} else if it.Error() != nil {
