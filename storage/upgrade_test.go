@@ -133,7 +133,7 @@ func copyV1Store(t *testing.T, fx upgradeFixture) string {
 
 // v1Options are the options trove serve uses by default, except that the
 // background merger is off so that what is read is what the fixture holds
-// (the test merges on purpose, see TestUpgradeV1Store).
+// (the test merges on purpose, see TestUpgradeStore).
 func v1Options() Options {
 	return Options{Sync: true, DedupWindow: 720 * time.Hour}
 }
