@@ -317,58 +317,11 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	if err := db.flushDedup(); err != nil {
 		return res, err
 	}
-	pending := map[uint32]map[string]uint64{}
-	suppressed := map[uint32]map[string]uint64{}
-	type record struct {
-		key []byte
-		rec forgottenRecord
-	}
-	var keys []record
-	it, err := db.pdb.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{byte(nsForgotten)},
-		UpperBound: []byte{byte(nsForgotten) + 1},
-	})
+	pending, keys, err := db.forgottenToPurge()
 	if err != nil {
 		return res, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		app, user, err := decodeForgottenKey(it.Key())
-		if err != nil {
-			it.Close()
-			return res, err
-		}
-		r, err := decodeForgottenValue(it.Value())
-		if err != nil {
-			it.Close()
-			return res, err
-		}
-		if r.purged {
-			if r.suppress {
-				// An event that slipped past ingest's check after the
-				// purge goes with the app's next rewrite, which costs
-				// nothing more: the app's blocks are read then anyway.
-				if suppressed[app] == nil {
-					suppressed[app] = map[string]uint64{}
-				}
-				suppressed[app][string(user)] = r.bound
-			}
-			continue
-		}
-		if pending[app] == nil {
-			pending[app] = map[string]uint64{}
-		}
-		pending[app][string(user)] = r.bound
-		keys = append(keys, record{slices.Clone(it.Key()), r})
-	}
-	if err := it.Close(); err != nil {
-		return res, err
-	}
 	for app, users := range pending {
-		for u, bound := range suppressed[app] {
-			if _, ok := users[u]; !ok {
-				users[u] = bound
-			}
-		}
 		events, blocks, err := db.purgeApp(app, users)
 		if err != nil {
 			return res, err
@@ -382,29 +335,8 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	res.Users = len(keys)
 	db.purgedUsers.Add(int64(res.Users))
 	db.purgedEvents.Add(int64(res.Events))
-	batch := db.pdb.NewBatch()
-	defer batch.Close()
-	for _, k := range keys {
-		// A user deleted again meanwhile has a new bound: theirs is the
-		// next pass's.
-		v, closer, err := db.pdb.Get(k.key)
-		if err != nil {
-			return res, err
-		}
-		cur, err := decodeForgottenValue(v)
-		closer.Close()
-		if err != nil {
-			return res, err
-		}
-		if cur != k.rec {
-			db.kickPurge()
-			continue
-		}
-		cur.purged = true
-		batch.Set(k.key, appendForgottenValue(nil, cur), nil)
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return res, fmt.Errorf("cannot mark deleted users purged: %w", err)
+	if err := db.markPurged(keys); err != nil {
+		return res, err
 	}
 	// Compacting rewrites the sstables that still hold the old blocks and
 	// the deleted profiles; the memtable is flushed first, so the WAL that
@@ -425,7 +357,99 @@ func (db *DB) PurgeForgotten() (Purged, error) {
 	return res, nil
 }
 
-// purgeApp rewrites app's blocks without the events of users.
+// forgottenRecordKey is a forgotten-user record as PurgeForgotten read it.
+type forgottenRecordKey struct {
+	key []byte
+	rec forgottenRecord
+}
+
+// forgottenToPurge returns, per app, the users whose events are to be
+// purged (userId -> bound): those not purged yet, and with them those
+// purged already whose later events slipped past ingest's check
+// (suppress); and the records of the former, to mark purged after.
+func (db *DB) forgottenToPurge() (map[uint32]map[string]uint64, []forgottenRecordKey, error) {
+	pending := map[uint32]map[string]uint64{}
+	suppressed := map[uint32]map[string]uint64{}
+	var keys []forgottenRecordKey
+	it, err := db.pdb.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{byte(nsForgotten)},
+		UpperBound: []byte{byte(nsForgotten) + 1},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		app, user, err := decodeForgottenKey(it.Key())
+		if err != nil {
+			it.Close()
+			return nil, nil, err
+		}
+		r, err := decodeForgottenValue(it.Value())
+		if err != nil {
+			it.Close()
+			return nil, nil, err
+		}
+		if r.purged {
+			if r.suppress {
+				// An event that slipped past ingest's check after the
+				// purge goes with the app's next rewrite, which costs
+				// nothing more: the app's blocks are read then anyway.
+				if suppressed[app] == nil {
+					suppressed[app] = map[string]uint64{}
+				}
+				suppressed[app][string(user)] = r.bound
+			}
+			continue
+		}
+		if pending[app] == nil {
+			pending[app] = map[string]uint64{}
+		}
+		pending[app][string(user)] = r.bound
+		keys = append(keys, forgottenRecordKey{slices.Clone(it.Key()), r})
+	}
+	if err := it.Close(); err != nil {
+		return nil, nil, err
+	}
+	for app, users := range pending {
+		for u, bound := range suppressed[app] {
+			if _, ok := users[u]; !ok {
+				users[u] = bound
+			}
+		}
+	}
+	return pending, keys, nil
+}
+
+// markPurged marks the records of keys purged, but for a user deleted again
+// meanwhile: that one has a new bound, and is the next pass's.
+func (db *DB) markPurged(keys []forgottenRecordKey) error {
+	batch := db.pdb.NewBatch()
+	defer batch.Close()
+	for _, k := range keys {
+		v, closer, err := db.pdb.Get(k.key)
+		if err != nil {
+			return err
+		}
+		cur, err := decodeForgottenValue(v)
+		closer.Close()
+		if err != nil {
+			return err
+		}
+		if cur != k.rec {
+			db.kickPurge()
+			continue
+		}
+		cur.purged = true
+		batch.Set(k.key, appendForgottenValue(nil, cur), nil)
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("cannot mark deleted users purged: %w", err)
+	}
+	return nil
+}
+
+// purgeApp rewrites app's blocks without the events of users, one group
+// per atomic batch.
 func (db *DB) purgeApp(app uint32, users map[string]uint64) (events, blocks int, err error) {
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: appendGroupKey(nil, app, 0),
@@ -435,15 +459,8 @@ func (db *DB) purgeApp(app uint32, users map[string]uint64) (events, blocks int,
 		return 0, 0, err
 	}
 	defer it.Close()
-	d := getDecodedBlock()
-	defer putDecodedBlock(d)
-	// Which events go is judged from the head columns (userIds compared
-	// unescaped, as exports compare them); only a block that holds one is
-	// decoded whole and rewritten.
-	f := &Filter{Exclude: users}
-	var drop []bool
-	var evs []blockEvent
-	var val, scratch []byte
+	p := &groupPurge{db: db, app: app, d: getDecodedBlock(), f: &Filter{Exclude: users}}
+	defer putDecodedBlock(p.d)
 	floor := db.floor(app)
 	for it.First(); it.Valid(); it.Next() {
 		if db.closed.Load() {
@@ -465,58 +482,19 @@ func (db *DB) purgeApp(app uint32, users map[string]uint64) (events, blocks int,
 			if day < floor {
 				continue // removed by retention
 			}
-			key := appendBlockKey(nil, app, day, first)
-			v, closer, err := db.pdb.Get(key)
-			if err != nil {
-				batch.Close()
-				return events, blocks, fmt.Errorf("cannot read block %x: %w", key, err)
-			}
-			err = d.decodeHead(v)
-			any := false
-			if err == nil {
-				drop = slices.Grow(drop[:0], d.len())[:d.len()]
-				for i := range d.len() {
-					h := d.head(i)
-					drop[i] = !f.keepHead(nil, h.userID, h.seq, &d.unesc)
-					any = any || drop[i]
-				}
-				if any && !d.fromBodies { // else the bodies are decoded already
-					err = d.decode(v)
-				}
-			}
-			closer.Close()
+			n, keep, err := p.day(batch, day, first, &g)
 			if err != nil {
 				batch.Close()
 				return events, blocks, err
 			}
-			if !any {
+			if keep {
 				kept = append(kept, day)
-				continue
 			}
-			evs = evs[:0]
-			for i := range d.len() {
-				seq, t, body := d.event(i)
-				if drop[i] {
-					if err := db.keepPurgedID(batch, app, seq, body); err != nil {
-						batch.Close()
-						return events, blocks, err
-					}
-					g.count--
-					g.rawBytes -= len(body)
-					continue
-				}
-				evs = append(evs, blockEvent{seq: seq, time: t, body: body})
+			if n > 0 {
+				changed = true
+				events += n
+				blocks++
 			}
-			changed = true
-			events += d.len() - len(evs)
-			blocks++
-			if len(evs) == 0 {
-				batch.Delete(key, nil)
-				continue
-			}
-			kept = append(kept, day)
-			val, scratch = db.appendMergedBlock(val[:0], scratch, evs)
-			batch.Set(key, val, nil)
 		}
 		if changed {
 			g.days = kept
@@ -533,6 +511,70 @@ func (db *DB) purgeApp(app uint32, users map[string]uint64) (events, blocks int,
 		batch.Close()
 	}
 	return events, blocks, it.Error()
+}
+
+// groupPurge rewrites the blocks of one app's groups without the events f
+// excludes, reusing its buffers from block to block.
+type groupPurge struct {
+	db       *DB
+	app      uint32
+	d        *decodedBlock
+	f        *Filter
+	drop     []bool
+	evs      []blockEvent
+	val, tmp []byte
+}
+
+// day adds to batch the rewrite of the group's block of day (from the group
+// at first, whose counts in g it updates): dropped is how many of its events
+// went, keep whether the block still holds any. Which events go is judged
+// from the head columns (userIds compared unescaped, as exports compare
+// them); only a block that holds one is decoded whole and rewritten.
+func (p *groupPurge) day(batch *pebble.Batch, day int32, first uint64, g *groupValue) (dropped int, keep bool, err error) {
+	d := p.d
+	key := appendBlockKey(nil, p.app, day, first)
+	v, closer, err := p.db.pdb.Get(key)
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot read block %x: %w", key, err)
+	}
+	err = d.decodeHead(v)
+	any := false
+	if err == nil {
+		p.drop = slices.Grow(p.drop[:0], d.len())[:d.len()]
+		for i := range d.len() {
+			h := d.head(i)
+			p.drop[i] = !p.f.keepHead(nil, h.userID, h.seq, &d.unesc)
+			any = any || p.drop[i]
+		}
+		if any && !d.fromBodies { // else the bodies are decoded already
+			err = d.decode(v)
+		}
+	}
+	closer.Close()
+	if err != nil || !any {
+		return 0, true, err
+	}
+	p.evs = p.evs[:0]
+	for i := range d.len() {
+		seq, t, body := d.event(i)
+		if p.drop[i] {
+			if err := p.db.keepPurgedID(batch, p.app, seq, body); err != nil {
+				return 0, false, err
+			}
+			g.count--
+			g.rawBytes -= len(body)
+			continue
+		}
+		p.evs = append(p.evs, blockEvent{seq: seq, time: t, body: body})
+	}
+	dropped = d.len() - len(p.evs)
+	if len(p.evs) == 0 {
+		batch.Delete(key, nil)
+		return dropped, false, nil
+	}
+	p.val, p.tmp = p.db.appendMergedBlock(p.val[:0], p.tmp, p.evs)
+	batch.Set(key, p.val, nil)
+	return dropped, true, nil
 }
 
 // deletingCleaner deletes obsolete files as Pebble's default cleaner does,
