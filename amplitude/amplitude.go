@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/url"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/compat"
@@ -168,14 +167,7 @@ func (h *Handler) serveEvents(ctx *fasthttp.RequestCtx, key, events []byte, size
 			res.EventsWithInvalidFields[field] = append(res.EventsWithInvalidFields[field], idx)
 		}
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
+	return ingest.Answer(ctx, status, res)
 }
 
 // identifyForm reads the Identify API's form (or query) members api_key

@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -178,14 +177,7 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	// res holds copies only: the body and the batch go before the answer
 	// is encoded and written.
 	release()
-	out, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
-	}
-	ctx.SetStatusCode(fasthttp.StatusAccepted)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
-	return nil
+	return Answer(ctx, fasthttp.StatusAccepted, res)
 }
 
 // authorize checks the credentials against every app in the batch, and

@@ -94,14 +94,7 @@ func (h *Handler) Replay(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	out, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
-	return nil
+	return Answer(ctx, fasthttp.StatusOK, res)
 }
 
 // ReplayQuarantine re-checks q's quarantine entries against today's rules

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
@@ -217,4 +218,18 @@ func KindOf(raw []byte) string { return kindOf(raw) }
 // Invalid returns a 400 request error naming field.
 func Invalid(field, format string, args ...any) error {
 	return invalid(field, fmt.Sprintf(format, args...))
+}
+
+// Answer writes v as the JSON body of a response with status: the answer
+// of every ingest endpoint (Events API, replay, and the SDK-compatible
+// ones).
+func Answer(ctx *fasthttp.RequestCtx, status int, v any) error {
+	out, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cannot encode answer: %w", err)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return nil
 }

@@ -9,7 +9,6 @@ package posthog
 import (
 	"fmt"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/compat"
@@ -111,14 +110,7 @@ func (h *Handler) ServeRaw(ctx *fasthttp.RequestCtx, raw []byte) error {
 	}
 	res := Result{Status: 1, Accepted: out.Accepted, Duplicates: out.Duplicates, Rejected: out.Rejected, Errors: out.Errors,
 		ProfilesUnchanged: out.ProfilesUnchanged, Warnings: out.Warnings}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
-	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
+	return ingest.Answer(ctx, fasthttp.StatusOK, res)
 }
 
 // apiKeyOf returns the key an event carries itself, or nil.

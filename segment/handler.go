@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
@@ -94,81 +93,14 @@ func pathKind(path []byte) (kind, bool) {
 // Serve handles POST /v1/batch and the single-message endpoints.
 func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	pathType, isBatch := pathKind(ctx.Path())
-	limit, what := MaxMessageBytes, "Segment's limit of 32 KB per message"
-	if isBatch {
-		limit, what = MaxBatchBytes, "Segment's limit of 500 KB per batch"
+	body, env, err := readEnvelope(ctx, isBatch)
+	if body != nil {
+		defer body.Release()
 	}
-	switch ingest.MediaType(ctx) {
-	// RudderStack's node SDK posts its gzip'd JSON through axios, which
-	// labels a Buffer application/x-www-form-urlencoded (issue 18): the
-	// body is JSON all the same, and checked as such below.
-	case "", "application/json", "text/plain", "application/x-www-form-urlencoded":
-	default:
-		return ingest.UnsupportedType(ctx, "application/json")
-	}
-	body, err := ingest.ReadBodyAnyType(ctx, limit, what)
 	if err != nil {
 		return err
 	}
-	defer body.Release()
-	raw := bytes.TrimSpace(body.Bytes())
-	if len(raw) == 0 {
-		return ingest.Invalid("", "the request body is empty")
-	}
-	if ok, why := ingest.ValidJSON(raw, maxDepth); !ok {
-		return ingest.Invalid("", "%s", why)
-	}
-	if raw[0] != '{' {
-		return ingest.Invalid("", "the body must be a JSON object, got %s", ingest.KindOf(raw))
-	}
-
-	var (
-		d        defaults
-		writeKey []byte
-		msgs     [][]byte
-	)
-	if isBatch {
-		var batch []byte
-		ingest.ForEachMember(raw, func(key, val []byte) error {
-			switch string(key) {
-			case "batch":
-				batch = val
-			case "sentAt":
-				d.sentAt = val
-			case "context":
-				d.context = val
-			case "integrations":
-				d.integrations = val
-			case "writeKey":
-				writeKey = val
-			}
-			return nil
-		})
-		if batch == nil || batch[0] != '[' {
-			return ingest.Invalid("batch", "batch is required: an array of messages")
-		}
-		msgs = make([][]byte, 0, 64)
-		ingest.ForEachElement(batch, func(_ int, elem []byte) error {
-			msgs = append(msgs, elem)
-			return nil
-		})
-	} else {
-		ingest.ForEachMember(raw, func(key, val []byte) error {
-			if string(key) == "writeKey" {
-				writeKey = val
-			}
-			return nil
-		})
-		msgs = [][]byte{raw}
-	}
-	if writeKey != nil {
-		s, ok := ingest.JSONString(writeKey)
-		if !ok {
-			return ingest.Invalid("writeKey", "writeKey must be a string, got %s", ingest.KindOf(writeKey))
-		}
-		writeKey = s
-	}
-	appKey, byToken, err := h.resolveApp(ctx, writeKey)
+	appKey, byToken, err := h.resolveApp(ctx, env.writeKey)
 	if err != nil {
 		return err
 	}
@@ -182,113 +114,20 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 
 	b := h.events.NewBatch(ingest.ClientIP(ctx), translationSlack)
 	defer ingest.ReleaseBatch(b)
-	receivedAt := b.Now.UTC().AppendFormat([]byte{'"'}, "2006-01-02T15:04:05.000Z07:00")
-	receivedAt = append(receivedAt, '"')
-	var (
-		m message
-		t translation
-		// arena holds the translated events: b keeps slices of them (the
-		// messageIds) until it is stored, so it only grows.
-		arena []byte
-		profs []profileUpdate
-		// unchanged are the identify and alias messages stored whose
-		// profile change is not applied (!profileWrites).
-		unchanged []ingest.ItemError
-	)
-	for i, raw := range msgs {
-		k := pathType
-		reject := func(field, code, msg string) {
-			var id []byte
-			if raw[0] == '{' {
-				id, _ = ingest.JSONString(m.messageID)
-			}
-			b.Reject(i, appKey, string(id), field, code, msg, raw)
-		}
-		m = message{rest: m.rest[:0]}
-		if len(raw) > MaxMessageBytes {
-			decodeMessage(raw, &m) // for its messageId, when it is an object
-			reject("", "too_large", fmt.Sprintf("message is %d bytes, over Segment's limit of %d", len(raw), MaxMessageBytes))
-			continue
-		}
-		if err := decodeMessage(raw, &m); err != nil {
-			reject("", "invalid_event", "a message must be a JSON object, got "+ingest.KindOf(raw))
-			continue
-		}
-		if isBatch {
-			typ, ok := ingest.JSONString(m.typ)
-			if k = kindOf(typ); !ok || k == kindUnknown {
-				msg := "type is required: track, page, screen, identify, group or alias"
-				if ok {
-					msg = fmt.Sprintf("unknown message type %q: Trove takes track, page, screen, identify, group and alias", typ)
-				} else if m.typ != nil {
-					msg = "type must be a string, got " + ingest.KindOf(m.typ)
-				}
-				reject("type", "invalid_event", msg)
-				continue
-			}
-		}
-		var rej *rejection
-		start := len(arena)
-		arena, rej = translate(arena, k, &m, &d, appKey, receivedAt, &t)
-		ev := arena[start:]
-		if rej != nil {
-			arena = arena[:start]
-			reject(rej.field, "invalid_event", rej.message)
-			continue
-		}
-		var prof []byte
-		switch k {
-		case kindIdentify:
-			if !isAbsent(m.traits) && m.traits[0] != '{' {
-				reject("traits", "invalid_event", "traits must be an object, got "+ingest.KindOf(m.traits))
-				continue
-			}
-			if !profileWrites {
-				break
-			}
-			userID := identity(m.userID)
-			if userID == nil {
-				userID = identity(m.anonymousID)
-			}
-			prof = appendIdentify(nil, userID, m.traits)
-		case kindAlias:
-			if profileWrites {
-				prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
-			}
-		}
-		if prof != nil {
-			if err := h.profiles.Check(prof); err != nil {
-				field, msg := profileError(err)
-				reject(field, "invalid_event", msg)
-				continue
-			}
-		}
-		if !b.Add(i, ev) {
-			r := &b.Rejected[len(b.Rejected)-1]
-			seg := t.segmentField(r.Field)
-			r.Message = rename(r.Message, r.Field, seg)
-			r.Field, r.Raw = seg, raw
-			arena = arena[:start]
-			continue
-		}
-		if prof != nil {
-			profs = append(profs, profileUpdate{index: i, obj: prof})
-		} else if k == kindIdentify || k == kindAlias {
-			index := i
-			unchanged = append(unchanged, ingest.ItemError{Index: &index, MessageID: string(b.Events[len(b.Events)-1].MessageID),
-				Field: "writeKey", Message: publicProfileWarning})
-		}
+	tr := batchTranslation{h: h, b: b, env: &env, appKey: appKey, pathType: pathType, isBatch: isBatch, profileWrites: profileWrites}
+	for i, raw := range env.msgs {
+		tr.add(i, raw)
 	}
 
-	if h.limiter != nil && len(msgs) > 0 {
-		if err := h.limiter.Take([]string{appKey}, []int{len(msgs)}); err != nil {
+	if h.limiter != nil && len(env.msgs) > 0 {
+		if err := h.limiter.Take([]string{appKey}, []int{len(env.msgs)}); err != nil {
 			return err
 		}
 	}
 	// Profiles first: a failure between the two writes leaves the batch
 	// unanswered, and the SDK's retry applies the same traits again
 	// (setting is idempotent) and then stores the events.
-	if err := h.applyProfiles(b, appKey, profs, msgs); err != nil {
+	if err := h.applyProfiles(b, appKey, tr.profs, env.msgs); err != nil {
 		return err
 	}
 	res, err := h.events.Store(b)
@@ -296,19 +135,210 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	answer := Result{Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates, Rejected: res.Rejected, Errors: res.Errors,
-		ProfilesUnchanged: len(unchanged)}
+		ProfilesUnchanged: len(tr.unchanged)}
 	// Schema contract warnings (schema_mode "warn") join the profile ones.
-	if w := append(unchanged, res.Warnings...); len(w) > 0 {
+	if w := append(tr.unchanged, res.Warnings...); len(w) > 0 {
 		answer.Warnings = w[:min(len(w), maxWarnings)]
 	}
-	out, err := json.Marshal(answer)
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
+	return ingest.Answer(ctx, fasthttp.StatusOK, answer)
+}
+
+// envelope is what a request's body holds around its messages.
+type envelope struct {
+	d        defaults // the batch's sentAt, context and integrations
+	writeKey []byte   // unquoted; nil when absent
+	msgs     [][]byte // the raw messages, aliasing the body
+}
+
+// readEnvelope reads the request's body (which the caller releases, also
+// on an error) and splits it into its messages: the elements of a batch's
+// "batch" array, or the one message of a single-message endpoint.
+func readEnvelope(ctx *fasthttp.RequestCtx, isBatch bool) (*ingest.Body, envelope, error) {
+	var env envelope
+	limit, what := MaxMessageBytes, "Segment's limit of 32 KB per message"
+	if isBatch {
+		limit, what = MaxBatchBytes, "Segment's limit of 500 KB per batch"
 	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
-	return nil
+	switch ingest.MediaType(ctx) {
+	// RudderStack's node SDK posts its gzip'd JSON through axios, which
+	// labels a Buffer application/x-www-form-urlencoded (issue 18): the
+	// body is JSON all the same, and checked as such below.
+	case "", "application/json", "text/plain", "application/x-www-form-urlencoded":
+	default:
+		return nil, env, ingest.UnsupportedType(ctx, "application/json")
+	}
+	body, err := ingest.ReadBodyAnyType(ctx, limit, what)
+	if err != nil {
+		return nil, env, err
+	}
+	raw := bytes.TrimSpace(body.Bytes())
+	if len(raw) == 0 {
+		return body, env, ingest.Invalid("", "the request body is empty")
+	}
+	if ok, why := ingest.ValidJSON(raw, maxDepth); !ok {
+		return body, env, ingest.Invalid("", "%s", why)
+	}
+	if raw[0] != '{' {
+		return body, env, ingest.Invalid("", "the body must be a JSON object, got %s", ingest.KindOf(raw))
+	}
+	if isBatch {
+		var batch []byte
+		ingest.ForEachMember(raw, func(key, val []byte) error {
+			switch string(key) {
+			case "batch":
+				batch = val
+			case "sentAt":
+				env.d.sentAt = val
+			case "context":
+				env.d.context = val
+			case "integrations":
+				env.d.integrations = val
+			case "writeKey":
+				env.writeKey = val
+			}
+			return nil
+		})
+		if batch == nil || batch[0] != '[' {
+			return body, env, ingest.Invalid("batch", "batch is required: an array of messages")
+		}
+		env.msgs = make([][]byte, 0, 64)
+		ingest.ForEachElement(batch, func(_ int, elem []byte) error {
+			env.msgs = append(env.msgs, elem)
+			return nil
+		})
+	} else {
+		ingest.ForEachMember(raw, func(key, val []byte) error {
+			if string(key) == "writeKey" {
+				env.writeKey = val
+			}
+			return nil
+		})
+		env.msgs = [][]byte{raw}
+	}
+	if env.writeKey != nil {
+		s, ok := ingest.JSONString(env.writeKey)
+		if !ok {
+			return body, env, ingest.Invalid("writeKey", "writeKey must be a string, got %s", ingest.KindOf(env.writeKey))
+		}
+		env.writeKey = s
+	}
+	return body, env, nil
+}
+
+// batchTranslation translates a request's messages into the events of b,
+// and collects the profile changes they carry.
+type batchTranslation struct {
+	h             *Handler
+	b             *ingest.Batch
+	env           *envelope
+	appKey        string
+	pathType      kind
+	isBatch       bool
+	profileWrites bool
+
+	receivedAt []byte
+	m          message
+	t          translation
+	// arena holds the translated events: b keeps slices of them (the
+	// messageIds) until it is stored, so it only grows.
+	arena []byte
+	profs []profileUpdate
+	// unchanged are the identify and alias messages stored whose
+	// profile change is not applied (!profileWrites).
+	unchanged []ingest.ItemError
+}
+
+// add translates message i, raw, into an event of the batch, or rejects it
+// with the field and the reason.
+func (tr *batchTranslation) add(i int, raw []byte) {
+	b := tr.b
+	if tr.receivedAt == nil {
+		tr.receivedAt = b.Now.UTC().AppendFormat([]byte{'"'}, "2006-01-02T15:04:05.000Z07:00")
+		tr.receivedAt = append(tr.receivedAt, '"')
+	}
+	m := &tr.m
+	k := tr.pathType
+	reject := func(field, code, msg string) {
+		var id []byte
+		if raw[0] == '{' {
+			id, _ = ingest.JSONString(m.messageID)
+		}
+		b.Reject(i, tr.appKey, string(id), field, code, msg, raw)
+	}
+	*m = message{rest: m.rest[:0]}
+	if len(raw) > MaxMessageBytes {
+		decodeMessage(raw, m) // for its messageId, when it is an object
+		reject("", "too_large", fmt.Sprintf("message is %d bytes, over Segment's limit of %d", len(raw), MaxMessageBytes))
+		return
+	}
+	if err := decodeMessage(raw, m); err != nil {
+		reject("", "invalid_event", "a message must be a JSON object, got "+ingest.KindOf(raw))
+		return
+	}
+	if tr.isBatch {
+		typ, ok := ingest.JSONString(m.typ)
+		if k = kindOf(typ); !ok || k == kindUnknown {
+			msg := "type is required: track, page, screen, identify, group or alias"
+			if ok {
+				msg = fmt.Sprintf("unknown message type %q: Trove takes track, page, screen, identify, group and alias", typ)
+			} else if m.typ != nil {
+				msg = "type must be a string, got " + ingest.KindOf(m.typ)
+			}
+			reject("type", "invalid_event", msg)
+			return
+		}
+	}
+	var rej *rejection
+	start := len(tr.arena)
+	tr.arena, rej = translate(tr.arena, k, m, &tr.env.d, tr.appKey, tr.receivedAt, &tr.t)
+	ev := tr.arena[start:]
+	if rej != nil {
+		tr.arena = tr.arena[:start]
+		reject(rej.field, "invalid_event", rej.message)
+		return
+	}
+	var prof []byte
+	switch k {
+	case kindIdentify:
+		if !isAbsent(m.traits) && m.traits[0] != '{' {
+			reject("traits", "invalid_event", "traits must be an object, got "+ingest.KindOf(m.traits))
+			return
+		}
+		if !tr.profileWrites {
+			break
+		}
+		userID := identity(m.userID)
+		if userID == nil {
+			userID = identity(m.anonymousID)
+		}
+		prof = appendIdentify(nil, userID, m.traits)
+	case kindAlias:
+		if tr.profileWrites {
+			prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
+		}
+	}
+	if prof != nil {
+		if err := tr.h.profiles.Check(prof); err != nil {
+			field, msg := profileError(err)
+			reject(field, "invalid_event", msg)
+			return
+		}
+	}
+	if !b.Add(i, ev) {
+		r := &b.Rejected[len(b.Rejected)-1]
+		seg := tr.t.segmentField(r.Field)
+		r.Message = rename(r.Message, r.Field, seg)
+		r.Field, r.Raw = seg, raw
+		tr.arena = tr.arena[:start]
+		return
+	}
+	if prof != nil {
+		tr.profs = append(tr.profs, profileUpdate{index: i, obj: prof})
+	} else if k == kindIdentify || k == kindAlias {
+		index := i
+		tr.unchanged = append(tr.unchanged, ingest.ItemError{Index: &index, MessageID: string(b.Events[len(b.Events)-1].MessageID),
+			Field: "writeKey", Message: publicProfileWarning})
+	}
 }
 
 // profileUpdate is the profile object of the message at index.
