@@ -192,7 +192,11 @@ func (b *Batch) add(idx int, raw []byte, valid bool) {
 }
 
 // addScanned is add, for an event whose text scanEvent has walked and
-// whose members it has put in b.members.
+// whose members it has put in b.members. Its checks run in the order the
+// SPEC lists the fields, each one rejecting the event with the first
+// problem it finds, and share the fields read and the fail closure: one
+// list of rules, which is why it stays one function; the field reading,
+// the context check and the stored form are functions of their own.
 func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 	cfg := b.cfg
 	if len(raw) > cfg.MaxEventBytes {
@@ -215,43 +219,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		b.reject(idx, nil, nil, "", "invalid_event", "event must be a JSON object, got "+kindOf(bytes.TrimSpace(raw)), raw)
 		return
 	}
-	var f fields
-	var seen uint16 // a bit per field read, to refuse a duplicated key
-	dup := ""
-	for _, m := range b.members {
-		var bit uint16
-		switch string(m.key) {
-		case "type":
-			f.typ, bit = m.val, 1<<0
-		case "event":
-			f.event, bit = m.val, 1<<1
-		case "userId":
-			f.userID, bit = m.val, 1<<2
-		case "eventTime":
-			f.eventTime, bit = m.val, 1<<3
-		case "appKey":
-			f.appKey, bit = m.val, 1<<4
-		case "context":
-			f.context, bit = m.val, 1<<5
-		case "messageId":
-			f.messageID, bit = m.val, 1<<6
-		case "sentAt":
-			f.sentAt, bit = m.val, 1<<7
-		case "attributes":
-			f.attributes, bit = m.val, 1<<8
-		default:
-			// A key written with escapes is not read, but a JSON reader
-			// of the stored form takes "user\u0049d" for userId: it is a
-			// duplicate of the plain one.
-			if bytes.IndexByte(m.key, '\\') >= 0 {
-				bit = fieldBit(m.key)
-			}
-		}
-		if seen&bit != 0 && dup == "" {
-			dup = readFields[bits.TrailingZeros16(bit)]
-		}
-		seen |= bit
-	}
+	f, dup := readEventFields(b.members)
 	appKey, _ := jsonString(f.appKey)
 	messageID, _ := jsonString(f.messageID)
 	fail := func(field, msg string) {
@@ -348,60 +316,10 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 			return
 		}
 	}
-	hasIP := false
-	if f.context != nil && string(f.context) != "null" {
-		if f.context[0] != '{' {
-			fail("context", "context must be an object, got "+kindOf(f.context))
-			return
-		}
-		var ctxErr string
-		var ctxField string
-		var ctxSeen uint8 // userAgent 1, ip 2
-		ctxDup := false
-		forEachMember(f.context, func(key, val []byte) error {
-			if bytes.IndexByte(key, '\\') >= 0 {
-				key = unescapeKey(key)
-			}
-			var bit uint8
-			switch string(key) {
-			case "userAgent":
-				bit = 1
-			case "ip":
-				bit = 2
-			}
-			if ctxSeen&bit != 0 {
-				if !ctxDup {
-					ctxDup = true
-					ctxField = "context." + string(key)
-					ctxErr = ctxField + " appears twice"
-				}
-				return nil
-			}
-			ctxSeen |= bit
-			if ctxDup {
-				return nil
-			}
-			switch string(key) {
-			case "userAgent":
-				if _, ok := jsonString(val); !ok && string(val) != "null" {
-					ctxField, ctxErr = "context.userAgent", "context.userAgent must be a string, got "+kindOf(val)
-				}
-			case "ip":
-				s, ok := jsonString(val)
-				if !ok {
-					ctxField, ctxErr = "context.ip", "context.ip must be a string, got "+kindOf(val)
-				} else if !isIPv4(s) && !parsesAsAddr(s) {
-					ctxField, ctxErr = "context.ip", "context.ip must be an IPv4 or IPv6 address"
-				} else {
-					hasIP = true
-				}
-			}
-			return nil
-		})
-		if ctxErr != "" {
-			fail(ctxField, ctxErr)
-			return
-		}
+	hasIP, ctxField, ctxErr := checkContext(f.context)
+	if ctxErr != "" {
+		fail(ctxField, ctxErr)
+		return
 	}
 	if f.attributes != nil && string(f.attributes) != "null" {
 		if f.attributes[0] != '{' {
@@ -440,13 +358,118 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		}
 	}
 
-	// The stored form: members as sent (compacted), with the server's
-	// fields substituted or added.
 	ev := Event{Index: idx, AppKey: b.intern(appKey), TimeUs: corrected.UnixMicro(), Name: name, raw: raw, start: len(b.buf)}
 	if messageID != nil {
 		ev.MessageID = messageID
 	}
-	buf := append(b.buf, '{')
+	b.buf = b.appendStoredForm(b.buf, &f, sc.spaced, hasIP, skew, corrected)
+	ev.end = len(b.buf)
+	b.Events = append(b.Events, ev)
+}
+
+// readEventFields picks the members Trove reads out of an event's members;
+// dup names the first of them that appears twice (or "").
+func readEventFields(members []rawMember) (f fields, dup string) {
+	var seen uint16 // a bit per field read, to refuse a duplicated key
+	for _, m := range members {
+		var bit uint16
+		switch string(m.key) {
+		case "type":
+			f.typ, bit = m.val, 1<<0
+		case "event":
+			f.event, bit = m.val, 1<<1
+		case "userId":
+			f.userID, bit = m.val, 1<<2
+		case "eventTime":
+			f.eventTime, bit = m.val, 1<<3
+		case "appKey":
+			f.appKey, bit = m.val, 1<<4
+		case "context":
+			f.context, bit = m.val, 1<<5
+		case "messageId":
+			f.messageID, bit = m.val, 1<<6
+		case "sentAt":
+			f.sentAt, bit = m.val, 1<<7
+		case "attributes":
+			f.attributes, bit = m.val, 1<<8
+		default:
+			// A key written with escapes is not read, but a JSON reader
+			// of the stored form takes "user\u0049d" for userId: it is a
+			// duplicate of the plain one.
+			if bytes.IndexByte(m.key, '\\') >= 0 {
+				bit = fieldBit(m.key)
+			}
+		}
+		if seen&bit != 0 && dup == "" {
+			dup = readFields[bits.TrailingZeros16(bit)]
+		}
+		seen |= bit
+	}
+	return f, dup
+}
+
+// checkContext checks an event's context (raw JSON, nil when absent):
+// userAgent a string, ip an IPv4 or IPv6 address, neither twice. hasIP says
+// whether it holds an ip; a problem is named by field and msg.
+func checkContext(context []byte) (hasIP bool, ctxField, ctxErr string) {
+	if context == nil || string(context) == "null" {
+		return false, "", ""
+	}
+	if context[0] != '{' {
+		return false, "context", "context must be an object, got " + kindOf(context)
+	}
+	var ctxSeen uint8 // userAgent 1, ip 2
+	ctxDup := false
+	forEachMember(context, func(key, val []byte) error {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			key = unescapeKey(key)
+		}
+		var bit uint8
+		switch string(key) {
+		case "userAgent":
+			bit = 1
+		case "ip":
+			bit = 2
+		}
+		if ctxSeen&bit != 0 {
+			if !ctxDup {
+				ctxDup = true
+				ctxField = "context." + string(key)
+				ctxErr = ctxField + " appears twice"
+			}
+			return nil
+		}
+		ctxSeen |= bit
+		if ctxDup {
+			return nil
+		}
+		switch string(key) {
+		case "userAgent":
+			if _, ok := jsonString(val); !ok && string(val) != "null" {
+				ctxField, ctxErr = "context.userAgent", "context.userAgent must be a string, got "+kindOf(val)
+			}
+		case "ip":
+			s, ok := jsonString(val)
+			if !ok {
+				ctxField, ctxErr = "context.ip", "context.ip must be a string, got "+kindOf(val)
+			} else if !isIPv4(s) && !parsesAsAddr(s) {
+				ctxField, ctxErr = "context.ip", "context.ip must be an IPv4 or IPv6 address"
+			} else {
+				hasIP = true
+			}
+		}
+		return nil
+	})
+	return hasIP, ctxField, ctxErr
+}
+
+// appendStoredForm appends to buf the stored form of the event whose members
+// are b.members (read into f): the members as sent (compacted when spaced),
+// with the server's fields substituted or added: eventTime corrected by
+// skew (the original kept in originalEventTime, with clockSkewMs),
+// context.ip from the connection unless hasIP, and receivedAt.
+func (b *Batch) appendStoredForm(buf []byte, f *fields, spaced, hasIP bool, skew time.Duration, corrected time.Time) []byte {
+	buf = append(buf, '{')
 	first := true
 	for _, m := range b.members {
 		key, val := m.key, m.val
@@ -471,7 +494,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 			buf = corrected.AppendFormat(buf, time.RFC3339Nano)
 			buf = append(buf, '"')
 		case string(key) == "context" && !hasIP && val[0] == '{':
-			if sc.spaced {
+			if spaced {
 				buf = appendCompact(buf, val[:len(val)-1])
 			} else {
 				buf = append(buf, val[:len(val)-1]...) // nothing to compact
@@ -482,7 +505,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 			buf = append(buf, `"ip":`...)
 			buf = appendQuoted(buf, b.IP)
 			buf = append(buf, '}')
-		case sc.spaced:
+		case spaced:
 			buf = appendCompact(buf, val)
 		default:
 			buf = append(buf, val...)
@@ -503,10 +526,7 @@ func (b *Batch) addScanned(idx int, raw []byte, valid bool, sc eventScan) {
 		buf = appendQuoted(buf, b.IP)
 		buf = append(buf, '}', ',')
 	}
-	buf = append(buf, b.receivedAt...)
-	b.buf = buf
-	ev.end = len(buf)
-	b.Events = append(b.Events, ev)
+	return append(buf, b.receivedAt...)
 }
 
 // isIPv4 reports whether s is a dotted-quad IPv4 address as
