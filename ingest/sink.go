@@ -19,43 +19,10 @@ type StoreSink struct {
 func (s StoreSink) AppendEvents(b *Batch) error {
 	w := s.DB.NewWriter(b.Now)
 	defer w.Close()
-	ids := map[string]uint32{}
-	appID := func(key string) (uint32, error) {
-		if id, ok := ids[key]; ok {
-			return id, nil
-		}
-		id, err := s.DB.EnsureApp(key)
-		if err != nil {
-			return 0, err
-		}
-		ids[key] = id
-		return id, nil
-	}
-	var keys []storage.DedupKey
-	var keyOf []int
-	keyIdx := make([]int32, len(b.Events)) // the event's index into keys, or -1
-	for i := range b.Events {
-		keyIdx[i] = -1
-		e := &b.Events[i]
-		if e.MessageID == nil {
-			continue
-		}
-		id, err := appID(e.AppKey)
-		if err != nil {
-			return err
-		}
-		keyIdx[i] = int32(len(keys))
-		keys = append(keys, storage.DedupKey{App: id, MessageID: e.MessageID})
-		keyOf = append(keyOf, i)
-	}
-	if len(keys) > 0 {
-		dup, err := w.CheckDuplicates(keys)
-		if err != nil {
-			return err
-		}
-		for j, d := range dup {
-			b.Events[keyOf[j]].Duplicate = d
-		}
+	apps := appIDs{db: s.DB, ids: map[string]uint32{}}
+	keyIdx, err := markDuplicates(w, b, &apps)
+	if err != nil {
+		return err
 	}
 	n, size := 0, 0
 	for i := range b.Events {
@@ -83,7 +50,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		if e.Duplicate {
 			continue
 		}
-		id, err := appID(e.AppKey)
+		id, err := apps.id(e.AppKey)
 		if err != nil {
 			return err
 		}
@@ -96,12 +63,77 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		}
 		seq++
 	}
-	// A replay's events leave the quarantine in the commit that stores
-	// them (or finds them already stored), and the entries that still fail
-	// are rewritten in place with today's reason (replay.go).
+	if err := addQuarantine(w, b, &apps, seq); err != nil {
+		return err
+	}
+	if err := w.Commit(); err != nil {
+		return fmt.Errorf("cannot store events: %w", err)
+	}
+	return nil
+}
+
+// appIDs caches the store's app ids of the appKeys of one batch.
+type appIDs struct {
+	db  *storage.DB
+	ids map[string]uint32
+}
+
+func (a *appIDs) id(key string) (uint32, error) {
+	if id, ok := a.ids[key]; ok {
+		return id, nil
+	}
+	id, err := a.db.EnsureApp(key)
+	if err != nil {
+		return 0, err
+	}
+	a.ids[key] = id
+	return id, nil
+}
+
+// markDuplicates checks the batch's client messageIds with w, marks the
+// events already stored Duplicate, and returns, per event, its index into
+// the checked keys (-1 for an event without a client messageId), which
+// Writer.AddKeyedEvent takes.
+func markDuplicates(w *storage.Writer, b *Batch, apps *appIDs) ([]int32, error) {
+	var keys []storage.DedupKey
+	var keyOf []int
+	keyIdx := make([]int32, len(b.Events))
+	for i := range b.Events {
+		keyIdx[i] = -1
+		e := &b.Events[i]
+		if e.MessageID == nil {
+			continue
+		}
+		id, err := apps.id(e.AppKey)
+		if err != nil {
+			return nil, err
+		}
+		keyIdx[i] = int32(len(keys))
+		keys = append(keys, storage.DedupKey{App: id, MessageID: e.MessageID})
+		keyOf = append(keyOf, i)
+	}
+	if len(keys) == 0 {
+		return keyIdx, nil
+	}
+	dup, err := w.CheckDuplicates(keys)
+	if err != nil {
+		return nil, err
+	}
+	for j, d := range dup {
+		b.Events[keyOf[j]].Duplicate = d
+	}
+	return keyIdx, nil
+}
+
+// addQuarantine adds to w the batch's quarantine changes, the rejections
+// it keeps numbered from seq on. A replay's events leave the quarantine in
+// the commit that stores them (or finds them already stored), and the
+// entries that still fail are rewritten in place with today's reason
+// (replay.go).
+func addQuarantine(w *storage.Writer, b *Batch, apps *appIDs, seq uint64) error {
 	for i := range b.Events {
 		if e := &b.Events[i]; e.qseq != 0 {
-			id, err := appID(e.AppKey)
+			id, err := apps.id(e.AppKey)
 			if err != nil {
 				return err
 			}
@@ -109,7 +141,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		}
 	}
 	for _, q := range b.replay {
-		id, err := appID(q.app)
+		id, err := apps.id(q.app)
 		if err != nil {
 			return err
 		}
@@ -121,16 +153,13 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 		if !quarantines(r) {
 			continue
 		}
-		id, err := appID(r.AppKey)
+		id, err := apps.id(r.AppKey)
 		if err != nil {
 			return err
 		}
 		line = b.appendRejectedLine(line[:0], r)
 		w.AddRejected(id, seq, line)
 		seq++
-	}
-	if err := w.Commit(); err != nil {
-		return fmt.Errorf("cannot store events: %w", err)
 	}
 	return nil
 }
