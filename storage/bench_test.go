@@ -250,13 +250,18 @@ func BenchmarkWriterCommit(b *testing.B) {
 
 // BenchmarkEventsBySeq scans 200,000 stored events in ingest order to a
 // function that discards them, as an export does, from the small groups
-// commits write (fresh) and after the merger has combined them (merged).
+// commits write (fresh) and after the merger has combined them (merged),
+// into row or columnar blocks.
 func BenchmarkEventsBySeq(b *testing.B) {
 	const n = 200_000
 	gen := generateBenchEvents(b, n)
-	for _, merge := range []bool{false, true} {
-		b.Run(map[bool]string{false: "fresh", true: "merged"}[merge], func(b *testing.B) {
-			db := openTestDB(b, Options{})
+	for _, tc := range []struct {
+		name            string
+		merge, columnar bool
+	}{{"fresh", false, false}, {"merged", true, false}, {"merged-columnar", true, true}} {
+		merge := tc.merge
+		b.Run(tc.name, func(b *testing.B) {
+			db := openTestDB(b, Options{ColumnarBlocks: tc.columnar})
 			app := ensureApp(b, db, benchAppKey)
 			bodyBytes := writeBenchEvents(b, db, app, gen)
 			if merge {
