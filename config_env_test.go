@@ -7,88 +7,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"trove/config"
+	"trove/server"
 )
-
-// TestConfigPrecedence checks flag > environment > file > default for keys
-// with a flag, top-level keys without one and keys of sections, through
-// loadConfig as serve and check-config call it.
-func TestConfigPrecedence(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "trove.toml")
-	os.WriteFile(file, []byte(`listen = "127.0.0.1:1001"
-data_dir = "/file/data"
-log_level = "warn"
-log_format = "text"
-retention = "10d"
-
-[ingest]
-dedup_window = "1h"
-
-[storage]
-cache_size = "16MiB"
-`), 0o600)
-	type want struct {
-		listen, data, level, format string
-		retention, dedup            time.Duration
-		cache                       config.Size
-	}
-	def := config.Default()
-	tests := []struct {
-		name  string
-		file  bool
-		env   map[string]string
-		flags []string
-		want  want
-	}{
-		{"defaults", false, nil, nil,
-			want{def.Listen, def.DataDir, def.LogLevel, def.LogFormat, 0, def.Ingest.DedupWindow.Std(), def.Storage.CacheSize}},
-		{"file over defaults", true, nil, nil,
-			want{"127.0.0.1:1001", "/file/data", "warn", "text", 10 * 24 * time.Hour, time.Hour, 16 << 20}},
-		{"environment over file", true, map[string]string{
-			"TROVE_LISTEN": "127.0.0.1:1002", "TROVE_DATA_DIR": "/env/data", "TROVE_LOG_LEVEL": "error",
-			"TROVE_LOG_FORMAT": "json", "TROVE_RETENTION": "20d", "TROVE_INGEST_DEDUP_WINDOW": "2h",
-			"TROVE_STORAGE_CACHE_SIZE": "32MiB",
-		}, nil, want{"127.0.0.1:1002", "/env/data", "error", "json", 20 * 24 * time.Hour, 2 * time.Hour, 32 << 20}},
-		{"environment without a file", false, map[string]string{"TROVE_INGEST_DEDUP_WINDOW": "3h", "TROVE_DATA": "/old/name"}, nil,
-			want{def.Listen, "/old/name", def.LogLevel, def.LogFormat, 0, 3 * time.Hour, def.Storage.CacheSize}},
-		{"flags over environment", true, map[string]string{
-			"TROVE_LISTEN": "127.0.0.1:1002", "TROVE_DATA": "/env/data", "TROVE_LOG_LEVEL": "error", "TROVE_LOG_FORMAT": "json",
-		}, []string{"-listen", "127.0.0.1:1003", "-data", "/flag/data", "-log-level", "debug", "-log-format", "text"},
-			want{"127.0.0.1:1003", "/flag/data", "debug", "text", 10 * 24 * time.Hour, time.Hour, 16 << 20}},
-		{"the file named by TROVE_CONFIG", false, map[string]string{"TROVE_CONFIG": file}, nil,
-			want{"127.0.0.1:1001", "/file/data", "warn", "text", 10 * 24 * time.Hour, time.Hour, 16 << 20}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			clearTroveEnv(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			args := tc.flags
-			if tc.file {
-				args = append([]string{"-config", file}, args...)
-			}
-			f, err := parseServeFlags("serve", args, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := loadConfig(f)
-			if err != nil {
-				t.Fatalf("loadConfig: %v", err)
-			}
-			got := want{cfg.Listen, cfg.DataDir, cfg.LogLevel, cfg.LogFormat, cfg.Retention.Std(), cfg.Ingest.DedupWindow.Std(), cfg.Storage.CacheSize}
-			if got != tc.want {
-				t.Errorf("got  %+v\nwant %+v", got, tc.want)
-			}
-		})
-	}
-}
 
 // TestConfigEnvErrors checks that check-config and serve refuse a bad
 // environment, naming each variable, and an invalid value from a flag.
@@ -152,7 +76,7 @@ func TestLogFormatAndLevel(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			logs := serveBriefly(t, append([]string{"serve", "-data", t.TempDir(), "-listen", "127.0.0.1:0"}, tc.flags...))
+			logs := serveBriefly(t, append([]string{"-data", t.TempDir(), "-listen", "127.0.0.1:0"}, tc.flags...))
 			if !strings.Contains(logs, tc.want) {
 				t.Errorf("log lacks %q:\n%s", tc.want, logs)
 			}
@@ -170,18 +94,17 @@ func TestLogFormatAndLevel(t *testing.T) {
 	}
 }
 
-// serveBriefly runs trove with args until it serves, makes one request that
+// serveBriefly runs trove serve with args until it serves, makes one request that
 // logs at debug, stops it and returns its log.
 func serveBriefly(t *testing.T, args []string) string {
 	t.Helper()
 	ready := make(chan string, 1)
-	onReady = func(addr string) { ready <- addr }
-	defer func() { onReady = nil }()
+	h := server.Hooks{OnReady: func(addr string) { ready <- addr }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, logs) }()
+	go func() { done <- server.Serve(ctx, args, io.Discard, logs, server.Options{Version: version, Hooks: h}) }()
 	select {
 	case addr := <-ready:
 		request(t, "GET", "http://"+addr+"/healthz", nil)

@@ -1,7 +1,7 @@
 package main
 
 // Disk-space guard tests. This one injects the free space the store sees
-// (freeSpaceHook) and drives the real server in-process;
+// (testHooks.FreeSpace) and drives the real server in-process;
 // diskfull_linux_test.go fills a real, loop-mounted file system.
 
 import (
@@ -27,13 +27,13 @@ min_free_disk = "100MiB"
 func injectFreeSpace(t *testing.T) (avail *atomic.Uint64, fail *atomic.Pointer[error]) {
 	avail, fail = &atomic.Uint64{}, &atomic.Pointer[error]{}
 	avail.Store(1 << 40)
-	freeSpaceHook = func(string) (uint64, error) {
+	testHooks.FreeSpace = func(string) (uint64, error) {
 		if err := fail.Load(); err != nil {
 			return 0, *err
 		}
 		return avail.Load(), nil
 	}
-	t.Cleanup(func() { freeSpaceHook = nil })
+	t.Cleanup(func() { testHooks.FreeSpace = nil })
 	return avail, fail
 }
 

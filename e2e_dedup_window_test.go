@@ -33,8 +33,8 @@ func (c *simClock) set(t time.Time) {
 // once they are past it. Printed: one DEDUPWINDOW summary line.
 func TestE2EDedupWindowOverHours(t *testing.T) {
 	clock := &simClock{t: time.Now().UTC().Truncate(time.Hour).Add(17 * time.Minute)}
-	clockHook = clock.now
-	t.Cleanup(func() { clockHook = nil })
+	testHooks.Clock = clock.now
+	t.Cleanup(func() { testHooks.Clock = nil })
 	t0 := clock.now()
 	cfg := testConfig + "\n[ingest]\ndedup_window = \"6h\"\n"
 	cfg = strings.Replace(cfg, `log_level = "debug"`, `log_level = "warn"`, 1)

@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"trove/server"
 )
 
-// commitGate holds the store's commits (commitHook) while it is closed,
+// commitGate holds the store's commits (testHooks.Commit) while it is closed,
 // as a slow fsync would hold them.
 type commitGate struct {
 	hold    atomic.Bool
@@ -24,7 +26,7 @@ type commitGate struct {
 
 func newCommitGate(t *testing.T) *commitGate {
 	g := &commitGate{entered: make(chan struct{}, 64), release: make(chan struct{})}
-	commitHook = func() {
+	testHooks.Commit = func() {
 		if g.hold.Load() {
 			g.entered <- struct{}{}
 			<-g.release
@@ -32,7 +34,7 @@ func newCommitGate(t *testing.T) *commitGate {
 	}
 	t.Cleanup(func() {
 		g.open()
-		commitHook = nil
+		testHooks.Commit = nil
 	})
 	return g
 }
@@ -40,9 +42,9 @@ func newCommitGate(t *testing.T) *commitGate {
 func (g *commitGate) open() { g.once.Do(func() { close(g.release) }) }
 
 // shortShutdown sets the shutdown plan for the test.
-func shortShutdown(t *testing.T, p shutdownPlan) {
-	shutdownHook = &p
-	t.Cleanup(func() { shutdownHook = nil })
+func shortShutdown(t *testing.T, p server.ShutdownPlan) {
+	testHooks.Shutdown = &p
+	t.Cleanup(func() { testHooks.Shutdown = nil })
 }
 
 // stopAsync cancels the server's run, as SIGTERM does, and returns a
@@ -79,7 +81,7 @@ func slowUpload(t *testing.T, addr string) net.Conn {
 // not a reset. run returns 0 within the plan.
 func TestE2EShutdownRacesCommits(t *testing.T) {
 	gate := newCommitGate(t)
-	shortShutdown(t, shutdownPlan{drain: 300 * time.Millisecond, closed: 8 * time.Second, end: 9 * time.Second})
+	shortShutdown(t, server.ShutdownPlan{Drain: 300 * time.Millisecond, Closed: 8 * time.Second, End: 9 * time.Second})
 	dir := t.TempDir()
 	addr, logs, stop := startServerLogs(t, testConfig, dir)
 	gate.hold.Store(true)
@@ -182,11 +184,11 @@ func TestE2EShutdownRacesCommits(t *testing.T) {
 // run returns 0 in time all the same. The default plan ends within the
 // 10 s that docker stop and Kubernetes wait.
 func TestE2EShutdownWithinBudget(t *testing.T) {
-	if p := defaultShutdown; p.drain <= 0 || p.drain >= p.closed || p.closed >= p.end || p.end > 10*time.Second {
+	if p := server.DefaultShutdown(); p.Drain <= 0 || p.Drain >= p.Closed || p.Closed >= p.End || p.End > 10*time.Second {
 		t.Errorf("default shutdown plan %+v; want 0 < drain < closed < end <= 10s", p)
 	}
 	gate := newCommitGate(t)
-	plan := shutdownPlan{drain: 200 * time.Millisecond, closed: 700 * time.Millisecond, end: 1200 * time.Millisecond}
+	plan := server.ShutdownPlan{Drain: 200 * time.Millisecond, Closed: 700 * time.Millisecond, End: 1200 * time.Millisecond}
 	shortShutdown(t, plan)
 	addr, logs, stop := startServerLogs(t, testConfig, t.TempDir())
 	gate.hold.Store(true)
@@ -202,8 +204,8 @@ func TestE2EShutdownWithinBudget(t *testing.T) {
 	}()
 	<-gate.entered
 	d := <-stopAsync(stop)
-	if d > plan.end+2*time.Second {
-		t.Errorf("run took %v to return with a commit that never ends; want about the plan's end (%v)", d, plan.end)
+	if d > plan.End+2*time.Second {
+		t.Errorf("run took %v to return with a commit that never ends; want about the plan's end (%v)", d, plan.End)
 	}
 	if !strings.Contains(logs.String(), "did not close within the shutdown plan") {
 		t.Errorf("server log:\n%s\nwant it to say the store did not close in time", logs)

@@ -3,8 +3,9 @@ package main
 // End-to-end tests: run() in this process, on 127.0.0.1:0, with a config
 // file and a data directory of the test's own, driven over real HTTP.
 //
-// onReady is a package variable, so these tests must not run in parallel
-// with each other (none calls t.Parallel).
+// testHooks are the server.Hooks of the servers they start; tests set them
+// for their own run, so these tests must not run in parallel with each
+// other (none calls t.Parallel).
 
 import (
 	"bufio"
@@ -32,6 +33,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"trove/config"
+	"trove/server"
 )
 
 const (
@@ -89,6 +91,9 @@ const seedExample = `{
     "appKey": "yz1Jn-0pSnekg58etEQO4A"
 }`
 
+// testHooks are passed to the servers that the tests start from now on.
+var testHooks server.Hooks
+
 // syncBuffer collects a server's log.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -145,12 +150,13 @@ func startServerLogs(t *testing.T, cfgText, dataDir string) (addr string, logs *
 		t.Fatal(err)
 	}
 	ready := make(chan string, 1)
-	onReady = func(addr string) { ready <- addr }
+	h := testHooks
+	h.OnReady = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	logs = &syncBuffer{}
-	args := []string{"serve", "-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0"}
-	go func() { done <- run(ctx, args, io.Discard, logs) }()
+	args := []string{"-config", cfgPath, "-data", dataDir, "-listen", "127.0.0.1:0"}
+	go func() { done <- server.Serve(ctx, args, io.Discard, logs, server.Options{Version: version, Hooks: h}) }()
 	select {
 	case addr = <-ready:
 	case code := <-done:
@@ -172,7 +178,6 @@ func startServerLogs(t *testing.T, cfgText, dataDir string) (addr string, logs *
 			case <-time.After(15 * time.Second):
 				t.Errorf("run did not return within 15s of its context being cancelled")
 			}
-			onReady = nil
 			httpClient.CloseIdleConnections()
 			if t.Failed() {
 				t.Logf("server log:\n%s", logs)

@@ -58,6 +58,9 @@ var layers = map[string][]string{
 	"config": {},
 	"bench":  {},
 	"cli":    {"backup"},
+	// Serving wires every layer together, as main did before it.
+	"server": {"admin", "amplitude", "auth", "backup", "compat", "config", "export", "ingest", "mixpanel", "obs", "posthog",
+		"profile", "schema", "segment", "sinks", "storage", "web"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

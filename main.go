@@ -10,15 +10,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"trove/bench"
 	"trove/cli"
+	"trove/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
-
-// onReady, when set (by tests), is called with the bound address once the
-// server accepts connections.
-var onReady func(addr string)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -56,13 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, stdout, stderr)
+		return server.Serve(ctx, args, stdout, stderr, server.Options{Version: version})
 	case "check-config":
-		return checkConfig(args, stdout, stderr)
+		return server.CheckConfig(args, stdout, stderr)
 	case "bench":
-		return runBench(ctx, args, stdout, stderr)
+		return bench.Main(ctx, args, stdout, stderr)
 	case "export":
-		return runExport(ctx, args, stdout, stderr)
+		return cli.Export(ctx, args, stdout, stderr)
 	case "import":
 		return cli.Import(ctx, args, stdout, stderr)
 	case "backup":

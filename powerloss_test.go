@@ -26,6 +26,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"trove/server"
 	"trove/storage"
 )
 
@@ -56,14 +57,13 @@ apps = ["` + demoApp + `"]
 func memServer(t *testing.T, fs *storage.MemFS, cfgPath, dataDir string) (client *http.Client, stop func()) {
 	t.Helper()
 	ln := fasthttputil.NewInmemoryListener()
-	storeFSHook, listenerHook = fs, ln
 	ready := make(chan string, 1)
-	onReady = func(addr string) { ready <- addr }
+	h := server.Hooks{StoreFS: fs, Listener: ln, OnReady: func(addr string) { ready <- addr }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	logs := &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"serve", "-config", cfgPath, "-data", dataDir}, io.Discard, logs)
+		done <- server.Serve(ctx, []string{"-config", cfgPath, "-data", dataDir}, io.Discard, logs, server.Options{Version: version, Hooks: h})
 	}()
 	select {
 	case <-ready:
@@ -74,7 +74,6 @@ func memServer(t *testing.T, fs *storage.MemFS, cfgPath, dataDir string) (client
 		cancel()
 		t.Fatalf("the server did not start within 30s; log:\n%s", logs)
 	}
-	storeFSHook, listenerHook, onReady = nil, nil, nil
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}
 	client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var once sync.Once

@@ -54,8 +54,8 @@ func oaSegment(t *testing.T, c *oaChecker, s *oaSession) {
 	func() {
 		var free atomic.Uint64
 		free.Store(1 << 20)
-		freeSpaceHook = func(string) (uint64, error) { return free.Load(), nil }
-		defer func() { freeSpaceHook = nil }()
+		testHooks.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
+		defer func() { testHooks.FreeSpace = nil }()
 		addr, _, stop := startServer(t, oaDiskConfig)
 		defer stop()
 		s := &oaSession{t: t, addr: addr, client: c.client()}

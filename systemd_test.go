@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"trove/config"
+	"trove/server"
 )
 
 const unitDir = "deploy/systemd"
@@ -116,10 +117,12 @@ func TestSystemdUnits(t *testing.T) {
 	if got := svc.one(t, "Install", "WantedBy"); got != "multi-user.target" {
 		t.Errorf("trove.service: WantedBy=%s; want multi-user.target", got)
 	}
-	// ExecStart's flags are serve's.
+	// ExecStart's flags are serve's: parsed up to the -h after them, they
+	// exit 0, not 2.
 	args := strings.Fields(svc.one(t, s, "ExecStart"))
-	if _, err := parseServeFlags("serve", args[2:], &bytes.Buffer{}); err != nil {
-		t.Errorf("trove.service: ExecStart flags %q: %v", args[2:], err)
+	var usage bytes.Buffer
+	if code := server.Serve(context.Background(), append(args[2:], "-h"), &usage, &usage, server.Options{}); code != 0 {
+		t.Errorf("trove.service: ExecStart flags %q: exit %d:\n%s", args[2:], code, usage.String())
 	}
 
 	bk := readUnit(t, "trove-backup.service")

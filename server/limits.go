@@ -1,13 +1,9 @@
-package main
+package server
 
 import (
 	"trove/config"
 	"trove/web"
 )
-
-// freeSpaceHook, when set (by tests), reports the free bytes of the data
-// directory's file system in place of the file system itself.
-var freeSpaceHook func(dir string) (uint64, error)
 
 // newRateLimiter returns the limiter of the apps' rate_limit and rate_burst.
 func newRateLimiter(cfg config.Config) *web.RateLimiter {
