@@ -4,8 +4,10 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,9 +66,9 @@ var layers = map[string][]string{
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the
-// HTTP edge, the packages whose handlers it routes to, and the load
-// generator. ("" is the root package.)
-var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench"}
+// HTTP edge, the packages whose handlers it routes to, the load generator,
+// and the end-to-end tests (an in-memory listener). ("" is the root package.)
+var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench", "e2e"}
 
 // checkImports returns what is wrong with one file's imports. dir is the
 // file's directory relative to the module root, with slashes ("" for the
@@ -159,6 +161,44 @@ func TestImports(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("checked only %d files; is the test running in the module root?", n)
+	}
+}
+
+// testOnlyModules are the modules that only tests use (go.mod requires
+// them for e2e/): the product binary must not link them.
+var testOnlyModules = []string{
+	"github.com/chromedp/chromedp",
+	"github.com/chromedp/cdproto",
+	"github.com/google/go-containerregistry",
+	"github.com/getkin/kin-openapi",
+	"github.com/segmentio/analytics-go/v3",
+	"github.com/rudderlabs/analytics-go/v4",
+	"github.com/posthog/posthog-go",
+	"github.com/johannesboyne/gofakes3",
+}
+
+// TestProductDeps checks, with go list -deps, that the binary (the root
+// package, main) depends on no test-only module.
+func TestProductDeps(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goCmd, "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", modulePath).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", modulePath, err)
+	}
+	mods := map[string]bool{}
+	for _, m := range strings.Fields(string(out)) {
+		mods[m] = true
+	}
+	if !mods[modulePath] || !mods["github.com/cockroachdb/pebble/v2"] {
+		t.Fatalf("go list -deps %s lists modules %v; want %s and Pebble among them", modulePath, mods, modulePath)
+	}
+	for _, m := range testOnlyModules {
+		if mods[m] {
+			t.Errorf("the binary depends on %s, a module for tests only <- import it from test files only", m)
+		}
 	}
 }
 

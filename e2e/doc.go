@@ -1,0 +1,30 @@
+// Package e2e holds Trove's end-to-end tests: they drive the real server
+// over real HTTP, and have no code outside its test files.
+//
+// Two kinds of test live here, and the rule for each:
+//
+//   - In process (most files): startServer (harness_test.go) runs
+//     server.Serve on 127.0.0.1:0 with a config file and a data directory of
+//     the test's own, and with the server.Hooks the test gives it (a clock,
+//     a crashable file system, an in-memory listener, the free space, a
+//     commit hook, a shorter shutdown plan). Nothing global is set, so these
+//     tests call t.Parallel, except those that share process state: a test
+//     that sets an environment variable (t.Setenv), changes a package
+//     variable (export.StreamHeartbeat), reads counters from /metrics (the
+//     obs metrics are one set per process), or measures time closely
+//     (shutdown deadlines, rate limits, power loss).
+//   - The binary (crash_test.go, crash_replay_test.go, crashloop_test.go,
+//     diskfull_linux_test.go, docker_test.go, hostile_test.go,
+//     memflood_test.go, soak_test.go, the binary half of
+//     e2e_sinks_outage_test.go): troveBinary builds ./trove once per run
+//     from the module root (with -race when the tests have it) and
+//     startChild runs it as a child process, to kill it with SIGKILL, cut
+//     its disk or measure its memory. These skip under -short, and never
+//     run in parallel: they measure the process. The Docker image, console
+//     (Chromium) and systemd tests read the repository's Dockerfile,
+//     web/console and deploy/ through moduleRoot.
+//
+// Fixtures: testdata/ at the root (import and SDK files, which the
+// README's commands also use) and storage/testdata/v1store, read in place
+// through moduleRoot.
+package e2e
