@@ -46,11 +46,11 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	addr, dataDir, stop := srv.addr, srv.dataDir, srv.stop
 	w := startWriters(t, addr, 4)
 	w.waitFirstAck(t)
-	waitFor(t, 30*time.Second, "20 acknowledged batches", func() bool {
+	waitFor(t, 30*time.Second, until("20 acknowledged batches", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.mu.acked) >= 20
-	})
+	}))
 
 	w.mu.Lock()
 	ackedBefore := make([]string, 0, len(w.mu.acked))
@@ -68,17 +68,17 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	w.mu.Lock()
 	n := len(w.mu.acked)
 	w.mu.Unlock()
-	waitFor(t, 30*time.Second, "more acknowledged batches", func() bool {
+	waitFor(t, 30*time.Second, until("more acknowledged batches", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.mu.acked) >= n+10
-	})
+	}))
 	w.finish()
 	// The backup's working directory is gone.
-	waitFor(t, 10*time.Second, "the backup working directory to go", func() bool {
+	waitFor(t, 10*time.Second, until("the backup working directory to go", func() bool {
 		m, _ := filepath.Glob(filepath.Join(dataDir, ".backup-*"))
 		return len(m) == 0
-	})
+	}))
 	stop()
 
 	restored := filepath.Join(t.TempDir(), "restored")
@@ -234,8 +234,8 @@ func TestBackupRestoreBadInput(t *testing.T) {
 	if e := exportEvents(t, addr, ""); len(e.lines) != 2 {
 		t.Errorf("the server exports %d events; want 2", len(e.lines))
 	}
-	waitFor(t, 10*time.Second, "the backup working directories to go", func() bool {
+	waitFor(t, 10*time.Second, until("the backup working directories to go", func() bool {
 		m, _ := filepath.Glob(filepath.Join(dataDir, ".backup-*"))
 		return len(m) == 0
-	})
+	}))
 }

@@ -620,20 +620,13 @@ func TestConsoleEscapes(t *testing.T) {
 // under another name and renames it when complete.
 func waitForFile(t *testing.T, path string) {
 	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
+	waitFor(t, 10*time.Second, func() error {
+		if _, err := os.Stat(path); err != nil {
 			entries, _ := os.ReadDir(filepath.Dir(path))
-			t.Fatalf("no %s after 10s (the directory holds %v)", path, entries)
+			return fmt.Errorf("no %s (the directory holds %v)", path, entries)
 		}
-	}
+		return nil
+	})
 }
 
 // duBytes is what `du -s -B1` says dir takes on disk.
@@ -683,25 +676,18 @@ func TestConsoleStorageSize(t *testing.T) {
 	// meanwhile: poll until the card and a walk taken then agree.
 	var card string
 	var walked float64
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(20 * time.Second)
-	for {
+	waitFor(t, 20*time.Second, func() error {
 		card = c.eval(`document.querySelector("#card-storage .value")?.textContent || ""`)
 		walked = duBytes(t, dataDir)
 		f := strings.Fields(card)
 		if len(f) == 2 {
 			n, err := strconv.ParseFloat(f[0], 64)
 			if u, ok := units[f[1]]; ok && err == nil && within(n*u, walked) {
-				break
+				return nil
 			}
 		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("the Storage card says %q; du says the data directory takes %.0f bytes (%.1f MiB)", card, walked, walked/(1<<20))
-		}
-	}
+		return fmt.Errorf("the Storage card says %q; du says the data directory takes %.0f bytes (%.1f MiB)", card, walked, walked/(1<<20))
+	})
 	if walked < 2<<20 {
 		t.Errorf("du says %.0f bytes after %d events of ~1 KB; want megabytes", walked, batches*per)
 	}

@@ -226,19 +226,7 @@ func TestDiskFullLoopMount(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		r := request(t, "GET", "http://"+c.addr+"/readyz", nil)
-		if r.status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d (%s) 15s after the filler was deleted; want 200", r.status, r.body)
-		}
-		<-tick.C
-	}
+	waitReady(t, c.addr, http.StatusOK, 15*time.Second)
 	for i := range 5 {
 		if status, _, body := send(); status != http.StatusAccepted {
 			t.Fatalf("batch %d after space returned: status %d (%s); want 202", i, status, body)

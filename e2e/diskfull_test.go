@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,19 +41,14 @@ func injectFreeSpace() (avail *atomic.Uint64, fail *atomic.Pointer[error], opt s
 // waitReady polls /readyz until it answers want, and returns its body.
 func waitReady(t *testing.T, addr string, want int, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		r := request(t, "GET", "http://"+addr+"/readyz", nil)
-		if r.status == want {
-			return string(r.body)
+	var r response
+	waitFor(t, timeout, func() error {
+		if r = request(t, "GET", "http://"+addr+"/readyz", nil); r.status != want {
+			return fmt.Errorf("/readyz answers %d (%s); want %d", r.status, r.body, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still answers %d (%s) after %v; want %d", r.status, r.body, timeout, want)
-		}
-		<-tick.C
-	}
+		return nil
+	})
+	return string(r.body)
 }
 
 // checkDiskFull checks a write refused for lack of space: 503, Retry-After

@@ -207,17 +207,12 @@ func TestE2EDeleteUserBytesGone(t *testing.T) {
 	if r := deleteUser(t, addr, "appKey="+demoApp+"&userId=alice", "Authorization: Bearer "+adminSecret); r.status != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", r.status, r.body)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		files := filesContaining(t, dir, alice)
-		if len(files) == 0 {
-			break
+	waitFor(t, 30*time.Second, func() error {
+		if files := filesContaining(t, dir, alice); len(files) > 0 {
+			return fmt.Errorf("the deleted user's marker is still in %v", files)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the deletion, the deleted user's marker is still in %v", files)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	m := scrape(t, addr)
 	if u, e := m["trove_deleted_users_purged_total"], m["trove_deleted_user_events_purged_total"]; u != 1 || e != 4 {
 		t.Errorf("purge metrics: %v users, %v events; want 1 and 4", u, e)

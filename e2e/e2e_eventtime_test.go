@@ -138,6 +138,6 @@ func testE2EEventTimeMicroseconds(t *testing.T, columnar bool) {
 
 	addr = startServer(t, on, inDir(dir)).addr
 	// Five groups become one: four go away.
-	waitFor(t, 10*time.Second, "the merger merged the groups", func() bool { return scrape(t, addr)["trove_groups_merged_total"] >= 4 })
+	waitFor(t, 10*time.Second, until("the merger merged the groups", func() bool { return scrape(t, addr)["trove_groups_merged_total"] >= 4 }))
 	check("after merging", lines)
 }

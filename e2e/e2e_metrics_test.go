@@ -143,10 +143,10 @@ func TestE2EMetricsHTTPAndExport(t *testing.T) {
 	// A stream's series move when it ends, after the client has its body:
 	// scrape until they have.
 	var after map[string]float64
-	waitFor(t, 10*time.Second, "the exports are counted", func() bool {
+	waitFor(t, 10*time.Second, until("the exports are counted", func() bool {
 		after = scrape(t, addr)
 		return delta(before, after, exported) == 2
-	})
+	}))
 	for _, c := range []struct {
 		series string
 		want   float64
@@ -307,7 +307,7 @@ func TestE2ERequestLog(t *testing.T) {
 		}
 	}
 	var byID map[string][]map[string]any
-	waitFor(t, 10*time.Second, "every request is logged", func() bool {
+	waitFor(t, 10*time.Second, until("every request is logged", func() bool {
 		byID = requestLines(t, logs.String())
 		for _, id := range ids {
 			if len(byID[id]) == 0 {
@@ -315,7 +315,7 @@ func TestE2ERequestLog(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}))
 	for i, rq := range reqs {
 		lines := byID[ids[i]]
 		if len(lines) != 1 {

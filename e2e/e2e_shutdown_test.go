@@ -122,7 +122,7 @@ func TestE2EShutdownRacesCommits(t *testing.T) {
 	upload := slowUpload(t, addr)
 
 	took := stopAsync(stop)
-	waitFor(t, 10*time.Second, "the drain ends", func() bool { return strings.Contains(logs.String(), "refusing them with 503") })
+	waitFor(t, 10*time.Second, until("the drain ends", func() bool { return strings.Contains(logs.String(), "refusing them with 503") }))
 
 	// The upload still sending its body is refused, with an answer.
 	resp, err := http.ReadResponse(bufio.NewReader(upload), nil)
@@ -221,5 +221,5 @@ func TestE2EShutdownWithinBudget(t *testing.T) {
 	// The store closes once the commit ends, before the test removes its
 	// directory.
 	gate.open()
-	waitFor(t, 10*time.Second, "the store closes", func() bool { return strings.Contains(logs.String(), "store closed after the shutdown plan") })
+	waitFor(t, 10*time.Second, until("the store closes", func() bool { return strings.Contains(logs.String(), "store closed after the shutdown plan") }))
 }

@@ -173,16 +173,13 @@ func checkSinkObjects(t *testing.T, flaky *flakyS3, be *s3mem.Backend, all expor
 		Watermark uint64 `json:"watermark"`
 	}
 	var objs map[string][]byte
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	waitFor(t, 10*time.Second, func() error {
 		objs = objects(t, be, "lake", "p/"+demoApp+"/")
-		if json.Unmarshal(objs["p/"+demoApp+"/_watermark.json"], &wm) == nil && wm.Watermark >= all.watermark {
-			break
+		if json.Unmarshal(objs["p/"+demoApp+"/_watermark.json"], &wm) != nil || wm.Watermark < all.watermark {
+			return fmt.Errorf("_watermark.json %s; want a watermark of at least %d", objs["p/"+demoApp+"/_watermark.json"], all.watermark)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("_watermark.json %s; want a watermark of at least %d", objs["p/"+demoApp+"/_watermark.json"], all.watermark)
-			break
-		}
-	}
+		return nil
+	})
 	var keys []string
 	for k := range objs {
 		if !strings.HasSuffix(k, "/_watermark.json") {
@@ -276,17 +273,12 @@ func TestE2ESinkOutageAndRestarts(t *testing.T) {
 	// The store refuses: ingest goes on, the sink counts its errors.
 	flaky.down.Store(true)
 	parquetEvents(t, addr, demoApp, backendSecret, 0, 120)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st := sinkApp(t, addr, demoApp)
-		if st.Errors > 0 && st.LastError != "" && flaky.refused.Load() > 0 {
-			break
+	waitFor(t, 30*time.Second, func() error {
+		if st := sinkApp(t, addr, demoApp); st.Errors == 0 || st.LastError == "" || flaky.refused.Load() == 0 {
+			return fmt.Errorf("no sink error shown while the store refuses: %+v", st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no sink error shown while the store refuses: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// A restart while the store is still down, more events, then the
 	// store comes back.

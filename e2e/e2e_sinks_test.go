@@ -5,6 +5,7 @@ package e2e
 // hold every event of the NDJSON export exactly once.
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -78,11 +79,8 @@ type sinkStatus struct {
 // reaches want.
 func waitSinkDone(t *testing.T, addr, app string, want uint64) sinkStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	var st sinkStatus
-	for {
+	waitFor(t, 60*time.Second, func() error {
 		r := request(t, "GET", "http://"+addr+"/admin/sinks", nil, "Authorization: Bearer "+adminSecret)
 		if r.status != http.StatusOK {
 			t.Fatalf("GET /admin/sinks: %d %s", r.status, r.body)
@@ -94,15 +92,13 @@ func waitSinkDone(t *testing.T, addr, app string, want uint64) sinkStatus {
 		for _, s := range st.Sinks {
 			for _, a := range s.Apps {
 				if a.AppKey == app && a.Watermark >= want {
-					return st
+					return nil
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sink did not reach watermark %d for %s within 60s: %s", want, app, r.body)
-		}
-		<-tick.C
-	}
+		return fmt.Errorf("the sink has not reached watermark %d for %s: %s", want, app, r.body)
+	})
+	return st
 }
 
 func TestE2ESinkS3Parquet(t *testing.T) {

@@ -9,6 +9,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -154,18 +155,34 @@ func startServer(t *testing.T, cfgText string, opts ...serverOption) *testServer
 	return s
 }
 
-// waitFor polls cond until it holds, and fails the test if it does not
-// within timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor calls check until it returns nil: at first every 5 ms, then
+// less and less often, up to every 100 ms (a check may be a request or a
+// walk of a directory). If check still fails after timeout, the test fails
+// with its last error.
+func waitFor(t *testing.T, timeout time.Duration, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %s for %s", timeout, what)
+	pause := 5 * time.Millisecond
+	for {
+		err := check()
+		if err == nil {
+			return
 		}
-		<-tick.C
+		if time.Now().After(deadline) {
+			t.Fatalf("still not so after %v: %v", timeout, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+// until is waitFor's check of cond; what says what it waits for.
+func until(what string, cond func() bool) func() error {
+	return func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("waiting for " + what)
 	}
 }
 

@@ -512,22 +512,18 @@ func flood(t *testing.T, addr string, n int) (served, refused int) {
 // served (not refused for concurrency), or fails after d.
 func waitServed(t *testing.T, addr string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	waitFor(t, d, func() error {
 		c, err := dialFrom(loopback(10), addr)
-		if err == nil {
-			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: trove\r\nConnection: close\r\n\r\n")
-			st := status(c, time.Second)
-			c.Close()
-			if st == 200 {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new connection served within %v of the flood", d)
+		defer c.Close()
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: trove\r\nConnection: close\r\n\r\n")
+		if st := status(c, time.Second); st != 200 {
+			return fmt.Errorf("a new connection after the flood got %d; want 200", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // perIPLimit opens n connections from one address, holding them all, and
