@@ -3,7 +3,7 @@
 #   docker build -t trove .
 #   docker run -p 8080:8080 -v trove-data:/data trove
 #
-# The tests (docker_test.go) read this file: they build the same binary and
+# The tests (e2e/docker_test.go) read this file: they build the same binary and
 # assemble an image with the USER, EXPOSE, VOLUME, ENV, HEALTHCHECK,
 # ENTRYPOINT and CMD below, so keep those lines simple (exec form, one
 # value per line where the form allows).

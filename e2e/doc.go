@@ -8,23 +8,23 @@
 //     the test's own, and with the server.Hooks the test gives it (a clock,
 //     a crashable file system, an in-memory listener, the free space, a
 //     commit hook, a shorter shutdown plan). Nothing global is set, so these
-//     tests call t.Parallel, except those that share process state: a test
-//     that sets an environment variable (t.Setenv), changes a package
-//     variable (export.StreamHeartbeat), reads counters from /metrics (the
-//     obs metrics are one set per process), or measures time closely
-//     (shutdown deadlines, rate limits, power loss).
+//     tests call t.Parallel, except those that share process state or time:
+//     a test that sets an environment variable (t.Setenv), changes a
+//     package variable (export.StreamHeartbeat), reads counters from
+//     /metrics (the obs metrics are one set per process), measures time
+//     closely (shutdown deadlines, rate limits, power loss, trove bench), or
+//     drives an outside tool (Chromium, systemd-analyze).
 //   - The binary (crash_test.go, crash_replay_test.go, crashloop_test.go,
 //     diskfull_linux_test.go, docker_test.go, hostile_test.go,
-//     memflood_test.go, soak_test.go, the binary half of
-//     e2e_sinks_outage_test.go): troveBinary builds ./trove once per run
-//     from the module root (with -race when the tests have it) and
-//     startChild runs it as a child process, to kill it with SIGKILL, cut
-//     its disk or measure its memory. These skip under -short, and never
-//     run in parallel: they measure the process. The Docker image, console
-//     (Chromium) and systemd tests read the repository's Dockerfile,
-//     web/console and deploy/ through moduleRoot.
+//     memflood_test.go, soak_test.go, and TestE2ESinkKillMidUpload):
+//     troveBinary builds it once per run from the module root (with -race
+//     when the tests have it) and startChild runs it as a child process, to
+//     kill it with SIGKILL, fill its disk or measure its memory. These skip
+//     under -short, and never run in parallel: they measure the process.
 //
-// Fixtures: testdata/ at the root (import and SDK files, which the
-// README's commands also use) and storage/testdata/v1store, read in place
-// through moduleRoot.
+// Files outside this directory are reached through moduleRoot: the
+// Dockerfile, config.example.toml, deploy/systemd, docs/ (the console's
+// screenshots), and the fixtures, read in place: testdata/ at the root
+// (import and SDK files, which the README's commands also use) and
+// storage/testdata/v1store.
 package e2e
