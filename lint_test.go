@@ -238,6 +238,10 @@ func TestCheckImports(t *testing.T) {
 		{"tests may wire layers", "ingest", "e2e_test.go", []string{"trove/web", "trove/bench"}, nil},
 		{"a package within its own tree", "storage/internal/x", "x.go", []string{"trove/storage"}, nil},
 		{"an unknown package", "metrics", "metrics.go", []string{"trove/storage"}, []string{"not in the layers table"}},
+		{"server wires the layers", "server", "apis.go", []string{"trove/web", "trove/ingest", "trove/sinks", "trove/storage"}, nil},
+		{"web does not import server", "web", "server.go", []string{"trove/server"}, []string{"web/ may import only"}},
+		{"server does not import the clients", "server", "serve.go", []string{"trove/cli"}, []string{"server/ may import only"}},
+		{"an in-memory listener in the end-to-end tests", "e2e", "powerloss_test.go", []string{"github.com/valyala/fasthttp/fasthttputil"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
