@@ -294,41 +294,12 @@ func (h *Handler) add(r *compat.Request, i int, m, now []byte, identify bool) {
 	}
 	e.Attributes = props
 	ev := e.Append(nil, r.AppKey())
-	var obj []byte
 	if !segment.IsAbsent(userProps) {
 		if userProps[0] != '{' {
 			r.Reject(i, string(id), "user_properties", "user_properties must be an object, got "+ingest.KindOf(userProps), m)
 			return
 		}
-		var prof compat.Profile
-		var unsupported []string
-		ingest.ForEachMember(userProps, func(k, v []byte) error {
-			switch op := string(k); op {
-			case "$set":
-				prof.SetAll(v)
-			case "$unset":
-				eachKey(v, func(name string, _ []byte) { prof.Unset(name) })
-			case "$add":
-				eachKey(v, func(name string, val []byte) { prof.Op("inc", name, val) })
-			case "$append", "$postInsert", "$preInsert", "$union":
-				eachKey(v, func(name string, val []byte) { prof.Op("add", name, val) })
-			case "$remove":
-				eachKey(v, func(name string, val []byte) { prof.Op("remove", name, val) })
-			case "$setOnce", "$prepend", "$clearAll":
-				unsupported = append(unsupported, op)
-			default:
-				if len(op) > 0 && op[0] == '$' {
-					unsupported = append(unsupported, op)
-					return nil
-				}
-				// A property without an operation is set, as Amplitude does.
-				prof.SetAll(append(append(append(append([]byte(`{"`), k...), `":`...), v...), '}'))
-			}
-			return nil
-		})
-		if !prof.Empty() {
-			obj = prof.Object(e.UserID, "", nil)
-		}
+		obj, unsupported := userPropertiesUpdate(e.UserID, userProps)
 		if !r.Add(i, ev, m, obj, rename) {
 			return
 		}
@@ -338,6 +309,41 @@ func (h *Handler) add(r *compat.Request, i int, m, now []byte, identify bool) {
 		return
 	}
 	r.Add(i, ev, m, nil, rename)
+}
+
+// userPropertiesUpdate returns the profile object of what an event's
+// user_properties (a raw JSON object) change in the profile of userID, or
+// nil, and the operations it holds that Trove's profiles do not have.
+func userPropertiesUpdate(userID, userProps []byte) (obj []byte, unsupported []string) {
+	var prof compat.Profile
+	ingest.ForEachMember(userProps, func(k, v []byte) error {
+		switch op := string(k); op {
+		case "$set":
+			prof.SetAll(v)
+		case "$unset":
+			eachKey(v, func(name string, _ []byte) { prof.Unset(name) })
+		case "$add":
+			eachKey(v, func(name string, val []byte) { prof.Op("inc", name, val) })
+		case "$append", "$postInsert", "$preInsert", "$union":
+			eachKey(v, func(name string, val []byte) { prof.Op("add", name, val) })
+		case "$remove":
+			eachKey(v, func(name string, val []byte) { prof.Op("remove", name, val) })
+		case "$setOnce", "$prepend", "$clearAll":
+			unsupported = append(unsupported, op)
+		default:
+			if len(op) > 0 && op[0] == '$' {
+				unsupported = append(unsupported, op)
+				return nil
+			}
+			// A property without an operation is set, as Amplitude does.
+			prof.SetAll(append(append(append(append([]byte(`{"`), k...), `":`...), v...), '}'))
+		}
+		return nil
+	})
+	if prof.Empty() {
+		return nil, unsupported
+	}
+	return prof.Object(userID, "", nil), unsupported
 }
 
 // eachKey calls fn with each member of the raw object obj.

@@ -225,9 +225,25 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 	e.Attributes = compat.Without(props, "token", "distinct_id")
 	ev := e.Append(nil, r.AppKey())
 
-	// What changes the person: $set and $unset on any event, and the
-	// anonymous id an $identify merges ($anon_distinct_id) or the alias of
-	// a $create_alias, attached as aliases.
+	obj := personUpdate(e.Name, e.UserID, topSet, props)
+	if !r.Add(i, ev, m, obj, rename) {
+		return
+	}
+	so := compat.Lookup(props, "$set_once")
+	if so == nil {
+		so = topSetOnce
+	}
+	if len(so) > 0 && so[0] == '{' && !emptyObject(so) {
+		r.Warn(i, string(id), "properties.$set_once", "$set_once is kept in the event but changes no profile: Trove's profiles have no set-once operation")
+	}
+}
+
+// personUpdate returns the profile object of what an event named name
+// (raw JSON) of user userID changes in its person, or nil: $set (the top
+// level's posthog-go sends, topSet, and the properties') and $unset on any
+// event, and the anonymous id an $identify merges ($anon_distinct_id) or
+// the alias of a $create_alias, attached as aliases.
+func personUpdate(name, userID, topSet, props []byte) []byte {
 	var prof compat.Profile
 	prof.SetAll(topSet)
 	prof.SetAll(compat.Lookup(props, "$set"))
@@ -241,27 +257,17 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 	}
 	var aliasLabel string
 	var aliasID []byte
-	name, _ := ingest.JSONString(e.Name)
-	switch string(name) {
+	n, _ := ingest.JSONString(name)
+	switch string(n) {
 	case "$identify":
 		aliasLabel, aliasID = "$anon_distinct_id", segment.Identity(compat.Lookup(props, "$anon_distinct_id"))
 	case "$create_alias":
 		aliasLabel, aliasID = "alias", segment.Identity(compat.Lookup(props, "alias"))
 	}
-	var obj []byte
-	if !prof.Empty() || aliasID != nil {
-		obj = prof.Object(e.UserID, aliasLabel, aliasID)
+	if prof.Empty() && aliasID == nil {
+		return nil
 	}
-	if !r.Add(i, ev, m, obj, rename) {
-		return
-	}
-	so := compat.Lookup(props, "$set_once")
-	if so == nil {
-		so = topSetOnce
-	}
-	if len(so) > 0 && so[0] == '{' && !emptyObject(so) {
-		r.Warn(i, string(id), "properties.$set_once", "$set_once is kept in the event but changes no profile: Trove's profiles have no set-once operation")
-	}
+	return prof.Object(userID, aliasLabel, aliasID)
 }
 
 // emptyObject reports whether the raw JSON object obj has no member.
