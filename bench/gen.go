@@ -232,6 +232,9 @@ type attrState struct {
 }
 
 // appendAttr appends attribute k as the n-th member of the attributes object.
+// It is one case per attribute kind of the catalog (gen_catalog.go): a
+// table, long because the catalog is, and kept in one switch so that each
+// kind's distribution of values reads in one place.
 func (st *attrState) appendAttr(dst []byte, k attrKind, n int) []byte {
 	if n > 0 {
 		dst = append(dst, ',')
