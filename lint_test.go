@@ -36,7 +36,7 @@ var layers = map[string][]string{
 	"ingest": {"auth", "schema", "storage", "obs", "httpbody", "apierr"},
 	// Schema contracts: compiled JSON Schemas over their stored versions.
 	"schema":  {"storage", "obs"},
-	"export":  {"auth", "storage", "obs", "apierr"},
+	"export":  {"auth", "storage", "obs", "apierr", "httpbody"},
 	"profile": {"auth", "storage", "obs", "httpbody", "apierr"},
 	"segment": {"auth", "ingest", "profile", "storage", "obs", "apierr"},
 	// The SDK-compatible protocols beside Segment's: compat is their
@@ -50,9 +50,10 @@ var layers = map[string][]string{
 	"sinks":   {"config", "export", "storage"},
 	"obs":     {"storage"},
 	"admin":   {"auth", "schema", "storage", "apierr"},
-	"backup":  {"storage"},
+	"backup":  {"storage", "httpbody"},
 	"storage": {},
-	// Request bodies: limits and Content-Encodings, for every API.
+	// Request bodies (limits and Content-Encodings, for every API), and
+	// the reading side of streamed response bodies.
 	"httpbody": {"apierr"},
 	// The APIs' one error type, which every layer returns.
 	"apierr": {},

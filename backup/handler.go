@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"trove/httpbody"
 )
 
 // Store is what a backup needs of the store: a consistent checkpoint into
@@ -102,7 +104,7 @@ type body struct {
 	log    *slog.Logger
 	start  time.Time
 	open   func(name string) (io.ReadCloser, error)
-	pr     *io.PipeReader
+	pipe   httpbody.Pipe
 	closed bool
 }
 
@@ -129,25 +131,12 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-func (b *body) Read(p []byte) (int, error) {
-	if b.pr == nil {
-		pr, pw := io.Pipe()
-		b.pr = pr
-		go func() {
-			_, err := b.WriteTo(pw)
-			pw.CloseWithError(err)
-			b.release()
-		}()
-	}
-	return b.pr.Read(p)
-}
+func (b *body) Read(p []byte) (int, error) { return b.pipe.Read(p, b, b.release) }
 
 // Close is called by fasthttp when it is done with the body.
 func (b *body) Close() error {
-	if b.pr != nil {
-		// The writing goroutine fails on its next write and cleans up.
-		b.pr.Close()
-		return nil
+	if b.pipe.Close() {
+		return nil // the writing goroutine fails on its next write and cleans up
 	}
 	b.release()
 	return nil

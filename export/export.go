@@ -14,6 +14,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/httpbody"
 	"trove/obs"
 	"trove/storage"
 )
@@ -153,7 +154,7 @@ type body struct {
 	fill   func(w *bufio.Writer) error
 	log    *slog.Logger
 	enc    string // "", "zstd" or "gzip"
-	pr     *io.PipeReader
+	pipe   httpbody.Pipe
 	closed bool
 	out    *obs.ExportCounters
 	rows   bool // fill counts rows itself: the body is not NDJSON
@@ -199,23 +200,12 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-func (b *body) Read(p []byte) (int, error) {
-	if b.pr == nil {
-		pr, pw := io.Pipe()
-		b.pr = pr
-		go func() {
-			_, err := b.WriteTo(pw)
-			pw.CloseWithError(err)
-		}()
-	}
-	return b.pr.Read(p)
-}
+func (b *body) Read(p []byte) (int, error) { return b.pipe.Read(p, b, nil) }
 
 // Close is called by fasthttp when it is done with the body, also when the
 // client went away.
 func (b *body) Close() error {
-	if b.pr != nil {
-		b.pr.Close()
+	if b.pipe.Close() {
 		return nil
 	}
 	b.release()

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
+	"trove/httpbody"
 	"trove/storage"
 )
 
@@ -113,7 +114,7 @@ type follower struct {
 	done     <-chan struct{} // closed when the server shuts down; nil outside a server
 	stop     chan struct{}   // closed by Close
 	once     sync.Once
-	pr       *io.PipeReader
+	pipe     httpbody.Pipe
 	doneHook
 }
 
@@ -245,25 +246,13 @@ func (f *follower) send(last *uint64, emit storage.EventFunc) (bool, error) {
 	return sent, nil
 }
 
-func (f *follower) Read(p []byte) (int, error) {
-	if f.pr == nil {
-		pr, pw := io.Pipe()
-		f.pr = pr
-		go func() {
-			_, err := f.WriteTo(pw)
-			pw.CloseWithError(err)
-		}()
-	}
-	return f.pr.Read(p)
-}
+func (f *follower) Read(p []byte) (int, error) { return f.pipe.Read(p, f, nil) }
 
 // Close is called by fasthttp when it is done with the body, also when the
 // client went away; a WriteTo still waiting for events returns.
 func (f *follower) Close() error {
 	f.once.Do(func() { close(f.stop) })
-	if f.pr != nil {
-		f.pr.Close()
-	} else {
+	if !f.pipe.Close() {
 		f.doneHook.done(0, nil) // a no-op after WriteTo
 	}
 	return nil
