@@ -61,6 +61,9 @@ var layers = map[string][]string{
 	"config": {},
 	"bench":  {},
 	"cli":    {"backup"},
+	// Test support that only tests import (internal/compattest wires the
+	// SDK-compatible protocols' handlers over a store).
+	"internal": {"auth", "compat", "ingest", "profile", "storage", "apierr"},
 	// Serving wires every layer together, as main did before it.
 	"server": {"admin", "amplitude", "auth", "backup", "compat", "config", "export", "ingest", "mixpanel", "obs", "posthog",
 		"profile", "schema", "segment", "sinks", "storage", "web"},
@@ -69,7 +72,7 @@ var layers = map[string][]string{
 // fasthttpDirs are the top-level directories that may import fasthttp: the
 // HTTP edge, the packages whose handlers it routes to, the load generator,
 // and the end-to-end tests (an in-memory listener). ("" is the root package.)
-var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench", "e2e"}
+var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench", "e2e", "internal"}
 
 // checkImports returns what is wrong with one file's imports. dir is the
 // file's directory relative to the module root, with slashes ("" for the

@@ -1,81 +1,23 @@
 package amplitude
 
 import (
-	"bytes"
-	"errors"
 	"testing"
-	"time"
 
 	"github.com/goccy/go-json"
-	"github.com/valyala/fasthttp"
 
-	"trove/apierr"
-	"trove/auth"
-	"trove/compat"
-	"trove/ingest"
-	"trove/profile"
-	"trove/storage"
+	"trove/internal/compattest"
 )
 
 const (
-	testApp   = "yz1Jn-0pSnekg58etEQO4A"
-	testToken = "s3cret-test-token"
+	testApp   = compattest.App
+	testToken = compattest.Token
 )
 
-// newCore returns a Core over an in-memory store, with one app (alias
-// "alias-key") and a token with ingest scope for it.
-func newCore(tb testing.TB) *compat.Core {
-	tb.Helper()
-	db, err := storage.Open(tb.TempDir(), storage.Options{InMemory: true, DedupWindow: time.Hour})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "a", AppKey: testApp})
-	reg.AddToken(auth.Token{ID: "t", Name: "t", Digest: auth.Digest([]byte(testToken)), Scopes: auth.ScopeIngest, Apps: map[string]bool{testApp: true}})
-	ih := ingest.NewHandler(ingest.DefaultConfig(), reg, ingest.StoreSink{DB: db})
-	ph := profile.NewHandler(profile.DefaultConfig(), reg, db)
-	return compat.New(compat.Config{Aliases: map[string]string{"alias-key": testApp}}, reg, ih, ph)
-}
-
-// serve sends one request to serve and returns the status web would
-// answer (0 for a handler's own answer), the body, and the error.
-func serve(serve func(*fasthttp.RequestCtx) error, method, uri, contentType string, body []byte) (*fasthttp.RequestCtx, error) {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod(method)
-	ctx.Request.SetRequestURI(uri)
-	if contentType != "" {
-		ctx.Request.Header.SetContentType(contentType)
-	}
-	ctx.Request.SetBody(body)
-	return &ctx, serve(&ctx)
-}
-
-// checkOutcome fails unless err is one a client caused (a request or key
-// error, never a failure of the server) or the answer is well formed.
-func checkOutcome(t *testing.T, ctx *fasthttp.RequestCtx, err error) {
-	t.Helper()
-	if err != nil {
-		var re *apierr.Error
-		var ke *compat.KeyError
-		if !errors.As(err, &re) && !errors.As(err, &ke) {
-			t.Fatalf("error %T %v; want a request or key error", err, err)
-		}
-		return
-	}
-	b := ctx.Response.Body()
-	if bytes.Equal(b, []byte("1")) {
-		return
-	}
-	var ans struct{ Accepted, Duplicates, Rejected int }
-	if err := json.Unmarshal(b, &ans); err != nil {
-		t.Fatalf("answer %q is not JSON: %v", b, err)
-	}
-	if ans.Accepted < 0 || ans.Duplicates < 0 || ans.Rejected < 0 {
-		t.Fatalf("answer %s: negative counts", b)
-	}
-}
+var (
+	newCore      = compattest.NewCore
+	serve        = compattest.Serve
+	checkOutcome = compattest.CheckOutcome
+)
 
 // FuzzServe feeds arbitrary bodies to /2/httpapi and /identify: no panic,
 // and either an error the client caused or a well-formed answer.
