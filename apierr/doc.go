@@ -6,6 +6,7 @@
 // one place (web/errors.go), as Prometheus' API maps its apiError types.
 //
 // Domain packages test kinds with errors.Is(err, apierr.Invalid) and
-// never choose a status. apierr imports no package of Trove, so that
+// never choose a status; KindOf is how every message names the JSON type
+// of a value it refuses. apierr imports no package of Trove, so that
 // every package may import it.
 package apierr

@@ -1,6 +1,9 @@
 package apierr
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+)
 
 // The kinds of refusal. web gives each its status and default code word.
 var (
@@ -67,4 +70,27 @@ func Field(err error) string {
 		return f.ErrorField()
 	}
 	return ""
+}
+
+// KindOf names the JSON type of a raw value (surrounding space ignored) as
+// messages do: "a string", "an object", "an array", "a boolean", "null",
+// "a number", or "nothing" for no value at all.
+func KindOf(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/goccy/go-json"
+
+	"trove/apierr"
 )
 
 // These helpers walk JSON text that has already been checked by
@@ -322,24 +324,7 @@ func needsEscape(s string) bool {
 }
 
 // kindOf names the JSON type of a raw value for error messages.
-func kindOf(raw []byte) string {
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
+func kindOf(raw []byte) string { return apierr.KindOf(raw) }
 
 // validJSON is json.Valid, with any panic inside the parser (goccy/go-json
 // has had them on malformed input) taken as "not valid" rather than

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/goccy/go-json"
+
+	"trove/apierr"
 )
 
 // Limits of SPEC section 4.
@@ -450,22 +452,5 @@ func checkScalarArray(v json.RawMessage) string {
 	return ""
 }
 
-func kindOf(raw []byte) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '"':
-		return "a string"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
+// kindOf names the JSON type of a raw value for error messages.
+func kindOf(raw []byte) string { return apierr.KindOf(raw) }
