@@ -69,12 +69,7 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
 		return err
 	}
-	app, err := h.db.EnsureApp(appKey)
-	if err != nil {
-		return err
-	}
-	now := h.now()
-	txn, err := h.db.BeginProfiles(app, now)
+	txn, now, err := h.begin(appKey)
 	if err != nil {
 		return err
 	}

@@ -88,12 +88,7 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 	if err := h.takeTokens(appKey, len(ups)); err != nil {
 		return err
 	}
-	app, err := h.db.EnsureApp(appKey)
-	if err != nil {
-		return err
-	}
-	now := h.now()
-	txn, err := h.db.BeginProfiles(app, now)
+	txn, now, err := h.begin(appKey)
 	if err != nil {
 		return err
 	}
@@ -375,4 +370,16 @@ func formatUUID(id storage.ProfileID) string {
 		j += 2
 	}
 	return string(b[:])
+}
+
+// begin opens a profile transaction of appKey's app (registered in the
+// store if it is not yet) at the handler's clock, and returns that time.
+func (h *Handler) begin(appKey string) (*storage.ProfileTxn, time.Time, error) {
+	app, err := h.db.EnsureApp(appKey)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	now := h.now()
+	txn, err := h.db.BeginProfiles(app, now)
+	return txn, now, err
 }
