@@ -56,8 +56,12 @@ func (db *DB) BeginProfiles(app uint32, now time.Time) (*ProfileTxn, error) {
 }
 
 // get returns a copy of the value at key as this transaction sees it.
-func (t *ProfileTxn) get(key []byte) ([]byte, bool, error) {
-	v, closer, err := t.batch.Get(key)
+func (t *ProfileTxn) get(key []byte) ([]byte, bool, error) { return getV1(t.batch, key) }
+
+// getV1 returns a copy of the payload of the version-1 value at key as r
+// sees it, and whether there is one.
+func getV1(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -246,20 +250,7 @@ func (db *DB) ReadProfile(app uint32, l ProfileLookup) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer snap.Close()
-	get := func(key []byte) ([]byte, bool, error) {
-		v, closer, err := snap.snap.Get(key)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		defer closer.Close()
-		if len(v) < 1 || v[0] != valueV1 {
-			return nil, false, fmt.Errorf("%w: value of %x", errCorrupt, key)
-		}
-		return append([]byte(nil), v[1:]...), true, nil
-	}
+	get := func(key []byte) ([]byte, bool, error) { return getV1(snap.snap, key) }
 	var id ProfileID
 	switch {
 	case l.ID != nil:
