@@ -1254,3 +1254,58 @@ func TestAppKeys(t *testing.T) {
 		t.Errorf("got %q; want %q", got, want)
 	}
 }
+
+// TestEventsBySeqMissingBlock deletes one day block of a group behind its
+// group key's back: an ingest-order read, which decodes a group's blocks
+// side by side, fails with ErrCorrupt naming it, and a read of the
+// remaining groups after it is unaffected.
+func TestEventsBySeqMissingBlock(t *testing.T) {
+	for _, merged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merged=%v", merged), func(t *testing.T) {
+			db := openTestDB(t, Options{ColumnarBlocks: merged})
+			app := ensureApp(t, db, benchAppKey)
+			evs := generateBenchEvents(t, 4000)
+			writeBenchEvents(t, db, app, evs[:3000])
+			if merged {
+				mergeEverything(t, db) // one group of 3000 events, columnar
+			}
+			writeBenchEvents(t, db, app, evs[3000:])
+			// The first group's second day block.
+			it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: appendGroupKey(nil, app, 0), UpperBound: appUpperBound(nsGroup, app)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !it.First() {
+				t.Fatal("no group")
+			}
+			_, first, err := decodeGroupKey(it.Key())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g groupValue
+			if err := decodeGroupValue(it.Value(), &g); err != nil {
+				t.Fatal(err)
+			}
+			var next uint64
+			if it.Next() {
+				_, next, _ = decodeGroupKey(it.Key())
+			}
+			it.Close()
+			if len(g.days) < 2 || next == 0 {
+				t.Fatalf("first group has %d days, next group at %d; want several of each", len(g.days), next)
+			}
+			if err := db.pdb.Delete(appendBlockKey(nil, app, g.days[1], first), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			snap := newSnapshot(t, db)
+			n := 0
+			err = snap.EventsBySeq(app, 0, ^uint64(0), func(uint64, int64, []byte) error { n++; return nil })
+			if !errors.Is(err, ErrCorrupt) || n != 0 {
+				t.Fatalf("read over the damaged group: %d events, error %v; want none and ErrCorrupt", n, err)
+			}
+			if err := snap.EventsBySeq(app, next-1, ^uint64(0), func(uint64, int64, []byte) error { n++; return nil }); err != nil || n == 0 {
+				t.Fatalf("read after the damaged group: %d events, error %v; want events and no error", n, err)
+			}
+		})
+	}
+}
