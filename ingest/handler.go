@@ -162,22 +162,29 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	res.Errors = itemErrors(b, b.Rejected)
 	res.Warnings = warnings(b)
 	if len(b.Events) == 0 {
-		kind, first := apierr.Invalid, ItemError{Message: "the request holds no event"}
-		if len(res.Errors) > 0 {
-			first = res.Errors[0]
-			kind = apierr.TooLarge
-			for _, r := range b.Rejected {
-				if r.Code != "too_large" {
-					kind = apierr.Invalid
-				}
-			}
-		}
-		return batchError(kind, first, res)
+		return noEventError(b, res)
 	}
 	// res holds copies only: the body and the batch go before the answer
 	// is encoded and written.
 	release()
 	return Answer(ctx, fasthttp.StatusAccepted, res)
+}
+
+// noEventError is the answer to a request of which no event is valid: 413
+// when every event was refused for its size, else 400, naming the first
+// refused event (or that there was none).
+func noEventError(b *Batch, res *Result) error {
+	kind, first := apierr.Invalid, ItemError{Message: "the request holds no event"}
+	if len(res.Errors) > 0 {
+		first = res.Errors[0]
+		kind = apierr.TooLarge
+		for _, r := range b.Rejected {
+			if r.Code != "too_large" {
+				kind = apierr.Invalid
+			}
+		}
+	}
+	return batchError(kind, first, res)
 }
 
 // authorize checks the credentials against every app in the batch, and
