@@ -199,27 +199,8 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 			txn.SetUser([]byte(u.userID), id)
 		}
 	}
-	// A set, not a scan of p.Aliases per alias: a request of many
-	// aliases would cost the square of its size.
-	have := make(map[Alias]struct{}, len(p.Aliases)+len(u.aliases))
-	for _, a := range p.Aliases {
-		have[a] = struct{}{}
-	}
-	for _, a := range u.aliases {
-		other, ok, err := txn.ByAlias([]byte(a.Label), []byte(a.ID))
-		if err != nil {
-			return ResultEntry{}, err
-		}
-		if ok && other != id {
-			return ResultEntry{}, conflict("user_alias", "alias %s:%s belongs to another profile (pyze_id %s)", a.Label, a.ID, formatUUID(other))
-		}
-		if _, dup := have[a]; !dup {
-			have[a] = struct{}{}
-			p.Aliases = append(p.Aliases, a)
-		}
-		if !ok {
-			txn.SetAlias([]byte(a.Label), []byte(a.ID), id)
-		}
+	if err := linkAliases(txn, u, id, &p); err != nil {
+		return ResultEntry{}, err
 	}
 	if err := apply(&p, u); err != nil {
 		return ResultEntry{}, err
@@ -231,6 +212,35 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 	}
 	txn.PutProfile(id, body)
 	return ResultEntry{PyzeID: p.PyzeID, UserID: p.UserID, Created: !found}, nil
+}
+
+// linkAliases adds u's aliases to p, the profile id, and indexes those not
+// indexed yet; an alias of another profile is a conflict.
+func linkAliases(txn *storage.ProfileTxn, u *update, id storage.ProfileID, p *Profile) error {
+	// A set, not a scan of p.Aliases per alias: a request of many
+	// aliases would cost the square of its size.
+	have := make(map[Alias]struct{}, len(p.Aliases)+len(u.aliases))
+	for _, a := range p.Aliases {
+		have[a] = struct{}{}
+	}
+	for _, a := range u.aliases {
+		other, ok, err := txn.ByAlias([]byte(a.Label), []byte(a.ID))
+		if err != nil {
+			return err
+		}
+		if ok && other != id {
+			return refuse(apierr.Conflict, u.index, "user_alias",
+				fmt.Sprintf("alias %s:%s belongs to another profile (pyze_id %s)", a.Label, a.ID, formatUUID(other)))
+		}
+		if _, dup := have[a]; !dup {
+			have[a] = struct{}{}
+			p.Aliases = append(p.Aliases, a)
+		}
+		if !ok {
+			txn.SetAlias([]byte(a.Label), []byte(a.ID), id)
+		}
+	}
+	return nil
 }
 
 // Get handles GET /v1/users/profile?appKey=K&(userId=U|pyze_id=P|alias_label=L&alias_id=I).
