@@ -83,27 +83,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 	} else {
 		msgs = [][]byte{raw}
 	}
-	var key []byte
-	for _, m := range msgs {
-		if engage {
-			key = compat.Lookup(m, "$token")
-		} else {
-			key = compat.Lookup(compat.Lookup(m, "properties"), "token")
-		}
-		if key != nil {
-			break
-		}
-	}
-	field := "properties.token"
-	if engage {
-		field = "$token"
-	}
-	if key != nil {
-		s, ok := ingest.JSONString(key)
-		if !ok {
-			return ingest.Invalid(field, "%s must be a string, got %s", field, ingest.KindOf(key))
-		}
-		key = s
+	key, field, err := projectToken(msgs, engage)
+	if err != nil {
+		return err
 	}
 	appKey, byToken, err := h.c.Resolve(ctx, key, field)
 	if err != nil {
@@ -136,7 +118,7 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		ctx.SetBodyString("1")
 		return nil
 	}
-	b, err := json.Marshal(struct {
+	return ingest.Answer(ctx, fasthttp.StatusOK, struct {
 		Status     int                `json:"status"`
 		Error      *string            `json:"error"`
 		Accepted   int                `json:"accepted"`
@@ -145,12 +127,34 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 		Errors     []ingest.ItemError `json:"errors"`
 		Warnings   []ingest.ItemError `json:"warnings,omitempty"`
 	}{1, nil, out.Accepted, out.Duplicates, out.Rejected, out.Errors, out.Warnings})
-	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
+}
+
+// projectToken returns the project token the first of msgs carries (in
+// $token for /engage, else in properties.token), unquoted, or nil, and the
+// field that holds it, which errors name.
+func projectToken(msgs [][]byte, engage bool) (key []byte, field string, err error) {
+	field = "properties.token"
+	if engage {
+		field = "$token"
 	}
-	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetBody(b)
-	return nil
+	for _, m := range msgs {
+		if engage {
+			key = compat.Lookup(m, "$token")
+		} else {
+			key = compat.Lookup(compat.Lookup(m, "properties"), "token")
+		}
+		if key != nil {
+			break
+		}
+	}
+	if key == nil {
+		return nil, field, nil
+	}
+	s, ok := ingest.JSONString(key)
+	if !ok {
+		return nil, field, ingest.Invalid(field, "%s must be a string, got %s", field, ingest.KindOf(key))
+	}
+	return s, field, nil
 }
 
 // failedRecord is one entry of /import's failed_records.
