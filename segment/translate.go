@@ -247,7 +247,15 @@ func translate(dst []byte, k kind, m *message, d *defaults, appKey string, recei
 		dst = append(dst, attrs...)
 	}
 
-	// What Trove's event has no field for, kept under "segment".
+	dst = appendSegmentMember(dst, k, m, d, t)
+	return append(dst, '}'), nil
+}
+
+// appendSegmentMember appends the event's "segment" member: what Trove's
+// event has no field for (the message's type, its identities and names not
+// mapped, the other time fields, integrations, and every member Trove does
+// not read), as t says the translation mapped them.
+func appendSegmentMember(dst []byte, k kind, m *message, d *defaults, t *translation) []byte {
 	dst = append(dst, `,"segment":{"type":"`...)
 	dst = append(dst, k.String()...)
 	dst = append(dst, '"')
@@ -294,7 +302,7 @@ func translate(dst []byte, k kind, m *message, d *defaults, appKey string, recei
 		dst = append(dst, `":`...)
 		dst = append(dst, r.val...)
 	}
-	return append(dst, '}', '}'), nil
+	return append(dst, '}')
 }
 
 // appendContext appends the message's context with the batch's context
