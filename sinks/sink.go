@@ -219,17 +219,10 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 	} else if err != nil {
 		return false, err
 	}
-	a.mu.Lock()
-	if !a.mu.loaded {
-		p, err := loadProgress(s.db, s.cfg.Name, a.key)
-		if err != nil {
-			a.mu.Unlock()
-			return false, err
-		}
-		a.mu.p, a.mu.loaded = p, true
+	p, err := s.progressOf(a)
+	if err != nil {
+		return false, err
 	}
-	p := a.mu.p
-	a.mu.Unlock()
 
 	snap, err := s.db.NewSnapshot()
 	if err != nil {
@@ -251,17 +244,9 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 		}
 	}
 
-	// Build; if a user of the app was deleted meanwhile, build again, so
-	// that no file written after a deletion holds the user's events.
-	var f *builtFile
-	for range 3 {
-		gen := s.db.ForgottenGen()
-		if f, err = buildFile(snap, id, p.Done, until, filterOf(s.db.Forgotten(id)), s.cfg.Format); err != nil {
-			return false, fmt.Errorf("cannot build the file of (%d, %d]: %w", p.Done, until, err)
-		}
-		if s.db.ForgottenGen() == gen {
-			break
-		}
+	f, err := s.build(snap, id, p.Done, until)
+	if err != nil {
+		return false, err
 	}
 	if f.rows == 0 {
 		// Every event of the range was a deleted user's: no file.
@@ -304,6 +289,38 @@ func (s *sink) step(ctx context.Context, a *appState) (bool, error) {
 		return true, err
 	}
 	return true, nil
+}
+
+// progressOf returns app a's progress, read from the store the first time.
+func (s *sink) progressOf(a *appState) (progress, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.mu.loaded {
+		p, err := loadProgress(s.db, s.cfg.Name, a.key)
+		if err != nil {
+			return progress{}, err
+		}
+		a.mu.p, a.mu.loaded = p, true
+	}
+	return a.mu.p, nil
+}
+
+// build builds the file of app id's events in (done, until] from snap. If
+// a user of the app is deleted meanwhile, it builds again, so that no file
+// written after a deletion holds the user's events.
+func (s *sink) build(snap *storage.Snapshot, id uint32, done, until uint64) (*builtFile, error) {
+	var f *builtFile
+	for range 3 {
+		gen := s.db.ForgottenGen()
+		var err error
+		if f, err = buildFile(snap, id, done, until, filterOf(s.db.Forgotten(id)), s.cfg.Format); err != nil {
+			return nil, fmt.Errorf("cannot build the file of (%d, %d]: %w", done, until, err)
+		}
+		if s.db.ForgottenGen() == gen {
+			break
+		}
+	}
+	return f, nil
 }
 
 // catchUpWatermark puts _watermark.json when no file is due and the object
