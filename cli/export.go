@@ -226,40 +226,14 @@ type apiError struct {
 
 // run does the export.
 func (o *exportOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
-	target, err := o.requestURL()
-	if err != nil {
-		return err
-	}
 	enc := o.fileEncoding()
-	ask := enc
-	if ask == "" {
-		ask = "zstd" // plain output: fetch compressed, decompress here
-	}
-	if o.parquet() {
-		ask = "identity" // the file's columns are compressed already
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept-Encoding", ask)
-	req.Header.Set("User-Agent", "trove-export")
-	if o.token != "" {
-		req.Header.Set("Authorization", "Bearer "+o.token)
-	}
 	client := streamClient()
 	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
+	resp, err := o.fetch(ctx, client, enc)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted before the server answered")
-		}
-		return fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", o.server, unwrapURLError(err), DefaultServer)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return responseError(resp)
-	}
 	watermark := resp.Header.Get("X-Trove-Watermark")
 
 	// Where the bytes go: stdout, or a temporary file next to the target.
@@ -330,18 +304,61 @@ func (o *exportOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 		finished = true
 	}
 
-	fmt.Fprintf(stderr, "exported %d %s (%d bytes) to %s", lines.n, o.kind, out.n, outName)
+	o.report(stderr, lines.n, out.n, outName, watermark)
+	return nil
+}
+
+// fetch sends the export request, asking for the Content-Encoding that
+// suits the file's encoding enc, and returns the response of a 200; any
+// other answer is an error that says what the server said.
+func (o *exportOptions) fetch(ctx context.Context, client *http.Client, enc string) (*http.Response, error) {
+	target, err := o.requestURL()
+	if err != nil {
+		return nil, err
+	}
+	ask := enc
+	if ask == "" {
+		ask = "zstd" // plain output: fetch compressed, decompress here
+	}
+	if o.parquet() {
+		ask = "identity" // the file's columns are compressed already
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept-Encoding", ask)
+	req.Header.Set("User-Agent", "trove-export")
+	if o.token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("interrupted before the server answered")
+		}
+		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", o.server, unwrapURLError(err), DefaultServer)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, responseError(resp)
+	}
+	return resp, nil
+}
+
+// report says what was exported where, and how to continue from it.
+func (o *exportOptions) report(stderr io.Writer, lines, bytes int64, outName, watermark string) {
+	fmt.Fprintf(stderr, "exported %d %s (%d bytes) to %s", lines, o.kind, bytes, outName)
 	if watermark == "" {
 		fmt.Fprintln(stderr, "; the server sent no watermark, so there is no --since to continue from")
-		return nil
+		return
 	}
 	fmt.Fprintf(stderr, "; watermark %s — continue with: %s\n", watermark, o.command(o.resumeFrom(watermark)))
 	if o.limit != "" {
-		if n, err := strconv.ParseUint(o.limit, 10, 64); err == nil && uint64(lines.n) >= n {
+		if n, err := strconv.ParseUint(o.limit, 10, 64); err == nil && uint64(lines) >= n {
 			fmt.Fprintf(stderr, "note: --limit %s stopped this export early, so --since %s would skip what it left out; export again without --limit to get everything\n", o.limit, watermark)
 		}
 	}
-	return nil
 }
 
 // resumeFrom is the --since of the next pull: the watermark, or --until
