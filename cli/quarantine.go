@@ -85,6 +85,12 @@ func Quarantine(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stdout, "replayed %d, still rejected %d, already stored %d\n", res.Replayed, res.StillRejected, res.Duplicates)
 		return 0
 	}
+	return listQuarantine(ctx, cmd, q, stdout, stderr)
+}
+
+// listQuarantine prints the quarantine entries that q selects: the
+// server's NDJSON with --json, else a table.
+func listQuarantine(ctx context.Context, cmd *adminCommand, q url.Values, stdout, stderr io.Writer) int {
 	q.Set("seq", "1")
 	resp, err := cmd.c.send(ctx, "GET", "/v1/export/rejected?"+q.Encode(), "", nil)
 	if err != nil {
