@@ -114,7 +114,9 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) error {
 
 	b := h.events.NewBatch(ingest.ClientIP(ctx), translationSlack)
 	defer ingest.ReleaseBatch(b)
-	tr := batchTranslation{h: h, b: b, env: &env, appKey: appKey, pathType: pathType, isBatch: isBatch, profileWrites: profileWrites}
+	receivedAt := b.Now.UTC().AppendFormat([]byte{'"'}, "2006-01-02T15:04:05.000Z07:00")
+	tr := batchTranslation{h: h, b: b, env: &env, appKey: appKey, pathType: pathType, isBatch: isBatch, profileWrites: profileWrites,
+		receivedAt: append(receivedAt, '"')}
 	for i, raw := range env.msgs {
 		tr.add(i, raw)
 	}
@@ -236,7 +238,7 @@ type batchTranslation struct {
 	isBatch       bool
 	profileWrites bool
 
-	receivedAt []byte
+	receivedAt []byte // the server's time, quoted, for messages without one
 	m          message
 	t          translation
 	// arena holds the translated events: b keeps slices of them (the
@@ -252,10 +254,6 @@ type batchTranslation struct {
 // with the field and the reason.
 func (tr *batchTranslation) add(i int, raw []byte) {
 	b := tr.b
-	if tr.receivedAt == nil {
-		tr.receivedAt = b.Now.UTC().AppendFormat([]byte{'"'}, "2006-01-02T15:04:05.000Z07:00")
-		tr.receivedAt = append(tr.receivedAt, '"')
-	}
 	m := &tr.m
 	k := tr.pathType
 	reject := func(field, code, msg string) {

@@ -606,7 +606,9 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 	}
 	var toVerify []pending
 	// Candidates come in key order, so those of one bucket are neighbours:
-	// the bucket read for the first serves the rest.
+	// the bucket read for the first serves the rest. bucket is the
+	// iterator's value, valid until it moves, which is only to the next
+	// bucket.
 	var key, next, bucket []byte
 	var refs []dedupRef
 	for j, c := range cands {
@@ -618,9 +620,9 @@ func (db *DB) lookupCandidates(now time.Time, keys []DedupKey, cands []dedupCand
 			refs = append(refs[:0], inPending[j]...)
 		} else {
 			if next = appendDedupBucketKey(next[:0], c.slice, k.App, c.fp); !bytes.Equal(next, key) {
-				key, next, bucket = next, key, bucket[:0]
+				key, next, bucket = next, key, nil
 				if it.SeekGE(key) && bytes.Equal(it.Key(), key) {
-					bucket = append(bucket, it.Value()...)
+					bucket = it.Value()
 				} else if it.Error() != nil {
 					return it.Error()
 				}
@@ -1156,7 +1158,7 @@ func (db *DB) keepPurgedID(b *pebble.Batch, app uint32, seq uint64, body []byte)
 		return err
 	}
 	for _, r := range refs {
-		if r.legacy && r.id != nil && string(r.id) == h.messageID {
+		if r.legacy && string(r.id) == h.messageID {
 			return nil // kept already (a purge that ran before, cut short)
 		}
 	}
