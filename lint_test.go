@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -168,8 +169,9 @@ func TestImports(t *testing.T) {
 	}
 }
 
-// testOnlyModules are the modules that only tests use (go.mod requires
-// them for e2e/): the product binary must not link them.
+// testOnlyModules are the modules that only the end-to-end tests use: e2e/
+// is a module of its own (e2e/go.mod) so that they are no requirement of
+// the product's go.mod, and the product binary must not link them.
 var testOnlyModules = []string{
 	"github.com/chromedp/chromedp",
 	"github.com/chromedp/cdproto",
@@ -181,29 +183,45 @@ var testOnlyModules = []string{
 	"github.com/johannesboyne/gofakes3",
 }
 
-// TestProductDeps checks, with go list -deps, that the binary (the root
-// package, main) depends on no test-only module.
+// TestProductDeps checks, with go list, that the binary (the root package,
+// main) depends on no test-only module, and that the product's module graph
+// (go.mod, without a go.work) does not even require one: go build . never
+// downloads them.
 func TestProductDeps(t *testing.T) {
+	deps := goListModules(t, "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", modulePath)
+	if !deps[modulePath] || !deps["github.com/cockroachdb/pebble/v2"] {
+		t.Fatalf("go list -deps %s lists modules %v; want %s and Pebble among them", modulePath, deps, modulePath)
+	}
+	graph := goListModules(t, "list", "-m", "-f", "{{.Path}}", "all")
+	for _, m := range testOnlyModules {
+		if deps[m] {
+			t.Errorf("the binary depends on %s, a module for tests only <- import it from e2e/ only", m)
+		}
+		if graph[m] {
+			t.Errorf("go.mod's module graph holds %s, a module for tests only <- require it in e2e/go.mod, and go mod tidy here", m)
+		}
+	}
+}
+
+// goListModules runs go with args in this module alone (GOWORK=off) and
+// returns the set of the words it prints.
+func goListModules(t *testing.T, args ...string) map[string]bool {
+	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out, err := exec.Command(goCmd, "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", modulePath).Output()
+	cmd := exec.Command(goCmd, args...)
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list -deps %s: %v", modulePath, err)
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
 	}
-	mods := map[string]bool{}
-	for _, m := range strings.Fields(string(out)) {
-		mods[m] = true
+	set := map[string]bool{}
+	for _, w := range strings.Fields(string(out)) {
+		set[w] = true
 	}
-	if !mods[modulePath] || !mods["github.com/cockroachdb/pebble/v2"] {
-		t.Fatalf("go list -deps %s lists modules %v; want %s and Pebble among them", modulePath, mods, modulePath)
-	}
-	for _, m := range testOnlyModules {
-		if mods[m] {
-			t.Errorf("the binary depends on %s, a module for tests only <- import it from test files only", m)
-		}
-	}
+	return set
 }
 
 // TestCheckImports checks that the rules above catch what they should.

@@ -27,4 +27,11 @@
 // screenshots), and the fixtures, read in place: testdata/ at the root
 // (import and SDK files, which the README's commands also use) and
 // storage/testdata/v1store.
+//
+// This directory is a module of its own (go.mod here, with replace trove =>
+// ../): the modules only these tests use (chromedp, kin-openapi, the Segment,
+// RudderStack and PostHog SDKs, gofakes3, go-containerregistry) are its
+// requirements, not the product's, so go build . at the root never needs
+// them. Run the tests with go test -C e2e ./... (or from this directory);
+// go test ./... at the root does not reach them.
 package e2e

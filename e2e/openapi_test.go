@@ -49,13 +49,7 @@ type oaChecker struct {
 
 func newOAChecker(t *testing.T) *oaChecker {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(web.OpenAPI())
-	if err != nil {
-		t.Fatalf("web/openapi.yaml does not load: %v", err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("web/openapi.yaml is not valid: %v", err)
-	}
+	doc := loadOpenAPI(t)
 	// Match paths on any host: the test server listens on a random port.
 	doc.Servers = nil
 	router, err := gorillamux.NewRouter(doc)
