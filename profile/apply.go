@@ -79,21 +79,10 @@ func apply(p *Profile, u *update) error {
 	return nil
 }
 
+// applyOp applies one operation to p.
 func applyOp(p *Profile, o op) error {
 	if b := p.builtin(o.field); b != nil {
-		switch o.kind {
-		case opUnset:
-			*b = ""
-		case opSet:
-			var s string
-			if err := json.Unmarshal(o.raw, &s); err != nil {
-				return fmt.Errorf("%s must be a string", o.field)
-			}
-			*b = s
-		default:
-			return fmt.Errorf("%s is a built-in string field: inc, add and remove do not apply", o.field)
-		}
-		return nil
+		return applyBuiltin(b, o)
 	}
 	if p.Attributes == nil {
 		p.Attributes = map[string]json.RawMessage{}
@@ -121,54 +110,79 @@ func applyOp(p *Profile, o op) error {
 		}
 		p.Attributes[o.field], p.AttributeTypes[o.field] = sum, typ
 	case opAdd, opRemove:
-		var have []json.Number
-		if has {
-			if curType != "array" {
-				return fmt.Errorf("%s is a %s, not an array: add and remove need an array", o.field, curType)
-			}
-			if err := unmarshalNumbers(cur, &have); err != nil {
-				return fmt.Errorf("%s: stored array is unreadable", o.field)
-			}
-		}
-		var args []json.Number
-		if err := unmarshalNumbers(o.raw, &args); err != nil {
-			return fmt.Errorf("%s: bad array", o.field)
-		}
-		// Sets, not scans of slices: comparing each element with every
-		// other one made a request of large arrays quadratic.
-		if o.kind == opAdd {
-			seen := setOf(rawElems(have))
-			for i, a := range rawElems(args) {
-				if _, ok := seen[a]; !ok {
-					have = append(have, args[i])
-					seen[a] = struct{}{}
-				}
-			}
-		} else {
-			drop := setOf(rawElems(args))
-			kept := have[:0]
-			for i, h := range rawElems(have) {
-				if _, ok := drop[h]; !ok {
-					kept = append(kept, have[i])
-				}
-			}
-			have = kept
-			if !has {
-				return nil
-			}
-		}
-		// The elements are JSON text as sent (strings quoted), which
-		// json.Marshal refuses as json.Number: join them as they are.
-		out := []byte{'['}
-		for i, h := range have {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, h...)
-		}
-		out = append(out, ']')
-		p.Attributes[o.field], p.AttributeTypes[o.field] = out, "array"
+		return applyArrayOp(p, o, cur, curType, has)
 	}
+	return nil
+}
+
+// applyBuiltin applies o to b, a built-in string field: only set and
+// unset apply to it.
+func applyBuiltin(b *string, o op) error {
+	switch o.kind {
+	case opUnset:
+		*b = ""
+	case opSet:
+		var s string
+		if err := json.Unmarshal(o.raw, &s); err != nil {
+			return fmt.Errorf("%s must be a string", o.field)
+		}
+		*b = s
+	default:
+		return fmt.Errorf("%s is a built-in string field: inc, add and remove do not apply", o.field)
+	}
+	return nil
+}
+
+// applyArrayOp applies an add or a remove to the attribute o.field of p,
+// whose value is cur, of type curType, if has.
+func applyArrayOp(p *Profile, o op, cur json.RawMessage, curType string, has bool) error {
+	var have []json.Number
+	if has {
+		if curType != "array" {
+			return fmt.Errorf("%s is a %s, not an array: add and remove need an array", o.field, curType)
+		}
+		if err := unmarshalNumbers(cur, &have); err != nil {
+			return fmt.Errorf("%s: stored array is unreadable", o.field)
+		}
+	}
+	var args []json.Number
+	if err := unmarshalNumbers(o.raw, &args); err != nil {
+		return fmt.Errorf("%s: bad array", o.field)
+	}
+	// Sets, not scans of slices: comparing each element with every
+	// other one made a request of large arrays quadratic.
+	if o.kind == opAdd {
+		seen := setOf(rawElems(have))
+		for i, a := range rawElems(args) {
+			if _, ok := seen[a]; !ok {
+				have = append(have, args[i])
+				seen[a] = struct{}{}
+			}
+		}
+	} else {
+		drop := setOf(rawElems(args))
+		kept := have[:0]
+		for i, h := range rawElems(have) {
+			if _, ok := drop[h]; !ok {
+				kept = append(kept, have[i])
+			}
+		}
+		have = kept
+		if !has {
+			return nil
+		}
+	}
+	// The elements are JSON text as sent (strings quoted), which
+	// json.Marshal refuses as json.Number: join them as they are.
+	out := []byte{'['}
+	for i, h := range have {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, h...)
+	}
+	out = append(out, ']')
+	p.Attributes[o.field], p.AttributeTypes[o.field] = out, "array"
 	return nil
 }
 

@@ -194,6 +194,8 @@ func identityString(i int, field string, raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
+// decodeProfile decodes raw, user_profiles[i], into u: its identity and
+// its operations, one per attribute field (at most maxFields), by name.
 func decodeProfile(i int, raw json.RawMessage, maxFields int, u *update) error {
 	u.index = i
 	var fields map[string]json.RawMessage
@@ -230,25 +232,9 @@ func decodeProfile(i int, raw json.RawMessage, maxFields int, u *update) error {
 		u.pyzeID = string(bytes.ToLower([]byte(s)))
 	}
 	if v, ok := fields["user_alias"]; ok && !isNull(v) {
-		var one Alias
-		var many []Alias
-		switch {
-		case len(v) > 0 && v[0] == '{':
-			if err := json.Unmarshal(v, &one); err != nil {
-				return invalid(i, "user_alias", "user_alias must be {\"alias_label\":…,\"alias_id\":…} or an array of them")
-			}
-			many = []Alias{one}
-		case len(v) > 0 && v[0] == '[':
-			if err := json.Unmarshal(v, &many); err != nil {
-				return invalid(i, "user_alias", "user_alias must be {\"alias_label\":…,\"alias_id\":…} or an array of them")
-			}
-		default:
-			return invalid(i, "user_alias", "user_alias must be an object or an array of objects, got "+kindOf(v))
-		}
-		for _, a := range many {
-			if a.Label == "" || a.ID == "" || utf8.RuneCountInString(a.Label) > maxIdentityLen || utf8.RuneCountInString(a.ID) > maxIdentityLen {
-				return invalid(i, "user_alias", fmt.Sprintf("each user_alias needs alias_label and alias_id, 1 to %d characters each", maxIdentityLen))
-			}
+		many, err := decodeAliases(i, v)
+		if err != nil {
+			return err
 		}
 		u.aliases = many
 	}
@@ -275,6 +261,33 @@ func decodeProfile(i int, raw json.RawMessage, maxFields int, u *update) error {
 		u.ops = append(u.ops, o)
 	}
 	return nil
+}
+
+// decodeAliases decodes v, the user_alias of user_profiles[i]: one alias
+// object or an array of them, each label and id 1 to maxIdentityLen
+// characters.
+func decodeAliases(i int, v json.RawMessage) ([]Alias, error) {
+	var one Alias
+	var many []Alias
+	switch {
+	case len(v) > 0 && v[0] == '{':
+		if err := json.Unmarshal(v, &one); err != nil {
+			return nil, invalid(i, "user_alias", "user_alias must be {\"alias_label\":…,\"alias_id\":…} or an array of them")
+		}
+		many = []Alias{one}
+	case len(v) > 0 && v[0] == '[':
+		if err := json.Unmarshal(v, &many); err != nil {
+			return nil, invalid(i, "user_alias", "user_alias must be {\"alias_label\":…,\"alias_id\":…} or an array of them")
+		}
+	default:
+		return nil, invalid(i, "user_alias", "user_alias must be an object or an array of objects, got "+kindOf(v))
+	}
+	for _, a := range many {
+		if a.Label == "" || a.ID == "" || utf8.RuneCountInString(a.Label) > maxIdentityLen || utf8.RuneCountInString(a.ID) > maxIdentityLen {
+			return nil, invalid(i, "user_alias", fmt.Sprintf("each user_alias needs alias_label and alias_id, 1 to %d characters each", maxIdentityLen))
+		}
+	}
+	return many, nil
 }
 
 // duplicateKey returns the first top-level key of the valid JSON object
