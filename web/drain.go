@@ -56,11 +56,11 @@ func (c *Config) drainBytes() int64 {
 
 var drainBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
-// drainAfterAnswer makes fasthttp hand over the connection once ctx's
-// handler returns, if part of the body is unread: the answer is then
-// written, with Connection: close, the rest of the body discarded within
-// the bounds, and the connection closed.
-func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
+// unreadBody returns the stream of ctx's request body and its
+// Content-Length when the answer must be followed by a drain: the status
+// says the client may still be sending the body, and part of it is
+// unread. Otherwise it returns nil.
+func (s *Server) unreadBody(ctx *fasthttp.RequestCtx) (io.Reader, int) {
 	switch ctx.Response.StatusCode() {
 	case fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusUnauthorized, fasthttp.StatusForbidden,
 		fasthttp.StatusNotFound, fasthttp.StatusMethodNotAllowed, fasthttp.StatusUnsupportedMediaType,
@@ -71,33 +71,45 @@ func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
 		// A 400 read the body and found it wrong, or failed to read it (a
 		// client too slow for read_timeout, which must not gain time
 		// here); a 500 is a bug.
-		return
+		return nil, 0
 	}
 	if s.refusing.Load() {
-		return // the server is about to close every connection
+		return nil, 0 // the server is about to close every connection
 	}
 	rs := ctx.RequestBodyStream()
 	if rs == nil {
-		return // no body, or one read whole before the handler
+		return nil, 0 // no body, or one read whole before the handler
 	}
 	cl := ctx.Request.Header.ContentLength()
 	switch {
 	case cl == 0 || cl == -2:
-		return // no body
+		return nil, 0 // no body
 	case cl > 0:
 		// A read of nothing tells whether a known-length body is at its
 		// end, without waiting (a chunked body's could wait for the next
 		// chunk's header).
 		if _, err := rs.Read(nil); err == io.EOF {
-			return
+			return nil, 0
 		}
 		if cl > keepAliveUnread || ctx.Response.StatusCode() == fasthttp.StatusRequestEntityTooLarge {
 			break
 		}
 		// fasthttp discards a small rest itself and keeps the connection.
 		if !ctx.Response.ConnectionClose() {
-			return
+			return nil, 0
 		}
+	}
+	return rs, cl
+}
+
+// drainAfterAnswer makes fasthttp hand over the connection once ctx's
+// handler returns, if part of the body is unread: the answer is then
+// written, with Connection: close, the rest of the body discarded within
+// the bounds, and the connection closed.
+func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
+	rs, cl := s.unreadBody(ctx)
+	if rs == nil {
+		return
 	}
 	ctx.Response.Header.SetConnectionClose()
 	limit := s.cfg.drainBytes()
@@ -118,15 +130,7 @@ func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
 		<-s.drains
 		return
 	}
-	// Within the request's read_timeout, as any body, and a few seconds.
-	timeout := s.cfg.DrainTimeout
-	if timeout <= 0 {
-		timeout = defaultDrainTimeout
-	}
-	deadline := time.Now().Add(timeout)
-	if d := ctx.Time().Add(s.cfg.ReadTimeout); d.Before(deadline) {
-		deadline = d
-	}
+	deadline := s.drainDeadline(ctx)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		defer func() { <-s.drains }()
@@ -149,4 +153,18 @@ func (s *Server) drainAfterAnswer(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	})
+}
+
+// drainDeadline is when the drain after ctx's answer stops: within the
+// request's read_timeout, as any body, and a few seconds.
+func (s *Server) drainDeadline(ctx *fasthttp.RequestCtx) time.Time {
+	timeout := s.cfg.DrainTimeout
+	if timeout <= 0 {
+		timeout = defaultDrainTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if d := ctx.Time().Add(s.cfg.ReadTimeout); d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
 }
