@@ -165,7 +165,25 @@ type Server struct {
 // New builds the server and its route table.
 func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, reg: reg, log: log, drains: make(chan struct{}, maxDrains), conns: &connSet{}}
-	s.routes = []Route{
+	s.routes = s.routeTable(h)
+	s.byKey = map[string]*Route{}
+	for i := range s.routes {
+		r := &s.routes[i]
+		s.byKey[r.Method+" "+r.Path] = r
+	}
+	s.initRouteMetrics()
+	cfg.withDefaults()
+	s.cfg = cfg
+	if cfg.MaxBodyMemory > 0 {
+		s.bodyMem = newMemBudget(cfg.MaxBodyMemory)
+	}
+	s.srv = s.fasthttpServer()
+	return s
+}
+
+// routeTable is every route of the server, each to its handler in h.
+func (s *Server) routeTable(h Handlers) []Route {
+	return []Route{
 		{"GET", "/healthz", Public, 0, s.healthz},
 		{"GET", "/readyz", Public, 0, s.readyz},
 		{"GET", "/metrics", Public, 0, s.metrics},
@@ -217,39 +235,32 @@ func New(cfg Config, reg *auth.Registry, h Handlers, log *slog.Logger) *Server {
 		{"GET", "/", Public, 0, s.console},
 		{"GET", consolePrefix, Public, 0, s.consoleAsset},
 	}
-	s.byKey = map[string]*Route{}
-	for i := range s.routes {
-		r := &s.routes[i]
-		s.byKey[r.Method+" "+r.Path] = r
-	}
-	s.initRouteMetrics()
-	cfg.withDefaults()
-	s.cfg = cfg
-	if cfg.MaxBodyMemory > 0 {
-		s.bodyMem = newMemBudget(cfg.MaxBodyMemory)
-	}
-	s.srv = &fasthttp.Server{
+}
+
+// fasthttpServer is the fasthttp.Server that serves s, with the limits
+// of s.cfg (defaults applied).
+func (s *Server) fasthttpServer() *fasthttp.Server {
+	return &fasthttp.Server{
 		Handler:            s.handle, // s.serve, logged and measured (log.go)
 		Name:               "trove",
 		StreamRequestBody:  true,
-		MaxRequestBodySize: cfg.MaxRequestBytes,
+		MaxRequestBodySize: s.cfg.MaxRequestBytes,
 		// The read buffer holds the request line and headers whole: a
 		// larger header gets 431.
-		ReadBufferSize: cfg.MaxHeaderBytes,
-		ReadTimeout:    cfg.ReadTimeout,
-		IdleTimeout:    cfg.IdleTimeout,
+		ReadBufferSize: s.cfg.MaxHeaderBytes,
+		ReadTimeout:    s.cfg.ReadTimeout,
+		IdleTimeout:    s.cfg.IdleTimeout,
 		// No WriteTimeout: fasthttp's bounds a whole response, which would
 		// cut a long export; progressConn bounds each stalled write instead.
-		Concurrency:           cfg.Concurrency,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		Concurrency:           s.cfg.Concurrency,
+		MaxConnsPerIP:         s.cfg.MaxConnsPerIP,
 		ExpectHandler:         s.expect,
 		ErrorHandler:          s.readError,
 		NoDefaultServerHeader: false,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{log},
+		Logger:                fasthttpLogger{s.log},
 	}
-	return s
 }
 
 // Routes returns the route table.
