@@ -274,20 +274,14 @@ func (tr *batchTranslation) add(i int, raw []byte) {
 		return
 	}
 	if tr.isBatch {
-		typ, ok := ingest.JSONString(m.typ)
-		if k = kindOf(typ); !ok || k == kindUnknown {
-			msg := "type is required: track, page, screen, identify, group or alias"
-			if ok {
-				msg = fmt.Sprintf("unknown message type %q: Trove takes track, page, screen, identify, group and alias", typ)
-			} else if m.typ != nil {
-				msg = "type must be a string, got " + ingest.KindOf(m.typ)
-			}
+		var msg string
+		if k, msg = batchKind(m); k == kindUnknown {
 			reject("type", "invalid_event", msg)
 			return
 		}
 	}
-	var rej *rejection
 	start := len(tr.arena)
+	var rej *rejection
 	tr.arena, rej = translate(tr.arena, k, m, &tr.env.d, tr.appKey, tr.receivedAt, &tr.t)
 	ev := tr.arena[start:]
 	if rej != nil {
@@ -295,32 +289,10 @@ func (tr *batchTranslation) add(i int, raw []byte) {
 		reject(rej.field, "invalid_event", rej.message)
 		return
 	}
-	var prof []byte
-	switch k {
-	case kindIdentify:
-		if !isAbsent(m.traits) && m.traits[0] != '{' {
-			reject("traits", "invalid_event", "traits must be an object, got "+ingest.KindOf(m.traits))
-			return
-		}
-		if !tr.profileWrites {
-			break
-		}
-		userID := identity(m.userID)
-		if userID == nil {
-			userID = identity(m.anonymousID)
-		}
-		prof = appendIdentify(nil, userID, m.traits)
-	case kindAlias:
-		if tr.profileWrites {
-			prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
-		}
-	}
-	if prof != nil {
-		if err := tr.h.profiles.Check(prof); err != nil {
-			field, msg := profileError(err)
-			reject(field, "invalid_event", msg)
-			return
-		}
+	prof, rej := tr.profileChange(k, m)
+	if rej != nil {
+		reject(rej.field, "invalid_event", rej.message)
+		return
 	}
 	if !b.Add(i, ev) {
 		r := &b.Rejected[len(b.Rejected)-1]
@@ -337,6 +309,54 @@ func (tr *batchTranslation) add(i int, raw []byte) {
 		tr.unchanged = append(tr.unchanged, ingest.ItemError{Index: &index, MessageID: string(b.Events[len(b.Events)-1].MessageID),
 			Field: "writeKey", Message: publicProfileWarning})
 	}
+}
+
+// batchKind returns the kind that the type of m, a message of a batch,
+// names, or kindUnknown and the reason it names none.
+func batchKind(m *message) (kind, string) {
+	typ, ok := ingest.JSONString(m.typ)
+	if k := kindOf(typ); ok && k != kindUnknown {
+		return k, ""
+	}
+	if ok {
+		return kindUnknown, fmt.Sprintf("unknown message type %q: Trove takes track, page, screen, identify, group and alias", typ)
+	}
+	if m.typ != nil {
+		return kindUnknown, "type must be a string, got " + ingest.KindOf(m.typ)
+	}
+	return kindUnknown, "type is required: track, page, screen, identify, group or alias"
+}
+
+// profileChange returns the profile object that m, of kind k, changes (an
+// identify's traits, an alias's link), checked as POST /users/profile
+// would, or nil when it changes none or profile writes are off.
+func (tr *batchTranslation) profileChange(k kind, m *message) ([]byte, *rejection) {
+	var prof []byte
+	switch k {
+	case kindIdentify:
+		if !isAbsent(m.traits) && m.traits[0] != '{' {
+			return nil, &rejection{"traits", "traits must be an object, got " + ingest.KindOf(m.traits)}
+		}
+		if !tr.profileWrites {
+			return nil, nil
+		}
+		userID := identity(m.userID)
+		if userID == nil {
+			userID = identity(m.anonymousID)
+		}
+		prof = appendIdentify(nil, userID, m.traits)
+	case kindAlias:
+		if tr.profileWrites {
+			prof = appendAlias(nil, identity(m.userID), identity(m.previousID))
+		}
+	}
+	if prof != nil {
+		if err := tr.h.profiles.Check(prof); err != nil {
+			field, msg := profileError(err)
+			return nil, &rejection{field, msg}
+		}
+	}
+	return prof, nil
 }
 
 // profileUpdate is the profile object of the message at index.

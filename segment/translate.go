@@ -186,41 +186,15 @@ func translate(dst []byte, k kind, m *message, d *defaults, appKey string, recei
 	if userID == nil {
 		return dst, &rejection{"userId", "userId or anonymousId is required"}
 	}
-	var name []byte
-	switch k {
-	case kindTrack:
-		name = m.event
-		if isAbsent(name) {
-			return dst, &rejection{"event", "a track needs event, its name"}
-		}
-	case kindPage, kindScreen:
-		t.eventField = "name"
-		name = m.name
-		if isAbsent(name) {
-			name = []byte(`"` + k.String() + `"`)
-		}
-	default:
-		name = []byte(`"` + k.String() + `"`)
+	name, rej := eventName(k, m, t)
+	if rej != nil {
+		return dst, rej
 	}
 	attrs := m.properties
 	if k == kindIdentify || k == kindGroup {
 		attrs, t.attrField = m.traits, "traits"
 	}
-	sentAt := m.sentAt
-	if isAbsent(sentAt) {
-		sentAt = d.sentAt
-	}
-	eventTime := m.timestamp
-	t.timeField = "timestamp"
-	if isAbsent(eventTime) {
-		eventTime, t.timeField = m.originalTimestamp, "originalTimestamp"
-	}
-	if isAbsent(eventTime) {
-		eventTime, t.timeField = sentAt, "sentAt"
-	}
-	if isAbsent(eventTime) {
-		eventTime, t.timeField = receivedAt, "receivedAt"
-	}
+	sentAt, eventTime := eventTimes(m, d, receivedAt, t)
 
 	dst = append(dst, `{"type":"event","event":`...)
 	dst = append(dst, name...)
@@ -249,6 +223,47 @@ func translate(dst []byte, k kind, m *message, d *defaults, appKey string, recei
 
 	dst = appendSegmentMember(dst, k, m, d, t)
 	return append(dst, '}'), nil
+}
+
+// eventName returns the event's name for message m of kind k: a track's
+// event, a page's or screen's name (or its kind), any other kind itself.
+// It names in t the field it took the name from.
+func eventName(k kind, m *message, t *translation) ([]byte, *rejection) {
+	switch k {
+	case kindTrack:
+		if isAbsent(m.event) {
+			return nil, &rejection{"event", "a track needs event, its name"}
+		}
+		return m.event, nil
+	case kindPage, kindScreen:
+		t.eventField = "name"
+		if !isAbsent(m.name) {
+			return m.name, nil
+		}
+	}
+	return []byte(`"` + k.String() + `"`), nil
+}
+
+// eventTimes returns m's sentAt (its own, else the batch's in d) and its
+// event time: the first of timestamp, originalTimestamp, sentAt and
+// receivedAt it has, whose name it puts in t.timeField.
+func eventTimes(m *message, d *defaults, receivedAt []byte, t *translation) (sentAt, eventTime []byte) {
+	sentAt = m.sentAt
+	if isAbsent(sentAt) {
+		sentAt = d.sentAt
+	}
+	eventTime = m.timestamp
+	t.timeField = "timestamp"
+	if isAbsent(eventTime) {
+		eventTime, t.timeField = m.originalTimestamp, "originalTimestamp"
+	}
+	if isAbsent(eventTime) {
+		eventTime, t.timeField = sentAt, "sentAt"
+	}
+	if isAbsent(eventTime) {
+		eventTime, t.timeField = receivedAt, "receivedAt"
+	}
+	return sentAt, eventTime
 }
 
 // appendSegmentMember appends the event's "segment" member: what Trove's
