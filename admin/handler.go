@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/httpbody"
 	"trove/schema"
 	"trove/storage"
 )
@@ -338,25 +338,28 @@ func checkName(field, name string) error {
 	return nil
 }
 
-// readBody reads the request body, refusing more than limit bytes (as
-// declared or as sent) with tooLarge as the message. The admin API's bodies
-// are small JSON documents, taken as sent (no Content-Encoding).
+// readBody reads the request body through httpbody, as every API does:
+// at most limit bytes as sent and once decompressed (Content-Encoding gzip,
+// zstd or deflate). A body over limit is refused with tooLarge, the admin
+// API's own message, which clients already read.
 func readBody(ctx *fasthttp.RequestCtx, limit int, tooLarge string) ([]byte, error) {
 	if cl := ctx.Request.Header.ContentLength(); cl > limit {
 		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
 	}
-	var r io.Reader = bytes.NewReader(ctx.PostBody())
+	body := ctx.PostBody()
+	var err error
 	if s := ctx.RequestBodyStream(); s != nil {
-		r = s
-	}
-	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, invalid("", "cannot read request body: "+err.Error())
-	}
-	if len(body) > limit {
+		body, err = httpbody.ReadLimited(nil, s, limit, "request body")
+	} else if len(body) > limit {
 		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
 	}
-	return body, nil
+	if enc := ctx.Request.Header.ContentEncoding(); err == nil && len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity")) {
+		body, err = httpbody.Decompress(nil, enc, body, limit)
+	}
+	if errors.Is(err, apierr.TooLarge) {
+		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
+	}
+	return body, err
 }
 
 // decodeBody decodes a JSON object body into fields (member name → pointer),
