@@ -10,7 +10,6 @@
 package amplitude
 
 import (
-	"fmt"
 	"net/url"
 
 	"github.com/valyala/fasthttp"
@@ -226,12 +225,7 @@ func rename(f string) string {
 // add translates one event (or, for /identify, one identification) and
 // adds it to r.
 func (h *Handler) add(r *compat.Request, i int, m, now []byte, identify bool) {
-	if len(m) > segment.MaxMessageBytes {
-		r.Reject(i, "", "", fmt.Sprintf("event is %d bytes, over the limit of %d", len(m), segment.MaxMessageBytes), m)
-		return
-	}
-	if m[0] != '{' {
-		r.Reject(i, "", "", "an event must be a JSON object, got "+ingest.KindOf(m), m)
+	if !r.Admit(i, m, "event") {
 		return
 	}
 	e := compat.Event{Vendor: "amplitude"}
@@ -321,13 +315,13 @@ func userPropertiesUpdate(userID, userProps []byte) (obj []byte, unsupported []s
 		case "$set":
 			prof.SetAll(v)
 		case "$unset":
-			eachKey(v, func(name string, _ []byte) { prof.Unset(name) })
+			compat.EachMember(v, func(name string, _ []byte) { prof.Unset(name) })
 		case "$add":
-			eachKey(v, func(name string, val []byte) { prof.Op("inc", name, val) })
+			compat.EachMember(v, func(name string, val []byte) { prof.Op("inc", name, val) })
 		case "$append", "$postInsert", "$preInsert", "$union":
-			eachKey(v, func(name string, val []byte) { prof.Op("add", name, val) })
+			compat.EachMember(v, func(name string, val []byte) { prof.Op("add", name, val) })
 		case "$remove":
-			eachKey(v, func(name string, val []byte) { prof.Op("remove", name, val) })
+			compat.EachMember(v, func(name string, val []byte) { prof.Op("remove", name, val) })
 		case "$setOnce", "$prepend", "$clearAll":
 			unsupported = append(unsupported, op)
 		default:
@@ -344,15 +338,4 @@ func userPropertiesUpdate(userID, userProps []byte) (obj []byte, unsupported []s
 		return nil, unsupported
 	}
 	return prof.Object(userID, "", nil), unsupported
-}
-
-// eachKey calls fn with each member of the raw object obj.
-func eachKey(obj []byte, fn func(name string, val []byte)) {
-	if len(obj) == 0 || obj[0] != '{' {
-		return
-	}
-	ingest.ForEachMember(obj, func(k, v []byte) error {
-		fn(string(k), v)
-		return nil
-	})
 }

@@ -18,6 +18,7 @@ import (
 	"trove/auth"
 	"trove/ingest"
 	"trove/profile"
+	"trove/segment"
 )
 
 // TranslationSlack is what a message may grow by as a Trove event (the
@@ -152,6 +153,21 @@ func (r *Request) Release() { ingest.ReleaseBatch(r.b) }
 func (r *Request) Reject(i int, messageID, field, msg string, raw []byte) {
 	r.n++
 	r.b.Reject(i, r.appKey, messageID, field, "invalid_event", msg, raw)
+}
+
+// Admit reports whether message i, m, can be translated: a JSON object
+// of at most segment.MaxMessageBytes. Otherwise it rejects m, naming it
+// noun ("event", "update"), as every protocol words it.
+func (r *Request) Admit(i int, m []byte, noun string) bool {
+	if len(m) > segment.MaxMessageBytes {
+		r.Reject(i, "", "", fmt.Sprintf("%s is %d bytes, over the limit of %d", noun, len(m), segment.MaxMessageBytes), m)
+		return false
+	}
+	if m[0] != '{' {
+		r.Reject(i, "", "", "an "+noun+" must be a JSON object, got "+ingest.KindOf(m), m)
+		return false
+	}
+	return true
 }
 
 // Warn adds a warning about message i to the answer.
@@ -442,4 +458,16 @@ func Lookup(obj []byte, key string) []byte {
 		return nil
 	})
 	return v
+}
+
+// EachMember calls fn with each member of the raw object obj, unquoted
+// name first; it does nothing when obj is not an object.
+func EachMember(obj []byte, fn func(name string, val []byte)) {
+	if len(obj) == 0 || obj[0] != '{' {
+		return
+	}
+	ingest.ForEachMember(obj, func(k, v []byte) error {
+		fn(string(k), v)
+		return nil
+	})
 }

@@ -218,12 +218,7 @@ func renameEvent(f string) string {
 
 // addEvent translates one /track or /import event and adds it to r.
 func (h *Handler) addEvent(r *compat.Request, i int, m, now []byte) {
-	if len(m) > segment.MaxMessageBytes {
-		r.Reject(i, "", "", fmt.Sprintf("event is %d bytes, over the limit of %d", len(m), segment.MaxMessageBytes), m)
-		return
-	}
-	if m[0] != '{' {
-		r.Reject(i, "", "", "an event must be a JSON object, got "+ingest.KindOf(m), m)
+	if !r.Admit(i, m, "event") {
 		return
 	}
 	e := compat.Event{Vendor: "mixpanel"}
@@ -298,12 +293,7 @@ func renameEngage(f string) string {
 // addEngage translates one /engage update: an event "$engage" holding the
 // update, and the profile change it makes.
 func (h *Handler) addEngage(r *compat.Request, i int, m, now []byte) {
-	if len(m) > segment.MaxMessageBytes {
-		r.Reject(i, "", "", fmt.Sprintf("update is %d bytes, over the limit of %d", len(m), segment.MaxMessageBytes), m)
-		return
-	}
-	if m[0] != '{' {
-		r.Reject(i, "", "", "an update must be a JSON object, got "+ingest.KindOf(m), m)
+	if !r.Admit(i, m, "update") {
 		return
 	}
 	// An update carries no id of its own: the hash of its text makes a
@@ -335,11 +325,11 @@ func (h *Handler) addEngage(r *compat.Request, i int, m, now []byte) {
 				})
 			}
 		case "$add":
-			eachMember(v, func(n string, val []byte) { prof.Op("inc", n, val) })
+			compat.EachMember(v, func(n string, val []byte) { prof.Op("inc", n, val) })
 		case "$append", "$union":
-			eachMember(v, func(n string, val []byte) { prof.Op("add", n, val) })
+			compat.EachMember(v, func(n string, val []byte) { prof.Op("add", n, val) })
 		case "$remove":
-			eachMember(v, func(n string, val []byte) { prof.Op("remove", n, val) })
+			compat.EachMember(v, func(n string, val []byte) { prof.Op("remove", n, val) })
 		case "$set_once", "$delete":
 			unsupported = append(unsupported, op)
 		}
@@ -377,15 +367,4 @@ func (h *Handler) addEngage(r *compat.Request, i int, m, now []byte) {
 		r.Warn(i, msgID, op, op+" is kept in the event but changes no profile: Trove's profiles have no such operation here "+
 			"(a profile is deleted with DELETE /v1/users/profile)")
 	}
-}
-
-// eachMember calls fn with each member of the raw object obj.
-func eachMember(obj []byte, fn func(name string, val []byte)) {
-	if len(obj) == 0 || obj[0] != '{' {
-		return
-	}
-	ingest.ForEachMember(obj, func(k, v []byte) error {
-		fn(string(k), v)
-		return nil
-	})
 }

@@ -7,8 +7,6 @@
 package posthog
 
 import (
-	"fmt"
-
 	"github.com/valyala/fasthttp"
 
 	"trove/compat"
@@ -148,12 +146,7 @@ func rename(f string) string {
 
 // add translates one event and adds it to r.
 func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
-	if len(m) > segment.MaxMessageBytes {
-		r.Reject(i, "", "", fmt.Sprintf("event is %d bytes, over the limit of %d", len(m), segment.MaxMessageBytes), m)
-		return
-	}
-	if m[0] != '{' {
-		r.Reject(i, "", "", "an event must be a JSON object, got "+ingest.KindOf(m), m)
+	if !r.Admit(i, m, "event") {
 		return
 	}
 	e := compat.Event{Vendor: "posthog"}
