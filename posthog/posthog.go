@@ -182,12 +182,8 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 		return nil
 	})
 	id, _ := ingest.JSONString(uuid)
-	if k := compat.Twice(m, "event", "distinct_id", "$distinct_id", "properties", "timestamp", "uuid", "sent_at"); k != "" {
-		r.Reject(i, string(id), k, k+" appears twice", m)
-		return
-	}
-	if k := compat.Twice(props, "distinct_id", "$distinct_id"); k != "" {
-		r.Reject(i, string(id), "properties."+k, "properties."+k+" appears twice", m)
+	if field := twice(m, props); field != "" {
+		r.Reject(i, string(id), field, field+" appears twice", m)
 		return
 	}
 	if !segment.IsAbsent(props) && props[0] != '{' {
@@ -222,13 +218,31 @@ func (h *Handler) add(r *compat.Request, i int, m, batchSentAt, now []byte) {
 	if !r.Add(i, ev, m, obj, rename) {
 		return
 	}
+	if setsOnce(props, topSetOnce) {
+		r.Warn(i, string(id), "properties.$set_once", "$set_once is kept in the event but changes no profile: Trove's profiles have no set-once operation")
+	}
+}
+
+// twice returns the member of event m, or of its properties props, that
+// Trove reads and m writes twice (properties.-prefixed), or "".
+func twice(m, props []byte) string {
+	if k := compat.Twice(m, "event", "distinct_id", "$distinct_id", "properties", "timestamp", "uuid", "sent_at"); k != "" {
+		return k
+	}
+	if k := compat.Twice(props, "distinct_id", "$distinct_id"); k != "" {
+		return "properties." + k
+	}
+	return ""
+}
+
+// setsOnce reports whether an event sets a property once, in its
+// properties' $set_once or posthog-go's top-level one, topSetOnce.
+func setsOnce(props, topSetOnce []byte) bool {
 	so := compat.Lookup(props, "$set_once")
 	if so == nil {
 		so = topSetOnce
 	}
-	if len(so) > 0 && so[0] == '{' && !emptyObject(so) {
-		r.Warn(i, string(id), "properties.$set_once", "$set_once is kept in the event but changes no profile: Trove's profiles have no set-once operation")
-	}
+	return len(so) > 0 && so[0] == '{' && !emptyObject(so)
 }
 
 // personUpdate returns the profile object of what an event named name
