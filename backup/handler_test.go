@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"trove/internal/testutil"
 )
 
 // fakeStore checkpoints testFiles, or fails with err.
@@ -75,19 +78,12 @@ func newTestHandler(t *testing.T, store Store) (*Handler, string) {
 // fasthttp closes the body (removing it) after the last byte went out.
 func waitNoWorkDirs(t *testing.T, dataDir string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		left, _ := filepath.Glob(filepath.Join(dataDir, tempPrefix+"*"))
-		if len(left) == 0 {
-			return
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if left, _ := filepath.Glob(filepath.Join(dataDir, tempPrefix+"*")); len(left) > 0 {
+			return fmt.Errorf("the working directories %q are still there", left)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the working directories %q are still there after 10s", left)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }
 
 func TestBackupHandler(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"trove/cli"
+	"trove/internal/testutil"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -46,7 +47,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	addr, dataDir, stop := srv.addr, srv.dataDir, srv.stop
 	w := startWriters(t, addr, 4)
 	w.waitFirstAck(t)
-	waitFor(t, 30*time.Second, until("20 acknowledged batches", func() bool {
+	testutil.WaitFor(t, 30*time.Second, testutil.Until("20 acknowledged batches", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.mu.acked) >= 20
@@ -68,14 +69,14 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 	w.mu.Lock()
 	n := len(w.mu.acked)
 	w.mu.Unlock()
-	waitFor(t, 30*time.Second, until("more acknowledged batches", func() bool {
+	testutil.WaitFor(t, 30*time.Second, testutil.Until("more acknowledged batches", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return len(w.mu.acked) >= n+10
 	}))
 	w.finish()
 	// The backup's working directory is gone.
-	waitFor(t, 10*time.Second, until("the backup working directory to go", func() bool {
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the backup working directory to go", func() bool {
 		m, _ := filepath.Glob(filepath.Join(dataDir, ".backup-*"))
 		return len(m) == 0
 	}))
@@ -234,7 +235,7 @@ func TestBackupRestoreBadInput(t *testing.T) {
 	if e := exportEvents(t, addr, ""); len(e.lines) != 2 {
 		t.Errorf("the server exports %d events; want 2", len(e.lines))
 	}
-	waitFor(t, 10*time.Second, until("the backup working directories to go", func() bool {
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the backup working directories to go", func() bool {
 		m, _ := filepath.Glob(filepath.Join(dataDir, ".backup-*"))
 		return len(m) == 0
 	}))

@@ -28,6 +28,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/goccy/go-json"
 	"github.com/klauspost/compress/gzip"
+
+	"trove/internal/testutil"
 )
 
 var writeScreenshots = flag.Bool("screenshots", false, "TestConsole: write the console's screenshots to docs/")
@@ -620,7 +622,7 @@ func TestConsoleEscapes(t *testing.T) {
 // under another name and renames it when complete.
 func waitForFile(t *testing.T, path string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if _, err := os.Stat(path); err != nil {
 			entries, _ := os.ReadDir(filepath.Dir(path))
 			return fmt.Errorf("no %s (the directory holds %v)", path, entries)
@@ -676,7 +678,7 @@ func TestConsoleStorageSize(t *testing.T) {
 	// meanwhile: poll until the card and a walk taken then agree.
 	var card string
 	var walked float64
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		card = c.eval(`document.querySelector("#card-storage .value")?.textContent || ""`)
 		walked = duBytes(t, dataDir)
 		f := strings.Fields(card)

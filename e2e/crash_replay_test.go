@@ -63,7 +63,7 @@ func TestCrashReplay(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	// Kill once the first chunk is stored, a little later at random.
-	// (Polled every 2 ms, not with waitFor, whose pauses grow: the kill
+	// (Polled every 2 ms, not with testutil.WaitFor, whose pauses grow: the kill
 	// must land early in the replay.)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(exportEvents(t, c.addr, fmt.Sprintf("since=%d&limit=1", w0)).lines) == 0 {

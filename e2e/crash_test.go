@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+
+	"trove/internal/testutil"
 )
 
 var (
@@ -80,7 +82,7 @@ func raceEnabled() bool {
 type child struct {
 	cmd    *exec.Cmd
 	addr   string
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	exited chan struct{} // closed once the process has exited and err is set
 	err    error         // from cmd.Wait
 }
@@ -105,7 +107,7 @@ func startChildBin(t *testing.T, bin, cfgPath, dataDir string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	c := &child{cmd: cmd, logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"trove/internal/testutil"
 	"trove/server"
 
 	"github.com/goccy/go-json"
@@ -42,7 +43,7 @@ func injectFreeSpace() (avail *atomic.Uint64, fail *atomic.Pointer[error], opt s
 func waitReady(t *testing.T, addr string, want int, timeout time.Duration) string {
 	t.Helper()
 	var r response
-	waitFor(t, timeout, func() error {
+	testutil.WaitFor(t, timeout, func() error {
 		if r = request(t, "GET", "http://"+addr+"/readyz", nil); r.status != want {
 			return fmt.Errorf("/readyz answers %d (%s); want %d", r.status, r.body, want)
 		}

@@ -37,6 +37,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"trove/internal/testutil"
 )
 
 // dfInstr is one Dockerfile instruction.
@@ -539,7 +541,7 @@ func TestDockerImage(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	addrCh := make(chan string, 1)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+
+	"trove/internal/testutil"
 )
 
 // userEvent is an event of user u with a marker that names them.
@@ -207,7 +209,7 @@ func TestE2EDeleteUserBytesGone(t *testing.T) {
 	if r := deleteUser(t, addr, "appKey="+demoApp+"&userId=alice", "Authorization: Bearer "+adminSecret); r.status != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", r.status, r.body)
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		if files := filesContaining(t, dir, alice); len(files) > 0 {
 			return fmt.Errorf("the deleted user's marker is still in %v", files)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+
+	"trove/internal/testutil"
 )
 
 // usecEvents are events around the day edge 2026-06-01T00:00:00Z, in
@@ -138,6 +140,6 @@ func testE2EEventTimeMicroseconds(t *testing.T, columnar bool) {
 
 	addr = startServer(t, on, inDir(dir)).addr
 	// Five groups become one: four go away.
-	waitFor(t, 10*time.Second, until("the merger merged the groups", func() bool { return scrape(t, addr)["trove_groups_merged_total"] >= 4 }))
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the merger merged the groups", func() bool { return scrape(t, addr)["trove_groups_merged_total"] >= 4 }))
 	check("after merging", lines)
 }

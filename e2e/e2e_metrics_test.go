@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+
+	"trove/internal/testutil"
 )
 
 // scrape fetches /metrics and returns each series (name and labels, as
@@ -143,7 +145,7 @@ func TestE2EMetricsHTTPAndExport(t *testing.T) {
 	// A stream's series move when it ends, after the client has its body:
 	// scrape until they have.
 	var after map[string]float64
-	waitFor(t, 10*time.Second, until("the exports are counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the exports are counted", func() bool {
 		after = scrape(t, addr)
 		return delta(before, after, exported) == 2
 	}))
@@ -307,7 +309,7 @@ func TestE2ERequestLog(t *testing.T) {
 		}
 	}
 	var byID map[string][]map[string]any
-	waitFor(t, 10*time.Second, until("every request is logged", func() bool {
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("every request is logged", func() bool {
 		byID = requestLines(t, logs.String())
 		for _, id := range ids {
 			if len(byID[id]) == 0 {

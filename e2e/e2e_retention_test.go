@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"trove/internal/testutil"
 )
 
 // TestE2ERetention: events stored under no retention are removed when the
@@ -27,7 +29,7 @@ func TestE2ERetention(t *testing.T) {
 	addr = startServer(t, strings.Replace(testConfig, `log_level = "debug"`, `log_level = "debug"
 retention = "7d"`, 1), inDir(dir)).addr
 	// The first pass runs as the store opens.
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		lines := exportEvents(t, addr, "").lines
 		names := strings.Join(lines, "\n")
 		if strings.Contains(names, "age-20") || strings.Contains(names, "age-12") || strings.Contains(names, "age-9") {
@@ -39,7 +41,7 @@ retention = "7d"`, 1), inDir(dir)).addr
 		return nil
 	})
 	// Counted once the pass has compacted what it removed: 3 days, in seconds.
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		if v := scrape(t, addr)["trove_retention_removed_seconds_total"]; v != 3*86400 {
 			return fmt.Errorf("trove_retention_removed_seconds_total = %v; want 3 days (259200)", v)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"trove/internal/testutil"
 	"trove/server"
 )
 
@@ -122,7 +123,7 @@ func TestE2EShutdownRacesCommits(t *testing.T) {
 	upload := slowUpload(t, addr)
 
 	took := stopAsync(stop)
-	waitFor(t, 10*time.Second, until("the drain ends", func() bool { return strings.Contains(logs.String(), "refusing them with 503") }))
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the drain ends", func() bool { return strings.Contains(logs.String(), "refusing them with 503") }))
 
 	// The upload still sending its body is refused, with an answer.
 	resp, err := http.ReadResponse(bufio.NewReader(upload), nil)
@@ -221,5 +222,5 @@ func TestE2EShutdownWithinBudget(t *testing.T) {
 	// The store closes once the commit ends, before the test removes its
 	// directory.
 	gate.open()
-	waitFor(t, 10*time.Second, until("the store closes", func() bool { return strings.Contains(logs.String(), "store closed after the shutdown plan") }))
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the store closes", func() bool { return strings.Contains(logs.String(), "store closed after the shutdown plan") }))
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/klauspost/compress/zstd"
+
+	"trove/internal/testutil"
 )
 
 // flakyS3 is an S3 server that answers 503 to everything while down is
@@ -173,7 +175,7 @@ func checkSinkObjects(t *testing.T, flaky *flakyS3, be *s3mem.Backend, all expor
 		Watermark uint64 `json:"watermark"`
 	}
 	var objs map[string][]byte
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		objs = objects(t, be, "lake", "p/"+demoApp+"/")
 		if json.Unmarshal(objs["p/"+demoApp+"/_watermark.json"], &wm) != nil || wm.Watermark < all.watermark {
 			return fmt.Errorf("_watermark.json %s; want a watermark of at least %d", objs["p/"+demoApp+"/_watermark.json"], all.watermark)
@@ -273,7 +275,7 @@ func TestE2ESinkOutageAndRestarts(t *testing.T) {
 	// The store refuses: ingest goes on, the sink counts its errors.
 	flaky.down.Store(true)
 	parquetEvents(t, addr, demoApp, backendSecret, 0, 120)
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		if st := sinkApp(t, addr, demoApp); st.Errors == 0 || st.LastError == "" || flaky.refused.Load() == 0 {
 			return fmt.Errorf("no sink error shown while the store refuses: %+v", st)
 		}

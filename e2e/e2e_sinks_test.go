@@ -21,6 +21,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"trove/internal/duckdbtest"
+	"trove/internal/testutil"
 )
 
 // fakeS3 is an S3 server in the process with one bucket.
@@ -80,7 +81,7 @@ type sinkStatus struct {
 func waitSinkDone(t *testing.T, addr, app string, want uint64) sinkStatus {
 	t.Helper()
 	var st sinkStatus
-	waitFor(t, 60*time.Second, func() error {
+	testutil.WaitFor(t, 60*time.Second, func() error {
 		r := request(t, "GET", "http://"+addr+"/admin/sinks", nil, "Authorization: Bearer "+adminSecret)
 		if r.status != http.StatusOK {
 			t.Fatalf("GET /admin/sinks: %d %s", r.status, r.body)

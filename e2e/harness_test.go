@@ -1,15 +1,14 @@
 package e2e
 
 // The harness: the one way these tests start a server in this process
-// (startServer), wait for a condition (waitFor), collect a log
-// (syncBuffer) and run a command as main dispatches it (runCmd). The tests
-// that build and run the binary start it with troveBinary and startChild
-// (crash_test.go).
+// (startServer) and run a command as main dispatches it (runCmd). They
+// wait for a condition with testutil.WaitFor and collect a log in a
+// testutil.SyncBuffer. The tests that build and run the binary start it
+// with troveBinary and startChild (crash_test.go).
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 
 	"trove/cli"
 	"trove/config"
+	"trove/internal/testutil"
 	"trove/server"
 )
 
@@ -49,29 +49,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a server's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testServer is a server that startServer runs.
 type testServer struct {
 	addr    string // the bound address, host:port
 	dataDir string
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	// stop cancels Serve's context, as SIGTERM does, and checks that it
 	// returns 0 in time; it runs once, at the latest when the test ends.
 	stop func()
@@ -119,7 +101,7 @@ func startServer(t *testing.T, cfgText string, opts ...serverOption) *testServer
 	h.OnReady = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	s := &testServer{dataDir: setup.dataDir, logs: &syncBuffer{}}
+	s := &testServer{dataDir: setup.dataDir, logs: &testutil.SyncBuffer{}}
 	args := append([]string{"-config", cfgPath, "-data", setup.dataDir, "-listen", "127.0.0.1:0"}, setup.args...)
 	go func() {
 		done <- server.Serve(ctx, args, io.Discard, s.logs, server.Options{Version: testVersion, Hooks: h})
@@ -153,37 +135,6 @@ func startServer(t *testing.T, cfgText string, opts ...serverOption) *testServer
 	}
 	t.Cleanup(s.stop)
 	return s
-}
-
-// waitFor calls check until it returns nil: at first every 5 ms, then
-// less and less often, up to every 100 ms (a check may be a request or a
-// walk of a directory). If check still fails after timeout, the test fails
-// with its last error.
-func waitFor(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	pause := 5 * time.Millisecond
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still not so after %v: %v", timeout, err)
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 100*time.Millisecond)
-	}
-}
-
-// until is waitFor's check of cond; what says what it waits for.
-func until(what string, cond func() bool) func() error {
-	return func() error {
-		if cond() {
-			return nil
-		}
-		return errors.New("waiting for " + what)
-	}
 }
 
 // command is a trove command as main dispatches it (cli.Import,

@@ -29,6 +29,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"trove/internal/testutil"
 )
 
 var hostileSeconds = flag.Float64("hostile.seconds", 3, "how long TestHostileClients keeps up its slowloris attacks (RELIABILITY.md: 60)")
@@ -512,7 +514,7 @@ func flood(t *testing.T, addr string, n int) (served, refused int) {
 // served (not refused for concurrency), or fails after d.
 func waitServed(t *testing.T, addr string, d time.Duration) {
 	t.Helper()
-	waitFor(t, d, func() error {
+	testutil.WaitFor(t, d, func() error {
 		c, err := dialFrom(loopback(10), addr)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/export"
+	"trove/internal/testutil"
 )
 
 // streamServer runs h.Stream behind a fasthttp server on 127.0.0.1:0 and
@@ -128,18 +129,6 @@ func (f *follow) expect(t *testing.T, from, to int) {
 	}
 }
 
-// waitFor polls cond for up to 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func bodies(from, to int) []string {
 	var b []string
 	for i := from; i < to; i++ {
@@ -221,9 +210,9 @@ func TestStreamClientLeaves(t *testing.T) {
 	before := export.ActiveFollowers()
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
 	f.expect(t, 0, 3)
-	waitFor(t, "the follower is counted", func() bool { return export.ActiveFollowers() == before+1 })
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the follower is counted", func() bool { return export.ActiveFollowers() == before+1 }))
 	f.resp.Body.Close()
-	waitFor(t, "the handler returns after the client left", func() bool { return export.ActiveFollowers() == before })
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the handler returns after the client left", func() bool { return export.ActiveFollowers() == before }))
 	// The store closes: the stream holds no snapshot.
 	closeStore(t, db)
 }

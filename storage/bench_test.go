@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"trove/bench"
+	"trove/internal/testutil"
 )
 
 const (
@@ -353,7 +354,7 @@ func benchmarkStoredBytesPerEvent(b *testing.B, messageIDs, columnar bool) {
 		}
 		// Compaction leaves the replaced sstables to be deleted in the
 		// background.
-		waitFor(b, time.Minute, func() error {
+		testutil.WaitFor(b, time.Minute, func() error {
 			if m := db.pdb.Metrics(); m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize > 0 {
 				return fmt.Errorf("%d bytes of obsolete sstables not yet deleted", m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)
 			}

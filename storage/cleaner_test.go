@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"trove/internal/testutil"
 )
 
 // TestNoRecycledWALs checks that obsolete WAL files are deleted, not kept
@@ -24,7 +26,7 @@ func TestNoRecycledWALs(t *testing.T) {
 		}
 	}
 	// Obsolete files are deleted in the background.
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
 		if err != nil {
 			return err

@@ -14,29 +14,12 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"trove/internal/testutil"
 )
 
 // testNow is the server time the tests write at.
 var testNow = time.Unix(1_796_076_444, 0)
-
-// waitFor calls f until it returns nil, failing tb after timeout with f's
-// last error.
-func waitFor(tb testing.TB, timeout time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("still waiting after %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
 
 // openTestDB opens an in-memory DB that is closed when the test ends.
 func openTestDB(t testing.TB, opts Options) *DB {
@@ -907,7 +890,7 @@ func TestCloseWaitsForWrites(t *testing.T) {
 		closeDone.Store(true)
 		closed <- err
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !db.closed.Load() {
 			return errors.New("Close has not begun")
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"trove/internal/testutil"
 )
 
 // TestDiskGuardErrorfs injects failures into the store's own file system
@@ -31,7 +33,7 @@ func TestDiskGuardErrorfs(t *testing.T) {
 	stored := commitEvents(t, db, newEvent{app, 1, `{"n":1}`})
 
 	failing.Store(true)
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if err := db.Writable(); !errors.Is(err, ErrDiskFull) {
 			return errors.New("the guard has not tripped yet")
 		}
@@ -52,7 +54,7 @@ func TestDiskGuardErrorfs(t *testing.T) {
 	})
 
 	failing.Store(false)
-	waitFor(t, 10*time.Second, db.Writable)
+	testutil.WaitFor(t, 10*time.Second, db.Writable)
 	stored = append(stored, commitEvents(t, db, newEvent{app, 3, `{"n":3}`})...)
 	withSnapshot(t, db, func(s *Snapshot) {
 		checkEvents(t, "after", eventsBySeq(t, s, app, 0, 1<<62), stored)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"trove/internal/testutil"
 )
 
 // spaceFS is a file system that reports the free space (or the error) a
@@ -124,7 +126,7 @@ func TestDiskGuard(t *testing.T) {
 	// waitState waits for a reading that gives want (and msg).
 	waitState := func(what string, want error, msg string) {
 		t.Helper()
-		waitFor(t, 5*time.Second, func() error {
+		testutil.WaitFor(t, 5*time.Second, func() error {
 			err := db.Writable()
 			if (!errors.Is(err, want) && !(want == nil && err == nil)) || (err != nil && !strings.Contains(err.Error(), msg)) {
 				return errors.New(what + ": Writable() = " + errString(err))
@@ -231,7 +233,7 @@ func TestDiskGuardReadsAfterBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if db.Writable() == nil {
 			return errors.New("writes still allowed")
 		}

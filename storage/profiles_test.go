@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"trove/internal/testutil"
 )
 
 // testProfileID returns a distinct profile id for n.
@@ -447,7 +449,7 @@ func TestProfileTxnClosedDB(t *testing.T) {
 	txn.PutProfile(testProfileID(1), []byte(`{}`))
 	closed := make(chan error, 1)
 	go func() { closed <- db.Close() }()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !db.closed.Load() {
 			return errors.New("Close has not begun")
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"trove/internal/testutil"
 )
 
 // countingFS counts the bytes read from sstables and blob files (where
@@ -46,7 +48,7 @@ func (f *countingFile) ReadAt(p []byte, off int64) (int, error) {
 // compaction runs.
 func waitSettled(t *testing.T, db *DB) {
 	t.Helper()
-	waitFor(t, time.Minute, func() error {
+	testutil.WaitFor(t, time.Minute, func() error {
 		if m := db.pdb.Metrics(); !m.Table.InitialStatsCollectionComplete || m.Table.PendingStatsCollectionCount > 0 {
 			return errors.New("table stats are still being collected")
 		} else if m.Compact.NumInProgress > 0 {

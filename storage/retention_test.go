@@ -8,6 +8,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"trove/internal/testutil"
 )
 
 func TestExpire(t *testing.T) {
@@ -115,7 +117,7 @@ func TestRetentionLoop(t *testing.T) {
 	// Polled by what is stored, not by ExpiredTotals: a pass that counted
 	// the days just before the commit removes the event without counting
 	// it (ingest refuses events that old, so only a test can race so).
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		var n int
 		withSnapshot(t, db, func(s *Snapshot) { n = len(eventsBySeq(t, s, short, 0, math.MaxUint64)) })
 		if n != 0 {

@@ -2,10 +2,13 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"trove/internal/testutil"
 )
 
 func TestMemBudgetAcquire(t *testing.T) {
@@ -73,7 +76,7 @@ func TestMemBudgetWaitsInOrder(t *testing.T) {
 		order <- "large"
 		large <- n
 	}()
-	waitFor(t, func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.mu.waiters.Len() == 1 })
+	waitWaiters(t, m, 1)
 	go func() {
 		n, err := m.acquire(30, 10*time.Second) // fits only once the large one is given back
 		if err != nil {
@@ -82,7 +85,7 @@ func TestMemBudgetWaitsInOrder(t *testing.T) {
 		order <- "small"
 		m.release(n)
 	}()
-	waitFor(t, func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.mu.waiters.Len() == 2 })
+	waitWaiters(t, m, 2)
 	m.release(first)
 	if got := <-order; got != "large" {
 		t.Fatalf("%s was served first; want the large one, which waited longer", got)
@@ -91,7 +94,7 @@ func TestMemBudgetWaitsInOrder(t *testing.T) {
 	if got := <-order; got != "small" {
 		t.Fatalf("got %s", got)
 	}
-	waitFor(t, func() bool { return m.inUse() == 0 })
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the budget to be given back", func() bool { return m.inUse() == 0 }))
 }
 
 // A waiter that gives up at the front lets those behind it in.
@@ -106,7 +109,7 @@ func TestMemBudgetTimeoutUnblocksQueue(t *testing.T) {
 		}
 		close(small)
 	}()
-	waitFor(t, func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.mu.waiters.Len() == 1 })
+	waitWaiters(t, m, 1)
 	done := make(chan int64)
 	go func() {
 		n, err := m.acquire(40, 10*time.Second) // fits, but queued behind the 90
@@ -191,14 +194,15 @@ func TestBodyCharge(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, for at most 10 s.
-func waitFor(t *testing.T, cond func() bool) {
+// waitWaiters waits until n acquires wait on m.
+func waitWaiters(t *testing.T, m *memBudget, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if got := m.mu.waiters.Len(); got != n {
+			return fmt.Errorf("%d waiters; want %d", got, n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }

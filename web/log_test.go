@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"trove/internal/testutil"
 	"trove/web"
 )
 
@@ -138,11 +139,12 @@ func TestRequestLogStreamEnd(t *testing.T) {
 		t.Errorf("read the whole body (%d bytes) without an error; want a broken transfer", len(got))
 	}
 	var lines []map[string]any
-	deadline := time.Now().Add(10 * time.Second)
-	for len(lines) == 0 && time.Now().Before(deadline) {
-		lines = withID(logLines(t, srv.log.String()), "r-stream")
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if lines = withID(logLines(t, srv.log.String()), "r-stream"); len(lines) == 0 {
+			return errors.New("no log line for the stream")
+		}
+		return nil
+	})
 	if len(lines) != 1 {
 		t.Fatalf("%d lines for the stream; want 1: %v", len(lines), lines)
 	}

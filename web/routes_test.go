@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/internal/testutil"
 	"trove/storage"
 	"trove/web"
 )
@@ -41,28 +41,10 @@ func testRegistry() *auth.Registry {
 	return reg
 }
 
-// syncBuffer collects the server log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	*web.Server
 	url string
-	log *syncBuffer
+	log *testutil.SyncBuffer
 }
 
 // startServer serves h on 127.0.0.1:0 until the test ends.
@@ -72,7 +54,7 @@ func startServer(t *testing.T, cfg web.Config, h web.Handlers) *testServer {
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = 1 << 20
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	srv := web.New(cfg, testRegistry(), h, slog.New(slog.NewJSONHandler(logs, nil)))
 	addr, err := srv.Listen()
 	if err != nil {
