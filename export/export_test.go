@@ -21,6 +21,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/export"
+	"trove/internal/authtest"
 	"trove/storage"
 )
 
@@ -35,11 +36,9 @@ var (
 	ingestToken = &auth.Token{Name: "ingest", Scopes: auth.ScopeIngest, AllApps: true}
 )
 
-func registry() *auth.Registry {
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "a", AppKey: appA})
-	reg.AddApp(auth.App{Name: "b", AppKey: appB})
-	return reg
+// registry declares appA and appB, and holds tokens.
+func registry(tokens ...authtest.Token) *auth.Registry {
+	return authtest.NewRegistry([]auth.App{{Name: "a", AppKey: appA}, {Name: "b", AppKey: appB}}, tokens...)
 }
 
 // openStore opens an in-memory store, without the background merger so

@@ -19,6 +19,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/export"
+	"trove/internal/authtest"
 	"trove/profile"
 	"trove/storage"
 )
@@ -155,9 +156,8 @@ func profGet(t *testing.T, url string, secret string) profResp {
 
 func TestProfilesExport(t *testing.T) {
 	db := openStore(t)
-	reg := registry()
-	reg.AddToken(auth.Token{Name: "export", Digest: auth.Digest([]byte(profSecret)), Scopes: auth.ScopeExport, AllApps: true})
-	reg.AddToken(auth.Token{Name: "ingest", Digest: auth.Digest([]byte("ingest-only")), Scopes: auth.ScopeIngest, AllApps: true})
+	reg := registry(authtest.Token{Secret: profSecret, Name: "export", Scopes: auth.ScopeExport, Apps: []string{"*"}},
+		authtest.Token{Secret: "ingest-only", Name: "ingest", Scopes: auth.ScopeIngest, Apps: []string{"*"}})
 	h := export.NewHandler(db, reg, slog.New(slog.DiscardHandler))
 	base := profServe(t, h, reg)
 

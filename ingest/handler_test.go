@@ -19,6 +19,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/internal/authtest"
 	"trove/internal/compresstest"
 )
 
@@ -76,14 +77,9 @@ const (
 )
 
 func testRegistry() *auth.Registry {
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "demo", AppKey: testAppKey})
-	reg.AddApp(auth.App{Name: "locked", AppKey: lockedAppKey, RequireToken: true})
-	reg.AddToken(auth.Token{ID: "t1", Name: "ingest", Digest: auth.Digest([]byte(ingestToken)),
-		Scopes: auth.ScopeIngest, Apps: map[string]bool{lockedAppKey: true}})
-	reg.AddToken(auth.Token{ID: "t2", Name: "other", Digest: auth.Digest([]byte(otherToken)),
-		Scopes: auth.ScopeIngest, Apps: map[string]bool{testAppKey: true}})
-	return reg
+	return authtest.NewRegistry([]auth.App{{Name: "demo", AppKey: testAppKey}, {Name: "locked", AppKey: lockedAppKey, RequireToken: true}},
+		authtest.Token{Secret: ingestToken, Name: "ingest", Scopes: auth.ScopeIngest, Apps: []string{lockedAppKey}},
+		authtest.Token{Secret: otherToken, Name: "other", Scopes: auth.ScopeIngest, Apps: []string{testAppKey}})
 }
 
 // testServer serves the events endpoints of any number of Handlers, each

@@ -19,6 +19,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/internal/authtest"
 	"trove/storage"
 )
 
@@ -53,25 +54,11 @@ func startServer(t *testing.T, setup ...func(*Handler)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "a", AppKey: appA, RequireToken: true})
-	reg.AddApp(auth.App{Name: "b", AppKey: appB})
-	for _, tok := range []struct {
-		secret string
-		scopes auth.Scope
-		apps   []string
-	}{
-		{tokBoth, auth.ScopeIngest | auth.ScopeExport, []string{appA, appB}},
-		{tokOnlyA, auth.ScopeIngest | auth.ScopeExport, []string{appA}},
-		{tokIngestOnly, auth.ScopeIngest, []string{appA}},
-		{tokExportOnly, auth.ScopeExport, []string{appA}},
-	} {
-		apps := map[string]bool{}
-		for _, a := range tok.apps {
-			apps[a] = true
-		}
-		reg.AddToken(auth.Token{ID: tok.secret, Name: tok.secret, Digest: auth.Digest([]byte(tok.secret)), Scopes: tok.scopes, Apps: apps})
-	}
+	reg := authtest.NewRegistry([]auth.App{{Name: "a", AppKey: appA, RequireToken: true}, {Name: "b", AppKey: appB}},
+		authtest.Token{Secret: tokBoth, Name: tokBoth, Scopes: auth.ScopeIngest | auth.ScopeExport, Apps: []string{appA, appB}},
+		authtest.Token{Secret: tokOnlyA, Name: tokOnlyA, Scopes: auth.ScopeIngest | auth.ScopeExport, Apps: []string{appA}},
+		authtest.Token{Secret: tokIngestOnly, Name: tokIngestOnly, Scopes: auth.ScopeIngest, Apps: []string{appA}},
+		authtest.Token{Secret: tokExportOnly, Name: tokExportOnly, Scopes: auth.ScopeExport, Apps: []string{appA}})
 	s := &testServer{t: t, reg: reg, db: db, h: NewHandler(DefaultConfig(), reg, db)}
 	for _, f := range setup {
 		f(s.h)

@@ -20,6 +20,7 @@ import (
 
 	"trove/apierr"
 	"trove/auth"
+	"trove/internal/authtest"
 	"trove/internal/testutil"
 	"trove/storage"
 	"trove/web"
@@ -32,13 +33,9 @@ const (
 )
 
 func testRegistry() *auth.Registry {
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "demo", AppKey: testApp})
-	reg.AddToken(auth.Token{ID: "1", Name: "all", Digest: auth.Digest([]byte(allScopes)),
-		Scopes: auth.ScopeIngest | auth.ScopeExport | auth.ScopeAdmin, AllApps: true})
-	reg.AddToken(auth.Token{ID: "2", Name: "ingest-only", Digest: auth.Digest([]byte(ingestSecret)),
-		Scopes: auth.ScopeIngest, Apps: map[string]bool{testApp: true}})
-	return reg
+	return authtest.NewRegistry([]auth.App{{Name: "demo", AppKey: testApp}},
+		authtest.Token{Secret: allScopes, Name: "all", Scopes: auth.ScopeIngest | auth.ScopeExport | auth.ScopeAdmin, Apps: []string{"*"}},
+		authtest.Token{Secret: ingestSecret, Name: "ingest-only", Scopes: auth.ScopeIngest, Apps: []string{testApp}})
 }
 
 type testServer struct {

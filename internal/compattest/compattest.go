@@ -17,6 +17,7 @@ import (
 	"trove/auth"
 	"trove/compat"
 	"trove/ingest"
+	"trove/internal/authtest"
 	"trove/profile"
 	"trove/storage"
 )
@@ -37,9 +38,7 @@ func NewCore(tb testing.TB) *compat.Core {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	reg := auth.NewRegistry()
-	reg.AddApp(auth.App{Name: "a", AppKey: App})
-	reg.AddToken(auth.Token{ID: "t", Name: "t", Digest: auth.Digest([]byte(Token)), Scopes: auth.ScopeIngest, Apps: map[string]bool{App: true}})
+	reg := authtest.NewRegistry([]auth.App{{Name: "a", AppKey: App}}, authtest.Token{Secret: Token, Name: "t", Scopes: auth.ScopeIngest, Apps: []string{App}})
 	ih := ingest.NewHandler(ingest.DefaultConfig(), reg, ingest.StoreSink{DB: db})
 	ph := profile.NewHandler(profile.DefaultConfig(), reg, db)
 	return compat.New(compat.Config{Aliases: map[string]string{"alias-key": App}}, reg, ih, ph)
