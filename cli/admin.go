@@ -9,7 +9,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,12 +41,7 @@ type adminCommand struct {
 
 func newAdminCommand(name, usage string, stderr io.Writer) *adminCommand {
 	cmd := &adminCommand{name: name, usage: usage}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(name, usage, stderr)
 	fs.StringVar(&cmd.c.server, "server", DefaultServer, "base `URL` of the running trove server")
 	fs.StringVar(&cmd.c.token, "token", "", "admin token (default $TROVE_ADMIN_TOKEN)")
 	fs.BoolVar(&cmd.c.json, "json", false, "print the server's JSON answer")
@@ -54,23 +49,48 @@ func newAdminCommand(name, usage string, stderr io.Writer) *adminCommand {
 	return cmd
 }
 
+// splitSubcommand takes the subcommand, one of subs, off the front of the
+// arguments of the command group name (`trove apps`). For none, an unknown
+// one or -h it prints what to do (help on stdout, with the flags that
+// helpFlags, if not nil, adds; else a complaint on stderr) and returns
+// false and the exit status.
+func splitSubcommand(name, usage string, subs []string, helpFlags func(*adminCommand), args []string, stdout, stderr io.Writer) (sub string, rest []string, ok bool, code int) {
+	if len(args) > 0 {
+		sub, rest = args[0], args[1:]
+	}
+	switch {
+	case slices.Contains(subs, sub):
+		return sub, rest, true, 0
+	case sub == "-h" || sub == "-help" || sub == "--help" || sub == "help":
+		cmd := newAdminCommand(name, usage, stdout)
+		if helpFlags != nil {
+			helpFlags(cmd)
+		}
+		cmd.fs.Usage()
+		return "", nil, false, 0
+	case sub == "":
+		fmt.Fprintf(stderr, "%s: say what to do: %s\n\n%s", name, orList(subs), usage)
+	default:
+		fmt.Fprintf(stderr, "%s: unknown command %q: use %s\n\n%s", name, sub, orList(subs), usage)
+	}
+	return "", nil, false, 2
+}
+
+// orList is "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
 // parse parses flags wherever they stand among the arguments and checks
 // that there are nargs arguments, named in what. It returns the arguments
 // and true, or false and the exit status.
 func (cmd *adminCommand) parse(args []string, nargs int, what string, stderr io.Writer) ([]string, bool, int) {
-	var pos []string
-	for {
-		if err := cmd.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, false, 0
-			}
-			return nil, false, 2
-		}
-		if cmd.fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, cmd.fs.Arg(0))
-		args = cmd.fs.Args()[1:]
+	pos, ok, code := parseInterspersed(cmd.fs, args)
+	if !ok {
+		return nil, false, code
 	}
 	if len(pos) != nargs {
 		if len(pos) < nargs {
@@ -182,13 +202,18 @@ func (c *adminClient) send(ctx context.Context, method, path, contentType string
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("interrupted before the server answered")
 		}
-		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", c.server, unwrapURLError(err), DefaultServer)
+		return nil, unreachable(c.server, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		return nil, responseError(resp)
 	}
 	return resp, nil
+}
+
+// unreachable is the error of a request to server that got no answer, err.
+func unreachable(server string, err error) error {
+	return fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", server, unwrapURLError(err), DefaultServer)
 }
 
 // adminApp and adminToken are the API's JSON objects (package admin).

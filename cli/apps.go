@@ -21,24 +21,14 @@ Flags:
 // Apps runs `trove apps create|list` and returns the exit status: 0 done, 1
 // failed (the server's message is printed), 2 bad usage.
 func Apps(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
+	sub, args, ok, code := splitSubcommand("trove apps", appsUsage, []string{"create", "list"}, nil, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	switch sub {
-	case "create":
+	if sub == "create" {
 		return appsCreate(ctx, args, stdout, stderr)
-	case "list":
-		return appsList(ctx, args, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		newAdminCommand("trove apps", appsUsage, stdout).fs.Usage()
-		return 0
-	case "":
-		fmt.Fprint(stderr, "trove apps: say what to do: create or list\n\n"+appsUsage)
-		return 2
 	}
-	fmt.Fprintf(stderr, "trove apps: unknown command %q: use create or list\n\n%s", sub, appsUsage)
-	return 2
+	return appsList(ctx, args, stdout, stderr)
 }
 
 func appsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) int {

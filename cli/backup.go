@@ -4,16 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"trove/backup"
 )
@@ -38,20 +35,12 @@ type backupOptions struct {
 // failed, 2 bad usage.
 func Backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := &backupOptions{}
-	fs := flag.NewFlagSet("trove backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), backupUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("trove backup", backupUsage, stderr)
 	fs.StringVar(&o.out, "o", "", "output `FILE` (required; must not exist), e.g. trove-backup.tar.zst")
 	fs.StringVar(&o.server, "server", DefaultServer, "base `URL` of the running trove server")
 	fs.StringVar(&o.token, "token", "", "admin token (default $TROVE_ADMIN_TOKEN)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "trove backup: unexpected argument %q (the output file goes after -o)\n", fs.Arg(0))
@@ -76,6 +65,7 @@ func Backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// run writes the backup to o.out, which must not exist yet.
 func (o *backupOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if _, err := os.Lstat(o.out); err == nil {
 		return fmt.Errorf("%s already exists; nothing was changed. Choose a new name, or move the old file away first", o.out)
@@ -86,43 +76,71 @@ func (o *backupOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(o.out), "."+filepath.Base(o.out)+".*.part")
-	if err != nil {
-		return fmt.Errorf("cannot write next to %s: %v", o.out, err)
-	}
-	finished := false
-	defer func() {
-		if !finished {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+	part, err := createPart(o.out)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+o.token)
-	req.Header.Set("User-Agent", "trove-backup")
+	defer part.discard()
+
 	client := streamClient()
 	defer client.CloseIdleConnections()
+	resp, err := o.request(ctx, client, target)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	m, n, err := receiveBackup(resp.Body, part, stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted after %d bytes; nothing was written to %s", n, o.out)
+		}
+		return fmt.Errorf("the backup did not arrive whole (%d bytes received): %v; nothing was written to %s. Run it again", n, err, o.out)
+	}
+	if err := part.finish(); err != nil {
+		return err
+	}
+	if err := placeNew(part.Name(), o.out); err != nil {
+		return err
+	}
+	part.placed = true
+	fmt.Fprintf(stderr, "backup written to %s: %d bytes, %d store files (%d bytes), watermark %d, taken %s by trove %s\n  restore it with: trove restore %s -data DIR\n",
+		o.out, n, len(m.Files), m.Size(), m.Watermark, m.CreatedAt.Format(time.RFC3339), m.TroveVersion, shellQuote(o.out))
+	return nil
+}
+
+// request asks the server at target for the backup and returns the
+// response of a 200; any other answer is an error that says what the
+// server said.
+func (o *backupOptions) request(ctx context.Context, client *http.Client, target string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	req.Header.Set("User-Agent", "trove-backup")
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted before the server answered; nothing was written")
+			return nil, fmt.Errorf("interrupted before the server answered; nothing was written")
 		}
-		return fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", o.server, unwrapURLError(err), DefaultServer)
+		return nil, unreachable(o.server, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w; nothing was written", responseError(resp))
+		defer resp.Body.Close()
+		return nil, fmt.Errorf("%w; nothing was written", responseError(resp))
 	}
+	return resp, nil
+}
 
-	bw := bufio.NewWriterSize(tmp, 256<<10)
+// receiveBackup copies the archive in body to w, checking it as it passes
+// (with a progress bar when stderr is a terminal), and returns its manifest
+// and the bytes received, also when the archive did not arrive whole.
+func receiveBackup(body io.Reader, w, stderr io.Writer) (*backup.Manifest, int64, error) {
+	bw := bufio.NewWriterSize(w, 256<<10)
 	got := &countingWriter{w: bw}
-	var src io.Reader = resp.Body
+	src := body
 	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		bar = newByteBar(stderr, "backing up", -1)
 		src = io.TeeReader(src, bar)
 	}
@@ -138,25 +156,7 @@ func (o *backupOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 	if bar != nil {
 		bar.Finish()
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted after %d bytes; nothing was written to %s", got.n, o.out)
-		}
-		return fmt.Errorf("the backup did not arrive whole (%d bytes received): %v; nothing was written to %s. Run it again", got.n, err, o.out)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %v", o.out, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %v", o.out, err)
-	}
-	if err := placeNew(tmp.Name(), o.out); err != nil {
-		return err
-	}
-	finished = true
-	fmt.Fprintf(stderr, "backup written to %s: %d bytes, %d store files (%d bytes), watermark %d, taken %s by trove %s\n  restore it with: trove restore %s -data DIR\n",
-		o.out, got.n, len(m.Files), m.Size(), m.Watermark, m.CreatedAt.Format(time.RFC3339), m.TroveVersion, shellQuote(o.out))
-	return nil
+	return m, got.n, err
 }
 
 // placeNew moves the finished file tmp to out without replacing a file

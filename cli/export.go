@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +21,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 // DefaultServer is where `trove serve` listens by default.
@@ -86,10 +84,7 @@ func parseExportArgs(args []string, stdout, stderr io.Writer) (*exportOptions, i
 	}
 	fs := newExportFlags(o, stderr)
 	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, 0
-		}
-		return nil, 2
+		return nil, parseExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "trove export %s: unexpected argument %q (flags go before it? every value needs its flag)\n", o.kind, fs.Arg(0))
@@ -111,12 +106,7 @@ func parseExportArgs(args []string, stdout, stderr io.Writer) (*exportOptions, i
 }
 
 func newExportFlags(o *exportOptions, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("trove export "+o.kind, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), exportUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("trove export "+o.kind, exportUsage, out)
 	fs.StringVar(&o.server, "server", DefaultServer, "base `URL` of the running trove server")
 	fs.StringVar(&o.token, "token", "", "export token (default $TROVE_TOKEN)")
 	fs.StringVar(&o.app, "app", "", "app `KEY` to export (required)")
@@ -237,75 +227,64 @@ func (o *exportOptions) run(ctx context.Context, stdout, stderr io.Writer) error
 	watermark := resp.Header.Get("X-Trove-Watermark")
 
 	// Where the bytes go: stdout, or a temporary file next to the target.
-	var (
-		dst      io.Writer
-		tmp      *os.File
-		outName  = "stdout"
-		finished bool
-	)
-	if o.toStdout() {
-		dst = stdout
-	} else {
-		outName = o.out
-		tmp, err = os.CreateTemp(filepath.Dir(o.out), "."+filepath.Base(o.out)+".*.part")
-		if err != nil {
-			return fmt.Errorf("cannot write next to %s: %v", o.out, err)
+	dst, outName := stdout, "stdout"
+	var part *partFile
+	if !o.toStdout() {
+		if part, err = createPart(o.out); err != nil {
+			return err
 		}
-		defer func() {
-			if !finished {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
-		dst = tmp
+		defer part.discard()
+		dst, outName = part, o.out
 	}
-	bw := bufio.NewWriterSize(dst, 256<<10)
-	out := &countingWriter{w: bw}
 	lines := &lineCounter{}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		lines.bar = newBar(stderr, o.kind)
 	}
-
-	var streamErr error
-	if o.parquet() {
-		_, streamErr = io.Copy(io.MultiWriter(out, &byteBar{lines}), resp.Body)
-	} else {
-		streamErr = copyExport(resp.Body, resp.Header.Get("Content-Encoding"), enc, out, lines)
-	}
-	if streamErr == nil {
-		streamErr = bw.Flush()
-	}
-	if streamErr == nil && o.parquet() {
-		// A transfer cut short has no footer: reading it proves the file
-		// whole, and it holds the count of rows.
-		lines.n, streamErr = parquetRows(tmp, out.n)
-	}
+	n, err := o.receive(resp, enc, dst, part, lines)
 	if lines.bar != nil {
 		lines.bar.Finish()
 	}
-	if streamErr != nil {
+	if err != nil {
 		if ctx.Err() != nil {
-			streamErr = ctx.Err()
+			err = ctx.Err()
 		}
-		return o.incomplete(streamErr, lines.n, out.n, outName)
+		return o.incomplete(err, lines.n, n, outName)
 	}
-	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("writing %s: %v", o.out, err)
+	if part != nil {
+		if err := part.finish(); err != nil {
+			return err
 		}
-		if err := tmp.Close(); err != nil {
-			return fmt.Errorf("writing %s: %v", o.out, err)
-		}
-		if err := os.Rename(tmp.Name(), o.out); err != nil {
-			os.Remove(tmp.Name())
-			finished = true
+		if err := os.Rename(part.Name(), o.out); err != nil {
 			return fmt.Errorf("cannot put the export in place at %s: %v", o.out, err)
 		}
-		finished = true
+		part.placed = true
 	}
 
-	o.report(stderr, lines.n, out.n, outName, watermark)
+	o.report(stderr, lines.n, n, outName, watermark)
 	return nil
+}
+
+// receive writes the export in resp to dst in the file's encoding enc,
+// counting its lines in lines, and returns the bytes written. A Parquet
+// export, which goes to a file (part), is read back from there: its
+// footer proves it whole and holds the count of rows.
+func (o *exportOptions) receive(resp *http.Response, enc string, dst io.Writer, part *partFile, lines *lineCounter) (int64, error) {
+	bw := bufio.NewWriterSize(dst, 256<<10)
+	out := &countingWriter{w: bw}
+	var err error
+	if o.parquet() {
+		_, err = io.Copy(io.MultiWriter(out, &byteBar{lines}), resp.Body)
+	} else {
+		err = copyExport(resp.Body, resp.Header.Get("Content-Encoding"), enc, out, lines)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && o.parquet() {
+		// A transfer cut short has no footer.
+		lines.n, err = parquetRows(part.File, out.n)
+	}
+	return out.n, err
 }
 
 // fetch sends the export request, asking for the Content-Encoding that
@@ -337,7 +316,7 @@ func (o *exportOptions) fetch(ctx context.Context, client *http.Client, enc stri
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("interrupted before the server answered")
 		}
-		return nil, fmt.Errorf("cannot reach the server at %s: %v\n  Is `trove serve` running there? Point --server at it (default %s)", o.server, unwrapURLError(err), DefaultServer)
+		return nil, unreachable(o.server, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,18 +27,10 @@ const healthTimeout = 3 * time.Second
 // Healthcheck runs `trove healthcheck` and returns the exit status: 0
 // healthy, 1 not, 2 bad usage.
 func Healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("trove healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), healthcheckUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("trove healthcheck", healthcheckUsage, stderr)
 	server := fs.String("server", "", "base `URL` of the server (default from $TROVE_LISTEN, else http://127.0.0.1:8080)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return parseExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "trove healthcheck: unexpected argument %q\n", fs.Arg(0))

@@ -22,7 +22,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 const importUsage = `Usage: trove import events|profiles FILE... --app KEY [flags]
@@ -68,20 +67,11 @@ func Import(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := newImportFlags(o, stderr)
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		o.files = append(o.files, fs.Arg(0))
-		rest = fs.Args()[1:]
+	files, ok, code := parseInterspersed(fs, args[1:])
+	if !ok {
+		return code
 	}
+	o.files = files
 	switch {
 	case len(o.files) == 0:
 		fmt.Fprintf(stderr, "trove import %s: name at least one FILE\n", o.kind)
@@ -111,12 +101,7 @@ func Import(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newImportFlags(o *importOptions, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("trove import "+o.kind, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), importUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("trove import "+o.kind, importUsage, out)
 	fs.StringVar(&o.server, "server", DefaultServer, "base `URL` of the running trove server")
 	fs.StringVar(&o.token, "token", "", "token with ingest scope for the app (default $TROVE_TOKEN)")
 	fs.StringVar(&o.app, "app", "", "app `KEY` to import into (required)")
@@ -281,7 +266,7 @@ func (o *importOptions) importFile(ctx context.Context, path string, st *importS
 		return t, err
 	}
 	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		size := int64(-1)
 		if fi, err := os.Stat(path); err == nil {
 			size = fi.Size()

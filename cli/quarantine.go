@@ -27,21 +27,9 @@ Flags:
 // Quarantine runs `trove quarantine list|replay` and returns the exit
 // status: 0 done, 1 failed (the server's message is printed), 2 bad usage.
 func Quarantine(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
-	}
-	switch sub {
-	case "list", "replay":
-	case "-h", "-help", "--help", "help":
-		newAdminCommand("trove quarantine", quarantineUsage, stdout).fs.Usage()
-		return 0
-	case "":
-		fmt.Fprint(stderr, "trove quarantine: say what to do: list or replay\n\n"+quarantineUsage)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "trove quarantine: unknown command %q: use list or replay\n\n%s", sub, quarantineUsage)
-		return 2
+	sub, args, ok, code := splitSubcommand("trove quarantine", quarantineUsage, []string{"list", "replay"}, nil, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	cmd := newAdminCommand("trove quarantine "+sub, quarantineUsage, stderr)
 	app := cmd.fs.String("app", "", "the app's `KEY` (appKey)")

@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"trove/backup"
 )
@@ -30,27 +28,12 @@ Flags:
 // Restore runs `trove restore` and returns the exit status: 0 done, 1
 // failed, 2 bad usage.
 func Restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("trove restore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), restoreUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("trove restore", restoreUsage, stderr)
 	dir := fs.String("data", "", "data `DIR` to restore into: new or empty (default $TROVE_DATA_DIR or $TROVE_DATA)")
 	// FILE may come before or after the flags.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, ok, code := parseInterspersed(fs, args)
+	if !ok {
+		return code
 	}
 	if len(files) != 1 {
 		if len(files) == 0 {
@@ -98,7 +81,7 @@ func restore(ctx context.Context, file, dir string, stderr io.Writer) error {
 		r = f
 	}
 	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		bar = newByteBar(stderr, "restoring", size)
 		r = io.TeeReader(r, bar)
 	}

@@ -26,9 +26,9 @@ Flags:
 // Schemas runs `trove schemas put|list|delete` and returns the exit status:
 // 0 done, 1 failed (the server's message is printed), 2 bad usage.
 func Schemas(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
+	sub, args, ok, code := splitSubcommand("trove schemas", schemasUsage, []string{"put", "list", "delete"}, nil, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	cmd := newAdminCommand("trove schemas "+sub, schemasUsage, stderr)
 	app := cmd.fs.String("app", "", "the app's `KEY` (appKey)")
@@ -38,16 +38,6 @@ func Schemas(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		nargs, what = 2, "EVENT and FILE"
 	case "delete":
 		nargs, what = 1, "the EVENT name"
-	case "list":
-	case "-h", "-help", "--help", "help":
-		newAdminCommand("trove schemas", schemasUsage, stdout).fs.Usage()
-		return 0
-	case "":
-		fmt.Fprint(stderr, "trove schemas: say what to do: put, list or delete\n\n"+schemasUsage)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "trove schemas: unknown command %q: use put, list or delete\n\n%s", sub, schemasUsage)
-		return 2
 	}
 	pos, ok, code := cmd.parse(args, nargs, what, stderr)
 	if !ok {
@@ -58,61 +48,83 @@ func Schemas(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	base := "/admin/apps/" + url.PathEscape(*app) + "/schemas"
-	var one struct {
-		Event   string `json:"event"`
-		Version uint64 `json:"version"`
-	}
 	switch sub {
 	case "put":
-		src, err := readSchemaFile(pos[1], stdin)
-		if err != nil {
-			return cmd.fail(stderr, err)
-		}
-		raw, err := cmd.c.doBody(ctx, "PUT", base+"/"+url.PathEscape(pos[0]), "application/json", bytes.NewReader(src), &one)
-		if err != nil {
-			return cmd.fail(stderr, err)
-		}
-		if cmd.c.json {
-			stdout.Write(raw)
-			return 0
-		}
-		fmt.Fprintf(stderr, "stored version %d of the contract for %q\n", one.Version, one.Event)
-		fmt.Fprintln(stdout, one.Version)
+		return schemasPut(ctx, cmd, base, pos[0], pos[1], stdin, stdout, stderr)
 	case "delete":
-		raw, err := cmd.c.do(ctx, "DELETE", base+"/"+url.PathEscape(pos[0]), nil, &one)
-		if err != nil {
-			return cmd.fail(stderr, err)
-		}
-		if cmd.c.json {
-			stdout.Write(raw)
-			return 0
-		}
-		fmt.Fprintf(stdout, "deleted the contract for %q (its last version was %d)\n", one.Event, one.Version)
-	case "list":
-		var list struct {
-			SchemaMode    string `json:"schemaMode"`
-			SchemaUnknown string `json:"schemaUnknown"`
-			Schemas       []struct {
-				Event     string `json:"event"`
-				Version   uint64 `json:"version"`
-				UpdatedAt string `json:"updatedAt"`
-			} `json:"schemas"`
-		}
-		raw, err := cmd.c.do(ctx, "GET", base, nil, &list)
-		if err != nil {
-			return cmd.fail(stderr, err)
-		}
-		if cmd.c.json {
-			stdout.Write(raw)
-			return 0
-		}
-		fmt.Fprintf(stderr, "schema_mode = %q, schema_unknown = %q\n", list.SchemaMode, list.SchemaUnknown)
-		rows := make([][]string, len(list.Schemas))
-		for i, s := range list.Schemas {
-			rows[i] = []string{s.Event, strconv.FormatUint(s.Version, 10), s.UpdatedAt}
-		}
-		table(stdout, []string{"EVENT", "VERSION", "UPDATED"}, rows)
+		return schemasDelete(ctx, cmd, base, pos[0], stdout, stderr)
 	}
+	return schemasList(ctx, cmd, base, stdout, stderr)
+}
+
+// schemaVersion is the API's answer about one version of a contract.
+type schemaVersion struct {
+	Event   string `json:"event"`
+	Version uint64 `json:"version"`
+}
+
+// schemasPut stores the schema in file as the next version of the contract
+// for event, at base (the app's /schemas), and prints that version.
+func schemasPut(ctx context.Context, cmd *adminCommand, base, event, file string, stdin io.Reader, stdout, stderr io.Writer) int {
+	src, err := readSchemaFile(file, stdin)
+	if err != nil {
+		return cmd.fail(stderr, err)
+	}
+	var one schemaVersion
+	raw, err := cmd.c.doBody(ctx, "PUT", base+"/"+url.PathEscape(event), "application/json", bytes.NewReader(src), &one)
+	if err != nil {
+		return cmd.fail(stderr, err)
+	}
+	if cmd.c.json {
+		stdout.Write(raw)
+		return 0
+	}
+	fmt.Fprintf(stderr, "stored version %d of the contract for %q\n", one.Version, one.Event)
+	fmt.Fprintln(stdout, one.Version)
+	return 0
+}
+
+// schemasDelete removes the contract for event at base.
+func schemasDelete(ctx context.Context, cmd *adminCommand, base, event string, stdout, stderr io.Writer) int {
+	var one schemaVersion
+	raw, err := cmd.c.do(ctx, "DELETE", base+"/"+url.PathEscape(event), nil, &one)
+	if err != nil {
+		return cmd.fail(stderr, err)
+	}
+	if cmd.c.json {
+		stdout.Write(raw)
+		return 0
+	}
+	fmt.Fprintf(stdout, "deleted the contract for %q (its last version was %d)\n", one.Event, one.Version)
+	return 0
+}
+
+// schemasList prints the contracts at base as a table, and the app's
+// schema_mode on stderr.
+func schemasList(ctx context.Context, cmd *adminCommand, base string, stdout, stderr io.Writer) int {
+	var list struct {
+		SchemaMode    string `json:"schemaMode"`
+		SchemaUnknown string `json:"schemaUnknown"`
+		Schemas       []struct {
+			Event     string `json:"event"`
+			Version   uint64 `json:"version"`
+			UpdatedAt string `json:"updatedAt"`
+		} `json:"schemas"`
+	}
+	raw, err := cmd.c.do(ctx, "GET", base, nil, &list)
+	if err != nil {
+		return cmd.fail(stderr, err)
+	}
+	if cmd.c.json {
+		stdout.Write(raw)
+		return 0
+	}
+	fmt.Fprintf(stderr, "schema_mode = %q, schema_unknown = %q\n", list.SchemaMode, list.SchemaUnknown)
+	rows := make([][]string, len(list.Schemas))
+	for i, s := range list.Schemas {
+		rows[i] = []string{s.Event, strconv.FormatUint(s.Version, 10), s.UpdatedAt}
+	}
+	table(stdout, []string{"EVENT", "VERSION", "UPDATED"}, rows)
 	return 0
 }
 

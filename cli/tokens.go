@@ -25,28 +25,18 @@ Flags:
 // Tokens runs `trove tokens create|list|revoke` and returns the exit status:
 // 0 done, 1 failed (the server's message is printed), 2 bad usage.
 func Tokens(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
+	sub, args, ok, code := splitSubcommand("trove tokens", tokensUsage, []string{"create", "list", "revoke"},
+		func(cmd *adminCommand) { addTokenCreateFlags(cmd) }, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	switch sub {
 	case "create":
 		return tokensCreate(ctx, args, stdout, stderr)
 	case "list":
 		return tokensList(ctx, args, stdout, stderr)
-	case "revoke":
-		return tokensRevoke(ctx, args, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		cmd := newAdminCommand("trove tokens", tokensUsage, stdout)
-		addTokenCreateFlags(cmd)
-		cmd.fs.Usage()
-		return 0
-	case "":
-		fmt.Fprint(stderr, "trove tokens: say what to do: create, list or revoke\n\n"+tokensUsage)
-		return 2
 	}
-	fmt.Fprintf(stderr, "trove tokens: unknown command %q: use create, list or revoke\n\n%s", sub, tokensUsage)
-	return 2
+	return tokensRevoke(ctx, args, stdout, stderr)
 }
 
 type tokenCreateFlags struct {
