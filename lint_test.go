@@ -71,9 +71,10 @@ var layers = map[string][]string{
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the
-// HTTP edge, the packages whose handlers it routes to, the load generator,
-// and the end-to-end tests (an in-memory listener). ("" is the root package.)
-var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "bench", "e2e", "internal"}
+// HTTP edge, the packages whose handlers it routes to, the reader of their
+// request bodies (httpbody), the load generator, and the end-to-end tests
+// (an in-memory listener). ("" is the root package.)
+var fasthttpDirs = []string{"", "web", "ingest", "export", "profile", "admin", "backup", "segment", "compat", "amplitude", "mixpanel", "posthog", "httpbody", "bench", "e2e", "internal"}
 
 // checkImports returns what is wrong with one file's imports. dir is the
 // file's directory relative to the module root, with slashes ("" for the

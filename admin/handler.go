@@ -343,19 +343,7 @@ func checkName(field, name string) error {
 // zstd or deflate). A body over limit is refused with tooLarge, the admin
 // API's own message, which clients already read.
 func readBody(ctx *fasthttp.RequestCtx, limit int, tooLarge string) ([]byte, error) {
-	if cl := ctx.Request.Header.ContentLength(); cl > limit {
-		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
-	}
-	body := ctx.PostBody()
-	var err error
-	if s := ctx.RequestBodyStream(); s != nil {
-		body, err = httpbody.ReadLimited(nil, s, limit, "request body")
-	} else if len(body) > limit {
-		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
-	}
-	if enc := ctx.Request.Header.ContentEncoding(); err == nil && len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity")) {
-		body, err = httpbody.Decompress(nil, enc, body, limit)
-	}
+	body, err := httpbody.Read(ctx, &httpbody.Buffers{}, limit, "admin")
 	if errors.Is(err, apierr.TooLarge) {
 		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: tooLarge}
 	}

@@ -3,7 +3,9 @@
 // Content-Encoding of SPEC.md section 3 (gzip, zstd, deflate raw or
 // zlib-wrapped), with pooled decoders. Its errors are *apierr.Error
 // values of kind TooLarge, Unsupported (naming Content-Encoding) or
-// Invalid, which say which limit or encoding.
+// Invalid, which say which limit or encoding. Read is the reader: the
+// Events API, the User Profiles API, the SDK protocols (through ingest's
+// ReadBody) and the admin API all read their bodies with it.
 package httpbody
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
 )
@@ -25,6 +28,53 @@ import (
 const LimitKey = "ingest.max_request_bytes"
 
 func invalid(msg string) *apierr.Error { return apierr.New(apierr.Invalid, "", msg) }
+
+// Buffers are what Read reads a body into: Raw as sent and, when the
+// body has a Content-Encoding, Dec once decoded (Encoded says which one
+// the body is). The caller may pool them; Read grows them as it needs.
+type Buffers struct {
+	Raw, Dec []byte
+	Encoded  bool
+}
+
+// Read reads ctx's request body whole into bufs and returns it, decoded
+// per Content-Encoding: at most limit bytes as declared (Content-Length),
+// as sent, and once decoded. Past the limit, and for a stream cut there,
+// it fails with a TooLarge error whose message names key, the config key
+// of limit; an encoding it does not know is Unsupported, a broken one
+// Invalid. Every API that takes a body reads it here.
+func Read(ctx *fasthttp.RequestCtx, bufs *Buffers, limit int, key string) ([]byte, error) {
+	if cl := ctx.Request.Header.ContentLength(); cl > limit {
+		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(limit) + " (" + key + ")"}
+	}
+	var err error
+	if s := ctx.RequestBodyStream(); s != nil {
+		bufs.Raw, err = ReadLimited(bufs.Raw[:0], s, limit, "request body")
+	} else {
+		bufs.Raw = append(bufs.Raw[:0], ctx.PostBody()...)
+		if len(bufs.Raw) > limit {
+			err = &apierr.Error{Kind: apierr.TooLarge}
+		}
+	}
+	body := bufs.Raw
+	enc := ctx.Request.Header.ContentEncoding()
+	bufs.Encoded = len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity"))
+	if err == nil && bufs.Encoded {
+		bufs.Dec, err = Decompress(bufs.Dec[:0], enc, bufs.Raw, limit)
+		body = bufs.Dec
+	}
+	if errors.Is(err, apierr.TooLarge) {
+		what := "request body"
+		if bufs.Encoded && len(bufs.Raw) <= limit {
+			what = "decompressed request body"
+		}
+		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + key + ")"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return body, nil
+}
 
 // ReadLimited appends all of r to dst, failing with apierr.TooLarge past limit
 // bytes; what names the body in the message.

@@ -91,55 +91,29 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	if cl := ctx.Request.Header.ContentLength(); cl > h.cfg.MaxRequestBytes {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " (ingest.max_request_bytes)"}
-	}
 	// The buffers are given back as soon as they are done with, not at
 	// the end: what a request holds at once is what web's body memory
 	// budget charges it (web/bodymem.go).
-	raw, dec := getBodyBuffer(), (*bodyBuffer)(nil)
-	var b *Batch
+	var (
+		body Body
+		b    *Batch
+	)
 	release := func() {
-		for _, bb := range []*bodyBuffer{raw, dec} {
-			if bb != nil {
-				putBodyBuffer(bb)
-			}
-		}
-		raw, dec = nil, nil
+		body.Release()
 		if b != nil {
 			putBatch(b)
 			b = nil
 		}
 	}
 	defer func() { release() }()
-	if s := ctx.RequestBodyStream(); s != nil {
-		raw.b, err = httpbody.ReadLimited(raw.b[:0], s, h.cfg.MaxRequestBytes, "request body")
-	} else {
-		raw.b = append(raw.b[:0], ctx.PostBody()...)
-		if len(raw.b) > h.cfg.MaxRequestBytes {
-			err = &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(h.cfg.MaxRequestBytes) + " bytes (ingest.max_request_bytes)"}
-		}
-	}
-	if err != nil {
+	if err := body.read(ctx, h.cfg.MaxRequestBytes, httpbody.LimitKey); err != nil {
 		return err
-	}
-	body := raw.b
-	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
-		dec = getBodyBuffer()
-		dec.b, err = httpbody.Decompress(dec.b[:0], enc, raw.b, h.cfg.MaxRequestBytes)
-		// The compressed bytes are not needed once inflated.
-		putBodyBuffer(raw)
-		raw = nil
-		if err != nil {
-			return err
-		}
-		body = dec.b
 	}
 
 	b = newBatch(&h.cfg, h.now(), clientIP(ctx))
 	b.suppressed = h.suppressed
 	b.NDJSON = ndjson
-	if err := Decode(b, body); err != nil {
+	if err := Decode(b, body.Bytes()); err != nil {
 		return err
 	}
 	if err := h.authorize(ctx, b); err != nil {

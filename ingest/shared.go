@@ -75,42 +75,25 @@ func UnsupportedType(ctx *fasthttp.RequestCtx, takes string) error {
 // protocols whose clients label their bodies in their own ways (the caller
 // checks it).
 func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, error) {
-	var err error
-	tooLarge := func(what2 string) error {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: what2 + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
-	}
-	if cl := ctx.Request.Header.ContentLength(); cl > limit {
-		return nil, tooLarge("request body of " + strconv.Itoa(cl) + " bytes")
-	}
-	b := &Body{raw: getBodyBuffer()}
-	if s := ctx.RequestBodyStream(); s != nil {
-		b.raw.b, err = httpbody.ReadLimited(b.raw.b[:0], s, limit, "request body")
-	} else {
-		b.raw.b = append(b.raw.b[:0], ctx.PostBody()...)
-		if len(b.raw.b) > limit {
-			err = tooLarge("request body")
-		}
-	}
-	if err != nil {
+	b := &Body{}
+	if err := b.read(ctx, limit, what); err != nil {
 		b.Release()
-		return nil, relabel(err, limit, what)
-	}
-	b.b = b.raw.b
-	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
-		b.dec = getBodyBuffer()
-		if b.dec.b, err = httpbody.Decompress(b.dec.b[:0], enc, b.raw.b, limit); err != nil {
-			b.Release()
-			return nil, relabel(err, limit, what)
-		}
-		b.b = b.dec.b
+		return nil, err
 	}
 	return b, nil
 }
 
-// relabel names the right limit in a size error from readLimited.
-func relabel(err error, limit int, what string) error {
-	if re, ok := err.(*apierr.Error); ok && re.Kind == apierr.TooLarge {
-		return &apierr.Error{Kind: apierr.TooLarge, Message: "request body is over the limit of " + strconv.Itoa(limit) + " bytes (" + what + ")"}
+// read reads ctx's body through httpbody.Read into pooled buffers; key
+// names limit in errors. The buffer as sent goes back to its pool as soon
+// as the body is decoded from it.
+func (b *Body) read(ctx *fasthttp.RequestCtx, limit int, key string) error {
+	b.raw, b.dec = getBodyBuffer(), getBodyBuffer()
+	bufs := httpbody.Buffers{Raw: b.raw.b, Dec: b.dec.b}
+	body, err := httpbody.Read(ctx, &bufs, limit, key)
+	b.raw.b, b.dec.b, b.b = bufs.Raw, bufs.Dec, body
+	if err == nil && bufs.Encoded {
+		putBodyBuffer(b.raw)
+		b.raw = nil
 	}
 	return err
 }

@@ -306,25 +306,9 @@ func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	default:
 		return nil, refuse(apierr.Unsupported, -1, "Content-Type", "Content-Type "+strconv.Quote(string(ct))+" is not supported: use application/json")
 	}
-	limit := h.cfg.MaxRequestBytes
-	if n := ctx.Request.Header.ContentLength(); n > limit {
-		return nil, refuse(apierr.TooLarge, -1, "", "request body is "+strconv.Itoa(n)+" bytes, over the limit of "+strconv.Itoa(limit)+" ("+httpbody.LimitKey+")")
-	}
-	body := ctx.PostBody()
-	if len(body) > limit {
-		return nil, refuse(apierr.TooLarge, -1, "", "request body is over the limit of "+strconv.Itoa(limit)+" bytes ("+httpbody.LimitKey+")")
-	}
-	if s := ctx.RequestBodyStream(); s != nil {
-		var err error
-		if body, err = httpbody.ReadLimited(nil, s, limit, "request body"); err != nil {
-			return nil, bodyError(err)
-		}
-	}
-	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity")) {
-		var err error
-		if body, err = httpbody.Decompress(nil, enc, body, limit); err != nil {
-			return nil, bodyError(err)
-		}
+	body, err := httpbody.Read(ctx, &httpbody.Buffers{}, h.cfg.MaxRequestBytes, httpbody.LimitKey)
+	if err != nil {
+		return nil, bodyError(err)
 	}
 	return body, nil
 }
