@@ -692,16 +692,9 @@ type eventHead struct {
 // columnar block some of whose head values are only in the bodies) is
 // decoded whole and its bodies' heads are scanned.
 func (d *decodedBlock) decodeHead(v []byte) error {
-	h, payload, err := decodeBlockHeader(v)
-	if err != nil {
+	h, payload, columnar, err := d.openColumnar(v)
+	if err != nil || !columnar {
 		return err
-	}
-	if !h.columnar() {
-		if err := d.decode(v); err != nil {
-			return err
-		}
-		d.scanHeads()
-		return nil
 	}
 	d.h = h
 	d.fromBodies = false
@@ -718,6 +711,20 @@ func (d *decodedBlock) decodeHead(v []byte) error {
 		d.scanHeads()
 	}
 	return nil
+}
+
+// openColumnar reads the header of block value v. A columnar block is
+// left for the caller to read (columnar true, with its header and
+// payload); a row block is decoded whole here, its bodies' heads scanned.
+func (d *decodedBlock) openColumnar(v []byte) (h blockHeader, payload []byte, columnar bool, err error) {
+	if h, payload, err = decodeBlockHeader(v); err != nil || h.columnar() {
+		return h, payload, err == nil, err
+	}
+	if err := d.decode(v); err != nil {
+		return h, nil, false, err
+	}
+	d.scanHeads()
+	return h, nil, false, nil
 }
 
 // head returns the head of event i after decodeHead. Its slices are
@@ -864,15 +871,11 @@ func (d *decodedBlock) decodeWhere(v []byte, f *Filter) error {
 	if f.all() {
 		return d.decode(v)
 	}
-	h, payload, err := decodeBlockHeader(v)
+	h, payload, columnar, err := d.openColumnar(v)
 	if err != nil {
 		return err
 	}
-	if !h.columnar() {
-		if err := d.decode(v); err != nil {
-			return err
-		}
-		d.scanHeads()
+	if !columnar {
 		d.compact(f)
 		return nil
 	}

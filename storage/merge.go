@@ -228,25 +228,22 @@ type mergeBufs struct {
 	scratch []byte
 }
 
-// mergeRun replaces the groups of run with one.
-func (db *DB) mergeRun(app uint32, run []groupRef) error {
+// gatherRun reads the events of every block of run's groups (the days
+// retention has not removed) into one arena, and adds to batch the
+// deletion of each block read and of each group key but the first
+// group's, which the merged group takes. The arena is sized up front from
+// merged.rawBytes so that it never moves and the events' bodies can point
+// into it.
+func (db *DB) gatherRun(app uint32, run []groupRef, merged *groupValue, batch *pebble.Batch) ([]byte, []blockEvent, error) {
 	m := &db.mergeBufs
 	snap := db.pdb.NewSnapshot()
 	defer snap.Close()
-	batch := db.pdb.NewBatch()
-	defer batch.Close()
 	d := getDecodedBlock()
 	defer putDecodedBlock(d)
-	merged := groupValue{last: run[len(run)-1].g.last}
-	for _, r := range run {
-		merged.count += r.g.count
-		merged.rawBytes += r.g.rawBytes
-	}
-	// Sized up front so that the arena never moves and bodies can point
-	// into it.
 	arena := slices.Grow(m.arena[:0], merged.rawBytes)
 	evs := slices.Grow(m.evs[:0], merged.count)
 	key := m.key
+	defer func() { m.key = key }()
 	floor := db.floor(app)
 	for _, r := range run {
 		for _, day := range r.g.days {
@@ -256,16 +253,16 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 			key = appendBlockKey(key[:0], app, day, r.first)
 			v, closer, err := snap.Get(key)
 			if err != nil {
-				return fmt.Errorf("cannot read block %x: %w", key, err)
+				return nil, nil, fmt.Errorf("cannot read block %x: %w", key, err)
 			}
 			err = d.decode(v)
 			closer.Close()
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			db.mergeDeleted[app] += uint64(len(v))
 			if len(arena)+len(d.body) > cap(arena) {
-				return fmt.Errorf("%w: group %d of app %d holds more than its %d bytes", errCorrupt, r.first, app, r.g.rawBytes)
+				return nil, nil, fmt.Errorf("%w: group %d of app %d holds more than its %d bytes", errCorrupt, r.first, app, r.g.rawBytes)
 			}
 			for i := range d.len() {
 				seq, t, body := d.event(i)
@@ -280,6 +277,24 @@ func (db *DB) mergeRun(app uint32, run []groupRef) error {
 			batch.Delete(key, nil)
 		}
 	}
+	return arena, evs, nil
+}
+
+// mergeRun replaces the groups of run with one.
+func (db *DB) mergeRun(app uint32, run []groupRef) error {
+	m := &db.mergeBufs
+	batch := db.pdb.NewBatch()
+	defer batch.Close()
+	merged := groupValue{last: run[len(run)-1].g.last}
+	for _, r := range run {
+		merged.count += r.g.count
+		merged.rawBytes += r.g.rawBytes
+	}
+	arena, evs, err := db.gatherRun(app, run, &merged, batch)
+	if err != nil {
+		return err
+	}
+	key := m.key
 	// Events sorted by time are also sorted by day; each day's run is one
 	// block.
 	sortBlockEvents(evs)

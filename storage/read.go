@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -131,16 +132,9 @@ func (s *Snapshot) EventsBySeqWhere(app uint32, since, until uint64, f *Filter, 
 		return err
 	}
 	defer it.Close()
-	// Start at the group that may hold since+1: the last one starting at or
-	// before it.
 	var g groupValue
-	start := appendGroupKey(nil, app, since+1)
-	if !it.SeekLT(start) {
-		it.SeekGE(start)
-	} else if err := decodeGroupValue(it.Value(), &g); err != nil {
+	if err := seekGroup(it, app, since+1, &g); err != nil {
 		return err
-	} else if g.last <= since {
-		it.Next()
 	}
 	var blocks []*decodedBlock
 	defer func() {
@@ -187,15 +181,7 @@ func (s *Snapshot) EventsBySeqWhere(app uint32, since, until uint64, f *Filter, 
 				}
 			}
 		}
-		slices.SortFunc(refs, func(a, b ref) int {
-			if a.seq < b.seq {
-				return -1
-			}
-			if a.seq > b.seq {
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(refs, func(a, b ref) int { return cmp.Compare(a.seq, b.seq) })
 		for _, r := range refs {
 			seq, t, body := blocks[r.block].event(int(r.i))
 			if err := fn(seq, t, body); err != nil {
@@ -204,6 +190,24 @@ func (s *Snapshot) EventsBySeqWhere(app uint32, since, until uint64, f *Filter, 
 		}
 	}
 	return it.Error()
+}
+
+// seekGroup moves it, an iterator over app's group keys, to the group
+// that may hold seq: the last one starting at or before it, unless that
+// one ends before seq; g is scratch.
+func seekGroup(it *pebble.Iterator, app uint32, seq uint64, g *groupValue) error {
+	start := appendGroupKey(nil, app, seq)
+	if !it.SeekLT(start) {
+		it.SeekGE(start)
+		return nil
+	}
+	if err := decodeGroupValue(it.Value(), g); err != nil {
+		return err
+	}
+	if g.last < seq {
+		it.Next()
+	}
+	return nil
 }
 
 // getGroupBlocks decodes into blocks[i] the events f keeps of the group's

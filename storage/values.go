@@ -539,28 +539,32 @@ type byteReader struct {
 
 func (r *byteReader) uvarint() uint64 {
 	x, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		if r.err == nil {
-			r.err = errCorrupt
-		}
-		r.b = nil
+	if !r.advance(n) {
 		return 0
 	}
-	r.b = r.b[n:]
 	return x
 }
 
 func (r *byteReader) varint() int64 {
 	x, n := binary.Varint(r.b)
+	if !r.advance(n) {
+		return 0
+	}
+	return x
+}
+
+// advance moves past the n bytes of a varint just read; n <= 0 (no varint
+// there) records errCorrupt and stops the reading.
+func (r *byteReader) advance(n int) bool {
 	if n <= 0 {
 		if r.err == nil {
 			r.err = errCorrupt
 		}
 		r.b = nil
-		return 0
+		return false
 	}
 	r.b = r.b[n:]
-	return x
+	return true
 }
 
 var decodedBlockPool sync.Pool

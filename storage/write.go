@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -112,33 +113,7 @@ func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
 		w.fps[i] = fingerprint(keys[i].App, keys[i].MessageID)
 		w.order[i] = fpIndex{fp: w.fps[i], i: int32(i)}
 	}
-	// Reserve in ascending fingerprint order, so that two writers never
-	// wait on each other; a repeated id within keys is a duplicate of its
-	// first occurrence.
-	slices.SortFunc(w.order, func(a, b fpIndex) int {
-		if a.fp != b.fp {
-			if a.fp < b.fp {
-				return -1
-			}
-			return 1
-		}
-		return int(a.i - b.i)
-	})
-	w.reserved = w.reserved[:0]
-	for j, o := range w.order {
-		i := o.i
-		if j > 0 && w.order[j-1].fp == o.fp {
-			for b := j - 1; b >= 0 && w.order[b].fp == o.fp; b-- {
-				q := w.order[b].i
-				if !dup[q] && keys[q].App == keys[i].App && bytes.Equal(keys[q].MessageID, keys[i].MessageID) {
-					dup[i] = true
-					break
-				}
-			}
-			continue // reserved with the first
-		}
-		w.reserved = append(w.reserved, o.fp)
-	}
+	w.markRepeats(dup)
 	if len(w.reserved) > 0 {
 		if w.done == nil {
 			w.done = make(chan struct{})
@@ -174,6 +149,32 @@ func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
 	}
 	w.dups = dup
 	return dup, nil
+}
+
+// markRepeats sorts w.order by fingerprint and lists in w.reserved the
+// fingerprints to reserve, in ascending order, so that two writers never
+// wait on each other; an id repeated within the keys is marked in dup as a
+// duplicate of its first occurrence.
+func (w *Writer) markRepeats(dup []bool) {
+	keys := w.keys
+	slices.SortFunc(w.order, func(a, b fpIndex) int {
+		return cmp.Or(cmp.Compare(a.fp, b.fp), cmp.Compare(a.i, b.i))
+	})
+	w.reserved = w.reserved[:0]
+	for j, o := range w.order {
+		i := o.i
+		if j > 0 && w.order[j-1].fp == o.fp {
+			for b := j - 1; b >= 0 && w.order[b].fp == o.fp; b-- {
+				q := w.order[b].i
+				if !dup[q] && keys[q].App == keys[i].App && bytes.Equal(keys[q].MessageID, keys[i].MessageID) {
+					dup[i] = true
+					break
+				}
+			}
+			continue // reserved with the first
+		}
+		w.reserved = append(w.reserved, o.fp)
+	}
 }
 
 // Alloc reserves n consecutive ingest sequences for this write and returns
