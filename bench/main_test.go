@@ -39,15 +39,24 @@ type testServer struct {
 // startServer serves on a loopback port until the test ends.
 func startServer(t *testing.T, status int) *testServer {
 	t.Helper()
+	s := &testServer{status: status}
+	s.mu.auth = map[string]bool{}
+	s.mu.ctypes = map[string]bool{}
+	s.mu.ids = map[string]bool{}
+	s.url = serveLoopback(t, s.handle)
+	return s
+}
+
+// serveLoopback serves handler on a loopback port until the test ends and
+// returns its URL: the stand-ins of Trove's APIs (testServer,
+// profileServer) serve this way.
+func serveLoopback(t *testing.T, handler fasthttp.RequestHandler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("cannot listen: %v", err)
 	}
-	s := &testServer{url: "http://" + ln.Addr().String(), status: status}
-	s.mu.auth = map[string]bool{}
-	s.mu.ctypes = map[string]bool{}
-	s.mu.ids = map[string]bool{}
-	srv := &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
+	srv := &fasthttp.Server{Handler: handler, MaxRequestBodySize: 64 << 20}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -55,12 +64,106 @@ func startServer(t *testing.T, status int) *testServer {
 	}()
 	t.Cleanup(func() {
 		srv.Shutdown()
-		// Shutdown misses a listener that Serve has not taken yet; closing
-		// it ends Serve either way.
+		// Shutdown misses a listener that Serve has not registered yet (a
+		// test that sends nothing ends that fast); closing it ends Serve
+		// either way.
 		ln.Close()
 		<-done
 	})
-	return s
+	return "http://" + ln.Addr().String()
+}
+
+// closedAddr returns a loopback address that nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("cannot listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	return addr
+}
+
+// checkContains fails for each of wants that output, named name in the
+// message, lacks.
+func checkContains(t *testing.T, name, output string, wants []string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(output, want) {
+			t.Errorf("%s lacks %q:\n%s", name, want, output)
+		}
+	}
+}
+
+// checkReceived checks that the server got n items (what: "events",
+// "profiles"): want of them, or with want -1 (a run that -duration stops)
+// some, in whole batches of 50.
+func checkReceived(t *testing.T, what string, n, want int) {
+	t.Helper()
+	switch {
+	case want >= 0 && n != want:
+		t.Errorf("server got %d %s; want %d", n, what, want)
+	case want < 0 && (n == 0 || n%50 != 0):
+		t.Errorf("server got %d %s; want some, in whole batches of 50", n, what)
+	}
+}
+
+// badFlags is a run of Main that its flags stop: the exit code and a part
+// of stderr it must give; stdout must stay empty.
+type badFlags struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStderr string
+}
+
+// checkBadFlags runs Main with prefix (the subcommand, if any) and each
+// case's args.
+func checkBadFlags(t *testing.T, prefix []string, tests []badFlags) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, append(slices.Clone(prefix), tt.args...)...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d; want %d", code, tt.wantCode)
+			}
+			if !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q; want nothing", stdout)
+			}
+		})
+	}
+}
+
+// checkSameWhateverTheConns runs run over one connection and then over
+// five and fails unless the server got the same items (what: "events",
+// "profiles") both times, in whatever order.
+func checkSameWhateverTheConns(t *testing.T, what string, run func(t *testing.T, conns string) [][]byte) {
+	t.Helper()
+	tests := []struct {
+		name  string
+		conns string
+	}{
+		{name: "one connection", conns: "1"},
+		{name: "five connections", conns: "5"},
+	}
+	var want [][]byte
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(t, tt.conns)
+			slices.SortFunc(got, bytes.Compare)
+			if want == nil {
+				want = got
+				return
+			}
+			if !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Errorf("the %s differ from those sent over one connection", what)
+			}
+		})
+	}
 }
 
 func (s *testServer) handle(ctx *fasthttp.RequestCtx) {
@@ -381,12 +484,7 @@ func TestMainAgainstServer(t *testing.T) {
 			for _, p := range problems {
 				t.Errorf("server: %s", p)
 			}
-			switch {
-			case tt.wantEvents >= 0 && len(events) != tt.wantEvents:
-				t.Errorf("server got %d events; want %d", len(events), tt.wantEvents)
-			case tt.wantEvents < 0 && (len(events) == 0 || len(events)%50 != 0):
-				t.Errorf("server got %d events; want some, in whole batches of 50", len(events))
-			}
+			checkReceived(t, "events", len(events), tt.wantEvents)
 			if tt.wantEvents < 0 {
 				if want := fmt.Sprintf("ingest with messageIds: %d events in ", len(events)); !strings.Contains(stdout, want) {
 					t.Errorf("stdout does not report the %d events the server got:\n%s", len(events), stdout)
@@ -410,17 +508,9 @@ func TestMainAgainstServer(t *testing.T) {
 			} else {
 				checkFreshIDs(t, events)
 			}
-			for _, want := range tt.wantStdout {
-				// A leading newline in want pins a label to the start of a line.
-				if !strings.Contains("\n"+stdout, want) {
-					t.Errorf("stdout lacks %q:\n%s", want, stdout)
-				}
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(stderr, want) {
-					t.Errorf("stderr lacks %q:\n%s", want, stderr)
-				}
-			}
+			// A leading newline in a wantStdout pins a label to the start of a line.
+			checkContains(t, "stdout", "\n"+stdout, tt.wantStdout)
+			checkContains(t, "stderr", stderr, tt.wantStderr)
 		})
 	}
 }
@@ -556,40 +646,18 @@ func TestEveryModeSendsMessageIDs(t *testing.T) {
 
 func TestMainSameEventsWhateverTheConns(t *testing.T) {
 	t.Setenv("TROVE_TOKEN", "")
-	tests := []struct {
-		name  string
-		conns string
-	}{
-		{name: "one connection", conns: "1"},
-		{name: "five connections", conns: "5"},
-	}
-	var want [][]byte
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := startServer(t, fasthttp.StatusAccepted)
-			if code, _, stderr := runMain(t, "-server", srv.url, "-n", "1000", "-batch", "40", "-conns", tt.conns, "-seed", "7"); code != 0 {
-				t.Fatalf("exit code %d; want 0\n%s", code, stderr)
-			}
-			got, _, _, _, _ := srv.snapshot()
-			slices.SortFunc(got, bytes.Compare)
-			if want == nil {
-				want = got
-				return
-			}
-			if !slices.EqualFunc(got, want, bytes.Equal) {
-				t.Errorf("the events differ from those sent over one connection")
-			}
-		})
-	}
+	checkSameWhateverTheConns(t, "events", func(t *testing.T, conns string) [][]byte {
+		srv := startServer(t, fasthttp.StatusAccepted)
+		if code, _, stderr := runMain(t, "-server", srv.url, "-n", "1000", "-batch", "40", "-conns", conns, "-seed", "7"); code != 0 {
+			t.Fatalf("exit code %d; want 0\n%s", code, stderr)
+		}
+		got, _, _, _, _ := srv.snapshot()
+		return got
+	})
 }
 
 func TestMainBadFlags(t *testing.T) {
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string
-	}{
+	checkBadFlags(t, nil, []badFlags{
 		{name: "unknown flag", args: []string{"-nope"}, wantCode: 2, wantStderr: "flag provided but not defined: -nope"},
 		{name: "zero batch", args: []string{"-batch", "0"}, wantCode: 2, wantStderr: "-batch must be >= 1"},
 		{name: "negative conns", args: []string{"-conns", "-1"}, wantCode: 2, wantStderr: "-conns must be >= 1"},
@@ -605,30 +673,11 @@ func TestMainBadFlags(t *testing.T) {
 		{name: "data dir is a file", args: []string{"-data-dir", "main_test.go"}, wantCode: 2, wantStderr: "-data-dir: main_test.go is not a directory"},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "Usage: trove bench [flags]"},
 		{name: "help explains messageIds", args: []string{"-h"}, wantCode: 0, wantStderr: "Without -seed the\nmessageIds get a random salt per run"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runMain(t, tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit code %d; want %d", code, tt.wantCode)
-			}
-			if !strings.Contains(stderr, tt.wantStderr) {
-				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("stdout = %q; want nothing", stdout)
-			}
-		})
-	}
+	})
 }
 
 func TestMainServerDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("cannot listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := closedAddr(t)
 	code, stdout, stderr := runMain(t, "-server", addr, "-n", "100000", "-batch", "10", "-conns", "4")
 	if code != 1 {
 		t.Errorf("exit code %d; want 1", code)

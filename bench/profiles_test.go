@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -37,26 +36,10 @@ type profileServer struct {
 // startProfileServer serves on a loopback port until the test ends.
 func startProfileServer(t *testing.T, postStatus int, readsFail bool) *profileServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("cannot listen: %v", err)
-	}
-	s := &profileServer{url: "http://" + ln.Addr().String(), postStatus: postStatus, readsFail: readsFail}
+	s := &profileServer{postStatus: postStatus, readsFail: readsFail}
 	s.mu.users = map[string]bool{}
 	s.mu.auth = map[string]bool{}
-	srv := &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		// Shutdown misses a listener that Serve has not registered yet (a test
-		// that sends nothing ends that fast); closing it ends Serve either way.
-		ln.Close()
-		<-done
-	})
+	s.url = serveLoopback(t, s.handle)
 	return s
 }
 
@@ -268,12 +251,7 @@ func TestProfilesMain(t *testing.T) {
 			for _, p := range problems {
 				t.Errorf("server: %s", p)
 			}
-			switch {
-			case tt.wantProfiles >= 0 && len(profiles) != tt.wantProfiles:
-				t.Errorf("server got %d profiles; want %d", len(profiles), tt.wantProfiles)
-			case tt.wantProfiles < 0 && (len(profiles) == 0 || len(profiles)%50 != 0):
-				t.Errorf("server got %d profiles; want some, in whole batches of 50", len(profiles))
-			}
+			checkReceived(t, "profiles", len(profiles), tt.wantProfiles)
 			if want := fmt.Sprintf("profiles: %d updates in ", len(profiles)); !strings.Contains(stdout, want) {
 				t.Errorf("stdout does not report the %d profiles the server got:\n%s", len(profiles), stdout)
 			}
@@ -295,47 +273,22 @@ func TestProfilesMain(t *testing.T) {
 			case tt.readsFail != (m[2] == m[1]):
 				t.Errorf("stdout reports %s read errors of %s; want all when the server fails them, else none", m[2], m[1])
 			}
-			for _, want := range tt.wantStdout {
-				if !strings.Contains(stdout, want) {
-					t.Errorf("stdout lacks %q:\n%s", want, stdout)
-				}
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(stderr, want) {
-					t.Errorf("stderr lacks %q:\n%s", want, stderr)
-				}
-			}
+			checkContains(t, "stdout", stdout, tt.wantStdout)
+			checkContains(t, "stderr", stderr, tt.wantStderr)
 		})
 	}
 }
 
 func TestProfilesSameWhateverTheConns(t *testing.T) {
-	tests := []struct {
-		name  string
-		conns string
-	}{
-		{name: "one connection", conns: "1"},
-		{name: "five connections", conns: "5"},
-	}
-	var want [][]byte
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := startProfileServer(t, fasthttp.StatusAccepted, false)
-			code, _, stderr := runMain(t, "profiles", "-server", srv.url, "-token", "t", "-n", "1000", "-batch", "40", "-conns", tt.conns, "-seed", "7")
-			if code != 0 {
-				t.Fatalf("exit code %d; want 0\n%s", code, stderr)
-			}
-			got, _, _, _, _ := srv.snapshot()
-			slices.SortFunc(got, bytes.Compare)
-			if want == nil {
-				want = got
-				return
-			}
-			if !slices.EqualFunc(got, want, bytes.Equal) {
-				t.Errorf("the profiles differ from those sent over one connection")
-			}
-		})
-	}
+	checkSameWhateverTheConns(t, "profiles", func(t *testing.T, conns string) [][]byte {
+		srv := startProfileServer(t, fasthttp.StatusAccepted, false)
+		code, _, stderr := runMain(t, "profiles", "-server", srv.url, "-token", "t", "-n", "1000", "-batch", "40", "-conns", conns, "-seed", "7")
+		if code != 0 {
+			t.Fatalf("exit code %d; want 0\n%s", code, stderr)
+		}
+		got, _, _, _, _ := srv.snapshot()
+		return got
+	})
 }
 
 func TestProfilesToken(t *testing.T) {
@@ -379,12 +332,7 @@ func TestProfilesToken(t *testing.T) {
 
 func TestProfilesBadFlags(t *testing.T) {
 	t.Setenv("TROVE_TOKEN", "tok")
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string
-	}{
+	checkBadFlags(t, []string{"profiles"}, []badFlags{
 		{name: "unknown flag", args: []string{"-ndjson"}, wantCode: 2, wantStderr: "flag provided but not defined: -ndjson"},
 		{name: "zero batch", args: []string{"-batch", "0"}, wantCode: 2, wantStderr: "-batch must be >= 1"},
 		{name: "zero conns", args: []string{"-conns", "0"}, wantCode: 2, wantStderr: "-conns must be >= 1"},
@@ -395,30 +343,11 @@ func TestProfilesBadFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"extra"}, wantCode: 2, wantStderr: "unexpected arguments"},
 		{name: "bad scheme", args: []string{"-server", "ftp://127.0.0.1:1"}, wantCode: 2, wantStderr: `trove bench profiles: -server: unsupported scheme "ftp"`},
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "Usage: trove bench profiles [flags]"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runMain(t, append([]string{"profiles"}, tt.args...)...)
-			if code != tt.wantCode {
-				t.Errorf("exit code %d; want %d", code, tt.wantCode)
-			}
-			if !strings.Contains(stderr, tt.wantStderr) {
-				t.Errorf("stderr lacks %q:\n%s", tt.wantStderr, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("stdout = %q; want nothing", stdout)
-			}
-		})
-	}
+	})
 }
 
 func TestProfilesServerDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("cannot listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := closedAddr(t)
 	code, stdout, stderr := runMain(t, "profiles", "-server", addr, "-token", "t", "-n", "100000", "-batch", "10", "-conns", "4", "-reads", "50")
 	if code != 1 {
 		t.Errorf("exit code %d; want 1", code)
