@@ -9,39 +9,23 @@ import (
 	"trove/internal/compattest"
 )
 
-const (
-	testApp   = compattest.App
-	testToken = compattest.Token
-)
-
-var (
-	newCore      = compattest.NewCore
-	serve        = compattest.Serve
-	checkOutcome = compattest.CheckOutcome
-)
-
 // FuzzServe feeds arbitrary data= values and bodies to /track, /engage and
 // /import: no panic, and either an error the client caused or a
 // well-formed answer.
 func FuzzServe(f *testing.F) {
-	for _, s := range []string{
-		`{"event":"a","properties":{"token":"` + testApp + `","distinct_id":"u","time":1790000000,"$insert_id":"x"}}`,
+	paths := []string{"/track", "/engage", "/import"}
+	compattest.Fuzz(f, NewHandler(compattest.NewCore(f)).Serve, []uint8{0, 1}, []string{
+		`{"event":"a","properties":{"token":"` + compattest.App + `","distinct_id":"u","time":1790000000,"$insert_id":"x"}}`,
 		`[{"event":"a","properties":{"token":"alias-key","distinct_id":1,"time":"bad"}},{"event":"b"},7]`,
-		`{"$token":"` + testToken + `","$distinct_id":"u","$set":{"$email":"a@b.co"},"$add":{"n":1},"$union":{"t":["a"]},"$remove":{"t":"a"},"$unset":["p"],"$set_once":{"x":1},"$delete":""}`,
+		`{"$token":"` + compattest.Token + `","$distinct_id":"u","$set":{"$email":"a@b.co"},"$add":{"n":1},"$union":{"t":["a"]},"$remove":{"t":"a"},"$unset":["p"],"$set_once":{"x":1},"$delete":""}`,
 		`eyJldmVudCI6ImEiLCJwcm9wZXJ0aWVzIjp7InRva2VuIjoieXoxSm4tMHBTbmVrZzU4ZXRFUU80QSIsImRpc3RpbmN0X2lkIjoidSJ9fQ==`,
 		``, `{`, `!!!`,
-	} {
-		f.Add(uint8(0), s)
-		f.Add(uint8(1), s)
-	}
-	h := NewHandler(newCore(f))
-	paths := []string{"/track", "/engage", "/import"}
-	f.Fuzz(func(t *testing.T, which uint8, data string) {
+	}, func(which uint8, data string) []compattest.Request {
 		p := paths[int(which)%len(paths)]
-		ctx, err := serve(h.Serve, "POST", p, "application/x-www-form-urlencoded", []byte("data="+urlEscape(data)))
-		checkOutcome(t, ctx, err)
-		ctx, err = serve(h.Serve, "POST", p+"?verbose=1", "application/json", []byte(data))
-		checkOutcome(t, ctx, err)
+		return []compattest.Request{
+			{URI: p, ContentType: "application/x-www-form-urlencoded", Body: []byte("data=" + urlEscape(data))},
+			{URI: p + "?verbose=1", ContentType: "application/json", Body: []byte(data)},
+		}
 	})
 }
 
@@ -61,9 +45,9 @@ func urlEscape(s string) string {
 
 // TestImportAnswer: /import's JSON answer names the failed records.
 func TestImportAnswer(t *testing.T) {
-	h := NewHandler(newCore(t))
-	body := `[{"event":"a","properties":{"token":"` + testApp + `","distinct_id":"u","$insert_id":"i1"}},{"event":"b","properties":{"token":"` + testApp + `"}}]`
-	ctx, err := serve(h.Serve, "POST", "/import", "application/json", []byte(body))
+	h := NewHandler(compattest.NewCore(t))
+	body := `[{"event":"a","properties":{"token":"` + compattest.App + `","distinct_id":"u","$insert_id":"i1"}},{"event":"b","properties":{"token":"` + compattest.App + `"}}]`
+	ctx, err := compattest.Serve(h.Serve, "POST", "/import", "application/json", []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}

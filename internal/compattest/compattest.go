@@ -81,3 +81,28 @@ func CheckOutcome(t *testing.T, ctx *fasthttp.RequestCtx, err error) {
 		t.Fatalf("answer %s: negative counts", b)
 	}
 }
+
+// Request is one POST that a fuzz input becomes.
+type Request struct {
+	URI, ContentType string
+	Body             []byte
+}
+
+// Fuzz is the driver of every protocol's FuzzServe: it adds each of bodies
+// with each of routes as seeds, and sends to serve the requests that
+// requests makes of every input (a route, whose meaning is the protocol's,
+// and a body). Whatever the input, serve must not panic and each outcome
+// must pass CheckOutcome.
+func Fuzz[R string | uint8](f *testing.F, serve func(*fasthttp.RequestCtx) error, routes []R, bodies []string, requests func(route R, body string) []Request) {
+	for _, body := range bodies {
+		for _, route := range routes {
+			f.Add(route, body)
+		}
+	}
+	f.Fuzz(func(t *testing.T, route R, body string) {
+		for _, r := range requests(route, body) {
+			ctx, err := Serve(serve, "POST", r.URI, r.ContentType, r.Body)
+			CheckOutcome(t, ctx, err)
+		}
+	})
+}
