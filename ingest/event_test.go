@@ -567,22 +567,8 @@ func TestMaxFuture(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.MaxFuture = tt.maxFuture
-			b, err := decodeBody(cfg, tt.in, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.wantOK {
-				if len(b.Events) != 1 {
-					t.Fatalf("rejected: %+v; want accepted", b.Rejected)
-				}
+			if b := checkEventTimeVerdict(t, cfg, tt.in, tt.wantOK, "ahead of the server's clock (ingest.max_future)"); tt.wantOK {
 				storedForm(t, b, 0)
-				return
-			}
-			if len(b.Rejected) != 1 {
-				t.Fatalf("accepted; want rejected on eventTime")
-			}
-			if r := b.Rejected[0]; r.Field != "eventTime" || !strings.Contains(r.Message, "ahead of the server's clock (ingest.max_future)") {
-				t.Fatalf("got field %q message %q; want field eventTime and max_future named", r.Field, r.Message)
 			}
 		})
 	}
@@ -613,24 +599,33 @@ func TestRetentionRefusesOldEvents(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Retention = tt.retention
-			b, err := decodeBody(cfg, tt.in, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.wantOK {
-				if len(b.Events) != 1 {
-					t.Fatalf("rejected: %+v; want accepted", b.Rejected)
-				}
-				return
-			}
-			if len(b.Rejected) != 1 {
-				t.Fatalf("accepted; want rejected on eventTime")
-			}
-			if r := b.Rejected[0]; r.Field != "eventTime" || !strings.Contains(r.Message, "older than the app's retention of 30d") {
-				t.Fatalf("got field %q message %q; want field eventTime and the retention named", r.Field, r.Message)
-			}
+			checkEventTimeVerdict(t, cfg, tt.in, tt.wantOK, "older than the app's retention of 30d")
 		})
 	}
+}
+
+// checkEventTimeVerdict decodes in under cfg and fails unless its event is
+// accepted when wantOK, or else rejected on eventTime with a message that
+// contains why (the limit of cfg it is past). It returns the batch.
+func checkEventTimeVerdict(t *testing.T, cfg Config, in string, wantOK bool, why string) *Batch {
+	t.Helper()
+	b, err := decodeBody(cfg, in, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantOK {
+		if len(b.Events) != 1 {
+			t.Fatalf("rejected: %+v; want accepted", b.Rejected)
+		}
+		return b
+	}
+	if len(b.Rejected) != 1 {
+		t.Fatalf("accepted; want rejected on eventTime")
+	}
+	if r := b.Rejected[0]; r.Field != "eventTime" || !strings.Contains(r.Message, why) {
+		t.Fatalf("got field %q message %q; want field eventTime and a message containing %q", r.Field, r.Message, why)
+	}
+	return b
 }
 
 func TestSkewThresholdConfig(t *testing.T) {
