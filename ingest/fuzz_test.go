@@ -377,15 +377,15 @@ func checkScanEvent(t *testing.T, b []byte, start int) {
 	}
 }
 
-// refCompact removes the whitespace outside strings of valid JSON, one
-// byte at a time.
-func refCompact(b []byte) []byte {
-	out := []byte{}
+// refScan calls each for every byte of valid JSON, one at a time, saying
+// whether the byte is part of a string (its quotes included): the walk that
+// the reference functions below share.
+func refScan(b []byte, each func(c byte, inString bool)) {
 	inString, escaped := false, false
 	for _, c := range b {
+		quoted := inString || c == '"'
 		switch {
 		case inString:
-			out = append(out, c)
 			if escaped {
 				escaped = false
 			} else if c == '\\' {
@@ -395,36 +395,35 @@ func refCompact(b []byte) []byte {
 			}
 		case c == '"':
 			inString = true
-			out = append(out, c)
-		case !isSpace(c):
+		}
+		each(c, quoted)
+	}
+}
+
+// refCompact removes the whitespace outside strings of valid JSON, one
+// byte at a time.
+func refCompact(b []byte) []byte {
+	out := []byte{}
+	refScan(b, func(c byte, inString bool) {
+		if inString || !isSpace(c) {
 			out = append(out, c)
 		}
-	}
+	})
 	return out
 }
 
 // refDepth is the deepest nesting of valid JSON, one byte at a time.
 func refDepth(b []byte) int {
 	depth, deepest := 0, 0
-	inString, escaped := false, false
-	for _, c := range b {
+	refScan(b, func(c byte, inString bool) {
 		switch {
 		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
 		case c == '{' || c == '[':
 			depth++
 			deepest = max(deepest, depth)
 		case c == '}' || c == ']':
 			depth--
 		}
-	}
+	})
 	return deepest
 }
