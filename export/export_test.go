@@ -334,29 +334,47 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 // small socket buffers when small is set (which makes whole reads slow).
 func serve(t *testing.T, h *export.Handler, small bool) (url string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	base, _ := serveHTTP(t, small, func(ctx *fasthttp.RequestCtx) {
 		auth.WithToken(ctx, allToken)
 		if err := h.Events(ctx); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadRequest)
 		}
-	}, CloseOnShutdown: true}
-	done := make(chan error, 1)
+	})
+	return base + "/v1/export/events?appKey=" + appA
+}
+
+// serveHTTP runs handler behind a fasthttp server on 127.0.0.1:0 (with
+// small socket buffers when small is set) and returns its base URL and a
+// stop that shuts it down, giving its requests 10 s to end. stop returns
+// the error of that shutdown the first time and does nothing after; the
+// test's cleanup calls it too.
+func serveHTTP(t *testing.T, small bool, handler fasthttp.RequestHandler) (base string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if small {
 		ln = smallBuffers{ln}
 	}
+	srv := &fasthttp.Server{Handler: handler, CloseOnShutdown: true}
+	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.ShutdownWithContext(ctx)
+		err := srv.ShutdownWithContext(ctx)
 		ln.Close() // in case Serve had not taken it yet
 		<-done
-	})
-	return "http://" + ln.Addr().String() + "/v1/export/events?appKey=" + appA
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return "http://" + ln.Addr().String(), stop
 }
 
 // smallReads is an HTTP client whose connections buffer little.

@@ -1,12 +1,10 @@
 package export_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,11 +75,7 @@ func profPut(t *testing.T, db *storage.DB, appKey string, bodies map[byte]string
 // status the web package gives them and the field in X-Field.
 func profServe(t *testing.T, h *export.Handler, reg *auth.Registry) (base string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	base, _ = serveHTTP(t, false, func(ctx *fasthttp.RequestCtx) {
 		err := func() error {
 			secret, ok, err := auth.Credential(ctx.Request.Header.Peek("Authorization"))
 			if err != nil {
@@ -113,17 +107,8 @@ func profServe(t *testing.T, h *export.Handler, reg *auth.Registry) (base string
 		if errors.As(err, &f) {
 			ctx.Response.Header.Set("X-Field", f.ErrorField())
 		}
-	}, CloseOnShutdown: true}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.ShutdownWithContext(ctx)
-		ln.Close() // in case Serve had not taken it yet
-		<-done
 	})
-	return "http://" + ln.Addr().String() + "/v1/export/profiles?"
+	return base + "/v1/export/profiles?"
 }
 
 type profResp struct {

@@ -2,11 +2,9 @@ package export_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,41 +16,28 @@ import (
 	"trove/auth"
 	"trove/export"
 	"trove/internal/testutil"
+	"trove/storage"
 )
 
-// streamServer runs h.Stream behind a fasthttp server on 127.0.0.1:0 and
-// returns its base URL and a function that shuts it down (also run at
-// cleanup).
-func streamServer(t *testing.T, h *export.Handler) (base string, shutdown func()) {
+// streamServer runs the Stream of a Handler over db behind a fasthttp
+// server on 127.0.0.1:0 and returns its base URL and a function that shuts
+// it down (also run at cleanup).
+func streamServer(t *testing.T, db *storage.DB) (base string, shutdown func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	base, stop := serveHTTP(t, false, func(ctx *fasthttp.RequestCtx) {
 		auth.WithToken(ctx, allToken)
 		if err := h.Stream(ctx); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadRequest)
 		}
-	}, CloseOnShutdown: true}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	var stopped bool
+	})
 	shutdown = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.ShutdownWithContext(ctx); err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("shutdown: %v (a stream did not end)", err)
 		}
-		ln.Close() // in case Serve had not taken it yet
-		<-done
 	}
-	t.Cleanup(shutdown)
-	return "http://" + ln.Addr().String(), shutdown
+	t.Cleanup(shutdown) // before serveHTTP's own, which would drop the error
+	return base, shutdown
 }
 
 // setHeartbeat sets export.StreamHeartbeat for the test.
@@ -142,8 +127,7 @@ func TestStreamFollows(t *testing.T) {
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 5), 2)
 	store(t, db, appB, []string{`{"other":1}`}, 1) // another app's events stay out
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 
 	f1 := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&since=0")
 	if wm := f1.resp.Header.Get("X-Trove-Watermark"); wm != "6" {
@@ -174,9 +158,7 @@ func TestStreamAppStoredLater(t *testing.T) {
 	setHeartbeat(t, time.Minute)
 	db := openStore(t)
 	store(t, db, "other-app", []string{`{"x":1}`}, 1)
-	reg := registry()
-	h := export.NewHandler(db, reg, slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA) // declared, nothing stored
 	store(t, db, appA, bodies(0, 3), 2)
 	f.expect(t, 0, 3)
@@ -186,8 +168,7 @@ func TestStreamHeartbeat(t *testing.T) {
 	setHeartbeat(t, 20*time.Millisecond)
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 1), 1)
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
 	if got := f.next(t, true); got != eventBody(0) {
 		t.Fatalf("got %q; want the stored event", got)
@@ -205,8 +186,7 @@ func TestStreamClientLeaves(t *testing.T) {
 	setHeartbeat(t, 20*time.Millisecond)
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 3), 1)
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 	before := export.ActiveFollowers()
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
 	f.expect(t, 0, 3)
@@ -221,8 +201,7 @@ func TestStreamShutdown(t *testing.T) {
 	setHeartbeat(t, time.Minute)
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 2), 1)
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, shutdown := streamServer(t, h)
+	base, shutdown := streamServer(t, db)
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
 	f.expect(t, 0, 2)
 	shutdown() // fails the test if the stream does not end
@@ -237,8 +216,7 @@ func TestStreamStoreCloses(t *testing.T) {
 	setHeartbeat(t, 20*time.Millisecond)
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 2), 1)
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA)
 	f.expect(t, 0, 2)
 	closeStore(t, db) // fails the test if a follower holds a snapshot
@@ -290,8 +268,7 @@ func TestStreamEnvelope(t *testing.T) {
 	db := openStore(t)
 	store(t, db, appA, bodies(0, 2), 1)
 	store(t, db, appB, bodies(9, 10), 1)
-	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	base, _ := streamServer(t, h)
+	base, _ := streamServer(t, db)
 	f := startFollow(t, base+"/v1/stream/events?appKey="+appA+"&envelope=1")
 	for i, want := range []string{
 		`{"seq":1,"event":` + eventBody(0) + `}`,
