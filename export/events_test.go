@@ -50,6 +50,29 @@ func storeTimed(t *testing.T, db *storage.DB, times []string, names, users []str
 	return bodies
 }
 
+// linesOf is the export of bodies[i] for each i of idx, in that order: a
+// line each.
+func linesOf(bodies []string, idx ...int) string {
+	var sb strings.Builder
+	for _, i := range idx {
+		sb.WriteString(bodies[i] + "\n")
+	}
+	return sb.String()
+}
+
+// asWrittenAndMerged calls pass twice, the events of db once as written
+// (version-1 blocks) and once merged (columnar version 2, whose filters
+// read the columns); suffix, "" and then "/merged", is for the names of
+// pass's subtests.
+func asWrittenAndMerged(t *testing.T, db *storage.DB, pass func(suffix string)) {
+	t.Helper()
+	pass("")
+	if n, err := db.MergeAll(); err != nil || n == 0 {
+		t.Fatalf("MergeAll merged %d groups: %v", n, err)
+	}
+	pass("/merged")
+}
+
 // TestEventsQueryMicroseconds: eventTime order and [from, to) are exact to
 // the microsecond, whatever the offsets of the events and of the bounds;
 // digits below the µs are floored, in the events and the bounds alike.
@@ -63,13 +86,7 @@ func TestEventsQueryMicroseconds(t *testing.T) {
 		[]string{"e", "e", "e", "e", "e", "e"},
 		[]string{"u", "u", "u", "u", "u", "u"})
 	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	lines := func(idx ...int) string {
-		var sb strings.Builder
-		for _, i := range idx {
-			sb.WriteString(bodies[i] + "\n")
-		}
-		return sb.String()
-	}
+	lines := func(idx ...int) string { return linesOf(bodies, idx...) }
 	tests := []struct{ name, query, want string }{
 		{name: "by eventTime", query: "&from=2026-11-01", want: lines(3, 2, 1, 0, 4, 5)},
 		{name: "from a sub-ms bound", query: "&from=2026-11-01T10:00:00.0005Z", want: lines(0, 4, 5)},
@@ -82,14 +99,9 @@ func TestEventsQueryMicroseconds(t *testing.T) {
 		{name: "sub-µs bounds floored, one µs on", query: "&from=2026-11-01T10:00:00.0000019Z&to=2026-11-01T10:00:00.0001019Z", want: lines(2, 1)},
 		{name: "the ms before 10:00", query: "&from=2026-11-01T09:59:59.999Z&to=2026-11-01T10:00:00Z", want: ""},
 	}
-	for _, merged := range []bool{false, true} {
-		if merged {
-			if n, err := db.MergeAll(); err != nil || n == 0 {
-				t.Fatalf("MergeAll merged %d groups: %v", n, err)
-			}
-		}
+	asWrittenAndMerged(t, db, func(suffix string) {
 		for _, tc := range tests {
-			t.Run(tc.name+map[bool]string{false: "", true: "/merged"}[merged], func(t *testing.T) {
+			t.Run(tc.name+suffix, func(t *testing.T) {
 				got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
 				if err != nil {
 					t.Fatal(err)
@@ -99,7 +111,7 @@ func TestEventsQueryMicroseconds(t *testing.T) {
 				}
 			})
 		}
-	}
+	})
 
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/v1/export/events?appKey=" + appA + "&from=2026-11-01T15:30:00.0001%2B05:30&to=2026-11-02&download=1")
@@ -121,13 +133,7 @@ func TestEventsQuery(t *testing.T) {
 		[]string{"view", "buy", "view", "signup", "buy"},
 		[]string{"ann", "bob", "bob", "ann", "cy"})
 	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
-	lines := func(idx ...int) string {
-		var sb strings.Builder
-		for _, i := range idx {
-			sb.WriteString(bodies[i] + "\n")
-		}
-		return sb.String()
-	}
+	lines := func(idx ...int) string { return linesOf(bodies, idx...) }
 	tests := []struct {
 		name, query, want string
 		field             string // a 400 naming this parameter
@@ -151,16 +157,9 @@ func TestEventsQuery(t *testing.T) {
 		{name: "until not above since", query: "&since=3&until=3", field: "until"},
 		{name: "bad download", query: "&download=yes", field: "download"},
 	}
-	// Once as written (version-1 blocks), once merged (columnar version 2,
-	// whose filters read the columns).
-	for _, merged := range []bool{false, true} {
-		if merged {
-			if n, err := db.MergeAll(); err != nil || n == 0 {
-				t.Fatalf("MergeAll merged %d groups: %v", n, err)
-			}
-		}
+	asWrittenAndMerged(t, db, func(suffix string) {
 		for _, tc := range tests {
-			t.Run(tc.name+map[bool]string{false: "", true: "/merged"}[merged], func(t *testing.T) {
+			t.Run(tc.name+suffix, func(t *testing.T) {
 				got, _, err := call(t, h.Events, "/v1/export/events?appKey="+appA+tc.query, allToken)
 				if tc.field != "" {
 					var f interface{ ErrorField() string }
@@ -177,7 +176,7 @@ func TestEventsQuery(t *testing.T) {
 				}
 			})
 		}
-	}
+	})
 
 	// Compression and downloads.
 	for _, tc := range []struct{ accept, encoding, filename string }{
