@@ -26,16 +26,6 @@ func profileChanges(t testing.TB, s *Snapshot, app uint32, since uint64) []profi
 	return out
 }
 
-func snapshot(t testing.TB, db *DB) *Snapshot {
-	t.Helper()
-	s, err := db.NewSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // putProfiles commits one transaction that puts body(n, version) for each
 // n; profiles stored before are read first, as the profile handler does.
 func putProfiles(t testing.TB, db *DB, app uint32, version int, ns ...byte) {
@@ -65,7 +55,7 @@ func TestProfileChanges(t *testing.T) {
 	putProfiles(t, db, app, 1, 4)       // seq 6
 	putProfiles(t, db, app, 3, 2, 1)    // seqs 7 (profile 2), 8 (profile 1)
 	putProfiles(t, db, app, 4, 2)       // seq 9
-	s := snapshot(t, db)
+	s := newSnapshot(t, db)
 	if s.Watermark() != 9 {
 		t.Fatalf("watermark %d; want 9", s.Watermark())
 	}
@@ -118,7 +108,7 @@ func TestProfileChanges(t *testing.T) {
 	if got := profileChanges(t, s, app, 0); !slices.Equal(got, all) {
 		t.Errorf("after a later update, the old snapshot gives %v; want %v", got, all)
 	}
-	if got, want := profileChanges(t, snapshot(t, db), app, 9), []profileChange{{10, profileBody(3, 5)}}; !slices.Equal(got, want) {
+	if got, want := profileChanges(t, newSnapshot(t, db), app, 9), []profileChange{{10, profileBody(3, 5)}}; !slices.Equal(got, want) {
 		t.Errorf("since the old watermark: got %v; want %v", got, want)
 	}
 
@@ -145,7 +135,7 @@ func TestProfileChangesWatermark(t *testing.T) {
 	}
 	putProfiles(t, db, app, 1, 2) // seq 3, committed above the watermark
 	putProfiles(t, db, app, 2, 1) // seq 4: profile 1 moves above it too
-	s := snapshot(t, db)
+	s := newSnapshot(t, db)
 	if s.Watermark() != 1 {
 		t.Fatalf("watermark %d; want 1", s.Watermark())
 	}
@@ -154,7 +144,7 @@ func TestProfileChangesWatermark(t *testing.T) {
 	}
 	w.Close() // sequence 2 finishes, empty
 
-	s = snapshot(t, db)
+	s = newSnapshot(t, db)
 	want := []profileChange{{3, profileBody(2, 1)}, {4, profileBody(1, 2)}}
 	if s.Watermark() != 4 {
 		t.Fatalf("watermark %d; want 4", s.Watermark())
