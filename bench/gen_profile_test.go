@@ -247,24 +247,9 @@ func TestAppendProfile(t *testing.T) {
 }
 
 func TestProfileGeneratorDeterministic(t *testing.T) {
-	tests := []struct {
-		name     string
-		seedA    int64
-		seedB    int64
-		wantSame bool
-	}{
-		{name: "same seed", seedA: 7, seedB: 7, wantSame: true},
-		{name: "other seed", seedA: 7, seedB: 8, wantSame: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := NewProfileGenerator(tt.seedA).AppendRequest(nil, DefaultAppKey, 500)
-			b := NewProfileGenerator(tt.seedB).AppendRequest(nil, DefaultAppKey, 500)
-			if got := bytes.Equal(a, b); got != tt.wantSame {
-				t.Errorf("same output = %v; want %v", got, tt.wantSame)
-			}
-		})
-	}
+	checkSeeded(t, func(seed int64) []byte {
+		return NewProfileGenerator(seed).AppendRequest(nil, DefaultAppKey, 500)
+	})
 	t.Run("reseed repeats a request", func(t *testing.T) {
 		g := NewProfileGenerator(1)
 		g.reseedRequest(42, 10)
@@ -416,16 +401,5 @@ func TestReseedRequest(t *testing.T) {
 // BenchmarkProfileGenerator measures AppendProfile; SetBytes is the average
 // profile size, so MB/s is generated JSON.
 func BenchmarkProfileGenerator(b *testing.B) {
-	g := NewProfileGenerator(1)
-	buf := make([]byte, 0, 4096)
-	total := 0
-	for range 1000 {
-		buf = g.AppendProfile(buf[:0])
-		total += len(buf)
-	}
-	b.SetBytes(int64(total / 1000))
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = g.AppendProfile(buf[:0])
-	}
+	benchAppend(b, NewProfileGenerator(1).AppendProfile)
 }
