@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/internal/authtest"
+	"trove/internal/testutil"
 	"trove/storage"
 )
 
@@ -605,29 +605,20 @@ func TestConcurrentIncrements(t *testing.T) {
 	s := startServer(t)
 	const clients, requests = 2, 1000
 	const body = `{"user_profiles":[{"userId":"u","custom-n":{"inc":1}}]}`
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for range clients {
-		wg.Go(func() {
-			c := newClient()
-			defer c.CloseIdleConnections()
-			for i := range requests {
-				r, err := s.do(c, "POST", "/v1/users/profile", tokOnlyA, []byte(body))
-				if err == nil && r.status != 202 {
-					err = fmt.Errorf("request %d: got %v; want 202", i, r)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
+	testutil.Concurrently(t, clients, func(int) error {
+		c := newClient()
+		defer c.CloseIdleConnections()
+		for i := range requests {
+			r, err := s.do(c, "POST", "/v1/users/profile", tokOnlyA, []byte(body))
+			if err == nil && r.status != 202 {
+				err = fmt.Errorf("request %d: got %v; want 202", i, r)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if got := s.counter(appA, "u"); got != fmt.Sprint(clients*requests) {
 		t.Fatalf("counter is %s; want %d", got, clients*requests)
 	}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -685,35 +684,26 @@ func TestConcurrentDuplicates(t *testing.T) {
 	const goroutines, ids = 8, 200
 	db := openTestDB(t, Options{DedupWindow: time.Hour})
 	app := ensureApp(t, db, "a")
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
-	for g := range goroutines {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(uint64(g), 42))
-			perm := r.Perm(ids)
-			for len(perm) > 0 {
-				n := min(len(perm), 1+r.IntN(40))
-				var keys []DedupKey
-				for _, id := range perm[:n] {
-					keys = append(keys, dedupKeys(app, fmt.Sprintf("id-%03d", id))...)
-				}
-				// Some batches repeat an id.
-				if r.IntN(4) == 0 {
-					keys = append(keys, keys[0])
-				}
-				perm = perm[n:]
-				if _, err := storeOnce(db, testNow, keys); err != nil {
-					errs <- err
-					return
-				}
+	testutil.Concurrently(t, goroutines, func(g int) error {
+		r := rand.New(rand.NewPCG(uint64(g), 42))
+		perm := r.Perm(ids)
+		for len(perm) > 0 {
+			n := min(len(perm), 1+r.IntN(40))
+			var keys []DedupKey
+			for _, id := range perm[:n] {
+				keys = append(keys, dedupKeys(app, fmt.Sprintf("id-%03d", id))...)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			// Some batches repeat an id.
+			if r.IntN(4) == 0 {
+				keys = append(keys, keys[0])
+			}
+			perm = perm[n:]
+			if _, err := storeOnce(db, testNow, keys); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	count := map[string]int{}
 	for _, e := range eventsBySeq(t, newSnapshot(t, db), app, 0, math.MaxUint64) {
 		count[e.body]++

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -376,36 +375,27 @@ func TestProfileTxnSerialises(t *testing.T) {
 	app := ensureApp(t, db, "a")
 	id := testProfileID(1)
 	const workers, rounds = 8, 100
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for range rounds {
-				if err := func() error {
-					txn, err := db.BeginProfiles(app, testNow)
-					if err != nil {
-						return err
-					}
-					defer txn.Close()
-					b, _, err := txn.Profile(id)
-					if err != nil {
-						return err
-					}
-					n, _ := strconv.Atoi(string(b))
-					txn.PutProfile(id, []byte(strconv.Itoa(n+1)))
-					return txn.Commit()
-				}(); err != nil {
-					errs <- err
-					return
+	testutil.Concurrently(t, workers, func(int) error {
+		for range rounds {
+			if err := func() error {
+				txn, err := db.BeginProfiles(app, testNow)
+				if err != nil {
+					return err
 				}
+				defer txn.Close()
+				b, _, err := txn.Profile(id)
+				if err != nil {
+					return err
+				}
+				n, _ := strconv.Atoi(string(b))
+				txn.PutProfile(id, []byte(strconv.Itoa(n+1)))
+				return txn.Commit()
+			}(); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	if got, want := readProfile(t, db, app, ProfileLookup{ID: &id}), fmt.Sprint(workers*rounds); got != want {
 		t.Fatalf("counter is %s; want %s", got, want)
 	}

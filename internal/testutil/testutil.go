@@ -65,3 +65,24 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Concurrently calls work(i) for each i in [0, n), each in a goroutine of
+// its own, and fails tb, once all have returned, with an error one of them
+// returned.
+func Concurrently(tb testing.TB, n int, work func(i int) error) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			if err := work(i); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
+}
