@@ -922,7 +922,13 @@ func TestCloseWaitsForWrites(t *testing.T) {
 // countGroups returns the number of group keys in the store.
 func countGroups(t testing.TB, db *DB) int {
 	t.Helper()
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(nsGroup)}, UpperBound: []byte{byte(nsGroup) + 1}})
+	return countKeys(t, db, []byte{byte(nsGroup)}, []byte{byte(nsGroup) + 1})
+}
+
+// countKeys returns the number of keys in [lo, hi) in the store.
+func countKeys(t testing.TB, db *DB, lo, hi []byte) int {
+	t.Helper()
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,20 +133,6 @@ func TestDedupWindowAcrossSlices(t *testing.T) {
 	}
 }
 
-func countKeys(t *testing.T, db *DB, lo, hi []byte) int {
-	t.Helper()
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for it.First(); it.Valid(); it.Next() {
-		n++
-	}
-	return n
-}
-
 // TestDedupConvertsOldIndex opens a store holding the old dedup index
 // (0x20) and idempotency keys (0x43): what is inside the window is still a
 // duplicate, the old namespaces are gone, and what had expired is dropped.
