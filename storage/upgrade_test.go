@@ -228,6 +228,9 @@ func checkSameBytes(t *testing.T, got, want []byte) {
 				bytes.Count(got, []byte("\n")), len(got), bytes.Count(want, []byte("\n")), len(want), i+1, gl, wl)
 		}
 	}
+	// Only empty lines at the end differ, which the loop reads as "".
+	t.Fatalf("%d lines, %d bytes; want %d lines, %d bytes: the same lines, with a different number of empty lines at the end",
+		bytes.Count(got, []byte("\n")), len(got), bytes.Count(want, []byte("\n")), len(want))
 }
 
 // checkV1Reads compares everything the store reads back with what the old
