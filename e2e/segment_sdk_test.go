@@ -118,8 +118,10 @@ type sdkWant struct {
 	props               map[string]any
 }
 
-// sdkClient is the part of both SDKs' clients the test uses.
-type sdkClient interface {
+// sdkClient is the part of both SDKs' clients the test uses; M is the
+// SDK's Message.
+type sdkClient[M any] interface {
+	Enqueue(M) error
 	Close() error
 }
 
@@ -155,6 +157,62 @@ func sdkMessages(t *testing.T, prefix string, enqueue func(kind, id, user, name 
 	return want
 }
 
+// sendThroughSDK sends sdkPerKind messages of each kind through client
+// (message builds the SDK's message from a kind and its fields), closes it
+// to flush them, and checks their delivery with checkSDKDelivery.
+func sendThroughSDK[M any](t *testing.T, addr, prefix string, client sdkClient[M], message func(kind, id, user, name string, props map[string]any, ts time.Time) M, cb *sdkCallbacks, log *sdkLog) {
+	t.Helper()
+	want := sdkMessages(t, prefix, func(kind, id, user, name string, props map[string]any) error {
+		return client.Enqueue(message(kind, id, user, name, props, time.Now().Add(-time.Minute)))
+	})
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkSDKDelivery(t, addr, cb, want, log)
+}
+
+// segmentMessage and rudderMessage build the same message of a kind in each
+// SDK's types; nil (which Enqueue refuses) for a kind sdkMessages never sends.
+func segmentMessage(kind, id, user, name string, props map[string]any, ts time.Time) segment.Message {
+	var p segment.Properties = props
+	var tr segment.Traits = props
+	switch kind {
+	case "track":
+		return segment.Track{MessageId: id, UserId: user, Event: name, Properties: p, Timestamp: ts}
+	case "page":
+		return segment.Page{MessageId: id, UserId: user, Name: name, Properties: p, Timestamp: ts}
+	case "screen":
+		return segment.Screen{MessageId: id, UserId: user, Name: name, Properties: p, Timestamp: ts}
+	case "identify":
+		return segment.Identify{MessageId: id, UserId: user, Traits: tr, Timestamp: ts}
+	case "group":
+		return segment.Group{MessageId: id, UserId: user, GroupId: "g-" + user, Traits: tr, Timestamp: ts}
+	case "alias":
+		return segment.Alias{MessageId: id, UserId: user, PreviousId: "anon-" + user, Timestamp: ts}
+	}
+	return nil
+}
+
+func rudderMessage(kind, id, user, name string, props map[string]any, ts time.Time) rudder.Message {
+	var p rudder.Properties = props
+	var tr rudder.Traits = props
+	switch kind {
+	case "track":
+		return rudder.Track{MessageId: id, UserId: user, Event: name, Properties: p, OriginalTimestamp: ts}
+	case "page":
+		return rudder.Page{MessageId: id, UserId: user, Name: name, Properties: p, OriginalTimestamp: ts}
+	case "screen":
+		return rudder.Screen{MessageId: id, UserId: user, Name: name, Properties: p, OriginalTimestamp: ts}
+	case "identify":
+		return rudder.Identify{MessageId: id, UserId: user, Traits: tr, OriginalTimestamp: ts}
+	case "group":
+		return rudder.Group{MessageId: id, UserId: user, GroupId: "g-" + user, Traits: tr, OriginalTimestamp: ts}
+	case "alias":
+		return rudder.Alias{MessageId: id, UserId: user, PreviousId: "anon-" + user, OriginalTimestamp: ts}
+	}
+	return nil
+}
+
 func TestSegmentSDKs(t *testing.T) {
 	t.Parallel()
 	// A server-side SDK's write key: a token with ingest scope for the app,
@@ -174,30 +232,7 @@ func TestSegmentSDKs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := sdkMessages(t, "seg", func(kind, id, user, name string, props map[string]any) error {
-			ts := time.Now().Add(-time.Minute)
-			var p segment.Properties = props
-			var tr segment.Traits = props
-			switch kind {
-			case "track":
-				return client.Enqueue(segment.Track{MessageId: id, UserId: user, Event: name, Properties: p, Timestamp: ts})
-			case "page":
-				return client.Enqueue(segment.Page{MessageId: id, UserId: user, Name: name, Properties: p, Timestamp: ts})
-			case "screen":
-				return client.Enqueue(segment.Screen{MessageId: id, UserId: user, Name: name, Properties: p, Timestamp: ts})
-			case "identify":
-				return client.Enqueue(segment.Identify{MessageId: id, UserId: user, Traits: tr, Timestamp: ts})
-			case "group":
-				return client.Enqueue(segment.Group{MessageId: id, UserId: user, GroupId: "g-" + user, Traits: tr, Timestamp: ts})
-			case "alias":
-				return client.Enqueue(segment.Alias{MessageId: id, UserId: user, PreviousId: "anon-" + user, Timestamp: ts})
-			}
-			return nil
-		})
-		if err := client.Close(); err != nil {
-			t.Fatal(err)
-		}
-		checkSDKDelivery(t, addr, cb, want, log)
+		sendThroughSDK(t, addr, "seg", client, segmentMessage, cb, log)
 	})
 
 	// The appKey as write key changes profiles once the app opts in
@@ -217,30 +252,7 @@ func TestSegmentSDKs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := sdkMessages(t, "rs", func(kind, id, user, name string, props map[string]any) error {
-			ts := time.Now().Add(-time.Minute)
-			var p rudder.Properties = props
-			var tr rudder.Traits = props
-			switch kind {
-			case "track":
-				return client.Enqueue(rudder.Track{MessageId: id, UserId: user, Event: name, Properties: p, OriginalTimestamp: ts})
-			case "page":
-				return client.Enqueue(rudder.Page{MessageId: id, UserId: user, Name: name, Properties: p, OriginalTimestamp: ts})
-			case "screen":
-				return client.Enqueue(rudder.Screen{MessageId: id, UserId: user, Name: name, Properties: p, OriginalTimestamp: ts})
-			case "identify":
-				return client.Enqueue(rudder.Identify{MessageId: id, UserId: user, Traits: tr, OriginalTimestamp: ts})
-			case "group":
-				return client.Enqueue(rudder.Group{MessageId: id, UserId: user, GroupId: "g-" + user, Traits: tr, OriginalTimestamp: ts})
-			case "alias":
-				return client.Enqueue(rudder.Alias{MessageId: id, UserId: user, PreviousId: "anon-" + user, OriginalTimestamp: ts})
-			}
-			return nil
-		})
-		if err := client.Close(); err != nil {
-			t.Fatal(err)
-		}
-		checkSDKDelivery(t, addr, cb, want, log)
+		sendThroughSDK(t, addr, "rs", client, rudderMessage, cb, log)
 
 		// What the SDK asks when a cluster answers 451: one node here.
 		r := request(t, "GET", "http://"+addr+"/cluster-info", nil, "Authorization: Basic "+base64Std(demoApp+":"))
