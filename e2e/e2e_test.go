@@ -36,6 +36,16 @@ const (
 	adminSecret   = "adm1n-s3cret-for-tests"
 )
 
+// backendToken is the TOML of backendSecret's token, which can ingest and
+// export the demo app: the configs here that have it declare it with this.
+const backendToken = `
+[[tokens]]
+name = "backend"
+secret = "` + backendSecret + `"
+scopes = ["ingest", "export"]
+apps = ["` + demoApp + `"]
+`
+
 // testConfig declares two apps, a token for each, an ingest-only token and
 // the admin token.
 const testConfig = `
@@ -49,13 +59,7 @@ app_key = "` + demoApp + `"
 [[apps]]
 name = "other"
 app_key = "` + otherApp + `"
-
-[[tokens]]
-name = "backend"
-secret = "` + backendSecret + `"
-scopes = ["ingest", "export"]
-apps = ["` + demoApp + `"]
-
+` + backendToken + `
 [[tokens]]
 name = "other"
 secret = "` + otherSecret + `"

@@ -42,13 +42,7 @@ merge_min_age = "0s"
 [[apps]]
 name = "demo"
 app_key = "` + demoApp + `"
-
-[[tokens]]
-name = "backend"
-secret = "` + backendSecret + `"
-scopes = ["ingest", "export"]
-apps = ["` + demoApp + `"]
-`
+` + backendToken
 
 // memServer runs trove on fs, served over an in-memory listener, until
 // stop is called.

@@ -29,13 +29,7 @@ rate_burst = 20
 [[apps]]
 name = "other"
 app_key = "` + otherApp + `"
-
-[[tokens]]
-name = "backend"
-secret = "` + backendSecret + `"
-scopes = ["ingest", "export"]
-apps = ["` + demoApp + `"]
-`
+` + backendToken
 
 // eventOf returns a valid event of app.
 func eventOf(app, messageID string) string {

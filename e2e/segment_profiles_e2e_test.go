@@ -28,13 +28,7 @@ app_key = "` + demoApp + `"
 name = "open"
 app_key = "` + openApp + `"
 public_profile_writes = true
-
-[[tokens]]
-name = "backend"
-secret = "` + backendSecret + `"
-scopes = ["ingest", "export"]
-apps = ["` + demoApp + `"]
-
+` + backendToken + `
 [[tokens]]
 name = "open"
 secret = "` + openSecret + `"
