@@ -574,14 +574,7 @@ func startProber(addr string) *prober {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	p.wg.Go(func() {
 		defer client.CloseIdleConnections()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.done:
-				return
-			case <-tick.C:
-			}
+		everyTick(p.done, 20*time.Millisecond, func(int) {
 			t0 := time.Now()
 			resp, err := client.Get("http://" + addr + "/healthz")
 			if err == nil {
@@ -595,7 +588,7 @@ func startProber(addr string) *prober {
 			if err != nil {
 				p.fail++
 			}
-		}
+		})
 	})
 	return p
 }

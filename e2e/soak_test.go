@@ -80,14 +80,7 @@ func TestSoak(t *testing.T) {
 	// in all), so that 30 minutes stays within a few GB.
 	for w := range 4 {
 		wg.Go(func() {
-			tick := time.NewTicker(50 * time.Millisecond)
-			defer tick.Stop()
-			for b := 0; ; b++ {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
+			everyTick(stop, 50*time.Millisecond, func(b int) {
 				var body bytes.Buffer
 				body.WriteByte('[')
 				for i := range 100 {
@@ -101,25 +94,18 @@ func TestSoak(t *testing.T) {
 				status, answer, d := send("POST", base+"/v1/events", body.String(), jsonType)
 				if status != http.StatusAccepted {
 					fail("ingest: %d %s", status, answer)
-					continue
+					return
 				}
 				events.Add(100)
 				latMu.Lock()
 				lat = append(lat, d)
 				latMu.Unlock()
-			}
+			})
 		})
 	}
 	// Profile updates, ten a second, in batches of 20.
 	wg.Go(func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for b := 0; ; b++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
+		everyTick(stop, 100*time.Millisecond, func(b int) {
 			var ps []string
 			for i := range 20 {
 				ps = append(ps, fmt.Sprintf(`{"userId":"u%d","visits":{"inc":1},"city":"c%d"}`, (b*20+i)%5000, b%10))
@@ -127,10 +113,10 @@ func TestSoak(t *testing.T) {
 			body := `{"appKey":"` + demoApp + `","user_profiles":[` + strings.Join(ps, ",") + `]}`
 			if status, answer, _ := send("POST", base+"/users/profile", body, jsonType, "Authorization: Bearer "+backendSecret); status != http.StatusAccepted {
 				fail("profiles: %d %s", status, answer)
-				continue
+				return
 			}
 			profiles.Add(20)
-		}
+		})
 	})
 	// An incremental exporter from its watermark, every second, and a
 	// zstd export of everything every ten.
@@ -261,6 +247,21 @@ func TestSoak(t *testing.T) {
 	fmt.Println(summary)
 	if failures.Load() > 0 {
 		t.Errorf("%d requests failed", failures.Load())
+	}
+}
+
+// everyTick calls f(0), f(1), … at each tick of interval until stop is
+// closed: the paced loop of the soak's writers and the hostile test's prober.
+func everyTick(stop <-chan struct{}, interval time.Duration, f func(n int)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		f(n)
 	}
 }
 
