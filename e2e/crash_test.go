@@ -317,13 +317,17 @@ func (w *writers) checkExport(t *testing.T, addr string) (sent, acked, missing i
 	return len(w.mu.sent), len(w.mu.acked), missing
 }
 
-func writeConfig(t *testing.T) string {
+// startChildWithWriters starts the binary on testConfig and a data
+// directory of its own, with four writers sending to it, and returns once
+// the first batch is acknowledged; restartChild starts the binary again on
+// the same directory.
+func startChildWithWriters(t *testing.T) (c *child, w *writers, restartChild func() *child) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "trove.toml")
-	if err := os.WriteFile(p, []byte(testConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	cfg, dataDir := writeConfigText(t, testConfig), t.TempDir()
+	c = startChild(t, cfg, dataDir)
+	w = startWriters(t, c.addr, 4)
+	w.waitFirstAck(t)
+	return c, w, func() *child { return startChild(t, cfg, dataDir) }
 }
 
 // TestCrashKill kills trove with SIGKILL while four writers send to it.
@@ -331,10 +335,7 @@ func TestCrashKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cfg, dataDir := writeConfig(t), t.TempDir()
-	c := startChild(t, cfg, dataDir)
-	w := startWriters(t, c.addr, 4)
-	w.waitFirstAck(t)
+	c, w, restartChild := startChildWithWriters(t)
 	// Kill at a random moment of the next 1.5 s.
 	delay := time.Duration(rand.Int64N(int64(1500 * time.Millisecond)))
 	<-time.After(delay)
@@ -348,7 +349,7 @@ func TestCrashKill(t *testing.T) {
 	t.Logf("killed %s after the first acknowledgement", delay.Round(time.Millisecond))
 
 	t0 := time.Now()
-	c = startChild(t, cfg, dataDir)
+	c = restartChild()
 	restart := time.Since(t0)
 	sent, acked, missing := w.checkExport(t, c.addr)
 	summary := fmt.Sprintf("KILL9: killed_after_ms=%d restart_ms=%d writers=4 sent_batches=%d acked_batches=%d lost=%d", delay.Milliseconds(), restart.Milliseconds(), sent, acked, missing)
@@ -373,10 +374,7 @@ func TestCrashTerm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	cfg, dataDir := writeConfig(t), t.TempDir()
-	c := startChild(t, cfg, dataDir)
-	w := startWriters(t, c.addr, 4)
-	w.waitFirstAck(t)
+	c, w, restartChild := startChildWithWriters(t)
 	<-time.After(time.Duration(rand.Int64N(int64(1000 * time.Millisecond))))
 	start := time.Now()
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -395,7 +393,7 @@ func TestCrashTerm(t *testing.T) {
 		}
 	}
 
-	c = startChild(t, cfg, dataDir)
+	c = restartChild()
 	sent, acked, missing := w.checkExport(t, c.addr)
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	if code := c.waitExit(t, 10*time.Second); code != 0 {
