@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -698,10 +697,8 @@ apps = ["oa-limited-app"]
 // oaRateLimited provokes 429 on both write APIs of a rate-limited app.
 func oaRateLimited(t *testing.T, c *oaChecker) {
 	t.Helper()
-	srv := startServer(t, oaRateConfig)
-	addr, stop := srv.addr, srv.stop
+	s, stop := c.serverSession(t, oaRateConfig)
 	defer stop()
-	s := &oaSession{t: t, addr: addr, client: c.client()}
 	ev := func(id string) []byte {
 		return []byte(`{"type":"event","event":"e","userId":"u","eventTime":"2020-06-03T17:03:48Z","appKey":"oa-limited-app","messageId":"` + id + `"}`)
 	}
@@ -722,17 +719,26 @@ const oaDiskConfig = testConfig + `
 min_free_disk = "100MiB"
 `
 
+// oaFullDisk gives the store a disk with 1 MiB free: under oaDiskConfig,
+// nearly full.
+func oaFullDisk() serverOption {
+	return withHooks(server.Hooks{FreeSpace: func(string) (uint64, error) { return 1 << 20, nil }})
+}
+
+// serverSession starts a server on cfgText (with opts) and returns a
+// session of the checker with it; stop stops the server.
+func (c *oaChecker) serverSession(t *testing.T, cfgText string, opts ...serverOption) (s *oaSession, stop func()) {
+	t.Helper()
+	srv := startServer(t, cfgText, opts...)
+	return &oaSession{t: t, addr: srv.addr, client: c.client()}, srv.stop
+}
+
 // oaDiskFull provokes 503 on every write route with a disk that the store
 // sees nearly full.
 func oaDiskFull(t *testing.T, c *oaChecker) {
 	t.Helper()
-	var free atomic.Uint64
-	free.Store(1 << 20)
-	freeSpace := server.Hooks{FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}
-	srv := startServer(t, oaDiskConfig, withHooks(freeSpace))
-	addr, stop := srv.addr, srv.stop
+	s, stop := c.serverSession(t, oaDiskConfig, oaFullDisk())
 	defer stop()
-	s := &oaSession{t: t, addr: addr, client: c.client()}
 	s.want(503, "GET", "/readyz", nil)
 	s.want(503, "POST", "/v1/events", []byte(seedExample), oaJSON)
 	p := []byte(`{"appKey":"` + demoApp + `","user_profiles":[{"userId":"u"}]}`)

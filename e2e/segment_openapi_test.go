@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"strings"
-	"sync/atomic"
 	"testing"
-
-	"trove/server"
 )
 
 // oaSegmentPaths are the Segment endpoints with a message each takes.
@@ -42,10 +39,8 @@ func oaSegment(t *testing.T, c *oaChecker, s *oaSession) {
 
 	// 429: an app limited to 2 messages, then one per 1,000 s.
 	func() {
-		srv := startServer(t, oaRateConfig)
-		addr, stop := srv.addr, srv.stop
+		s, stop := c.serverSession(t, oaRateConfig)
 		defer stop()
-		s := &oaSession{t: t, addr: addr, client: c.client()}
 		limited := basic("oa-limited-app")
 		s.want(200, "POST", "/v1/batch", []byte(`{"batch":[{"type":"track","event":"e","userId":"u"},{"type":"track","event":"e","userId":"u"}]}`), oaJSON, limited)
 		for path, body := range oaSegmentPaths {
@@ -55,13 +50,8 @@ func oaSegment(t *testing.T, c *oaChecker, s *oaSession) {
 
 	// 503: a disk that the store sees nearly full.
 	func() {
-		var free atomic.Uint64
-		free.Store(1 << 20)
-		freeSpace := server.Hooks{FreeSpace: func(string) (uint64, error) { return free.Load(), nil }}
-		srv := startServer(t, oaDiskConfig, withHooks(freeSpace))
-		addr, stop := srv.addr, srv.stop
+		s, stop := c.serverSession(t, oaDiskConfig, oaFullDisk())
 		defer stop()
-		s := &oaSession{t: t, addr: addr, client: c.client()}
 		for path, body := range oaSegmentPaths {
 			s.want(503, "POST", path, []byte(body), oaJSON, demo)
 		}
