@@ -37,6 +37,13 @@ type Buffers struct {
 	Encoded  bool
 }
 
+// Encoded says whether ctx's request body has a Content-Encoding other
+// than identity, so that Read will decode it into Buffers.Dec.
+func Encoded(ctx *fasthttp.RequestCtx) bool {
+	enc := ctx.Request.Header.ContentEncoding()
+	return len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity"))
+}
+
 // Read reads ctx's request body whole into bufs and returns it, decoded
 // per Content-Encoding: at most limit bytes as declared (Content-Length),
 // as sent, and once decoded. Past the limit, and for a stream cut there,
@@ -57,10 +64,9 @@ func Read(ctx *fasthttp.RequestCtx, bufs *Buffers, limit int, key string) ([]byt
 		}
 	}
 	body := bufs.Raw
-	enc := ctx.Request.Header.ContentEncoding()
-	bufs.Encoded = len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity"))
+	bufs.Encoded = Encoded(ctx)
 	if err == nil && bufs.Encoded {
-		bufs.Dec, err = Decompress(bufs.Dec[:0], enc, bufs.Raw, limit)
+		bufs.Dec, err = Decompress(bufs.Dec[:0], ctx.Request.Header.ContentEncoding(), bufs.Raw, limit)
 		body = bufs.Dec
 	}
 	if errors.Is(err, apierr.TooLarge) {

@@ -83,14 +83,22 @@ func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, e
 	return b, nil
 }
 
-// read reads ctx's body through httpbody.Read into pooled buffers; key
-// names limit in errors. The buffer as sent goes back to its pool as soon
-// as the body is decoded from it.
+// read reads ctx's body through httpbody.Read into pooled buffers (a
+// second one only for a body to decode); key names limit in errors. The
+// buffer as sent goes back to its pool as soon as the body is decoded
+// from it.
 func (b *Body) read(ctx *fasthttp.RequestCtx, limit int, key string) error {
-	b.raw, b.dec = getBodyBuffer(), getBodyBuffer()
-	bufs := httpbody.Buffers{Raw: b.raw.b, Dec: b.dec.b}
+	b.raw = getBodyBuffer()
+	bufs := httpbody.Buffers{Raw: b.raw.b}
+	if httpbody.Encoded(ctx) {
+		b.dec = getBodyBuffer()
+		bufs.Dec = b.dec.b
+	}
 	body, err := httpbody.Read(ctx, &bufs, limit, key)
-	b.raw.b, b.dec.b, b.b = bufs.Raw, bufs.Dec, body
+	b.raw.b, b.b = bufs.Raw, body
+	if b.dec != nil {
+		b.dec.b = bufs.Dec
+	}
 	if err == nil && bufs.Encoded {
 		putBodyBuffer(b.raw)
 		b.raw = nil
