@@ -29,9 +29,10 @@ const LimitKey = "ingest.max_request_bytes"
 
 func invalid(msg string) *apierr.Error { return apierr.New(apierr.Invalid, "", msg) }
 
-// Buffers are what Read reads a body into: Raw as sent and, when the
-// body has a Content-Encoding, Dec once decoded (Encoded says which one
-// the body is). The caller may pool them; Read grows them as it needs.
+// Buffers are what Read reads a body into: Raw a streamed body as sent
+// (one fasthttp has read whole is used where it is) and, when the body
+// has a Content-Encoding, Dec once decoded (Encoded says so). The caller
+// may pool them; Read grows them as it needs.
 type Buffers struct {
 	Raw, Dec []byte
 	Encoded  bool
@@ -54,24 +55,28 @@ func Read(ctx *fasthttp.RequestCtx, bufs *Buffers, limit int, key string) ([]byt
 	if cl := ctx.Request.Header.ContentLength(); cl > limit {
 		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: "request body is " + strconv.Itoa(cl) + " bytes, over the limit of " + strconv.Itoa(limit) + " (" + key + ")"}
 	}
-	var err error
+	// A body fasthttp has read whole is used in place (it lives as long as
+	// the request); only a streamed one is read into bufs.Raw. PostBody
+	// must not be asked for a streamed body: it would read all of it.
+	var (
+		body []byte
+		err  error
+	)
 	if s := ctx.RequestBodyStream(); s != nil {
 		bufs.Raw, err = ReadLimited(bufs.Raw[:0], s, limit, "request body")
-	} else {
-		bufs.Raw = append(bufs.Raw[:0], ctx.PostBody()...)
-		if len(bufs.Raw) > limit {
-			err = &apierr.Error{Kind: apierr.TooLarge}
-		}
+		body = bufs.Raw
+	} else if body = ctx.PostBody(); len(body) > limit {
+		err = &apierr.Error{Kind: apierr.TooLarge}
 	}
-	body := bufs.Raw
+	sent := len(body)
 	bufs.Encoded = Encoded(ctx)
 	if err == nil && bufs.Encoded {
-		bufs.Dec, err = Decompress(bufs.Dec[:0], ctx.Request.Header.ContentEncoding(), bufs.Raw, limit)
+		bufs.Dec, err = Decompress(bufs.Dec[:0], ctx.Request.Header.ContentEncoding(), body, limit)
 		body = bufs.Dec
 	}
 	if errors.Is(err, apierr.TooLarge) {
 		what := "request body"
-		if bufs.Encoded && len(bufs.Raw) <= limit {
+		if bufs.Encoded && sent <= limit {
 			what = "decompressed request body"
 		}
 		return nil, &apierr.Error{Kind: apierr.TooLarge, Message: what + " is over the limit of " + strconv.Itoa(limit) + " bytes (" + key + ")"}

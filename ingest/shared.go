@@ -83,23 +83,29 @@ func ReadBodyAnyType(ctx *fasthttp.RequestCtx, limit int, what string) (*Body, e
 	return b, nil
 }
 
-// read reads ctx's body through httpbody.Read into pooled buffers (a
-// second one only for a body to decode); key names limit in errors. The
-// buffer as sent goes back to its pool as soon as the body is decoded
-// from it.
+// read reads ctx's body through httpbody.Read, with a pooled buffer for
+// a streamed body and one for a body to decode; key names limit in
+// errors. The buffer as sent goes back to its pool as soon as the body is
+// decoded from it.
 func (b *Body) read(ctx *fasthttp.RequestCtx, limit int, key string) error {
-	b.raw = getBodyBuffer()
-	bufs := httpbody.Buffers{Raw: b.raw.b}
+	var bufs httpbody.Buffers
+	if ctx.RequestBodyStream() != nil {
+		b.raw = getBodyBuffer()
+		bufs.Raw = b.raw.b
+	}
 	if httpbody.Encoded(ctx) {
 		b.dec = getBodyBuffer()
 		bufs.Dec = b.dec.b
 	}
 	body, err := httpbody.Read(ctx, &bufs, limit, key)
-	b.raw.b, b.b = bufs.Raw, body
+	b.b = body
+	if b.raw != nil {
+		b.raw.b = bufs.Raw
+	}
 	if b.dec != nil {
 		b.dec.b = bufs.Dec
 	}
-	if err == nil && bufs.Encoded {
+	if err == nil && bufs.Encoded && b.raw != nil {
 		putBodyBuffer(b.raw)
 		b.raw = nil
 	}
