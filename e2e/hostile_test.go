@@ -42,20 +42,21 @@ const (
 	hostileWriteTimeout = time.Second
 	hostileConcurrency  = 128
 	hostilePerIP        = 32
-	hostileMaxRSS       = 300 << 20
 )
 
 // hostileRace scales the test for a server built with -race (CI), which
-// is several times slower: fewer slow readers, a longer wait for their
-// stall, and a looser health bound; the figures of RELIABILITY.md are
-// measured without it.
+// is several times slower and keeps shadow memory for what it allocates:
+// fewer slow readers, a longer wait for their stall, a looser health bound
+// and a higher RSS bound (224–307 MiB there against ~190 without it; a bomb
+// that was not cut would still pass 1 GiB). The figures of RELIABILITY.md
+// are measured without it.
 var hostileRace = raceEnabled()
 
-func hostileLimits() (slowReaders int, stallWait time.Duration, p99Max float64) {
+func hostileLimits() (slowReaders int, stallWait time.Duration, p99Max float64, maxRSS int64) {
 	if hostileRace {
-		return 4, 8 * hostileWriteTimeout, 250
+		return 4, 8 * hostileWriteTimeout, 250, 512 << 20
 	}
-	return 8, 3 * hostileWriteTimeout, 50
+	return 8, 3 * hostileWriteTimeout, 50, 300 << 20
 }
 
 var hostileConfig = strings.Replace(testConfig, `log_level = "debug"`, fmt.Sprintf(`log_level = "info"
@@ -103,7 +104,7 @@ func TestHostileClients(t *testing.T) {
 		}
 		report("big_headers=" + strconv.Itoa(st))
 	})
-	slowReaders, stallWait, p99Max := hostileLimits()
+	slowReaders, stallWait, p99Max, maxRSS := hostileLimits()
 	var closed, slowConns atomic.Int64
 	for i := range 3 {
 		kind := []string{"headers", "body", "read"}[i]
@@ -179,8 +180,8 @@ func TestHostileClients(t *testing.T) {
 	if p.failed > 0 || p.n < 10 {
 		t.Errorf("%d of %d health probes failed; want none", p.failed, p.n)
 	}
-	if rssMax >= hostileMaxRSS {
-		t.Errorf("server RSS reached %d MiB; want under %d MiB", rssMax>>20, hostileMaxRSS>>20)
+	if rssMax >= maxRSS {
+		t.Errorf("server RSS reached %d MiB; want under %d MiB (race: %v)", rssMax>>20, maxRSS>>20, hostileRace)
 	}
 }
 
