@@ -40,8 +40,9 @@ type Buffers struct {
 
 // Encoded says whether ctx's request body has a Content-Encoding other
 // than identity, so that Read will decode it into Buffers.Dec.
-func Encoded(ctx *fasthttp.RequestCtx) bool {
-	enc := ctx.Request.Header.ContentEncoding()
+func Encoded(ctx *fasthttp.RequestCtx) bool { return encoded(ctx.Request.Header.ContentEncoding()) }
+
+func encoded(enc []byte) bool {
 	return len(enc) > 0 && !bytes.EqualFold(bytes.TrimSpace(enc), []byte("identity"))
 }
 
@@ -69,9 +70,10 @@ func Read(ctx *fasthttp.RequestCtx, bufs *Buffers, limit int, key string) ([]byt
 		err = &apierr.Error{Kind: apierr.TooLarge}
 	}
 	sent := len(body)
-	bufs.Encoded = Encoded(ctx)
+	enc := ctx.Request.Header.ContentEncoding()
+	bufs.Encoded = encoded(enc)
 	if err == nil && bufs.Encoded {
-		bufs.Dec, err = Decompress(bufs.Dec[:0], ctx.Request.Header.ContentEncoding(), body, limit)
+		bufs.Dec, err = Decompress(bufs.Dec[:0], enc, body, limit)
 		body = bufs.Dec
 	}
 	if errors.Is(err, apierr.TooLarge) {
