@@ -34,6 +34,11 @@ type Options struct {
 	// DedupFilterBytes bounds the memory of the in-memory dedup filters
 	// (dedup.go); 0 means 64 MiB.
 	DedupFilterBytes int
+	// Replicated makes the store one node's copy of a replicated log
+	// (cluster mode): it is written by Writer.AllocLog alone, in the log's
+	// order, and its dedup window follows the entries' clock
+	// (replicated.go).
+	Replicated bool
 	// Now, when set, replaces the clock that Open reads to convert and
 	// expire the dedup index (tests of the window).
 	Now func() time.Time
@@ -86,6 +91,8 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 	seq  seqTracker
+	// applied is what a replicated store has applied (replicated.go).
+	applied appliedState
 
 	apps struct {
 		sync.RWMutex
@@ -277,6 +284,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	db.mergeCtx, db.mergeCancel = context.WithCancel(context.Background())
 	db.now = time.Now
+	if opts.Replicated {
+		db.now = db.appliedClock
+	}
 	if opts.Now != nil {
 		db.now = opts.Now
 	}
@@ -350,6 +360,9 @@ func (db *DB) load() error {
 	db.seq.init(next, func(lease uint64) error {
 		return db.pdb.Set(appendMetaKey(nil, metaSeqLease), appendUint64Value(nil, lease), pebble.Sync)
 	})
+	if db.opts.Replicated {
+		return db.loadApplied()
+	}
 	return nil
 }
 

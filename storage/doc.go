@@ -30,6 +30,13 @@
 // the dedup window; rejected events go to a per-app quarantine. Sequence
 // numbers survive restarts through a persisted lease (seq.go).
 //
+// A replicated store (Options.Replicated, cluster mode) takes no lease: it
+// is written by applying the entries of a replicated log in order, each
+// entry's events numbered from its position in the log, and records the
+// last entry applied in meta "log_applied" within the same commit
+// (replicated.go), so that every node of a cluster holds the same events
+// under the same sequences.
+//
 // # Exact deduplication (dedup.go)
 //
 // Every client messageId stored within Options.DedupWindow is a duplicate,

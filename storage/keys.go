@@ -12,6 +12,9 @@ import (
 //	prefix | name       | key fields (big-endian)                       | value (values.go)
 //	-------+------------+-----------------------------------------------+-----------------------------------
 //	0x01   | meta       | 0x01 | name (bytes)                           | version byte | payload
+//	       |            |   names: "seq_lease" (seq.go), "dedup_indexed", "dedup_slice" (dedup.go),
+//	       |            |   "log_applied" (replicated.go: entry 8B | Unix ns 8B), and through
+//	       |            |   GetMeta/SetMeta "sink/<sink>/<app>" (sinks), "admin_token_sha256" (server)
 //	       | floor      | 0x01 | "floor/" | appID (4B)                  | version byte | first kept day
 //	       |            |                                               | varint (retention.go)
 //	0x02   | app        | 0x02 | appKey (bytes)                         | version byte | appID uvarint

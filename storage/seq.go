@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"sync"
 )
 
@@ -54,6 +55,35 @@ func (t *seqTracker) alloc(n int) (uint64, error) {
 	return first, nil
 }
 
+// allocAt reserves the n sequences from first, which may not lie below
+// any handed out so far, for a replicated store's log entry (replicated.go):
+// the sequences skipped to reach first finish at once, as empty. Entries
+// are applied one at a time, so nothing else allocates meanwhile.
+func (t *seqTracker) allocAt(first uint64, n int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if first < t.mu.next {
+		return fmt.Errorf("BUG: sequence %d allocated after %d", first, t.mu.next-1)
+	}
+	if first > t.mu.next {
+		t.finishLocked(t.mu.next, first-1)
+	}
+	t.mu.next = first + uint64(n)
+	t.mu.lease = max(t.mu.lease, t.mu.next)
+	return nil
+}
+
+// unalloc gives back the n sequences from first, the last handed out,
+// unfinished: a replicated store's entry that failed to commit is applied
+// again under the same sequences, so the watermark must not pass them.
+func (t *seqTracker) unalloc(first uint64, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.next == first+uint64(n) {
+		t.mu.next = first
+	}
+}
+
 // allocated returns the last sequence handed out so far (0 when none).
 func (t *seqTracker) allocated() uint64 {
 	t.mu.Lock()
@@ -66,9 +96,13 @@ func (t *seqTracker) finish(first uint64, n int) {
 	if n == 0 {
 		return
 	}
-	last := first + uint64(n) - 1
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.finishLocked(first, first+uint64(n)-1)
+}
+
+// finishLocked marks [first, last] as done.
+func (t *seqTracker) finishLocked(first, last uint64) {
 	if first != t.mu.watermark+1 {
 		t.mu.finished[first] = last
 		return

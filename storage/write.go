@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -30,6 +31,7 @@ type Writer struct {
 	first    uint64
 	n        int
 	finished bool
+	logSeq   uint64 // the log entry applied, in a replicated store (AllocLog)
 
 	closed   bool
 	done     chan struct{}      // closed when this writer's reservations are released
@@ -183,6 +185,9 @@ func (w *Writer) Alloc(n int) (uint64, error) {
 	if w.n != 0 {
 		panic("BUG: Writer.Alloc called twice")
 	}
+	if w.db.opts.Replicated {
+		return 0, errors.New("BUG: Writer.Alloc on a replicated store (AllocLog)")
+	}
 	if n == 0 {
 		return 0, nil
 	}
@@ -262,15 +267,23 @@ func (w *Writer) Commit() error {
 	w.ensureBatch()
 	w.appendBlocks()
 	slice, dedupKeys, dedupRefs := w.dedupEntries()
+	var appliedAt int64
+	if w.logSeq != 0 {
+		appliedAt = w.setApplied()
+	}
 	if w.batch.Empty() {
 		return nil
 	}
 	opt := pebble.NoSync
-	if w.db.opts.Sync {
+	if w.db.opts.Sync && w.logSeq == 0 {
 		opt = pebble.Sync
 	}
 	if err := w.batch.Commit(opt); err != nil {
 		return fmt.Errorf("cannot commit batch: %w", err)
+	}
+	if w.logSeq != 0 {
+		w.db.applied.at.Store(appliedAt)
+		w.db.applied.seq.Store(w.logSeq)
 	}
 	w.db.disk.wrote(w.batch.Len())
 	if len(dedupKeys) > 0 {
@@ -416,6 +429,17 @@ func (w *Writer) finish() {
 	}
 }
 
+// abandon is finish for a Writer that did not commit: its sequences are
+// left empty, or in a replicated store given back (replicated.go).
+func (w *Writer) abandon() {
+	if w.logSeq != 0 && !w.finished {
+		w.finished = true
+		w.db.seq.unalloc(w.first, w.n)
+		return
+	}
+	w.finish()
+}
+
 // Close releases the Writer's reservations and batch. A Writer that was not
 // committed leaves its sequences empty. Closing twice is harmless.
 func (w *Writer) Close() {
@@ -423,7 +447,7 @@ func (w *Writer) Close() {
 		return
 	}
 	w.closed = true
-	w.finish()
+	w.abandon()
 	if len(w.reserved) > 0 {
 		w.db.release(w.reserved)
 		close(w.done)

@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// A replicated store (Options.Replicated, cluster mode of SPEC section 9)
+// is written only by applying the entries of a replicated log, one at a
+// time and in the log's order, so that every node that applies the same
+// log holds the same events under the same sequences:
+//
+//   - the events and quarantine entries of log entry n have the sequences
+//     n<<LogSeqShift + i (AllocLog), never a lease (seq.go), so a sequence
+//     names the same event on every node and survives restarts unchanged;
+//   - the commit of an entry records n and the entry's time in meta
+//     "log_applied", atomically with what the entry wrote, and is not
+//     synced: the log is what makes an entry durable, and a node that loses
+//     its unsynced tail in a crash applies it again from the log;
+//   - the dedup window is measured on the clock of the entries applied (the
+//     time of the last one), not the wall clock, so that a node replaying
+//     an old part of the log expires ids exactly when the others did.
+
+// LogSeqShift is where a log entry's number sits in the sequences of its
+// events: an entry holds at most MaxEntryEvents events and rejections.
+const LogSeqShift = 20
+
+// MaxEntryEvents is how many sequences one log entry may allocate.
+const MaxEntryEvents = 1<<LogSeqShift - 1
+
+// metaApplied is the meta value of a replicated store: the number of the
+// last log entry applied (8B) and its time in Unix ns (8B).
+const metaApplied = "log_applied"
+
+// ErrNotReplicated is returned when a data directory written by a single
+// node is opened as a replicated one.
+var ErrNotReplicated = errors.New("this data directory holds events written by a single node, " +
+	"and cluster mode cannot renumber them: start the node on an empty data directory " +
+	"(or on a `trove restore` of another cluster node's backup), and bring the history in with `trove import`")
+
+// appliedState is what a replicated store has applied, read lock-free.
+type appliedState struct {
+	seq atomic.Uint64 // the last log entry applied; 0 for none
+	at  atomic.Int64  // its time, Unix ns
+}
+
+// Applied returns the number of the last log entry applied to a replicated
+// store and that entry's time (zero when none has been).
+func (db *DB) Applied() (uint64, time.Time) {
+	n, at := db.applied.seq.Load(), db.applied.at.Load()
+	if n == 0 {
+		return 0, time.Time{}
+	}
+	return n, time.Unix(0, at)
+}
+
+// loadApplied reads meta log_applied of a replicated store and hands out
+// sequences after it. It refuses a store that single-node writes numbered.
+func (db *DB) loadApplied() error {
+	v, closer, err := db.pdb.Get(appendMetaKey(nil, metaApplied))
+	switch {
+	case err == nil:
+		ok := len(v) == 17 && v[0] == valueV1
+		if ok {
+			db.applied.seq.Store(binary.BigEndian.Uint64(v[1:]))
+			db.applied.at.Store(int64(binary.BigEndian.Uint64(v[9:])))
+		}
+		closer.Close()
+		if !ok {
+			return fmt.Errorf("cannot load the applied log position: %w: %x", errCorrupt, v)
+		}
+	case errors.Is(err, pebble.ErrNotFound):
+		if db.seq.allocated() > 0 {
+			return ErrNotReplicated
+		}
+	default:
+		return err
+	}
+	next := (db.applied.seq.Load() + 1) << LogSeqShift
+	db.seq.init(next, func(uint64) error {
+		return errors.New("BUG: a replicated store allocates by log entry (Writer.AllocLog)")
+	})
+	return nil
+}
+
+// appliedClock is a replicated store's clock: the time of the last entry
+// applied, or the wall clock before the first.
+func (db *DB) appliedClock() time.Time {
+	if at := db.applied.at.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Now()
+}
+
+// AllocLog reserves the n sequences of log entry logSeq, which must come
+// after every entry applied so far, and makes the Writer's Commit record
+// the entry as applied (see the top of this file). It is Alloc for a
+// replicated store, which takes no other; the Writer's time must be the
+// entry's.
+func (w *Writer) AllocLog(logSeq uint64, n int) (uint64, error) {
+	if !w.db.opts.Replicated {
+		panic("BUG: Writer.AllocLog on a store that is not replicated")
+	}
+	if w.logSeq != 0 || w.n != 0 {
+		panic("BUG: Writer.AllocLog called twice")
+	}
+	if n > MaxEntryEvents {
+		return 0, fmt.Errorf("a log entry holds %d events, more than the %d it may", n, MaxEntryEvents)
+	}
+	if applied := w.db.applied.seq.Load(); logSeq <= applied {
+		return 0, fmt.Errorf("log entry %d is already applied (the store is at %d)", logSeq, applied)
+	}
+	first := logSeq << LogSeqShift
+	if err := w.db.seq.allocAt(first, n); err != nil {
+		return 0, err
+	}
+	w.logSeq = logSeq
+	w.first, w.n = first, n
+	return first, nil
+}
+
+// setApplied adds meta log_applied to a replicated Writer's batch and
+// returns the time it records: the entry's, or the last one's when that is
+// later (a quarantine replay writes at the events' arrival), so that the
+// store's clock never goes back.
+func (w *Writer) setApplied() int64 {
+	at := max(w.db.applied.at.Load(), w.now.UnixNano())
+	v := make([]byte, 17)
+	v[0] = valueV1
+	binary.BigEndian.PutUint64(v[1:], w.logSeq)
+	binary.BigEndian.PutUint64(v[9:], uint64(at))
+	w.batch.Set(appendMetaKey(w.keyBuf[:0], metaApplied), v, nil)
+	return at
+}
+
+// Replicated reports whether the store is a replicated one.
+func (db *DB) Replicated() bool { return db.opts.Replicated }
+
+// WaitWatermark waits until the watermark reaches seq, for at most d, and
+// reports whether it did. A replicated node behind another waits for the
+// log to bring it where a client's watermark from the other node points.
+func (db *DB) WaitWatermark(seq uint64, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		wm, moved := db.Watermark()
+		if wm >= seq {
+			return true
+		}
+		select {
+		case <-moved:
+		case <-timer.C:
+			return false
+		}
+	}
+}
