@@ -104,10 +104,11 @@ func (h *Handler) Replay(ctx *fasthttp.RequestCtx) error {
 // stores nothing twice. One replay runs at a time.
 func (h *Handler) ReplayQuarantine(q ReplayQuery) (ReplayResult, error) {
 	var res ReplayResult
-	sink, ok := h.sink.(StoreSink)
+	ss, ok := h.sink.(interface{ storeSink() StoreSink })
 	if !ok {
 		return res, fmt.Errorf("BUG: quarantine replay needs a StoreSink, got %T", h.sink)
 	}
+	sink := ss.storeSink()
 	h.replayMu.Lock()
 	defer h.replayMu.Unlock()
 	app, err := sink.DB.App(q.AppKey)

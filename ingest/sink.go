@@ -17,6 +17,12 @@ type StoreSink struct {
 
 // AppendEvents implements eventSink.
 func (s StoreSink) AppendEvents(b *Batch) error {
+	return s.store(b, (*storage.Writer).Alloc)
+}
+
+// store stores b in one commit, its sequences taken by alloc (Writer.Alloc,
+// or Writer.AllocLog of a replicated store: replicate.go).
+func (s StoreSink) store(b *Batch, alloc func(w *storage.Writer, n int) (uint64, error)) error {
 	w := s.DB.NewWriter(b.Now)
 	defer w.Close()
 	apps := appIDs{db: s.DB, ids: map[string]uint32{}}
@@ -37,7 +43,7 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 			quarantined++
 		}
 	}
-	seq, err := w.Alloc(n + quarantined)
+	seq, err := alloc(w, n+quarantined)
 	if err != nil {
 		return err
 	}
@@ -71,6 +77,9 @@ func (s StoreSink) AppendEvents(b *Batch) error {
 	}
 	return nil
 }
+
+// storeSink is the store a quarantine replay reads (replay.go).
+func (s StoreSink) storeSink() StoreSink { return s }
 
 // appIDs caches the store's app ids of the appKeys of one batch.
 type appIDs struct {
