@@ -36,6 +36,62 @@ type Config struct {
 	Apps     []App    `toml:"apps"`
 	Tokens   []Token  `toml:"tokens"`
 	Sinks    []Sink   `toml:"sinks"`
+	// Cluster, when its nats_url is set, makes this node one of several on
+	// a NATS JetStream stream (SPEC section 9).
+	Cluster Cluster `toml:"cluster"`
+}
+
+// Cluster is the [cluster] section. Without nats_url there is no cluster:
+// one node, no NATS.
+type Cluster struct {
+	NATSURL         string   `toml:"nats_url"`
+	Stream          string   `toml:"stream"`
+	Replicas        int      `toml:"replicas"`
+	Node            string   `toml:"node"`
+	MaxLag          Duration `toml:"max_lag"`
+	CredentialsFile string   `toml:"credentials_file"`
+}
+
+// Enabled reports whether the section asks for cluster mode.
+func (c *Cluster) Enabled() bool { return c.NATSURL != "" }
+
+var (
+	streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	nodeNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+// validateCluster appends the problems of the [cluster] section to bad.
+func (cfg *Config) validateCluster(bad badFunc) {
+	c := &cfg.Cluster
+	if !c.Enabled() {
+		if c.Node != "" || c.CredentialsFile != "" {
+			bad("cluster.nats_url", "must be set when [cluster] sets node or credentials_file (nats://host:4222,…); without it this is a single node")
+		}
+		return
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
+			bad("cluster.nats_url", "%q must be comma-separated nats:// or tls:// URLs of the NATS servers, e.g. \"nats://n1:4222,nats://n2:4222,nats://n3:4222\"", u)
+		}
+	}
+	if !streamNameRE.MatchString(c.Stream) {
+		bad("cluster.stream", "%q must be 1-64 letters, digits, '-' or '_' (a JetStream stream name)", c.Stream)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("cluster.replicas", "must be between 1 and 5 (JetStream's limit), got %d; 3 survives the loss of one NATS server", c.Replicas)
+	}
+	if !nodeNameRE.MatchString(c.Node) {
+		bad("cluster.node", "%q must name this node uniquely in the cluster: 1-64 letters, digits, '.', '-' or '_', e.g. \"trove-1\"", c.Node)
+	}
+	if c.MaxLag <= 0 {
+		bad("cluster.max_lag", "must be positive, e.g. \"5s\" (/readyz is 503 while the node is further behind the stream)")
+	}
+	if c.CredentialsFile != "" {
+		if _, err := os.Stat(c.CredentialsFile); err != nil {
+			bad("cluster.credentials_file", "cannot read %q: %v", c.CredentialsFile, err)
+		}
+	}
 }
 
 // Sink is a continuous export to object storage (SPEC section 8), one
@@ -309,6 +365,12 @@ func Default() Config {
 			MaxHeaderBytes: 16 << 10,
 			MaxBodyMemory:  64 << 20,
 		},
+		// Off until nats_url is set; these are what the other keys take.
+		Cluster: Cluster{
+			Stream:   "TROVE",
+			Replicas: 3,
+			MaxLag:   Duration(5 * time.Second),
+		},
 	}
 }
 
@@ -432,6 +494,7 @@ func (cfg *Config) Validate() error {
 	keys := cfg.validateApps(bad)
 	cfg.validateTokens(bad, keys)
 	cfg.validateSinks(bad)
+	cfg.validateCluster(bad)
 	return errors.Join(errs...)
 }
 

@@ -192,6 +192,15 @@ func TestBadConfigs(t *testing.T) {
 			`sinks[1].endpoint: "" must be the http(s) URL`,
 			`sinks[2].name: "lake" is declared twice`,
 		}},
+		{"cluster.bad.toml", []string{
+			`cluster.nats_url: "http://n1:4222" must be comma-separated nats:// or tls:// URLs`,
+			`cluster.stream: "TROVE.events" must be 1-64 letters, digits, '-' or '_'`,
+			"cluster.replicas: must be between 1 and 5 (JetStream's limit), got 7",
+			`cluster.node: "" must name this node uniquely`,
+			"cluster.max_lag: must be positive",
+			`cluster.credentials_file: cannot read "/no/such/nats.creds"`,
+		}},
+		{"cluster_no_url.bad.toml", []string{"cluster.nats_url: must be set when [cluster] sets node or credentials_file"}},
 		{"many.bad.toml", []string{
 			`listen: "localhost" is not host:port`,
 			`log_level: "loud" is not one of`,

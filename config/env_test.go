@@ -50,6 +50,13 @@ var envCases = map[string]struct {
 	"TROVE_HTTP_MAX_CONNS_PER_IP": {"64", 64},
 	"TROVE_HTTP_MAX_HEADER_BYTES": {"32KiB", Size(32 << 10)},
 	"TROVE_HTTP_MAX_BODY_MEMORY":  {"256MiB", Size(256 << 20)},
+
+	"TROVE_CLUSTER_NATS_URL":         {"nats://n1:4222,nats://n2:4222", "nats://n1:4222,nats://n2:4222"},
+	"TROVE_CLUSTER_STREAM":           {"EVENTS", "EVENTS"},
+	"TROVE_CLUSTER_REPLICAS":         {"5", 5},
+	"TROVE_CLUSTER_NODE":             {"trove-2", "trove-2"},
+	"TROVE_CLUSTER_MAX_LAG":          {"10s", Duration(10 * time.Second)},
+	"TROVE_CLUSTER_CREDENTIALS_FILE": {"/etc/trove/nats.creds", "/etc/trove/nats.creds"},
 }
 
 // TestEnvEveryKey walks the Config struct itself (not EnvVars) and checks
