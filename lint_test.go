@@ -66,8 +66,11 @@ var layers = map[string][]string{
 	// SDK-compatible protocols' handlers over a store).
 	"internal": {"auth", "compat", "ingest", "profile", "storage", "apierr"},
 	// Serving wires every layer together, as main did before it.
-	"server": {"admin", "amplitude", "auth", "backup", "compat", "config", "export", "ingest", "mixpanel", "obs", "posthog",
+	"server": {"admin", "amplitude", "apierr", "auth", "backup", "cluster", "compat", "config", "export", "ingest", "mixpanel", "obs", "posthog",
 		"profile", "schema", "segment", "sinks", "storage", "web"},
+	// Cluster mode's side of the NATS stream: it moves opaque entries and
+	// knows nothing of what they hold (server wires it to ingest).
+	"cluster": {"apierr"},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

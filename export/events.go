@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -172,13 +171,14 @@ func (h *Handler) Events(ctx *fasthttp.RequestCtx) error {
 	} else if err != nil {
 		return err
 	}
+	if q.seqRange {
+		if err := h.checkSince(q.since); err != nil {
+			return err
+		}
+	}
 	snap, err := h.db.NewSnapshot()
 	if err != nil {
 		return err
-	}
-	if q.seqRange && q.since > snap.Watermark() {
-		snap.Close()
-		return apierr.New(apierr.Invalid, "since", fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", q.since, snap.Watermark()))
 	}
 	if q.parquet {
 		if q.download {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -34,6 +35,28 @@ func NewHandler(db *storage.DB, reg *auth.Registry, log *slog.Logger) *Handler {
 // flushEvery is the buffered writer's size: large writes keep fasthttp's
 // streaming path fast.
 const flushEvery = 64 << 10
+
+// sinceWait is how long a cluster node that is behind waits to reach a
+// since= that another node handed out.
+const sinceWait = 5 * time.Second
+
+// checkSince refuses a since= beyond the watermark. A cluster node first
+// waits a moment for the stream to bring it there: the watermark came from
+// another node, further along the same stream (SPEC section 9).
+func (h *Handler) checkSince(since uint64) error {
+	wm, _ := h.db.Watermark()
+	if since <= wm {
+		return nil
+	}
+	if h.db.Replicated() {
+		if h.db.WaitWatermark(since, sinceWait) {
+			return nil
+		}
+		return &apierr.Error{Kind: apierr.Unavailable, Code: "behind", Field: "since",
+			Message: fmt.Sprintf("this cluster node has applied the stream up to watermark %d, not yet to since %d; retry, or ask the node that gave you %d", wm, since, since)}
+	}
+	return apierr.New(apierr.Invalid, "since", fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", since, wm))
+}
 
 // authorize checks that the request's token may export app.
 func (h *Handler) authorize(ctx *fasthttp.RequestCtx, app string) error {

@@ -72,10 +72,10 @@ func (h *Handler) Stream(ctx *fasthttp.RequestCtx) error {
 	if err := h.authorize(ctx, app); err != nil {
 		return err
 	}
-	wm, _ := h.db.Watermark()
-	if since > wm {
-		return apierr.New(apierr.Invalid, "since", fmt.Sprintf("since %d is beyond the watermark %d: use the X-Trove-Watermark of your last export", since, wm))
+	if err := h.checkSince(since); err != nil {
+		return err
 	}
+	wm, _ := h.db.Watermark()
 	id, err := h.db.App(app)
 	if errors.Is(err, storage.ErrUnknownApp) {
 		id = 0 // nothing stored yet: looked up again as the watermark moves

@@ -49,6 +49,12 @@ var help = map[string]string{
 	"trove_data_dir_capacity_bytes":          "Size in bytes of the file system that holds the data directory.",
 
 	// Written by the sinks at scrape time (sinks/status.go), per sink and app.
+	// Cluster mode (server/cluster.go), on a node with [cluster].
+	"trove_cluster_applied_entry":             "The last entry of the NATS stream this node has applied (SPEC section 9).",
+	"trove_cluster_stream_last_entry":         "The stream's last entry, as this node last read it (every second).",
+	"trove_cluster_lag_entries":               "Entries of the stream this node has yet to apply.",
+	"trove_cluster_lag_seconds":               "How much older the last entry applied is than the stream's last; /readyz is 503 above cluster.max_lag.",
+	"trove_cluster_connected":                 "1 while this node is connected to a NATS server, else 0 (writes are then refused with 503).",
 	"trove_sink_watermark":                    "The sequence at or below which every event of the app is in a file of the sink.",
 	"trove_sink_lag_events":                   "The app's events stored after the sink's watermark, as last counted (at most every few seconds).",
 	"trove_sink_lag_seconds":                  "Age in seconds of the oldest event of the app not yet in a file of the sink (by receivedAt); 0 when none.",

@@ -39,7 +39,14 @@ type Handler struct {
 	now func() time.Time
 	// limiter, when set, charges updates to their app's rate (limit.go).
 	limiter Limiter
+	// refused, when set, is the answer to every write (Refuse).
+	refused error
 }
+
+// Refuse makes every profile write (updates, deletions, the SDK endpoints'
+// profile changes) fail with err: in cluster mode, until profile
+// operations go through the stream.
+func (h *Handler) Refuse(err error) { h.refused = err }
 
 // NewHandler returns a Handler storing profiles in db.
 func NewHandler(cfg Config, reg *auth.Registry, db *storage.DB) *Handler {
@@ -369,6 +376,9 @@ func formatUUID(id storage.ProfileID) string {
 // begin opens a profile transaction of appKey's app (registered in the
 // store if it is not yet) at the handler's clock, and returns that time.
 func (h *Handler) begin(appKey string) (*storage.ProfileTxn, time.Time, error) {
+	if h.refused != nil {
+		return nil, time.Time{}, h.refused
+	}
 	app, err := h.db.EnsureApp(appKey)
 	if err != nil {
 		return nil, time.Time{}, err

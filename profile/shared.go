@@ -53,12 +53,7 @@ func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err err
 	if valid == 0 {
 		return errs, nil
 	}
-	app, err := h.db.EnsureApp(appKey)
-	if err != nil {
-		return nil, err
-	}
-	now := h.now()
-	txn, err := h.db.BeginProfiles(app, now)
+	txn, now, err := h.begin(appKey)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"trove/amplitude"
 	"trove/auth"
 	"trove/backup"
+	"trove/cluster"
 	"trove/compat"
 	"trove/config"
 	"trove/export"
@@ -56,9 +57,9 @@ type apis struct {
 	sinks     *sinks.Manager
 }
 
-// newAPIs builds every API handler over db and reg, as cfg says.
-func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Logger, h Hooks) (*apis, error) {
-	icfg := ingest.Config{
+// ingestConfig is the Events API's part of cfg.
+func ingestConfig(cfg *config.Config) ingest.Config {
+	return ingest.Config{
 		Sync:            cfg.Ingest.Sync,
 		DedupWindow:     cfg.Ingest.DedupWindow.Std(),
 		SkewThreshold:   cfg.Ingest.SkewThreshold.Std(),
@@ -68,7 +69,18 @@ func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Lo
 		MaxAttributes:   cfg.Ingest.MaxAttributes,
 		Retention:       cfg.RetentionPolicy(),
 	}
-	a := &apis{ingest: ingest.NewHandler(icfg, reg, ingest.StoreSink{DB: db})}
+}
+
+// newAPIs builds every API handler over db and reg, as cfg says; in
+// cluster mode (node set) events are stored through the stream.
+func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Logger, h Hooks, node *cluster.Node) (*apis, error) {
+	var sink interface {
+		AppendEvents(*ingest.Batch) error
+	} = ingest.StoreSink{DB: db}
+	if node != nil {
+		sink = ingest.LogSink{StoreSink: ingest.StoreSink{DB: db}, Log: logOf{node}}
+	}
+	a := &apis{ingest: ingest.NewHandler(ingestConfig(&cfg), reg, sink)}
 	contracts, err := schema.Open(db, schemaPolicy(&cfg))
 	if err != nil {
 		return nil, err

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"trove/backup"
+	"trove/cluster"
 	"trove/config"
 	"trove/obs"
 	"trove/storage"
@@ -190,9 +192,30 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 	if err != nil {
 		return err
 	}
-	a, err := newAPIs(cfg, db, reg, log, o.Hooks)
+	var node *cluster.Node
+	if cfg.Cluster.Enabled() {
+		icfg := ingestConfig(&cfg)
+		if node, err = startCluster(cfg, db, &icfg, log); err != nil {
+			return err
+		}
+		// The node stops applying before the store closes.
+		closeNode := sync.OnceFunc(node.Close)
+		defer closeNode()
+		closeDB := closeStore
+		closeStore = func(deadline time.Time) {
+			closeNode()
+			closeDB(deadline)
+		}
+	}
+	a, err := newAPIs(cfg, db, reg, log, o.Hooks, node)
 	if err != nil {
 		return err
+	}
+	writeGate := db.Writable
+	handlers := a.handlers(backup.NewHandler(db, cfg.DataDir, o.Version, log))
+	if node != nil {
+		writeGate = clusterGate(node, db.Writable)
+		a.refuseUnreplicated(&handlers)
 	}
 	storeMetrics := obs.StoreWriter(db, cfg.DataDir)
 	obs.SetBuildInfo(o.Version)
@@ -200,11 +223,14 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 		Listen:          cfg.Listen,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 		CORSOrigins:     cfg.Ingest.CORSOrigins,
-		WriteGate:       db.Writable,
+		WriteGate:       writeGate,
 		Metrics: func(w io.Writer) {
 			storeMetrics(w)
 			var b bytes.Buffer
 			a.sinks.WriteMetrics(&b)
+			if node != nil {
+				writeClusterMetrics(&b, node)
+			}
 			obs.Expose(w, b.Bytes())
 		},
 		Listener:       o.Listener,
@@ -215,7 +241,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 		MaxConnsPerIP:  cfg.HTTP.MaxConnsPerIP,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes),
 		MaxBodyMemory:  int64(cfg.HTTP.MaxBodyMemory),
-	}, reg, a.handlers(backup.NewHandler(db, cfg.DataDir, o.Version, log)), log)
+	}, reg, handlers, log)
 	addr, err := srv.Listen()
 	if err != nil {
 		return err
@@ -257,6 +283,7 @@ func openStore(cfg config.Config, log *slog.Logger, h Hooks) (*storage.DB, error
 		MergeMinAge:      cfg.Storage.MergeMinAge.Std(),
 		Retention:        cfg.RetentionPolicy(),
 		MinFreeDisk:      uint64(cfg.Storage.MinFreeDisk),
+		Replicated:       cfg.Cluster.Enabled(),
 		FreeSpace:        h.FreeSpace,
 		MemFS:            h.StoreFS,
 		Now:              h.Clock,

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"trove/apierr"
+	"trove/cluster"
+	"trove/config"
+	"trove/ingest"
+	"trove/storage"
+	"trove/web"
+)
+
+// Cluster mode (SPEC section 9, README "Cluster mode"): the node's writes
+// go through the NATS stream, and every node applies the stream in order.
+// This file wires the cluster package to the store and to the handlers.
+
+// entryEvents is the kind of a log entry holding one request's batch of
+// events (ingest.LogSink).
+const entryEvents = "events"
+
+// startCluster connects this node to the stream and starts applying it to
+// db after what db has applied.
+func startCluster(cfg config.Config, db *storage.DB, icfg *ingest.Config, log *slog.Logger) (*cluster.Node, error) {
+	c := cfg.Cluster
+	applied, at := db.Applied()
+	apply := func(seq uint64, kind string, entry []byte) (any, error) {
+		switch kind {
+		case entryEvents:
+			return ingest.ApplyEntry(icfg, db, seq, entry)
+		}
+		return nil, fmt.Errorf("an entry of kind %q, which this version of Trove does not know: upgrade this node", kind)
+	}
+	n, err := cluster.Start(cluster.Config{
+		URLs:            c.NATSURL,
+		Stream:          c.Stream,
+		Replicas:        c.Replicas,
+		Node:            c.Node,
+		MaxLag:          c.MaxLag.Std(),
+		CredentialsFile: c.CredentialsFile,
+	}, applied, at, apply, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("cluster mode", "node", c.Node, "stream", c.Stream, "nats_url", c.NATSURL, "applied", applied)
+	return n, nil
+}
+
+// logOf is the ingest.Log of a node: entries of events.
+type logOf struct{ n *cluster.Node }
+
+func (l logOf) Append(entry []byte) (any, error) { return l.n.Append(entryEvents, entry) }
+
+// notReplicated is the answer to the writes that cluster mode does not yet
+// put through the stream: refused, rather than applied on one node only.
+func notReplicated(what string) error {
+	return &apierr.Error{Kind: apierr.NotImplemented, Code: "not_in_cluster_mode",
+		Message: what + " are not replicated in cluster mode yet, so this node refuses them rather than diverge from the others " +
+			"(README: Cluster mode); declare apps and tokens in every node's config file, and send profile writes to a single-node Trove"}
+}
+
+// refuseUnreplicated replaces the handlers of the writes that cluster mode
+// does not replicate yet with a refusal, and refuses profile writes.
+func (a *apis) refuseUnreplicated(h *web.Handlers) {
+	a.profile.Refuse(notReplicated("profile writes and user deletions"))
+	refuse := func(what string) web.HandlerFunc { return web.Refusal(notReplicated(what)) }
+	h.AdminCreateApp = refuse("apps created through the admin API")
+	h.AdminCreateToken = refuse("tokens created through the admin API")
+	h.AdminRevokeToken = refuse("token revocations")
+	h.AdminPutSchema = refuse("schema contracts")
+	h.AdminDeleteSchema = refuse("schema contracts")
+}
+
+// clusterGate is the write gate of a node: writes wait for the node to be
+// connected and caught up, as /readyz says.
+func clusterGate(n *cluster.Node, next func() error) func() error {
+	return func() error {
+		if err := next(); err != nil {
+			return err
+		}
+		if p := n.Status().Problem; p != "" {
+			return &apierr.Error{Kind: apierr.Unavailable, Code: "cluster_unavailable", Message: "this cluster node cannot take writes now: " + p}
+		}
+		return nil
+	}
+}
+
+// writeClusterMetrics writes the node's series.
+func writeClusterMetrics(w io.Writer, n *cluster.Node) {
+	s := n.Status()
+	connected := 0
+	if s.Connected {
+		connected = 1
+	}
+	var b strings.Builder
+	for _, m := range []struct {
+		name string
+		v    float64
+	}{
+		{"trove_cluster_applied_entry", float64(s.Applied)},
+		{"trove_cluster_stream_last_entry", float64(s.Last)},
+		{"trove_cluster_lag_entries", float64(s.Lag)},
+		{"trove_cluster_lag_seconds", s.LagTime.Seconds()},
+		{"trove_cluster_connected", float64(connected)},
+	} {
+		fmt.Fprintf(&b, "# HELP %s\n# TYPE %s gauge\n%s %g\n", m.name, m.name, m.name, m.v)
+	}
+	io.WriteString(w, b.String())
+}
