@@ -1,0 +1,354 @@
+package e2e
+
+// Cluster mode (SPEC section 9): Trove nodes in this process on a NATS
+// JetStream cluster of three nats-server in this process (natscluster_test.go).
+// The tests load the nodes as users do, take NATS servers and Trove nodes
+// away under the load, and then compare what every node exports with what
+// was acknowledged.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+
+	"trove/cli"
+	"trove/internal/testutil"
+)
+
+// clusterConfig is testConfig for one node of a cluster on urls.
+func clusterConfig(urls, node string) string {
+	return testConfig + fmt.Sprintf(`
+[cluster]
+nats_url = %q
+node = %q
+stream = "TROVE"
+replicas = 3
+max_lag = "5s"
+`, urls, node)
+}
+
+// waitClusterReady waits until a node's /readyz answers 200: connected
+// and caught up with the stream.
+func waitClusterReady(t *testing.T, addr string) { waitReady(t, addr, http.StatusOK, time.Minute) }
+
+// clusterBatch is the number of events in one batch of clusterWriters,
+// and clusterPace the pause of a writer between two batches.
+const (
+	clusterBatch = 50
+	clusterPace  = 20 * time.Millisecond
+)
+
+// clusterWriters send batches of events with messageIds to the nodes in
+// turn. A batch that is not acknowledged (503 while NATS elects a leader,
+// a node that is down) is sent again with the same messageIds, to the
+// next node, until a 202: it must then be stored once.
+type clusterWriters struct {
+	mu struct {
+		sync.Mutex
+		addrs []string // "" for a node that is down
+		acked map[string]bool
+		sent  map[string]bool
+	}
+	errs []string
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startClusterWriters(t *testing.T, n int, addrs ...string) *clusterWriters {
+	w := &clusterWriters{stop: make(chan struct{})}
+	w.mu.addrs = addrs
+	w.mu.acked, w.mu.sent = map[string]bool{}, map[string]bool{}
+	client := &http.Client{Timeout: 20 * time.Second}
+	for g := range n {
+		w.wg.Go(func() {
+			for b := 0; ; b++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-b%d", g, b)
+				var body bytes.Buffer
+				body.WriteByte('[')
+				for i := range clusterBatch {
+					if i > 0 {
+						body.WriteByte(',')
+					}
+					fmt.Fprintf(&body, `{"type":"event","event":"cluster","userId":"u%d","eventTime":"2026-12-07T10:00:00.000Z","appKey":"%s","messageId":"%s-e%d","attributes":{"i":%d}}`,
+						g, demoApp, id, i, i)
+				}
+				body.WriteByte(']')
+				w.mu.Lock()
+				w.mu.sent[id] = true
+				w.mu.Unlock()
+				if err := w.send(client, id, body.Bytes(), g+b); err != nil {
+					w.mu.Lock()
+					w.errs = append(w.errs, err.Error())
+					w.mu.Unlock()
+					return
+				}
+				time.Sleep(clusterPace) // a steady load, not a flood: the test is about failover
+
+			}
+		})
+	}
+	return w
+}
+
+// send posts one batch until a node acknowledges it, for at most a minute.
+func (w *clusterWriters) send(client *http.Client, id string, body []byte, turn int) error {
+	deadline := time.Now().Add(time.Minute)
+	var last string
+	for try := turn; time.Now().Before(deadline); try++ {
+		w.mu.Lock()
+		addr := w.mu.addrs[try%len(w.mu.addrs)]
+		w.mu.Unlock()
+		if addr == "" {
+			continue
+		}
+		resp, err := client.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(body))
+		if err != nil {
+			last = err.Error()
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			var a struct{ Accepted, Duplicates, Rejected int }
+			if err := json.Unmarshal(answer, &a); err != nil || a.Accepted+a.Duplicates != clusterBatch || a.Rejected != 0 {
+				return fmt.Errorf("batch %s: answer %s; want %d accepted or duplicates", id, answer, clusterBatch)
+			}
+			w.mu.Lock()
+			w.mu.acked[id] = true
+			w.mu.Unlock()
+			return nil
+		case http.StatusServiceUnavailable:
+			if resp.Header.Get("Retry-After") == "" {
+				return fmt.Errorf("batch %s: 503 without Retry-After (%s)", id, answer)
+			}
+			last = string(answer)
+			time.Sleep(100 * time.Millisecond)
+		default:
+			return fmt.Errorf("batch %s: status %d (%s); want 202 or 503", id, resp.StatusCode, answer)
+		}
+	}
+	return fmt.Errorf("batch %s: no node acknowledged it within a minute; last: %s", id, last)
+}
+
+// setAddr changes where node i is reached ("" while it is down).
+func (w *clusterWriters) setAddr(i int, addr string) {
+	w.mu.Lock()
+	w.mu.addrs[i] = addr
+	w.mu.Unlock()
+}
+
+func (w *clusterWriters) finish(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	for _, e := range w.errs {
+		t.Error(e)
+	}
+}
+
+// clusterProblems compares an export's lines with the batches the writers
+// sent and had acknowledged: every acknowledged batch whole, each event
+// once, nothing that was not sent.
+func clusterProblems(lines []string, sent, acked map[string]bool) []string {
+	var problems []string
+	seen := map[string]int{}
+	perBatch := map[string]int{}
+	for _, l := range lines {
+		var ev struct {
+			MessageID string `json:"messageId"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			problems = append(problems, fmt.Sprintf("line %q is not JSON", l))
+			continue
+		}
+		seen[ev.MessageID]++
+		if seen[ev.MessageID] == 2 {
+			problems = append(problems, "duplicate: "+ev.MessageID)
+		}
+		batch, _, _ := strings.Cut(ev.MessageID, "-e")
+		if !sent[batch] {
+			problems = append(problems, "never sent: "+ev.MessageID)
+		}
+		perBatch[batch]++
+	}
+	for b := range acked {
+		if perBatch[b] < clusterBatch {
+			problems = append(problems, fmt.Sprintf("lost: batch %s was acknowledged, %d of its %d events are exported", b, perBatch[b], clusterBatch))
+		}
+	}
+	slices.Sort(problems)
+	return problems
+}
+
+// TestClusterFailover loads two Trove nodes on a three-server NATS cluster,
+// kills the stream's leader and one Trove node under the load and brings
+// both back: no acknowledged event is lost or stored twice, every node
+// exports the same bytes with the same watermark (also one restored from a
+// backup taken under the load, and one started on an empty directory),
+// and a watermark from one node continues on another.
+func TestClusterFailover(t *testing.T) {
+	nats := startNATSCluster(t, 3)
+	urls := nats.URLs()
+	dir2 := t.TempDir()
+	n1 := startServer(t, clusterConfig(urls, "trove-1"))
+	n2 := startServer(t, clusterConfig(urls, "trove-2"), inDir(dir2))
+	waitClusterReady(t, n1.addr)
+	waitClusterReady(t, n2.addr)
+
+	w := startClusterWriters(t, 4, n1.addr, n2.addr)
+	pause := func() { time.Sleep(1500 * time.Millisecond) }
+	pause()
+	leader := nats.StreamLeader(t, "TROVE")
+	nats.Kill(leader)
+	t.Logf("killed NATS server %d, the stream's leader", leader)
+	pause()
+	mid := exportEvents(t, n1.addr, "")
+	w.setAddr(1, "")
+	n2.stop()
+	t.Log("stopped Trove node 2")
+	pause()
+	nats.Restart(leader)
+	n2 = startServer(t, clusterConfig(urls, "trove-2"), inDir(dir2))
+	w.setAddr(1, n2.addr)
+	t.Log("restarted both")
+	pause()
+	backupFile := filepath.Join(t.TempDir(), "trove-1.tar.zst")
+	if code, out := withStderr(runCmd(t, cli.Backup, "-o", backupFile, "--server", "http://"+n1.addr, "--token", adminSecret)); code != 0 {
+		t.Fatalf("trove backup of node 1: exit %d:\n%s", code, out)
+	}
+	pause()
+	w.finish(t)
+
+	// A node restored from node 1's backup applies the stream after the
+	// backup's position; a node on an empty directory applies all of it.
+	dir3 := filepath.Join(t.TempDir(), "restored")
+	if code, out := withStderr(runCmd(t, cli.Restore, backupFile, "-data", dir3)); code != 0 {
+		t.Fatalf("trove restore: exit %d:\n%s", code, out)
+	}
+	n3 := startServer(t, clusterConfig(urls, "trove-3"), inDir(dir3))
+	n4 := startServer(t, clusterConfig(urls, "trove-4"))
+
+	// Every node reaches the same watermark once it has caught up.
+	var e1, e2 exported
+	others := map[string]string{"node 2 (restarted)": n2.addr, "node 3 (restored from a backup)": n3.addr, "node 4 (empty at start)": n4.addr}
+	testutil.WaitFor(t, 60*time.Second, testutil.Until("every node to export up to the same watermark", func() bool {
+		e1 = exportEvents(t, n1.addr, "")
+		for _, addr := range others {
+			if e := exportEvents(t, addr, ""); e.watermark != e1.watermark || len(e.lines) != len(e1.lines) {
+				return false
+			}
+		}
+		return true
+	}))
+	e2 = exportEvents(t, n2.addr, "")
+	for name, addr := range others {
+		if e := exportEvents(t, addr, ""); !slices.Equal(e.lines, e1.lines) {
+			t.Errorf("%s exports other bytes than node 1", name)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("%d batches sent, %d acknowledged; %d events exported by each node, watermark %d",
+		len(w.mu.sent), len(w.mu.acked), len(e1.lines), e1.watermark)
+	if len(w.mu.acked) < 10 {
+		t.Errorf("only %d batches were acknowledged: the load did not run", len(w.mu.acked))
+	}
+	for _, p := range clusterProblems(e1.lines, w.mu.sent, w.mu.acked) {
+		t.Error("node 1: " + p)
+	}
+	if !slices.Equal(e1.lines, e2.lines) {
+		t.Errorf("the nodes export different bytes: %d and %d lines", len(e1.lines), len(e2.lines))
+	}
+	// What node 1 exported under the load, then node 2 from node 1's
+	// watermark: the whole export, nothing missed or repeated.
+	rest := exportEvents(t, n2.addr, fmt.Sprintf("since=%d", mid.watermark))
+	if got := append(slices.Clone(mid.lines), rest.lines...); !slices.Equal(got, e1.lines) {
+		t.Errorf("node 1 up to watermark %d (%d lines), then node 2 from there (%d lines), is not the whole export (%d lines)",
+			mid.watermark, len(mid.lines), len(rest.lines), len(e1.lines))
+	}
+
+	// Negative control: the check sees a lost event and a repeated one.
+	if len(e1.lines) > 1 {
+		lost := clusterProblems(e1.lines[1:], w.mu.sent, w.mu.acked)
+		twice := clusterProblems(append(slices.Clone(e1.lines), e1.lines[0]), w.mu.sent, w.mu.acked)
+		if len(lost) == 0 || !strings.HasPrefix(lost[0], "lost") || len(twice) == 0 || !strings.HasPrefix(twice[0], "duplicate") {
+			t.Errorf("the check missed a removed line (%v) or a repeated one (%v)", lost, twice)
+		}
+	}
+	t.Logf("CLUSTER_FAILOVER: sent=%d acked=%d exported=%d lost=%d duplicates=%d nodes_equal=%v",
+		len(w.mu.sent), len(w.mu.acked), len(e1.lines), countPrefix(clusterProblems(e1.lines, w.mu.sent, w.mu.acked), "lost"),
+		countPrefix(clusterProblems(e1.lines, w.mu.sent, w.mu.acked), "duplicate"), slices.Equal(e1.lines, e2.lines))
+}
+
+func countPrefix(list []string, prefix string) int {
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClusterNATSDown stops every NATS server under a node: writes get 503
+// with Retry-After, never a 202, the node stays up and serves exports, and
+// takes writes again once NATS is back.
+func TestClusterNATSDown(t *testing.T) {
+	nats := startNATSCluster(t, 3)
+	n := startServer(t, clusterConfig(nats.URLs(), "trove-1"))
+	waitClusterReady(t, n.addr)
+	before := postEvents(t, n.addr, "["+event("before", "m-before")+"]")
+	decodeAnswer(t, before, http.StatusAccepted)
+
+	for i := range 3 {
+		nats.Kill(i)
+	}
+	testutil.WaitFor(t, 30*time.Second, testutil.Until("/readyz to answer 503 with NATS down", func() bool {
+		r := request(t, "GET", "http://"+n.addr+"/readyz", nil)
+		return r.status == http.StatusServiceUnavailable
+	}))
+	for i := range 3 {
+		r := postEvents(t, n.addr, "["+event("down", fmt.Sprintf("m-down-%d", i))+"]")
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Fatalf("a write with NATS down: status %d, Retry-After %q (%s); want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	if got := exportEvents(t, n.addr, ""); len(got.lines) != 1 {
+		t.Errorf("with NATS down the export has %d lines; want the 1 stored before", len(got.lines))
+	}
+
+	for i := range 3 {
+		nats.Restart(i)
+	}
+	waitClusterReady(t, n.addr)
+	// As a client does after a 503: sent again, with its messageId, until
+	// a 202 (the NATS servers may still be electing leaders).
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		r := postEvents(t, n.addr, "["+event("after", "m-after")+"]")
+		if r.status != http.StatusAccepted {
+			return fmt.Errorf("a write after NATS came back: status %d (%s)", r.status, r.body)
+		}
+		return nil
+	})
+	got := messageIDs(t, exportEvents(t, n.addr, "").lines)
+	if !slices.Equal(got, []string{"m-before", "m-after"}) {
+		t.Errorf("exported %v; want [m-before m-after]: the refused writes must not be stored", got)
+	}
+	t.Logf("CLUSTERDOWN: nats_down=3/3 writes_refused_503=3 accepted_while_down=0 readyz_while_down=503 recovered=yes exported=%d", len(got))
+}
