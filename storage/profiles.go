@@ -33,6 +33,7 @@ type ProfileTxn struct {
 	bodies  map[ProfileID][]byte
 	key     []byte
 	forget  []forgetting // users deleted in this transaction (forget.go)
+	logSeq  uint64       // the log entry applied, in a replicated store (InLog)
 	closed  bool
 }
 
@@ -189,7 +190,21 @@ func (t *ProfileTxn) Commit() error {
 	}
 	n := len(t.order)
 	var first uint64
-	if n > 0 {
+	committed := false
+	switch {
+	case n > 0 && t.logSeq != 0:
+		first = t.logSeq << LogSeqShift
+		if err := t.db.seq.allocAt(first, n); err != nil {
+			return err
+		}
+		defer func() {
+			if committed {
+				t.db.seq.finish(first, n)
+			} else {
+				t.db.seq.unalloc(first, n)
+			}
+		}()
+	case n > 0:
 		var err error
 		if first, err = t.db.seq.alloc(n); err != nil {
 			return fmt.Errorf("cannot allocate sequences: %w", err)
@@ -205,15 +220,23 @@ func (t *ProfileTxn) Commit() error {
 		t.batch.Set(appendProfileKey(nil, t.app, id), appendProfileValue(nil, seq, t.bodies[id]), nil)
 	}
 	t.recordForgotten()
+	var appliedAt int64
+	if t.logSeq != 0 {
+		appliedAt = t.db.setApplied(t.batch, t.logSeq, t.now)
+	}
 	if t.batch.Empty() {
 		return nil
 	}
 	opt := pebble.NoSync
-	if t.db.opts.Sync {
+	if t.db.opts.Sync && t.logSeq == 0 {
 		opt = pebble.Sync
 	}
 	if err := t.batch.Commit(opt); err != nil {
 		return fmt.Errorf("cannot commit profiles: %w", err)
+	}
+	committed = true
+	if t.logSeq != 0 {
+		t.db.markApplied(t.logSeq, appliedAt)
 	}
 	if len(t.forget) > 0 {
 		t.db.addForgotten(t.app, t.forget)

@@ -112,8 +112,8 @@ func (w *Writer) AllocLog(logSeq uint64, n int) (uint64, error) {
 	if n > MaxEntryEvents {
 		return 0, fmt.Errorf("a log entry holds %d events, more than the %d it may", n, MaxEntryEvents)
 	}
-	if applied := w.db.applied.seq.Load(); logSeq <= applied {
-		return 0, fmt.Errorf("log entry %d is already applied (the store is at %d)", logSeq, applied)
+	if err := w.db.checkEntry(logSeq); err != nil {
+		return 0, err
 	}
 	first := logSeq << LogSeqShift
 	if err := w.db.seq.allocAt(first, n); err != nil {
@@ -124,18 +124,47 @@ func (w *Writer) AllocLog(logSeq uint64, n int) (uint64, error) {
 	return first, nil
 }
 
-// setApplied adds meta log_applied to a replicated Writer's batch and
-// returns the time it records: the entry's, or the last one's when that is
-// later (a quarantine replay writes at the events' arrival), so that the
-// store's clock never goes back.
-func (w *Writer) setApplied() int64 {
-	at := max(w.db.applied.at.Load(), w.now.UnixNano())
+// checkEntry refuses log entry logSeq unless it comes after every entry
+// applied.
+func (db *DB) checkEntry(logSeq uint64) error {
+	if applied := db.applied.seq.Load(); logSeq <= applied {
+		return fmt.Errorf("log entry %d is already applied (the store is at %d)", logSeq, applied)
+	}
+	return nil
+}
+
+// setApplied adds meta log_applied for entry logSeq, applied at now, to b
+// and returns the time it records: the entry's, or the last one's when
+// that is later (a quarantine replay writes at the events' arrival), so
+// that the store's clock never goes back. Once b is committed,
+// markApplied records it in memory.
+func (db *DB) setApplied(b *pebble.Batch, logSeq uint64, now time.Time) int64 {
+	at := max(db.applied.at.Load(), now.UnixNano())
 	v := make([]byte, 17)
 	v[0] = valueV1
-	binary.BigEndian.PutUint64(v[1:], w.logSeq)
+	binary.BigEndian.PutUint64(v[1:], logSeq)
 	binary.BigEndian.PutUint64(v[9:], uint64(at))
-	w.batch.Set(appendMetaKey(w.keyBuf[:0], metaApplied), v, nil)
+	b.Set(appendMetaKey(nil, metaApplied), v, nil)
 	return at
+}
+
+func (db *DB) markApplied(logSeq uint64, at int64) {
+	db.applied.at.Store(at)
+	db.applied.seq.Store(logSeq)
+}
+
+// InLog makes the transaction apply log entry logSeq of a replicated
+// store: its profiles' change sequences are the entry's (as
+// Writer.AllocLog's), and Commit records the entry as applied, unsynced.
+func (t *ProfileTxn) InLog(logSeq uint64) error {
+	if !t.db.opts.Replicated {
+		panic("BUG: ProfileTxn.InLog on a store that is not replicated")
+	}
+	if err := t.db.checkEntry(logSeq); err != nil {
+		return err
+	}
+	t.logSeq = logSeq
+	return nil
 }
 
 // Replicated reports whether the store is a replicated one.

@@ -269,7 +269,7 @@ func (w *Writer) Commit() error {
 	slice, dedupKeys, dedupRefs := w.dedupEntries()
 	var appliedAt int64
 	if w.logSeq != 0 {
-		appliedAt = w.setApplied()
+		appliedAt = w.db.setApplied(w.batch, w.logSeq, w.now)
 	}
 	if w.batch.Empty() {
 		return nil
@@ -282,8 +282,7 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("cannot commit batch: %w", err)
 	}
 	if w.logSeq != 0 {
-		w.db.applied.at.Store(appliedAt)
-		w.db.applied.seq.Store(w.logSeq)
+		w.db.markApplied(w.logSeq, appliedAt)
 	}
 	w.db.disk.wrote(w.batch.Len())
 	if len(dedupKeys) > 0 {
