@@ -82,6 +82,7 @@ type Node struct {
 	// stream that moved on while the applier did not: watchLoop).
 	kick chan struct{}
 
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -91,17 +92,16 @@ type result struct {
 	err error
 }
 
-// Start connects to the NATS servers, creates the stream if it is absent,
-// and applies the stream from the entry after applied on, in the
-// background, until Close. A server that cannot be reached is retried:
-// the node serves what it has meanwhile and answers writes 503.
-func Start(cfg Config, applied uint64, at time.Time, apply Applier, log *slog.Logger) (*Node, error) {
+// Start connects to the NATS servers; Run then applies the stream. A
+// server that cannot be reached is retried: the node serves what it has
+// meanwhile and answers writes 503. applied is the last entry the store
+// has applied, at is its time.
+func Start(cfg Config, applied uint64, at time.Time, log *slog.Logger) (*Node, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	n := &Node{
 		cfg:      cfg,
-		apply:    apply,
 		log:      log.With("component", "cluster"),
 		subject:  cfg.Stream + ".log",
 		idPrefix: cfg.Node + "-" + strconv.FormatUint(rand.Uint64(), 36) + "-",
@@ -141,12 +141,18 @@ func Start(cfg Config, applied uint64, at time.Time, apply Applier, log *slog.Lo
 		return nil, err
 	}
 	n.nc, n.js = nc, js
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.done.Add(2)
-	go n.applyLoop(ctx)
-	go n.watchLoop(ctx)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
+}
+
+// Run creates the stream if it is absent and applies it with apply, from
+// the entry after the last applied, in the background until Close. It is
+// called once.
+func (n *Node) Run(apply Applier) {
+	n.apply = apply
+	n.done.Add(2)
+	go n.applyLoop(n.ctx)
+	go n.watchLoop(n.ctx)
 }
 
 // Close stops applying and disconnects. Appends still waiting fail.

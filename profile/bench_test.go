@@ -58,7 +58,7 @@ func BenchmarkApplyUpdate(b *testing.B) {
 	}
 	// The profile is stored before the clock starts.
 	txn := begin()
-	if _, err := h.applyOne(txn, &ups[0], now); err != nil {
+	if _, err := h.applyOne(txn, &ups[0], now, nil); err != nil {
 		b.Fatal(err)
 	}
 	commit(txn)
@@ -67,7 +67,7 @@ func BenchmarkApplyUpdate(b *testing.B) {
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.applyOne(txn, &ups[0], now); err != nil {
+		if _, err := h.applyOne(txn, &ups[0], now, nil); err != nil {
 			b.Fatal(err)
 		}
 		if n++; n%perCommit == 0 {

@@ -3,6 +3,8 @@ package profile
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -41,11 +43,13 @@ type Handler struct {
 	limiter Limiter
 	// refused, when set, is the answer to every write (Refuse).
 	refused error
+	// log, when set, is the replicated log that writes go through
+	// (replicate.go).
+	log Log
 }
 
-// Refuse makes every profile write (updates, deletions, the SDK endpoints'
-// profile changes) fail with err: in cluster mode, until profile
-// operations go through the stream.
+// Refuse makes the profile writes that do not go through the log (user
+// deletions) fail with err: in cluster mode, until they do.
 func (h *Handler) Refuse(err error) { h.refused = err }
 
 // NewHandler returns a Handler storing profiles in db.
@@ -95,52 +99,80 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 	if err := h.takeTokens(appKey, len(ups)); err != nil {
 		return err
 	}
-	txn, now, err := h.begin(appKey)
-	if err != nil {
-		return err
-	}
-	defer txn.Close()
 	idemKey := ctx.Request.Header.Peek("Idempotency-Key")
 	if len(idemKey) > 255 {
 		return invalid(-1, "Idempotency-Key", "the Idempotency-Key header must be at most 255 bytes")
 	}
+	var r requestResult
+	if h.log != nil {
+		r, err = h.appendRequest(appKey, idemKey, body)
+	} else {
+		r = h.applyRequest(appKey, idemKey, ups, h.now(), 0)
+	}
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		return err
+	}
+	if r.replayed {
+		ctx.Response.Header.Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, r.answer)
+	return nil
+}
+
+// requestResult is what applying a request gave: its answer, whether that
+// is the stored answer of an Idempotency-Key, or the request's refusal.
+type requestResult struct {
+	answer   []byte
+	replayed bool
+	err      error
+}
+
+// applyRequest applies the updates of one POST /users/profile in one
+// transaction at now; in a replicated store as log entry logSeq (else 0).
+func (h *Handler) applyRequest(appKey string, idemKey []byte, ups []update, now time.Time, logSeq uint64) requestResult {
+	txn, err := h.beginAt(appKey, now, logSeq)
+	if err != nil {
+		return requestResult{err: err}
+	}
+	defer txn.Close()
 	if len(idemKey) > 0 {
 		answer, ok, err := txn.Idempotent(idemKey)
 		if err != nil {
-			return err
+			return requestResult{err: err}
 		}
 		if ok {
-			ctx.Response.Header.Set("Idempotent-Replayed", "true")
-			writeJSON(ctx, fasthttp.StatusAccepted, answer)
-			return nil
+			return requestResult{answer: answer, replayed: true}
 		}
 	}
+	ids := newIDs(logSeq)
 	res := Result{Profiles: make([]ResultEntry, 0, len(ups))}
 	for i := range ups {
-		entry, err := h.applyOne(txn, &ups[i], now)
+		entry, err := h.applyOne(txn, &ups[i], now, ids)
 		if err != nil {
-			return err
+			return requestResult{err: err}
 		}
 		res.Profiles = append(res.Profiles, entry)
 	}
 	res.Accepted = len(ups)
 	out, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("cannot encode answer: %w", err)
+		return requestResult{err: fmt.Errorf("cannot encode answer: %w", err)}
 	}
 	if len(idemKey) > 0 {
 		txn.PutIdempotent(idemKey, out)
 	}
 	if err := txn.Commit(); err != nil {
-		return err
+		return requestResult{err: err}
 	}
 	obs.App(appKey).ProfileUpdates.Add(len(ups))
-	writeJSON(ctx, fasthttp.StatusAccepted, out)
-	return nil
+	return requestResult{answer: out}
 }
 
 // applyOne finds or creates the profile of u and applies u to it.
-func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (ResultEntry, error) {
+func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time, ids *idGen) (ResultEntry, error) {
 	conflict := func(field, format string, args ...any) error {
 		return refuse(apierr.Conflict, u.index, field, fmt.Sprintf(format, args...))
 	}
@@ -180,7 +212,7 @@ func (h *Handler) applyOne(txn *storage.ProfileTxn, u *update, now time.Time) (R
 		}
 	} else {
 		if u.pyzeID == "" {
-			id = newUUID()
+			id = ids.next()
 		}
 		p = Profile{PyzeID: formatUUID(id), CreatedAt: formatTime(now)}
 	}
@@ -320,10 +352,30 @@ func (h *Handler) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 	return body, nil
 }
 
-// newUUID returns a random (version 4) UUID.
-func newUUID() storage.ProfileID {
+// idGen makes the pyze_ids of new profiles: random ones, or, applying log
+// entry logSeq of a replicated store, ones derived from the entry and the
+// order of creation, so that every node gives a profile the same id.
+type idGen struct {
+	logSeq uint64
+	n      uint64
+}
+
+// newIDs returns the ids of log entry logSeq, or random ones for 0.
+func newIDs(logSeq uint64) *idGen { return &idGen{logSeq: logSeq} }
+
+// next returns a new version 4 UUID.
+func (g *idGen) next() storage.ProfileID {
 	var id storage.ProfileID
-	rand.Read(id[:])
+	if g == nil || g.logSeq == 0 {
+		rand.Read(id[:])
+	} else {
+		var in [16]byte
+		binary.BigEndian.PutUint64(in[:], g.logSeq)
+		binary.BigEndian.PutUint64(in[8:], g.n)
+		g.n++
+		sum := sha256.Sum256(in[:])
+		copy(id[:], sum[:])
+	}
 	id[6] = id[6]&0x0f | 0x40
 	id[8] = id[8]&0x3f | 0x80
 	return id
@@ -379,11 +431,25 @@ func (h *Handler) begin(appKey string) (*storage.ProfileTxn, time.Time, error) {
 	if h.refused != nil {
 		return nil, time.Time{}, h.refused
 	}
+	now := h.now()
+	txn, err := h.beginAt(appKey, now, 0)
+	return txn, now, err
+}
+
+// beginAt opens a profile transaction of appKey's app at now, applying log
+// entry logSeq of a replicated store when it is not 0.
+func (h *Handler) beginAt(appKey string, now time.Time, logSeq uint64) (*storage.ProfileTxn, error) {
 	app, err := h.db.EnsureApp(appKey)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	now := h.now()
 	txn, err := h.db.BeginProfiles(app, now)
-	return txn, now, err
+	if err != nil || logSeq == 0 {
+		return txn, err
+	}
+	if err := txn.InLog(logSeq); err != nil {
+		txn.Close()
+		return nil, err
+	}
+	return txn, nil
 }

@@ -3,6 +3,7 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"trove/apierr"
 	"trove/obs"
@@ -42,7 +43,24 @@ func (h *Handler) Check(obj []byte) error {
 // the others are applied. err is a failure of the store (nothing applied).
 // Rate limits are the caller's.
 func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err error) {
-	errs = make([]error, len(objs))
+	if h.log != nil {
+		return h.appendEach(appKey, objs)
+	}
+	r := h.applyEach(appKey, objs, h.now(), 0)
+	return r.errs, r.err
+}
+
+// eachResult is what ApplyEach returns.
+type eachResult struct {
+	errs []error
+	err  error
+}
+
+// applyEach is ApplyEach at now; in a replicated store as log entry
+// logSeq (else 0), committed also when nothing applies, so that the entry
+// counts as applied.
+func (h *Handler) applyEach(appKey string, objs [][]byte, now time.Time, logSeq uint64) eachResult {
+	errs := make([]error, len(objs))
 	ups := make([]update, len(objs))
 	valid := 0
 	for i, obj := range objs {
@@ -50,14 +68,15 @@ func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err err
 			valid++
 		}
 	}
-	if valid == 0 {
-		return errs, nil
+	if valid == 0 && logSeq == 0 {
+		return eachResult{errs: errs}
 	}
-	txn, now, err := h.begin(appKey)
+	txn, err := h.beginAt(appKey, now, logSeq)
 	if err != nil {
-		return nil, err
+		return eachResult{err: err}
 	}
 	defer txn.Close()
+	ids := newIDs(logSeq)
 	applied := 0
 	for i := range ups {
 		if errs[i] != nil {
@@ -68,29 +87,29 @@ func (h *Handler) ApplyEach(appKey string, objs [][]byte) (errs []error, err err
 		// conflict among the aliases of a known userId: refuse that case
 		// before it runs.
 		if c, err := aliasConflict(txn, u); err != nil {
-			return nil, err
+			return eachResult{err: err}
 		} else if c != nil {
 			errs[i] = c
 			continue
 		}
-		if _, err := h.applyOne(txn, u, now); err != nil {
+		if _, err := h.applyOne(txn, u, now, ids); err != nil {
 			var pe *apierr.Error
 			if !errors.As(err, &pe) {
-				return nil, err
+				return eachResult{err: err}
 			}
 			errs[i] = err
 			continue
 		}
 		applied++
 	}
-	if applied == 0 {
-		return errs, nil
+	if applied == 0 && logSeq == 0 {
+		return eachResult{errs: errs}
 	}
 	if err := txn.Commit(); err != nil {
-		return nil, err
+		return eachResult{err: err}
 	}
 	obs.App(appKey).ProfileUpdates.Add(applied)
-	return errs, nil
+	return eachResult{errs: errs}
 }
 
 // aliasConflict returns a conflict *apierr.Error when u names a userId that has a

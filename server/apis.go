@@ -78,7 +78,7 @@ func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Lo
 		AppendEvents(*ingest.Batch) error
 	} = ingest.StoreSink{DB: db}
 	if node != nil {
-		sink = ingest.LogSink{StoreSink: ingest.StoreSink{DB: db}, Log: logOf{node}}
+		sink = ingest.LogSink{StoreSink: ingest.StoreSink{DB: db}, Log: logOf{node, entryEvents}}
 	}
 	a := &apis{ingest: ingest.NewHandler(ingestConfig(&cfg), reg, sink)}
 	contracts, err := schema.Open(db, schemaPolicy(&cfg))
@@ -95,6 +95,9 @@ func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Lo
 		MaxFields:       cfg.Profiles.MaxFields,
 		MaxRequestBytes: int(cfg.Ingest.MaxRequestBytes),
 	}, reg, db)
+	if node != nil {
+		a.profile.SetLog(logOf{node, entryProfiles})
+	}
 	limiter := newRateLimiter(cfg)
 	a.ingest.SetLimiter(limiter)
 	a.profile.SetLimiter(limiter)

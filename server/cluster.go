@@ -18,22 +18,17 @@ import (
 // go through the NATS stream, and every node applies the stream in order.
 // This file wires the cluster package to the store and to the handlers.
 
-// entryEvents is the kind of a log entry holding one request's batch of
-// events (ingest.LogSink).
-const entryEvents = "events"
+// Kinds of log entries.
+const (
+	entryEvents   = "events"   // one request's batch of events (ingest.LogSink)
+	entryProfiles = "profiles" // profile writes (profile.Handler.ApplyEntry)
+)
 
-// startCluster connects this node to the stream and starts applying it to
-// db after what db has applied.
-func startCluster(cfg config.Config, db *storage.DB, icfg *ingest.Config, log *slog.Logger) (*cluster.Node, error) {
+// startCluster connects this node to the NATS servers; runCluster then
+// applies the stream to db after what db has applied.
+func startCluster(cfg config.Config, db *storage.DB, log *slog.Logger) (*cluster.Node, error) {
 	c := cfg.Cluster
 	applied, at := db.Applied()
-	apply := func(seq uint64, kind string, entry []byte) (any, error) {
-		switch kind {
-		case entryEvents:
-			return ingest.ApplyEntry(icfg, db, seq, entry)
-		}
-		return nil, fmt.Errorf("an entry of kind %q, which this version of Trove does not know: upgrade this node", kind)
-	}
 	n, err := cluster.Start(cluster.Config{
 		URLs:            c.NATSURL,
 		Stream:          c.Stream,
@@ -41,7 +36,7 @@ func startCluster(cfg config.Config, db *storage.DB, icfg *ingest.Config, log *s
 		Node:            c.Node,
 		MaxLag:          c.MaxLag.Std(),
 		CredentialsFile: c.CredentialsFile,
-	}, applied, at, apply, log)
+	}, applied, at, log)
 	if err != nil {
 		return nil, err
 	}
@@ -49,23 +44,39 @@ func startCluster(cfg config.Config, db *storage.DB, icfg *ingest.Config, log *s
 	return n, nil
 }
 
-// logOf is the ingest.Log of a node: entries of events.
-type logOf struct{ n *cluster.Node }
+// runCluster applies the stream with the handlers that store each kind.
+func runCluster(n *cluster.Node, a *apis, db *storage.DB, icfg *ingest.Config) {
+	n.Run(func(seq uint64, kind string, entry []byte) (any, error) {
+		switch kind {
+		case entryEvents:
+			return ingest.ApplyEntry(icfg, db, seq, entry)
+		case entryProfiles:
+			return a.profile.ApplyEntry(seq, entry)
+		}
+		return nil, fmt.Errorf("an entry of kind %q, which this version of Trove does not know: upgrade this node", kind)
+	})
+}
 
-func (l logOf) Append(entry []byte) (any, error) { return l.n.Append(entryEvents, entry) }
+// logOf is the ingest.Log and profile.Log of a node: entries of kind.
+type logOf struct {
+	n    *cluster.Node
+	kind string
+}
+
+func (l logOf) Append(entry []byte) (any, error) { return l.n.Append(l.kind, entry) }
 
 // notReplicated is the answer to the writes that cluster mode does not yet
 // put through the stream: refused, rather than applied on one node only.
 func notReplicated(what string) error {
 	return &apierr.Error{Kind: apierr.NotImplemented, Code: "not_in_cluster_mode",
 		Message: what + " are not replicated in cluster mode yet, so this node refuses them rather than diverge from the others " +
-			"(README: Cluster mode); declare apps and tokens in every node's config file, and send profile writes to a single-node Trove"}
+			"(README: Cluster mode); declare apps and tokens in every node's config file"}
 }
 
 // refuseUnreplicated replaces the handlers of the writes that cluster mode
 // does not replicate yet with a refusal, and refuses profile writes.
 func (a *apis) refuseUnreplicated(h *web.Handlers) {
-	a.profile.Refuse(notReplicated("profile writes and user deletions"))
+	a.profile.Refuse(notReplicated("user deletions"))
 	refuse := func(what string) web.HandlerFunc { return web.Refusal(notReplicated(what)) }
 	h.AdminCreateApp = refuse("apps created through the admin API")
 	h.AdminCreateToken = refuse("tokens created through the admin API")

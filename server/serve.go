@@ -194,8 +194,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 	}
 	var node *cluster.Node
 	if cfg.Cluster.Enabled() {
-		icfg := ingestConfig(&cfg)
-		if node, err = startCluster(cfg, db, &icfg, log); err != nil {
+		if node, err = startCluster(cfg, db, log); err != nil {
 			return err
 		}
 		// The node stops applying before the store closes.
@@ -214,6 +213,8 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 	writeGate := db.Writable
 	handlers := a.handlers(backup.NewHandler(db, cfg.DataDir, o.Version, log))
 	if node != nil {
+		icfg := ingestConfig(&cfg)
+		runCluster(node, a, db, &icfg)
 		writeGate = clusterGate(node, db.Writable)
 		a.refuseUnreplicated(&handlers)
 	}

@@ -1,0 +1,191 @@
+package profile
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"trove/apierr"
+)
+
+// In cluster mode (SPEC section 9) profile writes go through the
+// replicated log, as events do (ingest/replicate.go): the node that gets a
+// request checks it and appends it as one entry, and every node applies
+// the entry in the log's order (ApplyEntry), at the entry's time and with
+// pyze_ids derived from its place in the log (idGen), so that inc, add and
+// remove converge to the same profiles everywhere and the answer, 409s
+// included, is the one a single node gives.
+
+// A Log appends entries to a replicated log and returns, once this node
+// has applied the entry, what ApplyEntry returned for it.
+type Log interface {
+	Append(entry []byte) (any, error)
+}
+
+// SetLog makes profile writes go through l (cluster mode).
+func (h *Handler) SetLog(l Log) { h.log = l }
+
+// The kinds of profile entries.
+const (
+	entryRequest = 1 // a POST /users/profile: appKey, Idempotency-Key, body
+	entryEach    = 2 // an ApplyEach: appKey, the profile objects
+)
+
+const profileEntryVersion = 1
+
+func (h *Handler) appendRequest(appKey string, idemKey, body []byte) (requestResult, error) {
+	e := appendProfileEntryHead(nil, entryRequest, h.now(), appKey)
+	e = appendProfileBytes(e, idemKey)
+	e = appendProfileBytes(e, body)
+	v, err := h.log.Append(e)
+	if err != nil {
+		return requestResult{}, err
+	}
+	r, ok := v.(requestResult)
+	if !ok {
+		return requestResult{}, fmt.Errorf("BUG: the log applied %T for a profile request", v)
+	}
+	return r, nil
+}
+
+func (h *Handler) appendEach(appKey string, objs [][]byte) ([]error, error) {
+	e := appendProfileEntryHead(nil, entryEach, h.now(), appKey)
+	e = binary.AppendUvarint(e, uint64(len(objs)))
+	for _, o := range objs {
+		e = appendProfileBytes(e, o)
+	}
+	v, err := h.log.Append(e)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := v.(eachResult)
+	if !ok {
+		return nil, fmt.Errorf("BUG: the log applied %T for profile objects", v)
+	}
+	return r.errs, r.err
+}
+
+func appendProfileEntryHead(dst []byte, kind byte, now time.Time, appKey string) []byte {
+	dst = append(dst, profileEntryVersion, kind)
+	dst = binary.AppendVarint(dst, now.UnixNano())
+	return appendProfileBytes(dst, []byte(appKey))
+}
+
+func appendProfileBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// errProfileEntry is the error of an entry that cannot be read.
+var errProfileEntry = errors.New("malformed profile log entry")
+
+// profileEntry reads an entry.
+type profileEntry struct{ b []byte }
+
+func (r *profileEntry) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		return 0, errProfileEntry
+	}
+	r.b = r.b[n:]
+	return v, nil
+}
+
+func (r *profileEntry) bytes() ([]byte, error) {
+	n, err := r.uvarint()
+	if err != nil || n > uint64(len(r.b)) {
+		return nil, errProfileEntry
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v, nil
+}
+
+// decodedEntry is a profile entry, aliasing its bytes.
+type decodedEntry struct {
+	kind    byte
+	now     time.Time
+	appKey  []byte
+	idemKey []byte   // entryRequest
+	body    []byte   // entryRequest
+	objs    [][]byte // entryEach
+}
+
+// decodeProfileEntry parses an entry that appendRequest or appendEach made.
+func decodeProfileEntry(entry []byte) (decodedEntry, error) {
+	var d decodedEntry
+	if len(entry) < 2 || entry[0] != profileEntryVersion {
+		return d, fmt.Errorf("%w: a version this node does not know (upgrade it)", errProfileEntry)
+	}
+	d.kind = entry[1]
+	r := profileEntry{b: entry[2:]}
+	ns, n := binary.Varint(r.b)
+	if n <= 0 {
+		return d, errProfileEntry
+	}
+	r.b = r.b[n:]
+	d.now = time.Unix(0, ns)
+	var err error
+	if d.appKey, err = r.bytes(); err != nil {
+		return d, err
+	}
+	switch d.kind {
+	case entryRequest:
+		if d.idemKey, err = r.bytes(); err != nil {
+			return d, err
+		}
+		if d.body, err = r.bytes(); err != nil {
+			return d, err
+		}
+	case entryEach:
+		count, err := r.uvarint()
+		if err != nil || count > uint64(len(r.b)) {
+			return d, errProfileEntry
+		}
+		d.objs = make([][]byte, count)
+		for i := range d.objs {
+			if d.objs[i], err = r.bytes(); err != nil {
+				return d, err
+			}
+		}
+	default:
+		return d, fmt.Errorf("%w: kind %d", errProfileEntry, d.kind)
+	}
+	if len(r.b) != 0 {
+		return d, errProfileEntry
+	}
+	return d, nil
+}
+
+// ApplyEntry applies profile log entry logSeq to the handler's store, a
+// replicated one. The result (what the appending node answers: the
+// request's answer or refusal, each object's error) is a value; an error
+// means the entry is not applied and must be applied again.
+func (h *Handler) ApplyEntry(logSeq uint64, entry []byte) (any, error) {
+	d, err := decodeProfileEntry(entry)
+	if err != nil {
+		return nil, fmt.Errorf("log entry %d: %w", logSeq, err)
+	}
+	if d.kind == entryEach {
+		res := h.applyEach(string(d.appKey), d.objs, d.now, logSeq)
+		return res, storeError(res.err)
+	}
+	_, ups, err := decodeRequest(d.body, h.cfg.MaxProfiles, h.cfg.MaxFields)
+	if err != nil {
+		return requestResult{err: err}, nil // checked by the appending node; refused alike here
+	}
+	res := h.applyRequest(string(d.appKey), d.idemKey, ups, d.now, logSeq)
+	return res, storeError(res.err)
+}
+
+// storeError is err when it is a failure of the store (the entry must be
+// applied again), and nil when it is a refusal (*apierr.Error): that is
+// the entry's outcome, the same on every node.
+func storeError(err error) error {
+	var ae *apierr.Error
+	if err == nil || errors.As(err, &ae) {
+		return nil
+	}
+	return err
+}
