@@ -352,3 +352,94 @@ func TestClusterNATSDown(t *testing.T) {
 	}
 	t.Logf("CLUSTERDOWN: nats_down=3/3 writes_refused_503=3 accepted_while_down=0 readyz_while_down=503 recovered=yes exported=%d", len(got))
 }
+
+// TestClusterProfiles sends profile operations on one profile to two
+// nodes at once: every node applies them in the stream's order, so the
+// counters, sets and pyze_ids are the same everywhere, an Idempotency-Key
+// sent to one node is honoured by the other, a 409 is the same from both,
+// and what is not replicated yet (deleting a user) is refused, not applied
+// on one node.
+func TestClusterProfiles(t *testing.T) {
+	nats := startNATSCluster(t, 3)
+	urls := nats.URLs()
+	nodes := []*testServer{startServer(t, clusterConfig(urls, "trove-1")), startServer(t, clusterConfig(urls, "trove-2"))}
+	for _, n := range nodes {
+		waitClusterReady(t, n.addr)
+	}
+	const perNode = 40
+	testutil.Concurrently(t, len(nodes), func(i int) error {
+		for k := range perNode {
+			body := fmt.Sprintf(`{"appKey":"%s","user_profiles":[{"userId":"counter","custom-n":{"inc":1},"custom-tags":{"add":["n%d-%d"]}},{"userId":"u-%d-%d"}]}`, demoApp, i, k, i, k)
+			r := postProfiles(t, nodes[i].addr, body)
+			if r.status != http.StatusAccepted {
+				return fmt.Errorf("node %d, request %d: status %d (%s)", i+1, k, r.status, r.body)
+			}
+		}
+		return nil
+	})
+	var want []byte
+	for i, n := range nodes {
+		// A node answers once it has applied its own writes; the other
+		// node's last ones reach it a moment later.
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			code, p := getProfile(t, n.addr, "userId=counter")
+			if code != http.StatusOK {
+				return fmt.Errorf("node %d: GET the profile: %d", i+1, code)
+			}
+			attrs, _ := p["attributes"].(map[string]any)
+			tags, _ := attrs["custom-tags"].([]any)
+			if attrs["custom-n"] != float64(2*perNode) || len(tags) != 2*perNode {
+				return fmt.Errorf("node %d: custom-n %v and %d tags; want %d and %d", i+1, attrs["custom-n"], len(tags), 2*perNode, 2*perNode)
+			}
+			return nil
+		})
+		r := request(t, "GET", "http://"+n.addr+"/v1/export/profiles?appKey="+demoApp, nil, "Authorization: Bearer "+backendSecret)
+		if r.status != http.StatusOK || bytes.Count(r.body, []byte("\n")) != 1+2*perNode {
+			t.Fatalf("node %d: export of profiles: %d, %d lines; want 200 and %d", i+1, r.status, bytes.Count(r.body, []byte("\n")), 1+2*perNode)
+		}
+		if i == 0 {
+			want = r.body
+		} else if !bytes.Equal(r.body, want) {
+			t.Errorf("node %d exports other profiles (pyze_ids, order or values) than node 1", i+1)
+		}
+	}
+
+	// An Idempotency-Key is the cluster's, not a node's.
+	once := `{"appKey":"` + demoApp + `","user_profiles":[{"userId":"once","custom-n":{"inc":1}}]}`
+	first := postProfiles(t, nodes[0].addr, once, "Idempotency-Key: k-1")
+	again := postProfiles(t, nodes[1].addr, once, "Idempotency-Key: k-1")
+	if first.status != http.StatusAccepted || again.status != http.StatusAccepted || again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(first.body, again.body) {
+		t.Errorf("an Idempotency-Key sent again to the other node: %d %s, then %d %q %s; want the same answer, replayed",
+			first.status, first.body, again.status, again.header.Get("Idempotent-Replayed"), again.body)
+	}
+	if _, p := getProfile(t, nodes[1].addr, "userId=once"); p["attributes"].(map[string]any)["custom-n"] != float64(1) {
+		t.Errorf("after a replayed Idempotency-Key: %v; want custom-n 1", p["attributes"])
+	}
+
+	// A conflict is answered alike by both nodes.
+	decodeAnswer(t, postProfiles(t, nodes[0].addr, `{"appKey":"`+demoApp+`","user_profiles":[{"userId":"x","user_alias":{"alias_label":"device","alias_id":"d-1"}}]}`), http.StatusAccepted)
+	clash := `{"appKey":"` + demoApp + `","user_profiles":[{"userId":"y","user_alias":{"alias_label":"device","alias_id":"d-1"}}]}`
+	c1, c2 := postProfiles(t, nodes[0].addr, clash), postProfiles(t, nodes[1].addr, clash)
+	if c1.status != http.StatusConflict || c2.status != c1.status || !bytes.Equal(c1.body, c2.body) {
+		t.Errorf("the same conflicting request: node 1 %d %s, node 2 %d %s; want one 409", c1.status, c1.body, c2.status, c2.body)
+	}
+
+	// A Segment identify (its event, and its traits through the profile
+	// log) sent to node 2 with a token, read back on node 1.
+	id := segmentPost(t, nodes[1].addr, "/v1/identify", []byte(`{"userId":"seg-user","messageId":"seg-1","traits":{"firstName":"Ada"}}`),
+		jsonType, "Authorization: Basic "+base64Std(backendSecret+":"))
+	if id.status != http.StatusOK {
+		t.Fatalf("Segment identify on node 2: %d %s", id.status, id.body)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if code, p := getProfile(t, nodes[0].addr, "userId=seg-user"); code != http.StatusOK || p["first_name"] != "Ada" {
+			return fmt.Errorf("node 1's profile of seg-user: %d %v; want first_name Ada", code, p)
+		}
+		return nil
+	})
+
+	r := request(t, "DELETE", "http://"+nodes[0].addr+"/v1/users/profile?appKey="+demoApp+"&userId=counter", nil, "Authorization: Bearer "+adminSecret)
+	if r.status != http.StatusNotImplemented {
+		t.Errorf("DELETE of a user in cluster mode: %d %s; want 501 until deletions are replicated", r.status, r.body)
+	}
+}
