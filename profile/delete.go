@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
@@ -69,9 +70,32 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
 		return err
 	}
-	txn, now, err := h.begin(appKey)
+	var (
+		res requestResult
+		err error
+	)
+	if h.log != nil {
+		res, err = h.appendDelete(appKey, userID, suppress)
+	} else {
+		res = h.applyDelete(appKey, userID, suppress, h.now(), 0)
+	}
+	if err == nil {
+		err = res.err
+	}
 	if err != nil {
 		return err
+	}
+	writeJSON(ctx, fasthttp.StatusOK, res.answer)
+	return nil
+}
+
+// applyDelete deletes userID's profile and records the deletion, in one
+// transaction at now; in a replicated store as log entry logSeq (else 0).
+// The answer is the Receipt.
+func (h *Handler) applyDelete(appKey string, userID []byte, suppress bool, now time.Time, logSeq uint64) requestResult {
+	txn, err := h.beginAt(appKey, now, logSeq)
+	if err != nil {
+		return requestResult{err: err}
 	}
 	defer txn.Close()
 	r := Receipt{AppKey: appKey, UserID: string(userID), Aliases: []Alias{}, Events: eventsNewStart, Suppress: suppress, DeletedAt: formatTime(now)}
@@ -80,18 +104,18 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 	}
 	id, ok, err := txn.ByUser(userID)
 	if err != nil {
-		return err
+		return requestResult{err: err}
 	}
 	if ok {
 		body, found, err := txn.Profile(id)
 		if err != nil {
-			return err
+			return requestResult{err: err}
 		}
 		var aliases [][2][]byte
 		if found {
 			var p Profile
 			if err := json.Unmarshal(body, &p); err != nil {
-				return fmt.Errorf("%w: stored profile: %v", storage.ErrCorrupt, err)
+				return requestResult{err: fmt.Errorf("%w: stored profile: %v", storage.ErrCorrupt, err)}
 			}
 			for _, a := range p.Aliases {
 				aliases = append(aliases, [2][]byte{[]byte(a.Label), []byte(a.ID)})
@@ -100,17 +124,16 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 			r.PyzeID, r.ProfileRemoved = p.PyzeID, true
 		}
 		if err := txn.DeleteProfile(id, [][]byte{userID}, aliases); err != nil {
-			return err
+			return requestResult{err: err}
 		}
 	}
 	txn.Forget(userID, suppress)
 	if err := txn.Commit(); err != nil {
-		return err
+		return requestResult{err: err}
 	}
 	out, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return requestResult{err: err}
 	}
-	writeJSON(ctx, fasthttp.StatusOK, out)
-	return nil
+	return requestResult{answer: out}
 }

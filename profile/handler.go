@@ -41,16 +41,10 @@ type Handler struct {
 	now func() time.Time
 	// limiter, when set, charges updates to their app's rate (limit.go).
 	limiter Limiter
-	// refused, when set, is the answer to every write (Refuse).
-	refused error
 	// log, when set, is the replicated log that writes go through
 	// (replicate.go).
 	log Log
 }
-
-// Refuse makes the profile writes that do not go through the log (user
-// deletions) fail with err: in cluster mode, until they do.
-func (h *Handler) Refuse(err error) { h.refused = err }
 
 // NewHandler returns a Handler storing profiles in db.
 func NewHandler(cfg Config, reg *auth.Registry, db *storage.DB) *Handler {
@@ -428,9 +422,6 @@ func formatUUID(id storage.ProfileID) string {
 // begin opens a profile transaction of appKey's app (registered in the
 // store if it is not yet) at the handler's clock, and returns that time.
 func (h *Handler) begin(appKey string) (*storage.ProfileTxn, time.Time, error) {
-	if h.refused != nil {
-		return nil, time.Time{}, h.refused
-	}
 	now := h.now()
 	txn, err := h.beginAt(appKey, now, 0)
 	return txn, now, err

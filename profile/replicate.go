@@ -30,6 +30,7 @@ func (h *Handler) SetLog(l Log) { h.log = l }
 const (
 	entryRequest = 1 // a POST /users/profile: appKey, Idempotency-Key, body
 	entryEach    = 2 // an ApplyEach: appKey, the profile objects
+	entryDelete  = 3 // a DELETE /users/profile: appKey, userId, suppress
 )
 
 const profileEntryVersion = 1
@@ -38,13 +39,19 @@ func (h *Handler) appendRequest(appKey string, idemKey, body []byte) (requestRes
 	e := appendProfileEntryHead(nil, entryRequest, h.now(), appKey)
 	e = appendProfileBytes(e, idemKey)
 	e = appendProfileBytes(e, body)
+	return h.appendForResult(e)
+}
+
+// appendForResult appends e, a request or a deletion, and returns how
+// applying it went.
+func (h *Handler) appendForResult(e []byte) (requestResult, error) {
 	v, err := h.log.Append(e)
 	if err != nil {
 		return requestResult{}, err
 	}
 	r, ok := v.(requestResult)
 	if !ok {
-		return requestResult{}, fmt.Errorf("BUG: the log applied %T for a profile request", v)
+		return requestResult{}, fmt.Errorf("BUG: the log applied %T for a profile entry of kind %d", v, e[1])
 	}
 	return r, nil
 }
@@ -64,6 +71,17 @@ func (h *Handler) appendEach(appKey string, objs [][]byte) ([]error, error) {
 		return nil, fmt.Errorf("BUG: the log applied %T for profile objects", v)
 	}
 	return r.errs, r.err
+}
+
+func (h *Handler) appendDelete(appKey string, userID []byte, suppress bool) (requestResult, error) {
+	e := appendProfileEntryHead(nil, entryDelete, h.now(), appKey)
+	e = appendProfileBytes(e, userID)
+	if suppress {
+		e = append(e, 1)
+	} else {
+		e = append(e, 0)
+	}
+	return h.appendForResult(e)
 }
 
 func appendProfileEntryHead(dst []byte, kind byte, now time.Time, appKey string) []byte {
@@ -104,12 +122,14 @@ func (r *profileEntry) bytes() ([]byte, error) {
 
 // decodedEntry is a profile entry, aliasing its bytes.
 type decodedEntry struct {
-	kind    byte
-	now     time.Time
-	appKey  []byte
-	idemKey []byte   // entryRequest
-	body    []byte   // entryRequest
-	objs    [][]byte // entryEach
+	kind     byte
+	now      time.Time
+	appKey   []byte
+	idemKey  []byte   // entryRequest
+	body     []byte   // entryRequest
+	objs     [][]byte // entryEach
+	userID   []byte   // entryDelete
+	suppress bool     // entryDelete
 }
 
 // decodeProfileEntry parses an entry that appendRequest or appendEach made.
@@ -149,6 +169,14 @@ func decodeProfileEntry(entry []byte) (decodedEntry, error) {
 				return d, err
 			}
 		}
+	case entryDelete:
+		if d.userID, err = r.bytes(); err != nil {
+			return d, err
+		}
+		if len(r.b) == 0 || r.b[0] > 1 {
+			return d, errProfileEntry
+		}
+		d.suppress, r.b = r.b[0] == 1, r.b[1:]
 	default:
 		return d, fmt.Errorf("%w: kind %d", errProfileEntry, d.kind)
 	}
@@ -167,8 +195,12 @@ func (h *Handler) ApplyEntry(logSeq uint64, entry []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log entry %d: %w", logSeq, err)
 	}
-	if d.kind == entryEach {
+	switch d.kind {
+	case entryEach:
 		res := h.applyEach(string(d.appKey), d.objs, d.now, logSeq)
+		return res, storeError(res.err)
+	case entryDelete:
+		res := h.applyDelete(string(d.appKey), d.userID, d.suppress, d.now, logSeq)
 		return res, storeError(res.err)
 	}
 	_, ups, err := decodeRequest(d.body, h.cfg.MaxProfiles, h.cfg.MaxFields)

@@ -27,7 +27,13 @@ func TestProfileEntryRoundTrip(t *testing.T) {
 	if err != nil || d.kind != entryEach || !slices.EqualFunc(d.objs, [][]byte{[]byte(`{"userId":"a"}`), {}}, bytes.Equal) {
 		t.Fatalf("objects entry decoded as %+v, %v", d, err)
 	}
-	for _, e := range [][]byte{req, each} {
+	del := appendProfileBytes(appendProfileEntryHead(nil, entryDelete, now, "app-key-0001"), []byte("u-1"))
+	del = append(del, 1)
+	d, err = decodeProfileEntry(del)
+	if err != nil || d.kind != entryDelete || string(d.userID) != "u-1" || !d.suppress {
+		t.Fatalf("deletion entry decoded as %+v, %v", d, err)
+	}
+	for _, e := range [][]byte{req, each, del} {
 		for n := range len(e) {
 			if _, err := decodeProfileEntry(e[:n]); err == nil {
 				t.Errorf("an entry cut at %d of %d decoded", n, len(e))
@@ -58,9 +64,10 @@ func TestIDGen(t *testing.T) {
 func FuzzDecodeProfileEntry(f *testing.F) {
 	f.Add(appendProfileBytes(appendProfileBytes(appendProfileEntryHead(nil, entryRequest, time.Unix(1, 0), "k"), nil), []byte("{}")))
 	f.Add(append(appendProfileEntryHead(nil, entryEach, time.Unix(1, 0), "k"), 0))
+	f.Add(append(appendProfileBytes(appendProfileEntryHead(nil, entryDelete, time.Unix(1, 0), "k"), []byte("u")), 0))
 	f.Fuzz(func(t *testing.T, entry []byte) {
 		d, err := decodeProfileEntry(entry)
-		if err == nil && d.kind != entryRequest && d.kind != entryEach {
+		if err == nil && d.kind != entryRequest && d.kind != entryEach && d.kind != entryDelete {
 			t.Fatalf("decoded kind %d", d.kind)
 		}
 	})

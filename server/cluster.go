@@ -74,9 +74,8 @@ func notReplicated(what string) error {
 }
 
 // refuseUnreplicated replaces the handlers of the writes that cluster mode
-// does not replicate yet with a refusal, and refuses profile writes.
+// does not replicate yet with a refusal.
 func (a *apis) refuseUnreplicated(h *web.Handlers) {
-	a.profile.Refuse(notReplicated("user deletions"))
 	refuse := func(what string) web.HandlerFunc { return web.Refusal(notReplicated(what)) }
 	h.AdminCreateApp = refuse("apps created through the admin API")
 	h.AdminCreateToken = refuse("tokens created through the admin API")

@@ -77,6 +77,11 @@ func (t *ProfileTxn) recordForgotten() {
 		return
 	}
 	bound := t.db.seq.allocated()
+	if t.logSeq != 0 {
+		// Every event of the entries before this one, whatever this
+		// node has allocated since it started (replicated.go).
+		bound = t.logSeq<<LogSeqShift - 1
+	}
 	for i := range t.forget {
 		f := &t.forget[i]
 		f.bound = bound
