@@ -357,8 +357,7 @@ func TestClusterNATSDown(t *testing.T) {
 // nodes at once: every node applies them in the stream's order, so the
 // counters, sets and pyze_ids are the same everywhere, an Idempotency-Key
 // sent to one node is honoured by the other, a 409 is the same from both,
-// and what is not replicated yet (deleting a user) is refused, not applied
-// on one node.
+// and a user deleted on one node is deleted on the other.
 func TestClusterProfiles(t *testing.T) {
 	nats := startNATSCluster(t, 3)
 	urls := nats.URLs()
@@ -438,8 +437,27 @@ func TestClusterProfiles(t *testing.T) {
 		return nil
 	})
 
-	r := request(t, "DELETE", "http://"+nodes[0].addr+"/v1/users/profile?appKey="+demoApp+"&userId=counter", nil, "Authorization: Bearer "+adminSecret)
-	if r.status != http.StatusNotImplemented {
-		t.Errorf("DELETE of a user in cluster mode: %d %s; want 501 until deletions are replicated", r.status, r.body)
+	// Deleting the user on node 1, with suppress=1: node 2 forgets the
+	// profile and the event too, and refuses the user's later events.
+	r := request(t, "DELETE", "http://"+nodes[0].addr+"/v1/users/profile?appKey="+demoApp+"&userId=seg-user&suppress=1", nil, "Authorization: Bearer "+adminSecret)
+	if r.status != http.StatusOK {
+		t.Fatalf("DELETE of a user on node 1: %d %s; want 200", r.status, r.body)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if code, _ := getProfile(t, nodes[1].addr, "userId=seg-user"); code != http.StatusNotFound {
+			return fmt.Errorf("node 2's profile of the deleted user: %d; want 404", code)
+		}
+		return nil
+	})
+	for i, n := range nodes {
+		for _, l := range exportEvents(t, n.addr, "").lines {
+			if strings.Contains(l, `"seg-user"`) {
+				t.Errorf("node %d still exports an event of the deleted user: %s", i+1, l)
+			}
+		}
+	}
+	later := decodeAnswer(t, postEvents(t, nodes[1].addr, `[{"type":"event","event":"after","userId":"seg-user","eventTime":"2026-12-07T10:00:00Z","appKey":"`+demoApp+`"}]`), http.StatusBadRequest)
+	if later.Accepted != 0 || later.Rejected != 1 {
+		t.Errorf("an event of the user deleted with suppress=1, sent to node 2: %+v; want refused", later)
 	}
 }
