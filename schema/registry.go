@@ -83,12 +83,18 @@ func (r *Registry) Policy(appKey string) Policy { return r.policy(appKey) }
 // appKey's contract for event. A schema that does not compile is an error
 // wrapping ErrInvalidSchema, and changes nothing.
 func (r *Registry) Put(appKey, event string, src []byte) (*Contract, error) {
+	return r.PutInLog(appKey, event, src, r.now(), 0)
+}
+
+// PutInLog is Put at now, as log entry logSeq of a replicated store when
+// it is not 0 (cluster mode: the admin API's changes).
+func (r *Registry) PutInLog(appKey, event string, src []byte, now time.Time, logSeq uint64) (*Contract, error) {
 	if _, err := Compile(src); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, err := r.db.PutSchema(appKey, event, slices.Clone(src), r.now())
+	rec, _, err := r.db.ChangeSchemaInLog(appKey, event, slices.Clone(src), false, now, logSeq)
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +109,15 @@ func (r *Registry) Put(appKey, event string, src []byte) (*Contract, error) {
 // Delete removes appKey's contract for event; ErrNotFound when there is
 // none. Its version numbers are not reused.
 func (r *Registry) Delete(appKey, event string) (*Contract, error) {
+	return r.DeleteInLog(appKey, event, r.now(), 0)
+}
+
+// DeleteInLog is Delete at now, as log entry logSeq of a replicated store
+// when it is not 0.
+func (r *Registry) DeleteInLog(appKey, event string, now time.Time, logSeq uint64) (*Contract, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, ok, err := r.db.DeleteSchema(appKey, event, r.now())
+	rec, ok, err := r.db.ChangeSchemaInLog(appKey, event, nil, true, now, logSeq)
 	if err != nil {
 		return nil, err
 	}

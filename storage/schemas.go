@@ -39,13 +39,21 @@ const schemaFlagDeleted = 1 << 0
 // for event and returns the stored record. Writes of contracts are
 // serialised, so that two of them never take the same version.
 func (db *DB) PutSchema(appKey, event string, schema []byte, now time.Time) (SchemaRecord, error) {
-	return db.changeSchema(appKey, event, schema, false, now)
+	return db.changeSchema(appKey, event, schema, false, now, 0)
 }
 
 // DeleteSchema durably deletes appKey's contract for event; ok is false
 // (and nothing changes) when there is none.
 func (db *DB) DeleteSchema(appKey, event string, now time.Time) (rec SchemaRecord, ok bool, err error) {
-	rec, err = db.changeSchema(appKey, event, nil, true, now)
+	return db.ChangeSchemaInLog(appKey, event, nil, true, now, 0)
+}
+
+// ChangeSchemaInLog is PutSchema (del false) or DeleteSchema (del true) as
+// log entry logSeq of a replicated store (when not 0): the change and the
+// entry's place are one commit (replicated.go), so that the entry is
+// applied once.
+func (db *DB) ChangeSchemaInLog(appKey, event string, schema []byte, del bool, now time.Time, logSeq uint64) (rec SchemaRecord, ok bool, err error) {
+	rec, err = db.changeSchema(appKey, event, schema, del, now, logSeq)
 	if errors.Is(err, errNoSchema) {
 		return rec, false, nil
 	}
@@ -54,13 +62,18 @@ func (db *DB) DeleteSchema(appKey, event string, now time.Time) (rec SchemaRecor
 
 var errNoSchema = errors.New("storage: no such schema")
 
-func (db *DB) changeSchema(appKey, event string, schema []byte, del bool, now time.Time) (SchemaRecord, error) {
+func (db *DB) changeSchema(appKey, event string, schema []byte, del bool, now time.Time, logSeq uint64) (SchemaRecord, error) {
 	if err := db.enter(); err != nil {
 		return SchemaRecord{}, err
 	}
 	defer db.leave()
 	db.schemaMu.Lock()
 	defer db.schemaMu.Unlock()
+	if logSeq != 0 {
+		if err := db.checkEntry(logSeq); err != nil {
+			return SchemaRecord{}, err
+		}
+	}
 	k := appendSchemaKey(nil, appKey, event)
 	prev := SchemaRecord{Deleted: true}
 	v, closer, err := db.pdb.Get(k)
@@ -81,8 +94,18 @@ func (db *DB) changeSchema(appKey, event string, schema []byte, del bool, now ti
 	if del {
 		rec.Version, rec.Schema = prev.Version, nil
 	}
-	if err := db.pdb.Set(k, appendSchemaValue(nil, rec), pebble.Sync); err != nil {
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	b.Set(k, appendSchemaValue(nil, rec), nil)
+	opt, at := pebble.Sync, int64(0)
+	if logSeq != 0 {
+		opt, at = pebble.NoSync, db.setApplied(b, logSeq, now)
+	}
+	if err := b.Commit(opt); err != nil {
 		return SchemaRecord{}, fmt.Errorf("cannot store schema %q of app %q: %w", event, appKey, err)
+	}
+	if logSeq != 0 {
+		db.markApplied(logSeq, at)
 	}
 	return rec, nil
 }
