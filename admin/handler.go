@@ -45,6 +45,9 @@ type Handler struct {
 
 	// mu serialises changes (never held by reads, nor by authentication).
 	mu sync.Mutex
+	// changes, when set, is the replicated log that changes go through
+	// (replicate.go).
+	changes Log
 	// schemas are the apps' contracts (schemas.go).
 	schemas *schema.Registry
 
@@ -107,25 +110,31 @@ func (h *Handler) CreateApp(ctx *fasthttp.RequestCtx) error {
 	if err := checkName("name", req.Name); err != nil {
 		return err
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if a, ok := h.reg.AppByName(req.Name); ok {
-		return &apierr.Error{Kind: apierr.Conflict, Field: "name", Message: fmt.Sprintf("an app named %q already exists (appKey %s)", a.Name, a.AppKey)}
-	}
-	app := auth.App{Name: req.Name, RequireToken: req.RequireToken, Source: auth.SourceAPI, Created: h.now().UTC().Truncate(time.Millisecond)}
-	for {
-		app.AppKey = newAppKey()
-		if _, taken := h.reg.App(app.AppKey); !taken {
-			break
-		}
-	}
-	rec := storage.AppRecord{AppKey: app.AppKey, Name: app.Name, RequireToken: app.RequireToken, Created: app.Created}
-	if err := h.db.PutApp(rec); err != nil {
+	rec := storage.AppRecord{AppKey: newAppKey(), Name: req.Name, RequireToken: req.RequireToken,
+		Created: h.now().UTC().Truncate(time.Millisecond)}
+	v, err := h.change(change{Op: opApp, App: &rec})
+	if err != nil {
 		return err
 	}
+	h.log.Info("created app", "name", rec.Name, "appKey", rec.AppKey, "by", actor(ctx))
+	return writeJSON(ctx, fasthttp.StatusCreated, v)
+}
+
+// applyApp registers a new app: refused when its name or (rarely) its
+// random appKey is taken.
+func (h *Handler) applyApp(rec storage.AppRecord) (any, error) {
+	if a, ok := h.reg.AppByName(rec.Name); ok {
+		return nil, &apierr.Error{Kind: apierr.Conflict, Field: "name", Message: fmt.Sprintf("an app named %q already exists (appKey %s)", a.Name, a.AppKey)}
+	}
+	if _, taken := h.reg.App(rec.AppKey); taken {
+		return nil, &apierr.Error{Kind: apierr.Conflict, Field: "name", Message: "the random appKey drawn for this app is taken: send the request again"}
+	}
+	if err := h.db.PutApp(rec); err != nil {
+		return nil, err
+	}
+	app := auth.App{Name: rec.Name, AppKey: rec.AppKey, RequireToken: rec.RequireToken, Source: auth.SourceAPI, Created: rec.Created}
 	h.reg.AddApp(app)
-	h.log.Info("created app", "name", app.Name, "appKey", app.AppKey, "by", actor(ctx))
-	return writeJSON(ctx, fasthttp.StatusCreated, appJSON(app))
+	return appJSON(app), nil
 }
 
 // ListApps serves GET /admin/apps.
@@ -169,32 +178,47 @@ func (h *Handler) CreateToken(ctx *fasthttp.RequestCtx) error {
 		case k == "*":
 			tok.AllApps = true
 		default:
-			if _, ok := h.reg.App(k); !ok {
-				return invalid("apps", fmt.Sprintf("%q is not the appKey of a known app (GET /admin/apps lists them)", k))
-			}
-			tok.Apps[k] = true
+			tok.Apps[k] = true // known apps: checked when applied
 		}
 	}
 
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for {
-		tok.ID = auth.NewID()
-		if _, taken := h.reg.Token(tok.ID); !taken && !h.reg.Revoked(tok.ID) {
-			break
-		}
-	}
+	tok.ID = auth.NewID()
 	secret := auth.NewSecret(tok.Scopes, tok.ID)
 	tok.Digest = auth.Digest([]byte(secret))
-	if err := h.db.PutToken(tokenRecord(tok, time.Time{})); err != nil {
+	rec := tokenRecord(tok, time.Time{})
+	v, err := h.change(change{Op: opToken, Token: &rec})
+	if err != nil {
 		return err
 	}
-	h.reg.AddToken(tok)
 	h.log.Info("created token", "id", tok.ID, "name", tok.Name, "scopes", tok.Scopes.String(),
 		"apps", strings.Join(tok.AppList(), ","), "by", actor(ctx))
-	out := tokenJSON(tok)
+	out := v.(Token)
 	out.Secret = secret
 	return writeJSON(ctx, fasthttp.StatusCreated, out)
+}
+
+// applyToken registers a new token: refused when its random id is taken
+// (or was, by a revoked token).
+func (h *Handler) applyToken(rec storage.TokenRecord) (any, error) {
+	// Checked here, in the log's order: in cluster mode the app may have
+	// been created on another node a moment ago.
+	for _, k := range rec.Apps {
+		if _, ok := h.reg.App(k); !ok && k != "*" {
+			return nil, invalid("apps", fmt.Sprintf("%q is not the appKey of a known app (GET /admin/apps lists them)", k))
+		}
+	}
+	if _, taken := h.reg.Token(rec.ID); taken || h.reg.Revoked(rec.ID) {
+		return nil, &apierr.Error{Kind: apierr.Conflict, Field: "name", Message: "the random id drawn for this token is taken: send the request again"}
+	}
+	tok, err := tokenOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.db.PutToken(rec); err != nil {
+		return nil, err
+	}
+	h.reg.AddToken(tok)
+	return tokenJSON(tok), nil
 }
 
 // ListTokens serves GET /admin/tokens. It never shows secrets or digests.
@@ -214,30 +238,38 @@ func (h *Handler) RevokeToken(ctx *fasthttp.RequestCtx) error {
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: "give the token id: DELETE " + TokensPath + "/{id}"}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	v, err := h.change(change{Op: opRevoke, ID: id, At: h.now().UTC().Truncate(time.Millisecond)})
+	if err != nil {
+		return err
+	}
+	out := v.(Token)
+	h.log.Info("revoked token", "id", out.ID, "name", out.Name, "by", actor(ctx))
+	return writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// applyRevoke revokes token id at revoked; the admin token and the
+// config's tokens are not the API's to revoke.
+func (h *Handler) applyRevoke(id string, revoked time.Time) (any, error) {
 	tok, found := h.reg.Token(id)
 	switch {
 	case !found && h.reg.Revoked(id):
-		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("token %s was already revoked", id)}
+		return nil, &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("token %s was already revoked", id)}
 	case !found:
-		return &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("no token has id %q (GET %s lists them)", id, TokensPath)}
+		return nil, &apierr.Error{Kind: apierr.NotFound, Field: "id", Message: fmt.Sprintf("no token has id %q (GET %s lists them)", id, TokensPath)}
 	case tok.Source == auth.SourceAdminToken:
-		return &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
+		return nil, &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
 			"token %s is the admin token, which cannot be revoked through the API: set another admin_token in the config file (or TROVE_ADMIN_TOKEN) and restart", id)}
 	case tok.Source != auth.SourceAPI:
-		return &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
+		return nil, &apierr.Error{Kind: apierr.Conflict, Field: "id", Message: fmt.Sprintf(
 			"token %s (%q) is declared in the config file, so it cannot be revoked through the API: remove its [[tokens]] entry from the config file and restart", id, tok.Name)}
 	}
-	revoked := h.now().UTC().Truncate(time.Millisecond)
 	if err := h.db.PutToken(tokenRecord(tok, revoked)); err != nil {
-		return err
+		return nil, err
 	}
 	h.reg.Revoke(id)
-	h.log.Info("revoked token", "id", tok.ID, "name", tok.Name, "by", actor(ctx))
 	out := tokenJSON(tok)
 	out.Revoked, out.RevokedAt = true, formatTime(revoked)
-	return writeJSON(ctx, fasthttp.StatusOK, out)
+	return out, nil
 }
 
 // Load adds the stored apps and tokens to reg, beside the config-declared
@@ -266,18 +298,9 @@ func Load(reg *auth.Registry, db *storage.DB, log *slog.Logger) error {
 			reg.Revoke(r.ID)
 			continue
 		}
-		scopes, err := auth.ParseScopes(r.Scopes)
+		t, err := tokenOf(r)
 		if err != nil {
-			return fmt.Errorf("cannot load token %s: %w", r.ID, err)
-		}
-		t := auth.Token{ID: r.ID, Name: r.Name, Digest: r.Digest, Scopes: scopes, Apps: map[string]bool{},
-			Source: auth.SourceAPI, Created: r.Created}
-		for _, k := range r.Apps {
-			if k == "*" {
-				t.AllApps = true
-			} else {
-				t.Apps[k] = true
-			}
+			return err
 		}
 		reg.AddToken(t)
 		live++
@@ -300,6 +323,24 @@ func actor(ctx *fasthttp.RequestCtx) string {
 		return t.ID
 	}
 	return ""
+}
+
+// tokenOf is the registry's token of a stored record.
+func tokenOf(r storage.TokenRecord) (auth.Token, error) {
+	scopes, err := auth.ParseScopes(r.Scopes)
+	if err != nil {
+		return auth.Token{}, fmt.Errorf("cannot load token %s: %w", r.ID, err)
+	}
+	t := auth.Token{ID: r.ID, Name: r.Name, Digest: r.Digest, Scopes: scopes, Apps: map[string]bool{},
+		Source: auth.SourceAPI, Created: r.Created}
+	for _, k := range r.Apps {
+		if k == "*" {
+			t.AllApps = true
+		} else {
+			t.Apps[k] = true
+		}
+	}
+	return t, nil
 }
 
 func tokenRecord(t auth.Token, revoked time.Time) storage.TokenRecord {

@@ -111,15 +111,55 @@ func (h *Handler) PutSchema(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, err := h.schemas.Put(appKey, event, bytes.TrimSpace(body))
-	if errors.Is(err, schema.ErrInvalidSchema) {
-		return invalid("schema", strings.TrimPrefix(err.Error(), schema.ErrInvalidSchema.Error()+": "))
+	src := bytes.TrimSpace(body)
+	if _, err := schema.Compile(src); err != nil {
+		return schemaError(err)
 	}
+	v, err := h.change(change{Op: opSchema, Schema: &schemaChange{AppKey: appKey, Event: event, Schema: src}, At: h.now()})
 	if err != nil {
 		return err
 	}
-	h.log.Info("put schema", "appKey", appKey, "event", event, "version", c.Version, "by", actor(ctx))
-	return writeJSON(ctx, fasthttp.StatusOK, schemaJSON(c))
+	out := v.(Schema)
+	h.log.Info("put schema", "appKey", appKey, "event", event, "version", out.Version, "by", actor(ctx))
+	return writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// schemaChange is a contract put or deleted, as a change holds it.
+type schemaChange struct {
+	AppKey string          `json:"appKey"`
+	Event  string          `json:"event"`
+	Schema json.RawMessage `json:"schema,omitempty"`
+	Delete bool            `json:"delete,omitempty"`
+}
+
+// schemaError maps the registry's refusals to the API's.
+func schemaError(err error) error {
+	switch {
+	case errors.Is(err, schema.ErrInvalidSchema):
+		return invalid("schema", strings.TrimPrefix(err.Error(), schema.ErrInvalidSchema.Error()+": "))
+	case errors.Is(err, schema.ErrNotFound):
+		return &apierr.Error{Kind: apierr.NotFound, Field: "event", Message: err.Error()[len(schema.ErrNotFound.Error())+2:]}
+	}
+	return err
+}
+
+// applySchema puts or deletes a contract at time at, as log entry logSeq
+// of a replicated store when it is not 0.
+func (h *Handler) applySchema(sc schemaChange, at time.Time, logSeq uint64) (any, error) {
+	if sc.Delete {
+		c, err := h.schemas.DeleteInLog(sc.AppKey, sc.Event, at, logSeq)
+		if err != nil {
+			return nil, schemaError(err)
+		}
+		out := schemaJSON(c)
+		out.Deleted = true
+		return out, nil
+	}
+	c, err := h.schemas.PutInLog(sc.AppKey, sc.Event, sc.Schema, at, logSeq)
+	if err != nil {
+		return nil, schemaError(err)
+	}
+	return schemaJSON(c), nil
 }
 
 // DeleteSchema serves DELETE /admin/apps/{appKey}/schemas/{event}. Events
@@ -129,15 +169,11 @@ func (h *Handler) DeleteSchema(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return err
 	}
-	c, err := h.schemas.Delete(appKey, event)
-	if errors.Is(err, schema.ErrNotFound) {
-		return &apierr.Error{Kind: apierr.NotFound, Field: "event", Message: err.Error()[len(schema.ErrNotFound.Error())+2:]}
-	}
+	v, err := h.change(change{Op: opSchema, Schema: &schemaChange{AppKey: appKey, Event: event, Delete: true}, At: h.now()})
 	if err != nil {
 		return err
 	}
-	h.log.Info("deleted schema", "appKey", appKey, "event", event, "version", c.Version, "by", actor(ctx))
-	out := schemaJSON(c)
-	out.Deleted = true
+	out := v.(Schema)
+	h.log.Info("deleted schema", "appKey", appKey, "event", event, "version", out.Version, "by", actor(ctx))
 	return writeJSON(ctx, fasthttp.StatusOK, out)
 }

@@ -25,9 +25,6 @@ var (
 	// Forbidden means valid credentials that do not cover the request
 	// (HTTP 403).
 	Forbidden = errors.New("apierr: forbidden")
-	// NotImplemented means a request this configuration does not serve
-	// yet (HTTP 501): in cluster mode, the writes not yet replicated.
-	NotImplemented = errors.New("apierr: not implemented")
 )
 
 // Error is a refused request. Its text is Message alone, which the error

@@ -117,6 +117,9 @@ func newAPIs(cfg config.Config, db *storage.DB, reg *auth.Registry, log *slog.Lo
 	a.admin = admin.NewHandler(reg, db, log)
 	a.admin.SetDataDir(cfg.DataDir)
 	a.admin.SetSchemas(contracts)
+	if node != nil {
+		a.admin.SetLog(logOf{node, entryAdmin})
+	}
 	if a.sinks, err = sinks.New(db, cfg.Sinks, log, sinks.Options{Transport: h.SinkTransport}); err != nil {
 		return nil, err
 	}

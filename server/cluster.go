@@ -11,7 +11,6 @@ import (
 	"trove/config"
 	"trove/ingest"
 	"trove/storage"
-	"trove/web"
 )
 
 // Cluster mode (SPEC section 9, README "Cluster mode"): the node's writes
@@ -22,6 +21,7 @@ import (
 const (
 	entryEvents   = "events"   // one request's batch of events (ingest.LogSink)
 	entryProfiles = "profiles" // profile writes (profile.Handler.ApplyEntry)
+	entryAdmin    = "admin"    // apps, tokens, revocations, contracts (admin.Handler.ApplyEntry)
 )
 
 // startCluster connects this node to the NATS servers; runCluster then
@@ -52,6 +52,8 @@ func runCluster(n *cluster.Node, a *apis, db *storage.DB, icfg *ingest.Config) {
 			return ingest.ApplyEntry(icfg, db, seq, entry)
 		case entryProfiles:
 			return a.profile.ApplyEntry(seq, entry)
+		case entryAdmin:
+			return a.admin.ApplyEntry(seq, entry)
 		}
 		return nil, fmt.Errorf("an entry of kind %q, which this version of Trove does not know: upgrade this node", kind)
 	})
@@ -64,25 +66,6 @@ type logOf struct {
 }
 
 func (l logOf) Append(entry []byte) (any, error) { return l.n.Append(l.kind, entry) }
-
-// notReplicated is the answer to the writes that cluster mode does not yet
-// put through the stream: refused, rather than applied on one node only.
-func notReplicated(what string) error {
-	return &apierr.Error{Kind: apierr.NotImplemented, Code: "not_in_cluster_mode",
-		Message: what + " are not replicated in cluster mode yet, so this node refuses them rather than diverge from the others " +
-			"(README: Cluster mode); declare apps and tokens in every node's config file"}
-}
-
-// refuseUnreplicated replaces the handlers of the writes that cluster mode
-// does not replicate yet with a refusal.
-func (a *apis) refuseUnreplicated(h *web.Handlers) {
-	refuse := func(what string) web.HandlerFunc { return web.Refusal(notReplicated(what)) }
-	h.AdminCreateApp = refuse("apps created through the admin API")
-	h.AdminCreateToken = refuse("tokens created through the admin API")
-	h.AdminRevokeToken = refuse("token revocations")
-	h.AdminPutSchema = refuse("schema contracts")
-	h.AdminDeleteSchema = refuse("schema contracts")
-}
 
 // clusterGate is the write gate of a node: writes wait for the node to be
 // connected and caught up, as /readyz says.

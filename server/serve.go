@@ -216,7 +216,6 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 		icfg := ingestConfig(&cfg)
 		runCluster(node, a, db, &icfg)
 		writeGate = clusterGate(node, db.Writable)
-		a.refuseUnreplicated(&handlers)
 	}
 	storeMetrics := obs.StoreWriter(db, cfg.DataDir)
 	obs.SetBuildInfo(o.Version)

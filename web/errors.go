@@ -43,7 +43,6 @@ var errorStatuses = []struct {
 	{apierr.Conflict, fasthttp.StatusConflict, "conflict"},
 	{apierr.NotFound, fasthttp.StatusNotFound, "not_found"},
 	{apierr.Unavailable, fasthttp.StatusServiceUnavailable, "unavailable"},
-	{apierr.NotImplemented, fasthttp.StatusNotImplemented, "not_implemented"},
 	{ErrNotFound, fasthttp.StatusNotFound, "not_found"},
 	{ErrMethodNotAllowed, fasthttp.StatusMethodNotAllowed, "method_not_allowed"},
 	{ErrRateLimited, fasthttp.StatusTooManyRequests, "rate_limited"},

@@ -52,15 +52,6 @@ type Route struct {
 	Handler func(ctx *fasthttp.RequestCtx) error
 }
 
-// HandlerFunc is a route's handler: an error is answered as web/errors.go
-// maps it.
-type HandlerFunc = func(*fasthttp.RequestCtx) error
-
-// Refusal returns a handler that answers every request with err.
-func Refusal(err error) HandlerFunc {
-	return func(*fasthttp.RequestCtx) error { return err }
-}
-
 // Handlers are the domain handlers the server routes to.
 type Handlers struct {
 	Events         func(*fasthttp.RequestCtx) error
