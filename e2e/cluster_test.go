@@ -461,3 +461,78 @@ func TestClusterProfiles(t *testing.T) {
 		t.Errorf("an event of the user deleted with suppress=1, sent to node 2: %+v; want refused", later)
 	}
 }
+
+// TestClusterAdmin changes apps, tokens and contracts on one node and uses
+// them on the other: an app and a token created on different nodes work on
+// both, a name is taken once across the cluster, a token revoked on one
+// node is refused by the other, and contracts get the same versions.
+func TestClusterAdmin(t *testing.T) {
+	nats := startNATSCluster(t, 3)
+	urls := nats.URLs()
+	n1, n2 := startServer(t, clusterConfig(urls, "trove-1")), startServer(t, clusterConfig(urls, "trove-2"))
+	waitClusterReady(t, n1.addr)
+	waitClusterReady(t, n2.addr)
+	admin := func(addr, method, path, body string) response {
+		t.Helper()
+		return request(t, method, "http://"+addr+path, strings.NewReader(body), jsonType, "Authorization: Bearer "+adminSecret)
+	}
+	decode := func(r response, want int, v any) {
+		t.Helper()
+		if r.status != want {
+			t.Fatalf("status %d (%s); want %d", r.status, r.body, want)
+		}
+		if err := json.Unmarshal(r.body, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var app struct{ AppKey string }
+	decode(admin(n1.addr, "POST", "/admin/apps", `{"name":"cluster-app","requireToken":true}`), http.StatusCreated, &app)
+	// The other node applies the app before it answers its own next write.
+	var tok struct{ ID, Token string }
+	decode(admin(n2.addr, "POST", "/admin/tokens", `{"name":"cluster-token","scopes":["ingest","export"],"apps":["`+app.AppKey+`"]}`), http.StatusCreated, &tok)
+	if r := admin(n2.addr, "POST", "/admin/apps", `{"name":"cluster-app"}`); r.status != http.StatusConflict {
+		t.Errorf("the same app name on the other node: %d %s; want 409", r.status, r.body)
+	}
+	ev := `[{"type":"event","event":"e","userId":"u","eventTime":"2026-12-07T10:00:00Z","appKey":"` + app.AppKey + `","messageId":"adm-1"}]`
+	bearer := "Authorization: Bearer " + tok.Token
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if r := postEvents(t, n1.addr, ev, jsonType, bearer); r.status != http.StatusAccepted {
+			return fmt.Errorf("node 1, the token made on node 2: %d %s", r.status, r.body)
+		}
+		return nil
+	})
+
+	// Revoked on node 1: refused by node 2 once it has applied that.
+	if r := admin(n1.addr, "DELETE", "/admin/tokens/"+tok.ID, ""); r.status != http.StatusOK {
+		t.Fatalf("revoking on node 1: %d %s", r.status, r.body)
+	}
+	if r := postEvents(t, n1.addr, ev, jsonType, bearer); r.status != http.StatusUnauthorized {
+		t.Errorf("node 1 after it revoked the token: %d %s; want 401", r.status, r.body)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if r := postEvents(t, n2.addr, ev, jsonType, bearer); r.status != http.StatusUnauthorized {
+			return fmt.Errorf("node 2, the token revoked on node 1: %d %s; want 401", r.status, r.body)
+		}
+		return nil
+	})
+
+	// Contracts: versions follow the stream, whichever node takes them.
+	path := "/admin/apps/" + app.AppKey + "/schemas/e"
+	var s1, s2 struct{ Version int }
+	decode(admin(n2.addr, "PUT", path, `{"type":"object"}`), http.StatusOK, &s1)
+	decode(admin(n1.addr, "PUT", path, `{"type":"object","required":["userId"]}`), http.StatusOK, &s2)
+	if s1.Version != 1 || s2.Version != 2 {
+		t.Errorf("contract versions %d then %d, put on two nodes; want 1 then 2", s1.Version, s2.Version)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		r := admin(n2.addr, "GET", path, "")
+		var got struct{ Version int }
+		if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil || got.Version != 2 {
+			return fmt.Errorf("node 2's contract: %d %s; want version 2", r.status, r.body)
+		}
+		return nil
+	})
+	if r := admin(n1.addr, "PUT", path, `{"type":"nonsense"}`); r.status != http.StatusBadRequest {
+		t.Errorf("a schema that does not compile: %d %s; want 400", r.status, r.body)
+	}
+}
