@@ -49,7 +49,7 @@ const (
 const maxEntryBytes = 1 << 30
 
 var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxEntryBytes), zstd.WithDecoderConcurrency(0))
 )
 
