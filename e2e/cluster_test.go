@@ -197,8 +197,8 @@ func clusterProblems(lines []string, sent, acked map[string]bool) []string {
 }
 
 // TestClusterFailover loads two Trove nodes on a three-server NATS cluster,
-// kills the stream's leader and one Trove node under the load and brings
-// both back: no acknowledged event is lost or stored twice, every node
+// stops the stream's leader and kills one Trove node (the built binary,
+// SIGKILL) under the load and brings both back: no acknowledged event is lost or stored twice, every node
 // exports the same bytes with the same watermark (also one restored from a
 // backup taken under the load, and one started on an empty directory),
 // and a watermark from one node continues on another.
@@ -207,7 +207,9 @@ func TestClusterFailover(t *testing.T) {
 	urls := nats.URLs()
 	dir2 := t.TempDir()
 	n1 := startServer(t, clusterConfig(urls, "trove-1"))
-	n2 := startServer(t, clusterConfig(urls, "trove-2"), inDir(dir2))
+	// Node 2 is the built binary, so that it can be killed with SIGKILL.
+	cfg2 := writeConfigText(t, clusterConfig(urls, "trove-2"))
+	n2 := startChild(t, cfg2, dir2)
 	waitClusterReady(t, n1.addr)
 	waitClusterReady(t, n2.addr)
 
@@ -216,15 +218,18 @@ func TestClusterFailover(t *testing.T) {
 	pause()
 	leader := nats.StreamLeader(t, "TROVE")
 	nats.Kill(leader)
-	t.Logf("killed NATS server %d, the stream's leader", leader)
+	t.Logf("stopped NATS server %d, the stream's leader", leader)
 	pause()
 	mid := exportEvents(t, n1.addr, "")
 	w.setAddr(1, "")
-	n2.stop()
-	t.Log("stopped Trove node 2")
+	if err := n2.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	n2.waitExit(t, 10*time.Second)
+	t.Log("killed Trove node 2 with SIGKILL")
 	pause()
 	nats.Restart(leader)
-	n2 = startServer(t, clusterConfig(urls, "trove-2"), inDir(dir2))
+	n2 = startChild(t, cfg2, dir2)
 	w.setAddr(1, n2.addr)
 	t.Log("restarted both")
 	pause()
@@ -246,7 +251,7 @@ func TestClusterFailover(t *testing.T) {
 
 	// Every node reaches the same watermark once it has caught up.
 	var e1, e2 exported
-	others := map[string]string{"node 2 (restarted)": n2.addr, "node 3 (restored from a backup)": n3.addr, "node 4 (empty at start)": n4.addr}
+	others := map[string]string{"node 2 (killed and restarted)": n2.addr, "node 3 (restored from a backup)": n3.addr, "node 4 (empty at start)": n4.addr}
 	testutil.WaitFor(t, 60*time.Second, testutil.Until("every node to export up to the same watermark", func() bool {
 		e1 = exportEvents(t, n1.addr, "")
 		for _, addr := range others {

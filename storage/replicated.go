@@ -22,9 +22,10 @@ import (
 //     "log_applied", atomically with what the entry wrote, and is not
 //     synced: the log is what makes an entry durable, and a node that loses
 //     its unsynced tail in a crash applies it again from the log;
-//   - the dedup window is measured on the clock of the entries applied (the
-//     time of the last one), not the wall clock, so that a node replaying
-//     an old part of the log expires ids exactly when the others did.
+//   - the dedup window and retention are measured on the clock of the
+//     entries applied (the time of the last one), not the wall clock, so
+//     that a node replaying an old part of the log expires ids and cuts
+//     days when the others did, as of the same entry.
 
 // LogSeqShift is where a log entry's number sits in the sequences of its
 // events: an entry holds at most MaxEntryEvents events and rejections.

@@ -195,7 +195,13 @@ func (db *DB) retentionLoop() {
 			if keep <= 0 {
 				continue
 			}
-			r, err := db.Expire(k, time.Now().Add(-keep))
+			now := time.Now()
+			if db.opts.Replicated {
+				// The stream's clock, as every node has applied it, so
+				// that the nodes cut the same days (replicated.go).
+				now = db.now()
+			}
+			r, err := db.Expire(k, now.Add(-keep))
 			if err != nil {
 				if db.closed.Load() {
 					return
