@@ -117,6 +117,11 @@ func Start(cfg Config, applied uint64, at time.Time, log *slog.Logger) (*Node, e
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// A server that stops answering (frozen, or cut off by a
+		// partition) keeps its TCP connection open: pings find it within
+		// seconds, and the client moves to another server.
+		nats.PingInterval(time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
