@@ -247,7 +247,23 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("trove restore: exit %d:\n%s", code, out)
 	}
 	n3 := startServer(t, clusterConfig(urls, "trove-3"), inDir(dir3))
-	n4 := startServer(t, clusterConfig(urls, "trove-4"))
+	n4 := startServer(t, strings.Replace(clusterConfig(urls, "trove-4"), `max_lag = "5s"`, `max_lag = "100ms"`, 1))
+	// While node 4 catches up it is not ready, and says why.
+	behind := ""
+	testutil.WaitFor(t, time.Minute, func() error {
+		r := request(t, "GET", "http://"+n4.addr+"/readyz", nil)
+		if r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "behind the stream") {
+			behind = string(r.body)
+		}
+		if r.status != http.StatusOK {
+			return fmt.Errorf("node 4's /readyz: %d %s", r.status, r.body)
+		}
+		return nil
+	})
+	if behind == "" {
+		t.Error("node 4 was never reported behind the stream by /readyz while it caught up")
+	}
+	t.Logf("node 4 while catching up: %s", strings.TrimSpace(behind))
 
 	// Every node reaches the same watermark once it has caught up.
 	var e1, e2 exported
