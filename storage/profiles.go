@@ -193,17 +193,11 @@ func (t *ProfileTxn) Commit() error {
 	committed := false
 	switch {
 	case n > 0 && t.logSeq != 0:
-		first = t.logSeq << LogSeqShift
-		if err := t.db.seq.allocAt(first, n); err != nil {
+		var err error
+		if first, err = t.db.allocEntry(t.logSeq, n); err != nil {
 			return err
 		}
-		defer func() {
-			if committed {
-				t.db.seq.finish(first, n)
-			} else {
-				t.db.seq.unalloc(first, n)
-			}
-		}()
+		defer func() { t.db.endEntry(first, n, committed) }()
 	case n > 0:
 		var err error
 		if first, err = t.db.seq.alloc(n); err != nil {

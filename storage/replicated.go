@@ -110,19 +110,37 @@ func (w *Writer) AllocLog(logSeq uint64, n int) (uint64, error) {
 	if w.logSeq != 0 || w.n != 0 {
 		panic("BUG: Writer.AllocLog called twice")
 	}
-	if n > MaxEntryEvents {
-		return 0, fmt.Errorf("a log entry holds %d events, more than the %d it may", n, MaxEntryEvents)
-	}
 	if err := w.db.checkEntry(logSeq); err != nil {
 		return 0, err
 	}
-	first := logSeq << LogSeqShift
-	if err := w.db.seq.allocAt(first, n); err != nil {
+	first, err := w.db.allocEntry(logSeq, n)
+	if err != nil {
 		return 0, err
 	}
 	w.logSeq = logSeq
 	w.first, w.n = first, n
 	return first, nil
+}
+
+// allocEntry reserves the n sequences of log entry logSeq (Writer.AllocLog,
+// ProfileTxn.InLog). The caller ends them with endEntry.
+func (db *DB) allocEntry(logSeq uint64, n int) (uint64, error) {
+	if n > MaxEntryEvents {
+		return 0, fmt.Errorf("a log entry holds %d events, more than the %d it may", n, MaxEntryEvents)
+	}
+	first := logSeq << LogSeqShift
+	return first, db.seq.allocAt(first, n)
+}
+
+// endEntry finishes the sequences allocEntry reserved when their entry
+// committed, and gives them back when it did not: the entry is applied
+// again under the same sequences, so the watermark must not pass them.
+func (db *DB) endEntry(first uint64, n int, committed bool) {
+	if committed {
+		db.seq.finish(first, n)
+	} else {
+		db.seq.unalloc(first, n)
+	}
 }
 
 // checkEntry refuses log entry logSeq unless it comes after every entry

@@ -433,7 +433,7 @@ func (w *Writer) finish() {
 func (w *Writer) abandon() {
 	if w.logSeq != 0 && !w.finished {
 		w.finished = true
-		w.db.seq.unalloc(w.first, w.n)
+		w.db.endEntry(w.first, w.n, false)
 		return
 	}
 	w.finish()
