@@ -70,18 +70,8 @@ func (h *Handler) Delete(ctx *fasthttp.RequestCtx) error {
 	if err := h.reg.Authorize(auth.TokenOf(ctx), appKey, auth.ScopeAdmin); err != nil {
 		return err
 	}
-	var (
-		res requestResult
-		err error
-	)
-	if h.log != nil {
-		res, err = h.appendDelete(appKey, userID, suppress)
-	} else {
-		res = h.applyDelete(appKey, userID, suppress, h.now(), 0)
-	}
-	if err == nil {
-		err = res.err
-	}
+	res, err := h.write(func() []byte { return h.deleteEntry(appKey, userID, suppress) },
+		func() requestResult { return h.applyDelete(appKey, userID, suppress, h.now(), 0) })
 	if err != nil {
 		return err
 	}

@@ -97,15 +97,8 @@ func (h *Handler) Update(ctx *fasthttp.RequestCtx) error {
 	if len(idemKey) > 255 {
 		return invalid(-1, "Idempotency-Key", "the Idempotency-Key header must be at most 255 bytes")
 	}
-	var r requestResult
-	if h.log != nil {
-		r, err = h.appendRequest(appKey, idemKey, body)
-	} else {
-		r = h.applyRequest(appKey, idemKey, ups, h.now(), 0)
-	}
-	if err == nil {
-		err = r.err
-	}
+	r, err := h.write(func() []byte { return h.requestEntry(appKey, idemKey, body) },
+		func() requestResult { return h.applyRequest(appKey, idemKey, ups, h.now(), 0) })
 	if err != nil {
 		return err
 	}
@@ -122,6 +115,24 @@ type requestResult struct {
 	answer   []byte
 	replayed bool
 	err      error
+}
+
+// write applies a write here (local), or in cluster mode appends its log
+// entry and returns how applying it went; a refusal is the error.
+func (h *Handler) write(entry func() []byte, local func() requestResult) (requestResult, error) {
+	var (
+		r   requestResult
+		err error
+	)
+	if h.log != nil {
+		r, err = h.appendForResult(entry())
+	} else {
+		r = local()
+	}
+	if err == nil {
+		err = r.err
+	}
+	return r, err
 }
 
 // applyRequest applies the updates of one POST /users/profile in one

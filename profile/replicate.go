@@ -35,11 +35,11 @@ const (
 
 const profileEntryVersion = 1
 
-func (h *Handler) appendRequest(appKey string, idemKey, body []byte) (requestResult, error) {
+// requestEntry is the entry of a POST /users/profile.
+func (h *Handler) requestEntry(appKey string, idemKey, body []byte) []byte {
 	e := appendProfileEntryHead(nil, entryRequest, h.now(), appKey)
 	e = appendProfileBytes(e, idemKey)
-	e = appendProfileBytes(e, body)
-	return h.appendForResult(e)
+	return appendProfileBytes(e, body)
 }
 
 // appendForResult appends e, a request or a deletion, and returns how
@@ -73,15 +73,14 @@ func (h *Handler) appendEach(appKey string, objs [][]byte) ([]error, error) {
 	return r.errs, r.err
 }
 
-func (h *Handler) appendDelete(appKey string, userID []byte, suppress bool) (requestResult, error) {
+// deleteEntry is the entry of a DELETE /users/profile.
+func (h *Handler) deleteEntry(appKey string, userID []byte, suppress bool) []byte {
 	e := appendProfileEntryHead(nil, entryDelete, h.now(), appKey)
 	e = appendProfileBytes(e, userID)
 	if suppress {
-		e = append(e, 1)
-	} else {
-		e = append(e, 0)
+		return append(e, 1)
 	}
-	return h.appendForResult(e)
+	return append(e, 0)
 }
 
 func appendProfileEntryHead(dst []byte, kind byte, now time.Time, appKey string) []byte {

@@ -211,7 +211,6 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 		return err
 	}
 	writeGate := db.Writable
-	handlers := a.handlers(backup.NewHandler(db, cfg.DataDir, o.Version, log))
 	if node != nil {
 		icfg := ingestConfig(&cfg)
 		runCluster(node, a, db, &icfg)
@@ -241,7 +240,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 		MaxConnsPerIP:  cfg.HTTP.MaxConnsPerIP,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes),
 		MaxBodyMemory:  int64(cfg.HTTP.MaxBodyMemory),
-	}, reg, handlers, log)
+	}, reg, a.handlers(backup.NewHandler(db, cfg.DataDir, o.Version, log)), log)
 	addr, err := srv.Listen()
 	if err != nil {
 		return err
