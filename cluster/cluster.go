@@ -167,6 +167,9 @@ func (n *Node) Close() {
 	n.nc.Close()
 }
 
+// Done is closed when Close is called.
+func (n *Node) Done() <-chan struct{} { return n.ctx.Done() }
+
 // Append publishes entry to the stream and returns once this node has
 // applied it, with what the Applier returned. A stream that does not take
 // it in time (no quorum, no server) is an apierr.Unavailable: the request

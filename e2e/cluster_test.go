@@ -598,3 +598,77 @@ func TestClusterAdmin(t *testing.T) {
 		t.Errorf("a schema that does not compile: %d %s; want 400", r.status, r.body)
 	}
 }
+
+// TestClusterRetention: retention is an entry of the stream. Events of
+// several ages stored by two nodes that keep everything; node 1 restarted
+// with `retention = "7d"` publishes a pass, and both nodes cut the same
+// days (node 2 too, though its own config keeps everything: the pass
+// decides), the younger events stay, and a node that starts empty and
+// replays the stream ends with the same export, byte for byte.
+func TestClusterRetention(t *testing.T) {
+	nats := startNATSCluster(t, 3)
+	urls := nats.URLs()
+	dir1 := t.TempDir()
+	n1 := startServer(t, clusterConfig(urls, "trove-1"), inDir(dir1))
+	n2 := startServer(t, clusterConfig(urls, "trove-2"))
+	waitClusterReady(t, n1.addr)
+	waitClusterReady(t, n2.addr)
+	now := time.Now().UTC()
+	var batch []string
+	for _, age := range []int{20, 12, 9, 2, 0} {
+		at := now.Add(-time.Duration(age) * 24 * time.Hour).Format(time.RFC3339)
+		batch = append(batch, fmt.Sprintf(`{"type":"event","event":"age-%d","userId":"u","eventTime":%q,"appKey":%q,"messageId":"ret-%d"}`, age, at, demoApp, age))
+	}
+	decodeAnswer(t, postEvents(t, n2.addr, "["+strings.Join(batch, ",")+"]"), http.StatusAccepted)
+	if got := exportEvents(t, n2.addr, "").lines; len(got) != 5 {
+		t.Fatalf("before retention node 2 exports %d events; want 5", len(got))
+	}
+	n1.stop()
+	n1 = startServer(t, strings.Replace(clusterConfig(urls, "trove-1"), `log_level = "debug"`, "log_level = \"debug\"\nretention = \"7d\"", 1), inDir(dir1))
+
+	want := []string{"age-2", "age-0"}
+	names := func(lines []string) []string {
+		var got []string
+		for _, l := range lines {
+			var e struct{ Event string }
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+			got = append(got, e.Event)
+		}
+		return got
+	}
+	nodes := map[string]string{"node 1 (retention 7d)": n1.addr, "node 2 (keeps everything)": n2.addr}
+	for name, addr := range nodes {
+		testutil.WaitFor(t, time.Minute, func() error {
+			if got := names(exportEvents(t, addr, "").lines); !slices.Equal(got, want) {
+				return fmt.Errorf("%s exports %v; want %v after the pass", name, got, want)
+			}
+			return nil
+		})
+	}
+	n3 := startServer(t, clusterConfig(urls, "trove-3"))
+	nodes["node 3 (replayed the stream)"] = n3.addr
+	ref := exportEvents(t, n1.addr, "")
+	for name, addr := range nodes {
+		testutil.WaitFor(t, time.Minute, func() error {
+			if e := exportEvents(t, addr, ""); !slices.Equal(e.lines, ref.lines) || e.watermark != ref.watermark {
+				return fmt.Errorf("%s exports %v up to %d; want node 1's %v up to %d", name, names(e.lines), e.watermark, want, ref.watermark)
+			}
+			return nil
+		})
+	}
+	// Node 1's watermark, after an entry of no event, continues on node 2.
+	if e := exportEvents(t, n2.addr, fmt.Sprintf("since=%d", ref.watermark)); len(e.lines) != 0 || e.watermark != ref.watermark {
+		t.Errorf("node 2 from node 1's watermark %d: %d lines up to %d; want none, up to the same", ref.watermark, len(e.lines), e.watermark)
+	}
+	// The pass is counted where it ran (compacted in the background).
+	for name, addr := range nodes {
+		testutil.WaitFor(t, 30*time.Second, func() error {
+			if v := scrape(t, addr)["trove_retention_removed_seconds_total"]; v != 3*86400 {
+				return fmt.Errorf("%s: trove_retention_removed_seconds_total = %v; want 3 days (259200)", name, v)
+			}
+			return nil
+		})
+	}
+}

@@ -106,9 +106,10 @@ func TestApplyEntry(t *testing.T) {
 	}
 	// Entry 1 stored m-1, m-2 and the event without a messageId (its
 	// generated id from its sequence, 1<<20+2) and quarantined one; entry
-	// 2 stored only its event without a messageId.
+	// 2 stored only its event without a messageId; the watermark is the
+	// end of entry 2's sequences.
 	for _, want := range []string{
-		fmt.Sprintf("watermark %d\n", 2<<storage.LogSeqShift+1),
+		fmt.Sprintf("watermark %d\n", 3<<storage.LogSeqShift-1),
 		fmt.Sprintf(`"messageId":"trv-%016x"`, 1<<storage.LogSeqShift+2),
 		fmt.Sprintf(`"messageId":"trv-%016x"`, 2<<storage.LogSeqShift),
 		fmt.Sprintf("rejected %d ", 1<<storage.LogSeqShift+3),

@@ -19,9 +19,10 @@ import (
 
 // Kinds of log entries.
 const (
-	entryEvents   = "events"   // one request's batch of events (ingest.LogSink)
-	entryProfiles = "profiles" // profile writes (profile.Handler.ApplyEntry)
-	entryAdmin    = "admin"    // apps, tokens, revocations, contracts (admin.Handler.ApplyEntry)
+	entryEvents    = "events"    // one request's batch of events (ingest.LogSink)
+	entryProfiles  = "profiles"  // profile writes (profile.Handler.ApplyEntry)
+	entryAdmin     = "admin"     // apps, tokens, revocations, contracts (admin.Handler.ApplyEntry)
+	entryRetention = "retention" // a pass of retention (retention.go)
 )
 
 // startCluster connects this node to the NATS servers; runCluster then
@@ -44,19 +45,25 @@ func startCluster(cfg config.Config, db *storage.DB, log *slog.Logger) (*cluster
 	return n, nil
 }
 
-// runCluster applies the stream with the handlers that store each kind.
-func runCluster(n *cluster.Node, a *apis, db *storage.DB, icfg *ingest.Config) {
+// runCluster applies the stream with the handlers that store each kind,
+// and publishes this node's passes of retention.
+func runCluster(n *cluster.Node, a *apis, db *storage.DB, cfg *config.Config, log *slog.Logger) {
+	icfg := ingestConfig(cfg)
+	var r clusterRetention
 	n.Run(func(seq uint64, kind string, entry []byte) (any, error) {
 		switch kind {
 		case entryEvents:
-			return ingest.ApplyEntry(icfg, db, seq, entry)
+			return ingest.ApplyEntry(&icfg, db, seq, entry)
 		case entryProfiles:
 			return a.profile.ApplyEntry(seq, entry)
 		case entryAdmin:
 			return a.admin.ApplyEntry(seq, entry)
+		case entryRetention:
+			return nil, r.apply(db, seq, entry)
 		}
 		return nil, fmt.Errorf("an entry of kind %q, which this version of Trove does not know: upgrade this node", kind)
 	})
+	go r.publish(n, cfg, storage.DefaultRetentionInterval, log)
 }
 
 // logOf is the ingest.Log and profile.Log of a node: entries of kind.

@@ -212,8 +212,7 @@ func serveConfig(ctx context.Context, cfg config.Config, log *slog.Logger, o Opt
 	}
 	writeGate := db.Writable
 	if node != nil {
-		icfg := ingestConfig(&cfg)
-		runCluster(node, a, db, &icfg)
+		runCluster(node, a, db, &cfg, log)
 		writeGate = clusterGate(node, db.Writable)
 	}
 	storeMetrics := obs.StoreWriter(db, cfg.DataDir)

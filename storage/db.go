@@ -55,7 +55,9 @@ type Options struct {
 	ReadBudget int
 	// Retention gives an app's retention: its events on days wholly older
 	// than that are removed (zero keeps them forever). It is applied at
-	// Open and then every RetentionInterval (default an hour).
+	// Open and then every RetentionInterval (DefaultRetentionInterval).
+	// A replicated store applies retention as entries of its log instead
+	// (ExpireEntry).
 	Retention         func(appKey string) time.Duration
 	RetentionInterval time.Duration
 	// MemFS, when set, keeps the store in that file system instead of on
@@ -128,6 +130,9 @@ type DB struct {
 	mergeDone     chan struct{}
 	mergeKick     chan struct{}
 	retentionDone chan struct{}
+	// expiredRanges are what the passes of a replicated store removed,
+	// for retentionLoop to compact.
+	expiredRanges chan expiredRange
 	dedupDone     chan struct{}
 	// dedupFlushDone is closed when the dedup flusher stops; dedupKick
 	// wakes it early (dedup_pending.go).
@@ -301,9 +306,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	db.mergeKick = make(chan struct{}, 1)
 	go db.mergeLoop()
 	if db.opts.RetentionInterval <= 0 {
-		db.opts.RetentionInterval = time.Hour
+		db.opts.RetentionInterval = DefaultRetentionInterval
 	}
 	db.retentionDone = make(chan struct{})
+	db.expiredRanges = make(chan expiredRange, 1024)
 	go db.retentionLoop()
 	db.purgeDone = make(chan struct{})
 	go db.purgeLoop()
@@ -318,6 +324,9 @@ func Open(dir string, opts Options) (*DB, error) {
 const (
 	metaSeqLease = "seq_lease"
 )
+
+// DefaultRetentionInterval is how often retention runs.
+const DefaultRetentionInterval = time.Hour
 
 // load reads the app registry and the sequence lease.
 func (db *DB) load() error {

@@ -22,10 +22,14 @@ import (
 //     "log_applied", atomically with what the entry wrote, and is not
 //     synced: the log is what makes an entry durable, and a node that loses
 //     its unsynced tail in a crash applies it again from the log;
-//   - the dedup window and retention are measured on the clock of the
-//     entries applied (the time of the last one), not the wall clock, so
-//     that a node replaying an old part of the log expires ids and cuts
-//     days when the others did, as of the same entry.
+//   - once entry n is applied, every sequence below (n+1)<<LogSeqShift is
+//     final, so that is the watermark, whatever the entry's kind, on every
+//     node and after a restart alike;
+//   - the dedup window is measured on the clock of the entries applied
+//     (the time of the last one), not the wall clock, so that a node
+//     replaying an old part of the log expires ids when the others did;
+//   - retention is an entry of its own (ExpireEntry), a pass as of the
+//     time it carries, not a loop of each node's.
 
 // LogSeqShift is where a log entry's number sits in the sequences of its
 // events: an entry holds at most MaxEntryEvents events and rejections.
@@ -167,9 +171,15 @@ func (db *DB) setApplied(b *pebble.Batch, logSeq uint64, now time.Time) int64 {
 	return at
 }
 
+// Every sequence of the entries up to logSeq is final then, so the
+// watermark passes them all, whatever the entry's kind: it is (n+1)<<
+// LogSeqShift - 1 once entry n is applied, on every node, as it is when a
+// store opens (loadApplied), and a since= from one node is never ahead of
+// another node that has applied as far.
 func (db *DB) markApplied(logSeq uint64, at int64) {
 	db.applied.at.Store(at)
 	db.applied.seq.Store(logSeq)
+	db.seq.passTo((logSeq+1)<<LogSeqShift - 1)
 }
 
 // InLog makes the transaction apply log entry logSeq of a replicated
@@ -183,6 +193,32 @@ func (t *ProfileTxn) InLog(logSeq uint64) error {
 		return err
 	}
 	t.logSeq = logSeq
+	return nil
+}
+
+// ExpireEntry applies log entry logSeq of a replicated store, a pass of
+// retention as of at: every app that keep gives a retention loses its days
+// wholly before at minus that retention (Expire), and the entry is recorded
+// as applied. Every node applies it at the same place in the log, so every
+// node cuts the same days after the same events; applied again after a
+// crash it removes nothing more.
+func (db *DB) ExpireEntry(logSeq uint64, at time.Time, keep func(appKey string) time.Duration) error {
+	if !db.opts.Replicated {
+		panic("BUG: DB.ExpireEntry on a store that is not replicated")
+	}
+	if err := db.checkEntry(logSeq); err != nil {
+		return err
+	}
+	if err := db.expireApps(at, keep, "log_entry", logSeq); err != nil {
+		return fmt.Errorf("cannot apply the retention of log entry %d: %w", logSeq, err)
+	}
+	b := db.pdb.NewBatch()
+	defer b.Close()
+	applied := db.setApplied(b, logSeq, at)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("cannot record log entry %d as applied: %w", logSeq, err)
+	}
+	db.markApplied(logSeq, applied)
 	return nil
 }
 

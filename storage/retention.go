@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -85,14 +86,38 @@ func (db *DB) Expire(appKey string, cutoff time.Time) (Expired, error) {
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return res, fmt.Errorf("cannot commit the retention of app %q: %w", appKey, err)
 	}
-	if res.Days > 0 {
-		if err := db.pdb.Compact(db.mergeCtx, start, end, false); err != nil && db.mergeCtx.Err() == nil {
-			return res, fmt.Errorf("cannot compact app %q after retention: %w", appKey, err)
+	if res.Days == 0 {
+		return res, nil
+	}
+	if db.opts.Replicated {
+		// Not while the log waits: the compaction runs in the background
+		// (retentionLoop), and counts there.
+		select {
+		case db.expiredRanges <- expiredRange{appKey, start, end, res}:
+		case <-db.mergeStop:
 		}
+		return res, nil
+	}
+	return res, db.compactExpired(appKey, start, end, res)
+}
+
+// expiredRange is a range of blocks a pass of retention removed, to be
+// compacted.
+type expiredRange struct {
+	appKey     string
+	start, end []byte
+	res        Expired
+}
+
+// compactExpired compacts the blocks that Expire removed from appKey, so
+// that their space is freed, and counts them.
+func (db *DB) compactExpired(appKey string, start, end []byte, res Expired) error {
+	if err := db.pdb.Compact(db.mergeCtx, start, end, false); err != nil && db.mergeCtx.Err() == nil {
+		return fmt.Errorf("cannot compact app %q after retention: %w", appKey, err)
 	}
 	db.expiredDays.Add(int64(res.Days))
 	db.expiredBytes.Add(int64(res.Bytes))
-	return res, nil
+	return nil
 }
 
 // ExpiredTotals returns how many days and (estimated) bytes of events
@@ -174,9 +199,15 @@ func (db *DB) loadFloors() error {
 // retentionLoop calls Expire for every app that Options.Retention gives a
 // retention (zero keeps an app's events forever) now and then every
 // Options.RetentionInterval, until the store closes, and logs what it
-// removed.
+// removed. A replicated store has no such loop: retention is an entry of
+// the log there, which every node applies at the same place (ExpireEntry),
+// and the loop compacts what the entries removed.
 func (db *DB) retentionLoop() {
 	defer close(db.retentionDone)
+	if db.opts.Replicated {
+		db.compactLoop()
+		return
+	}
 	policy := db.opts.Retention
 	if policy == nil {
 		return
@@ -184,35 +215,11 @@ func (db *DB) retentionLoop() {
 	t := time.NewTicker(db.opts.RetentionInterval)
 	defer t.Stop()
 	for {
-		db.apps.RLock()
-		keys := make([]string, 0, len(db.apps.byKey))
-		for k := range db.apps.byKey {
-			keys = append(keys, k)
-		}
-		db.apps.RUnlock()
-		for _, k := range keys {
-			keep := policy(k)
-			if keep <= 0 {
-				continue
+		if err := db.expireApps(time.Now(), policy); err != nil {
+			if db.closed.Load() {
+				return
 			}
-			now := time.Now()
-			if db.opts.Replicated {
-				// The stream's clock, as every node has applied it, so
-				// that the nodes cut the same days (replicated.go).
-				now = db.now()
-			}
-			r, err := db.Expire(k, now.Add(-keep))
-			if err != nil {
-				if db.closed.Load() {
-					return
-				}
-				db.log.Error("retention failed", "app", k, "err", err)
-				continue
-			}
-			if r.Days > 0 {
-				db.log.Info("retention removed events", "app", k, "days", r.Days, "groups", r.Groups, "bytes_estimate", r.Bytes,
-					"kept_from", time.UnixMicro(r.Floor).UTC().Format(time.DateOnly))
-			}
+			db.log.Error("retention failed", "err", err)
 		}
 		select {
 		case <-db.mergeStop:
@@ -220,4 +227,42 @@ func (db *DB) retentionLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// compactLoop compacts the ranges that the passes of a replicated store
+// removed, one at a time, until the store closes.
+func (db *DB) compactLoop() {
+	for {
+		select {
+		case <-db.mergeStop:
+			return
+		case r := <-db.expiredRanges:
+			if err := db.compactExpired(r.appKey, r.start, r.end, r.res); err != nil {
+				db.log.Error("retention failed", "err", err)
+			}
+		}
+	}
+}
+
+// expireApps calls Expire for every app of the store that keep gives a
+// retention, as of now, and logs what it removed (with logArgs). An app
+// that fails does not stop the others; the errors are returned together.
+func (db *DB) expireApps(now time.Time, keep func(appKey string) time.Duration, logArgs ...any) error {
+	var errs []error
+	for _, k := range db.AppKeys() {
+		d := keep(k)
+		if d <= 0 {
+			continue
+		}
+		r, err := db.Expire(k, now.Add(-d))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app %q: %w", k, err))
+			continue
+		}
+		if r.Days > 0 {
+			db.log.Info("retention removed events", append([]any{"app", k, "days", r.Days, "groups", r.Groups, "bytes_estimate", r.Bytes,
+				"kept_from", time.UnixMicro(r.Floor).UTC().Format(time.DateOnly)}, logArgs...)...)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -73,6 +73,20 @@ func (t *seqTracker) allocAt(first uint64, n int) error {
 	return nil
 }
 
+// passTo finishes, as empty, every sequence up to last not yet handed out:
+// a replicated store has applied the entry whose sequences end at last, so
+// no event can take one of them any more (replicated.go).
+func (t *seqTracker) passTo(last uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last < t.mu.next {
+		return
+	}
+	t.finishLocked(t.mu.next, last)
+	t.mu.next = last + 1
+	t.mu.lease = max(t.mu.lease, t.mu.next)
+}
+
 // unalloc gives back the n sequences from first, the last handed out,
 // unfinished: a replicated store's entry that failed to commit is applied
 // again under the same sequences, so the watermark must not pass them.
