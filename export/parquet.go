@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -67,6 +68,59 @@ type ParquetWriter struct {
 	rows []ParquetRow
 	head storedHead
 	n    int64
+	pipe *parquetPipe // nil: rows are written in Append's goroutine
+}
+
+// parquetPipe writes and compresses a ParquetWriter's batches of rows in a
+// goroutine of its own while the caller decodes the next batch: two
+// batches, one being filled and one being written, so its memory is that
+// of the synchronous writer and one batch more.
+type parquetPipe struct {
+	work   chan []ParquetRow // a full batch, taken when the last is written
+	free   chan []ParquetRow // the batch written, emptied
+	done   chan struct{}     // closed once work is closed and drained
+	err    error             // the first error of Write, set before failed
+	failed atomic.Bool
+}
+
+// Pipeline makes p write and compress its rows in a goroutine of its own
+// until Close (or, for a pooled writer, until it is put back): a Parquet
+// export then uses two cores, decoding events on one while the last batch
+// is compressed on the other. Call it before the first Append.
+func (p *ParquetWriter) Pipeline() {
+	if p.pipe != nil {
+		return
+	}
+	pp := &parquetPipe{work: make(chan []ParquetRow), free: make(chan []ParquetRow, 1), done: make(chan struct{})}
+	pp.free <- make([]ParquetRow, 0, parquetBatch)
+	p.pipe = pp
+	go func() {
+		defer close(pp.done)
+		for rows := range pp.work {
+			if !pp.failed.Load() {
+				if _, err := p.w.Write(rows); err != nil {
+					pp.err = fmt.Errorf("cannot write Parquet rows: %w", err)
+					pp.failed.Store(true)
+				}
+			}
+			clear(rows) // drop the strings for the collector
+			pp.free <- rows[:0]
+		}
+	}()
+}
+
+// stopPipe waits for the pipeline's last batch and ends its goroutine,
+// returning the first error it met.
+func (p *ParquetWriter) stopPipe() error {
+	pp := p.pipe
+	if pp == nil {
+		return nil
+	}
+	p.pipe = nil
+	close(pp.work)
+	<-pp.done
+	<-pp.free // the batch it wrote last; p.rows is the other
+	return pp.err
 }
 
 var parquetZstd = &zstd.Codec{Level: zstd.SpeedDefault}
@@ -141,6 +195,15 @@ func (p *ParquetWriter) flushRows() error {
 	if len(p.rows) == 0 {
 		return nil
 	}
+	if pp := p.pipe; pp != nil {
+		if pp.failed.Load() {
+			return pp.err
+		}
+		pp.work <- p.rows
+		p.n += int64(len(p.rows))
+		p.rows = <-pp.free
+		return nil
+	}
 	n, err := p.w.Write(p.rows)
 	p.n += int64(n)
 	clear(p.rows) // drop the strings for the collector
@@ -155,6 +218,10 @@ func (p *ParquetWriter) flushRows() error {
 // once Close has returned nil; it does not close the underlying writer.
 func (p *ParquetWriter) Close() error {
 	if err := p.flushRows(); err != nil {
+		p.stopPipe()
+		return err
+	}
+	if err := p.stopPipe(); err != nil {
 		return err
 	}
 	if err := p.w.Close(); err != nil {
@@ -179,13 +246,18 @@ func getParquetWriter(w io.Writer) *ParquetWriter {
 	if p, ok := parquetWriterPool.Get().(*ParquetWriter); ok {
 		p.w.Reset(w)
 		p.n = 0
+		p.Pipeline()
 		return p
 	}
-	return NewParquetWriter(w, 0)
+	p := NewParquetWriter(w, 0)
+	p.Pipeline()
+	return p
 }
 
-// putParquetWriter returns p to the pool.
+// putParquetWriter returns p to the pool, ending its pipeline when the
+// export stopped before Close.
 func putParquetWriter(p *ParquetWriter) {
+	p.stopPipe()
 	clear(p.rows)
 	p.rows = p.rows[:0]
 	p.w.Reset(io.Discard)

@@ -44,23 +44,35 @@ func BenchmarkParquetWriter(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(evs)*b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	b.Run("parquet", func(b *testing.B) {
-		b.SetBytes(raw)
-		var size int
-		for b.Loop() {
-			var buf bytes.Buffer
-			pw := export.NewParquetWriter(&buf, 0)
-			for i, e := range evs {
-				if err := pw.Append(uint64(i+1), e); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := pw.Close(); err != nil {
+	for _, pipelined := range []bool{false, true} {
+		name := "parquet"
+		if pipelined {
+			name = "parquet-pipelined" // as the HTTP export writes
+		}
+		b.Run(name, func(b *testing.B) { benchParquet(b, evs, raw, pipelined) })
+	}
+}
+
+// benchParquet converts evs to Parquet files in memory.
+func benchParquet(b *testing.B, evs [][]byte, raw int64, pipelined bool) {
+	b.SetBytes(raw)
+	var size int
+	for b.Loop() {
+		var buf bytes.Buffer
+		pw := export.NewParquetWriter(&buf, 0)
+		if pipelined {
+			pw.Pipeline()
+		}
+		for i, e := range evs {
+			if err := pw.Append(uint64(i+1), e); err != nil {
 				b.Fatal(err)
 			}
-			size = buf.Len()
 		}
-		b.ReportMetric(float64(len(evs)*b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64(size)/float64(len(evs)), "bytes/event")
-	})
+		if err := pw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(len(evs)*b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(size)/float64(len(evs)), "bytes/event")
 }

@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -150,5 +151,55 @@ func TestParquetOverHTTPAborted(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close did not return within 20s")
+	}
+}
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestParquetPipeline checks that a pipelined writer (Pipeline, as the
+// HTTP export writes) makes the same file byte for byte as one that
+// writes in the caller's goroutine, and that a write that fails in the
+// pipeline's goroutine is the error of a later Append or of Close, without
+// a hang.
+func TestParquetPipeline(t *testing.T) {
+	write := func(pipelined bool) []byte {
+		var buf bytes.Buffer
+		pw := export.NewParquetWriter(&buf, 1000)
+		if pipelined {
+			pw.Pipeline()
+		}
+		for i := range 5000 {
+			if err := pw.Append(uint64(i+1), []byte(parquetBody(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	if a, b := write(false), write(true); !bytes.Equal(a, b) {
+		t.Errorf("the pipelined file (%d bytes) differs from the other (%d bytes)", len(b), len(a))
+	}
+
+	pw := export.NewParquetWriter(&failingWriter{n: 10}, 1000)
+	pw.Pipeline()
+	var err error
+	for i := 0; i < 20000 && err == nil; i++ {
+		err = pw.Append(uint64(i+1), []byte(parquetBody(i)))
+	}
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("a pipelined writer whose output fails: %v; want the write's error", err)
 	}
 }
