@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -51,9 +50,10 @@ type storedContext struct {
 }
 
 // ParquetRowGroupRows is the number of rows in each row group of a Parquet
-// file. The writer holds one row group's compressed pages (a few MiB for
-// events of ~500 bytes) before writing it out, so it bounds the memory of
-// an export; readers such as DuckDB parallelise over row groups.
+// file written in one goroutine (a sink's; a pipelined writer's have
+// parquetPipeGroupRows). The writer holds one row group's compressed pages
+// (a few MiB for events of ~500 bytes) before writing it out, so it bounds
+// the memory of a file; readers such as DuckDB parallelise over row groups.
 const ParquetRowGroupRows = 64 << 10
 
 // parquetBatch is how many rows are converted before they are handed to
@@ -69,58 +69,6 @@ type ParquetWriter struct {
 	head storedHead
 	n    int64
 	pipe *parquetPipe // nil: rows are written in Append's goroutine
-}
-
-// parquetPipe writes and compresses a ParquetWriter's batches of rows in a
-// goroutine of its own while the caller decodes the next batch: two
-// batches, one being filled and one being written, so its memory is that
-// of the synchronous writer and one batch more.
-type parquetPipe struct {
-	work   chan []ParquetRow // a full batch, taken when the last is written
-	free   chan []ParquetRow // the batch written, emptied
-	done   chan struct{}     // closed once work is closed and drained
-	err    error             // the first error of Write, set before failed
-	failed atomic.Bool
-}
-
-// Pipeline makes p write and compress its rows in a goroutine of its own
-// until Close (or, for a pooled writer, until it is put back): a Parquet
-// export then uses two cores, decoding events on one while the last batch
-// is compressed on the other. Call it before the first Append.
-func (p *ParquetWriter) Pipeline() {
-	if p.pipe != nil {
-		return
-	}
-	pp := &parquetPipe{work: make(chan []ParquetRow), free: make(chan []ParquetRow, 1), done: make(chan struct{})}
-	pp.free <- make([]ParquetRow, 0, parquetBatch)
-	p.pipe = pp
-	go func() {
-		defer close(pp.done)
-		for rows := range pp.work {
-			if !pp.failed.Load() {
-				if _, err := p.w.Write(rows); err != nil {
-					pp.err = fmt.Errorf("cannot write Parquet rows: %w", err)
-					pp.failed.Store(true)
-				}
-			}
-			clear(rows) // drop the strings for the collector
-			pp.free <- rows[:0]
-		}
-	}()
-}
-
-// stopPipe waits for the pipeline's last batch and ends its goroutine,
-// returning the first error it met.
-func (p *ParquetWriter) stopPipe() error {
-	pp := p.pipe
-	if pp == nil {
-		return nil
-	}
-	p.pipe = nil
-	close(pp.work)
-	<-pp.done
-	<-pp.free // the batch it wrote last; p.rows is the other
-	return pp.err
 }
 
 var parquetZstd = &zstd.Codec{Level: zstd.SpeedDefault}
@@ -196,12 +144,12 @@ func (p *ParquetWriter) flushRows() error {
 		return nil
 	}
 	if pp := p.pipe; pp != nil {
-		if pp.failed.Load() {
-			return pp.err
+		n := len(p.rows)
+		var err error
+		if p.rows, err = pp.add(p.rows); err != nil {
+			return err
 		}
-		pp.work <- p.rows
-		p.n += int64(len(p.rows))
-		p.rows = <-pp.free
+		p.n += int64(n)
 		return nil
 	}
 	n, err := p.w.Write(p.rows)
@@ -218,10 +166,10 @@ func (p *ParquetWriter) flushRows() error {
 // once Close has returned nil; it does not close the underlying writer.
 func (p *ParquetWriter) Close() error {
 	if err := p.flushRows(); err != nil {
-		p.stopPipe()
+		p.stopPipe(true)
 		return err
 	}
-	if err := p.stopPipe(); err != nil {
+	if err := p.stopPipe(false); err != nil {
 		return err
 	}
 	if err := p.w.Close(); err != nil {
@@ -257,9 +205,19 @@ func getParquetWriter(w io.Writer) *ParquetWriter {
 // putParquetWriter returns p to the pool, ending its pipeline when the
 // export stopped before Close.
 func putParquetWriter(p *ParquetWriter) {
-	p.stopPipe()
+	p.stopPipe(true)
 	clear(p.rows)
 	p.rows = p.rows[:0]
 	p.w.Reset(io.Discard)
 	parquetWriterPool.Put(p)
+}
+
+// stopPipe ends p's pipeline, if any: see parquetPipe.stop.
+func (p *ParquetWriter) stopPipe(abort bool) error {
+	pp := p.pipe
+	if pp == nil {
+		return nil
+	}
+	p.pipe = nil
+	return pp.stop(abort)
 }
