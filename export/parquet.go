@@ -3,6 +3,7 @@ package export
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -69,6 +70,7 @@ type ParquetWriter struct {
 	head storedHead
 	n    int64
 	pipe *parquetPipe // nil: rows are written in Append's goroutine
+	slot bool         // holds one of parquetPipes
 }
 
 var parquetZstd = &zstd.Codec{Level: zstd.SpeedDefault}
@@ -189,23 +191,39 @@ func parseStoredTime(s string) (int64, error) {
 
 var parquetWriterPool sync.Pool
 
-// getParquetWriter returns a pooled ParquetWriter writing to w.
+// parquetPipes are the slots of pipelined Parquet exports: half the cores'
+// worth run at once (one on two cores), each with its two workers; more
+// would only share the same cores, so the exports beyond them convert in
+// their own goroutine, with the memory of one row group.
+var parquetPipes = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// getParquetWriter returns a pooled ParquetWriter writing to w, pipelined
+// when a slot is free.
 func getParquetWriter(w io.Writer) *ParquetWriter {
-	if p, ok := parquetWriterPool.Get().(*ParquetWriter); ok {
+	p, ok := parquetWriterPool.Get().(*ParquetWriter)
+	if ok {
 		p.w.Reset(w)
 		p.n = 0
-		p.Pipeline()
-		return p
+	} else {
+		p = NewParquetWriter(w, 0)
 	}
-	p := NewParquetWriter(w, 0)
-	p.Pipeline()
+	select {
+	case parquetPipes <- struct{}{}:
+		p.Pipeline()
+		p.slot = true
+	default:
+	}
 	return p
 }
 
 // putParquetWriter returns p to the pool, ending its pipeline when the
-// export stopped before Close.
+// export stopped before Close, and frees its slot.
 func putParquetWriter(p *ParquetWriter) {
 	p.stopPipe(true)
+	if p.slot {
+		p.slot = false
+		<-parquetPipes
+	}
 	clear(p.rows)
 	p.rows = p.rows[:0]
 	p.w.Reset(io.Discard)
