@@ -370,7 +370,8 @@ func countPrefix(list []string, prefix string) int {
 
 // TestClusterNATSDown stops every NATS server under a node: writes get 503
 // with Retry-After, never a 202, the node stays up and serves exports, and
-// takes writes again once NATS is back.
+// takes writes again once NATS is back. A node started while NATS is down
+// serves too, unready, and catches up once it is back.
 func TestClusterNATSDown(t *testing.T) {
 	nats := startNATSCluster(t, 3)
 	n := startServer(t, clusterConfig(nats.URLs(), "trove-1"))
@@ -394,11 +395,21 @@ func TestClusterNATSDown(t *testing.T) {
 	if got := exportEvents(t, n.addr, ""); len(got.lines) != 1 {
 		t.Errorf("with NATS down the export has %d lines; want the 1 stored before", len(got.lines))
 	}
+	// A node that starts while NATS is down serves, is not ready, and
+	// refuses writes; it catches up once NATS is back.
+	n2 := startServer(t, clusterConfig(nats.URLs(), "trove-2"))
+	if r := request(t, "GET", "http://"+n2.addr+"/readyz", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz of a node started with NATS down: %d %s; want 503", r.status, r.body)
+	}
+	if r := postEvents(t, n2.addr, "["+event("down", "m-down-n2")+"]"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("a write to a node started with NATS down: %d %s; want 503", r.status, r.body)
+	}
 
 	for i := range 3 {
 		nats.Restart(i)
 	}
 	waitClusterReady(t, n.addr)
+	waitClusterReady(t, n2.addr)
 	// As a client does after a 503: sent again, with its messageId, until
 	// a 202 (the NATS servers may still be electing leaders).
 	testutil.WaitFor(t, 30*time.Second, func() error {
@@ -412,7 +423,13 @@ func TestClusterNATSDown(t *testing.T) {
 	if !slices.Equal(got, []string{"m-before", "m-after"}) {
 		t.Errorf("exported %v; want [m-before m-after]: the refused writes must not be stored", got)
 	}
-	t.Logf("CLUSTERDOWN: nats_down=3/3 writes_refused_503=3 accepted_while_down=0 readyz_while_down=503 recovered=yes exported=%d", len(got))
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if got2 := messageIDs(t, exportEvents(t, n2.addr, "").lines); !slices.Equal(got2, got) {
+			return fmt.Errorf("the node started with NATS down exports %v; want node 1's %v", got2, got)
+		}
+		return nil
+	})
+	t.Logf("CLUSTERDOWN: nats_down=3/3 writes_refused_503=4 accepted_while_down=0 readyz_while_down=503 started_while_down=served recovered=yes exported=%d", len(got))
 }
 
 // TestClusterProfiles sends profile operations on one profile to two
