@@ -34,11 +34,11 @@ var forbiddenImports = map[string]string{
 // tests may wire layers together.
 var layers = map[string][]string{
 	"web":    {"auth", "ingest", "export", "profile", "admin", "segment", "compat", "storage", "obs", "apierr"},
-	"ingest": {"auth", "schema", "storage", "obs", "httpbody", "apierr"},
+	"ingest": {"auth", "schema", "storage", "obs", "httpbody", "apierr", "logentry"},
 	// Schema contracts: compiled JSON Schemas over their stored versions.
 	"schema":  {"storage", "obs"},
 	"export":  {"auth", "storage", "obs", "apierr", "httpbody"},
-	"profile": {"auth", "storage", "obs", "httpbody", "apierr"},
+	"profile": {"auth", "storage", "obs", "httpbody", "apierr", "logentry"},
 	"segment": {"auth", "ingest", "profile", "storage", "obs", "apierr"},
 	// The SDK-compatible protocols beside Segment's: compat is their
 	// shared plumbing, over ingest and profile as segment is.
@@ -71,6 +71,8 @@ var layers = map[string][]string{
 	// Cluster mode's side of the NATS stream: it moves opaque entries and
 	// knows nothing of what they hold (server wires it to ingest).
 	"cluster": {"apierr"},
+	// logentry encodes the fields of cluster mode's log entries.
+	"logentry": {},
 }
 
 // fasthttpDirs are the top-level directories that may import fasthttp: the

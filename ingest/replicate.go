@@ -2,10 +2,10 @@ package ingest
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
+	"trove/logentry"
 	"trove/storage"
 )
 
@@ -61,18 +61,18 @@ const entryVersion = 1
 func (b *Batch) appendEntry(dst []byte) []byte {
 	dst = append(dst, entryVersion)
 	dst = binary.AppendVarint(dst, b.Now.UnixNano())
-	dst = appendEntryBytes(dst, []byte(b.IP))
-	dst = appendEntryBool(dst, b.NDJSON)
-	dst = appendEntryBytes(dst, b.receivedAt)
+	dst = logentry.AppendBytes(dst, b.IP)
+	dst = logentry.AppendBool(dst, b.NDJSON)
+	dst = logentry.AppendBytes(dst, b.receivedAt)
 	dst = binary.AppendUvarint(dst, uint64(len(b.Events)))
 	for i := range b.Events {
 		e := &b.Events[i]
-		dst = appendEntryBytes(dst, []byte(e.AppKey))
-		dst = appendEntryBool(dst, e.MessageID != nil)
-		dst = appendEntryBytes(dst, e.MessageID)
+		dst = logentry.AppendBytes(dst, e.AppKey)
+		dst = logentry.AppendBool(dst, e.MessageID != nil)
+		dst = logentry.AppendBytes(dst, e.MessageID)
 		dst = binary.AppendVarint(dst, e.TimeUs)
 		dst = binary.AppendUvarint(dst, e.qseq)
-		dst = appendEntryBytes(dst, b.buf[e.start:e.end])
+		dst = logentry.AppendBytes(dst, b.buf[e.start:e.end])
 	}
 	n := 0
 	for i := range b.Rejected {
@@ -88,152 +88,68 @@ func (b *Batch) appendEntry(dst []byte) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(r.Index))
 		for _, s := range [...]string{r.AppKey, r.MessageID, r.Field, r.Code, r.Message} {
-			dst = appendEntryBytes(dst, []byte(s))
+			dst = logentry.AppendBytes(dst, s)
 		}
-		dst = appendEntryBytes(dst, r.Raw)
+		dst = logentry.AppendBytes(dst, r.Raw)
 		dst = binary.AppendUvarint(dst, r.qseq)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.replay)))
 	for _, q := range b.replay {
-		dst = appendEntryBytes(dst, []byte(q.app))
+		dst = logentry.AppendBytes(dst, q.app)
 		dst = binary.AppendUvarint(dst, q.seq)
-		dst = appendEntryBytes(dst, q.line)
+		dst = logentry.AppendBytes(dst, q.line)
 	}
 	return dst
-}
-
-func appendEntryBytes(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
-}
-
-func appendEntryBool(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, 1)
-	}
-	return append(dst, 0)
-}
-
-// errEntry is the error of an entry that cannot be read.
-var errEntry = errors.New("malformed log entry")
-
-// entryReader reads an entry, remembering the first error.
-type entryReader struct {
-	b   []byte
-	err error
-}
-
-func (r *entryReader) fail() {
-	if r.err == nil {
-		r.err = errEntry
-	}
-	r.b = nil
-}
-
-func (r *entryReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *entryReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a count of items of at least min bytes each, refusing one
-// that the rest of the entry cannot hold.
-func (r *entryReader) count(min int) int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)/min) {
-		r.fail()
-		return 0
-	}
-	return int(n)
-}
-
-// bytes reads a length-prefixed run; it aliases the entry.
-func (r *entryReader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *entryReader) bool() bool {
-	if len(r.b) == 0 || r.b[0] > 1 {
-		r.fail()
-		return false
-	}
-	v := r.b[0] == 1
-	r.b = r.b[1:]
-	return v
 }
 
 // decodeEntry fills b, fresh from newBatch, with the batch of an entry. b
 // aliases entry.
 func decodeEntry(b *Batch, entry []byte) error {
 	if len(entry) == 0 || entry[0] != entryVersion {
-		return fmt.Errorf("%w: version %x is not one this node knows (upgrade it)", errEntry, entry[:min(len(entry), 1)])
+		return fmt.Errorf("%w: version %x is not one this node knows (upgrade it)", logentry.ErrMalformed, entry[:min(len(entry), 1)])
 	}
-	r := entryReader{b: entry[1:]}
-	b.Now = time.Unix(0, r.varint())
-	b.IP = string(r.bytes())
-	b.NDJSON = r.bool()
-	b.receivedAt = append(b.receivedAt[:0], r.bytes()...)
-	n := r.count(6)
+	r := logentry.NewReader(entry[1:])
+	b.Now = time.Unix(0, r.Varint())
+	b.IP = string(r.Bytes())
+	b.NDJSON = r.Bool()
+	b.receivedAt = append(b.receivedAt[:0], r.Bytes()...)
+	n := r.Count(6)
 	for range n {
 		var e Event
-		e.AppKey = b.intern(r.bytes())
-		hasID := r.bool()
-		if id := r.bytes(); hasID {
+		e.AppKey = b.intern(r.Bytes())
+		hasID := r.Bool()
+		if id := r.Bytes(); hasID {
 			e.MessageID = id
 		}
-		e.TimeUs = r.varint()
-		e.qseq = r.uvarint()
+		e.TimeUs = r.Varint()
+		e.qseq = r.Uvarint()
 		e.start = len(b.buf)
-		b.buf = append(b.buf, r.bytes()...)
+		b.buf = append(b.buf, r.Bytes()...)
 		e.end = len(b.buf)
 		b.Events = append(b.Events, e)
 	}
-	n = r.count(8)
+	n = r.Count(8)
 	for range n {
 		var q Rejection
-		q.Index = int(r.uvarint())
-		q.AppKey = b.intern(r.bytes())
-		q.MessageID = string(r.bytes())
-		q.Field = string(r.bytes())
-		q.Code = string(r.bytes())
-		q.Message = string(r.bytes())
-		q.Raw = r.bytes()
-		q.qseq = r.uvarint()
+		q.Index = int(r.Uvarint())
+		q.AppKey = b.intern(r.Bytes())
+		q.MessageID = string(r.Bytes())
+		q.Field = string(r.Bytes())
+		q.Code = string(r.Bytes())
+		q.Message = string(r.Bytes())
+		q.Raw = r.Bytes()
+		q.qseq = r.Uvarint()
 		b.Rejected = append(b.Rejected, q)
 	}
-	n = r.count(3)
+	n = r.Count(3)
 	for range n {
 		var q requarantined
-		q.app = string(r.bytes())
-		q.seq = r.uvarint()
-		q.line = r.bytes()
+		q.app = string(r.Bytes())
+		q.seq = r.Uvarint()
+		q.line = r.Bytes()
 		b.replay = append(b.replay, q)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.fail()
-	}
-	return r.err
+	return r.Done()
 }
 
 // ApplyEntry stores the batch of log entry logSeq in db, a replicated

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"trove/logentry"
 	"trove/storage"
 )
 
@@ -166,8 +167,8 @@ func TestEntryRoundTrip(t *testing.T) {
 	entry := mustEntry(t, cfg, replicatedBody())
 	for n := range len(entry) {
 		b := newBatch(&cfg, testNow, "")
-		if err := decodeEntry(b, entry[:n]); !errors.Is(err, errEntry) {
-			t.Fatalf("entry cut at %d of %d: %v; want errEntry", n, len(entry), err)
+		if err := decodeEntry(b, entry[:n]); !errors.Is(err, logentry.ErrMalformed) {
+			t.Fatalf("entry cut at %d of %d: %v; want logentry.ErrMalformed", n, len(entry), err)
 		}
 		putBatch(b)
 	}

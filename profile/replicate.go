@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"trove/apierr"
+	"trove/logentry"
 )
 
 // In cluster mode (SPEC section 9) profile writes go through the
@@ -38,8 +39,8 @@ const profileEntryVersion = 1
 // requestEntry is the entry of a POST /users/profile.
 func (h *Handler) requestEntry(appKey string, idemKey, body []byte) []byte {
 	e := appendProfileEntryHead(nil, entryRequest, h.now(), appKey)
-	e = appendProfileBytes(e, idemKey)
-	return appendProfileBytes(e, body)
+	e = logentry.AppendBytes(e, idemKey)
+	return logentry.AppendBytes(e, body)
 }
 
 // appendForResult appends e, a request or a deletion, and returns how
@@ -60,7 +61,7 @@ func (h *Handler) appendEach(appKey string, objs [][]byte) ([]error, error) {
 	e := appendProfileEntryHead(nil, entryEach, h.now(), appKey)
 	e = binary.AppendUvarint(e, uint64(len(objs)))
 	for _, o := range objs {
-		e = appendProfileBytes(e, o)
+		e = logentry.AppendBytes(e, o)
 	}
 	v, err := h.log.Append(e)
 	if err != nil {
@@ -76,47 +77,14 @@ func (h *Handler) appendEach(appKey string, objs [][]byte) ([]error, error) {
 // deleteEntry is the entry of a DELETE /users/profile.
 func (h *Handler) deleteEntry(appKey string, userID []byte, suppress bool) []byte {
 	e := appendProfileEntryHead(nil, entryDelete, h.now(), appKey)
-	e = appendProfileBytes(e, userID)
-	if suppress {
-		return append(e, 1)
-	}
-	return append(e, 0)
+	e = logentry.AppendBytes(e, userID)
+	return logentry.AppendBool(e, suppress)
 }
 
 func appendProfileEntryHead(dst []byte, kind byte, now time.Time, appKey string) []byte {
 	dst = append(dst, profileEntryVersion, kind)
 	dst = binary.AppendVarint(dst, now.UnixNano())
-	return appendProfileBytes(dst, []byte(appKey))
-}
-
-func appendProfileBytes(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
-}
-
-// errProfileEntry is the error of an entry that cannot be read.
-var errProfileEntry = errors.New("malformed profile log entry")
-
-// profileEntry reads an entry.
-type profileEntry struct{ b []byte }
-
-func (r *profileEntry) uvarint() (uint64, error) {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		return 0, errProfileEntry
-	}
-	r.b = r.b[n:]
-	return v, nil
-}
-
-func (r *profileEntry) bytes() ([]byte, error) {
-	n, err := r.uvarint()
-	if err != nil || n > uint64(len(r.b)) {
-		return nil, errProfileEntry
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v, nil
+	return logentry.AppendBytes(dst, appKey)
 }
 
 // decodedEntry is a profile entry, aliasing its bytes.
@@ -131,56 +99,34 @@ type decodedEntry struct {
 	suppress bool     // entryDelete
 }
 
-// decodeProfileEntry parses an entry that appendRequest or appendEach made.
+// decodeProfileEntry parses an entry that requestEntry, appendEach or
+// deleteEntry made.
 func decodeProfileEntry(entry []byte) (decodedEntry, error) {
 	var d decodedEntry
 	if len(entry) < 2 || entry[0] != profileEntryVersion {
-		return d, fmt.Errorf("%w: a version this node does not know (upgrade it)", errProfileEntry)
+		return d, fmt.Errorf("%w: a profile entry of a version this node does not know (upgrade it)", logentry.ErrMalformed)
 	}
 	d.kind = entry[1]
-	r := profileEntry{b: entry[2:]}
-	ns, n := binary.Varint(r.b)
-	if n <= 0 {
-		return d, errProfileEntry
-	}
-	r.b = r.b[n:]
-	d.now = time.Unix(0, ns)
-	var err error
-	if d.appKey, err = r.bytes(); err != nil {
-		return d, err
-	}
+	r := logentry.NewReader(entry[2:])
+	d.now = time.Unix(0, r.Varint())
+	d.appKey = r.Bytes()
 	switch d.kind {
 	case entryRequest:
-		if d.idemKey, err = r.bytes(); err != nil {
-			return d, err
-		}
-		if d.body, err = r.bytes(); err != nil {
-			return d, err
-		}
+		d.idemKey = r.Bytes()
+		d.body = r.Bytes()
 	case entryEach:
-		count, err := r.uvarint()
-		if err != nil || count > uint64(len(r.b)) {
-			return d, errProfileEntry
-		}
-		d.objs = make([][]byte, count)
+		d.objs = make([][]byte, r.Count(1))
 		for i := range d.objs {
-			if d.objs[i], err = r.bytes(); err != nil {
-				return d, err
-			}
+			d.objs[i] = r.Bytes()
 		}
 	case entryDelete:
-		if d.userID, err = r.bytes(); err != nil {
-			return d, err
-		}
-		if len(r.b) == 0 || r.b[0] > 1 {
-			return d, errProfileEntry
-		}
-		d.suppress, r.b = r.b[0] == 1, r.b[1:]
+		d.userID = r.Bytes()
+		d.suppress = r.Bool()
 	default:
-		return d, fmt.Errorf("%w: kind %d", errProfileEntry, d.kind)
+		return d, fmt.Errorf("%w: a profile entry of kind %d", logentry.ErrMalformed, d.kind)
 	}
-	if len(r.b) != 0 {
-		return d, errProfileEntry
+	if err := r.Done(); err != nil {
+		return d, fmt.Errorf("a profile entry: %w", err)
 	}
 	return d, nil
 }

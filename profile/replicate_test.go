@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"trove/logentry"
 )
 
 // TestProfileEntryRoundTrip checks that both kinds of entries decode into
@@ -12,8 +14,8 @@ import (
 func TestProfileEntryRoundTrip(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 123, time.UTC)
 	req := appendProfileEntryHead(nil, entryRequest, now, "app-key-0001")
-	req = appendProfileBytes(req, []byte("idem-1"))
-	req = appendProfileBytes(req, []byte(`{"user_profiles":[{"userId":"u"}]}`))
+	req = logentry.AppendBytes(req, []byte("idem-1"))
+	req = logentry.AppendBytes(req, []byte(`{"user_profiles":[{"userId":"u"}]}`))
 	d, err := decodeProfileEntry(req)
 	if err != nil || d.kind != entryRequest || !d.now.Equal(now) || string(d.appKey) != "app-key-0001" ||
 		string(d.idemKey) != "idem-1" || string(d.body) != `{"user_profiles":[{"userId":"u"}]}` {
@@ -21,13 +23,13 @@ func TestProfileEntryRoundTrip(t *testing.T) {
 	}
 	each := appendProfileEntryHead(nil, entryEach, now, "app-key-0001")
 	each = append(each, 2)
-	each = appendProfileBytes(each, []byte(`{"userId":"a"}`))
-	each = appendProfileBytes(each, nil)
+	each = logentry.AppendBytes(each, []byte(`{"userId":"a"}`))
+	each = logentry.AppendBytes(each, []byte(nil))
 	d, err = decodeProfileEntry(each)
 	if err != nil || d.kind != entryEach || !slices.EqualFunc(d.objs, [][]byte{[]byte(`{"userId":"a"}`), {}}, bytes.Equal) {
 		t.Fatalf("objects entry decoded as %+v, %v", d, err)
 	}
-	del := appendProfileBytes(appendProfileEntryHead(nil, entryDelete, now, "app-key-0001"), []byte("u-1"))
+	del := logentry.AppendBytes(appendProfileEntryHead(nil, entryDelete, now, "app-key-0001"), []byte("u-1"))
 	del = append(del, 1)
 	d, err = decodeProfileEntry(del)
 	if err != nil || d.kind != entryDelete || string(d.userID) != "u-1" || !d.suppress {
@@ -62,9 +64,9 @@ func TestIDGen(t *testing.T) {
 
 // FuzzDecodeProfileEntry checks that any bytes decode without a panic.
 func FuzzDecodeProfileEntry(f *testing.F) {
-	f.Add(appendProfileBytes(appendProfileBytes(appendProfileEntryHead(nil, entryRequest, time.Unix(1, 0), "k"), nil), []byte("{}")))
+	f.Add(logentry.AppendBytes(logentry.AppendBytes(appendProfileEntryHead(nil, entryRequest, time.Unix(1, 0), "k"), []byte(nil)), []byte("{}")))
 	f.Add(append(appendProfileEntryHead(nil, entryEach, time.Unix(1, 0), "k"), 0))
-	f.Add(append(appendProfileBytes(appendProfileEntryHead(nil, entryDelete, time.Unix(1, 0), "k"), []byte("u")), 0))
+	f.Add(append(logentry.AppendBytes(appendProfileEntryHead(nil, entryDelete, time.Unix(1, 0), "k"), []byte("u")), 0))
 	f.Fuzz(func(t *testing.T, entry []byte) {
 		d, err := decodeProfileEntry(entry)
 		if err == nil && d.kind != entryRequest && d.kind != entryEach && d.kind != entryDelete {
