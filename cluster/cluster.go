@@ -407,10 +407,7 @@ func (n *Node) readState(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return
-	}
+	info := s.CachedInfo() // Stream asked for it: one request a second, not two
 	n.lastAt.Store(info.State.LastTime.UnixNano())
 	n.last.Store(info.State.LastSeq)
 	n.seen.Store(true)
