@@ -77,20 +77,11 @@ func startClusterWriters(t *testing.T, n int, addrs ...string) *clusterWriters {
 				default:
 				}
 				id := fmt.Sprintf("w%d-b%d", g, b)
-				var body bytes.Buffer
-				body.WriteByte('[')
-				for i := range clusterBatch {
-					if i > 0 {
-						body.WriteByte(',')
-					}
-					fmt.Fprintf(&body, `{"type":"event","event":"cluster","userId":"u%d","eventTime":"2026-12-07T10:00:00.000Z","appKey":"%s","messageId":"%s-e%d","attributes":{"i":%d}}`,
-						g, demoApp, id, i, i)
-				}
-				body.WriteByte(']')
+				body := idBatch("cluster", "2026-12-07T10:00:00.000Z", id, g, clusterBatch)
 				w.mu.Lock()
 				w.mu.sent[id] = true
 				w.mu.Unlock()
-				if err := w.send(client, id, body.Bytes(), g+b); err != nil {
+				if err := w.send(client, id, body, g+b); err != nil {
 					w.mu.Lock()
 					w.errs = append(w.errs, err.Error())
 					w.mu.Unlock()

@@ -229,20 +229,11 @@ func startWritersPrefix(t *testing.T, addr string, n int, prefix string, resend 
 					b--
 				}
 				w.mu.Unlock()
-				var body bytes.Buffer
-				body.WriteByte('[')
-				for i := range batchSize {
-					if i > 0 {
-						body.WriteByte(',')
-					}
-					fmt.Fprintf(&body, `{"type":"event","event":"crash","userId":"u%d","eventTime":"2024-01-02T03:04:05.678Z","appKey":"%s","messageId":"%s-e%d","attributes":{"i":%d}}`,
-						g, demoApp, id, i, i)
-				}
-				body.WriteByte(']')
+				body := bytes.NewReader(idBatch("crash", "2024-01-02T03:04:05.678Z", id, g, batchSize))
 				w.mu.Lock()
 				w.mu.sent[id] = true
 				w.mu.Unlock()
-				resp, err := client.Post("http://"+addr+"/v1/events", "application/json", &body)
+				resp, err := client.Post("http://"+addr+"/v1/events", "application/json", body)
 				if err != nil {
 					return // the server is gone
 				}
@@ -429,4 +420,21 @@ func exportedBatches(t *testing.T, addr string) (perBatch map[string]int, events
 		perBatch[batch]++
 	}
 	return perBatch, len(e.lines), dups
+}
+
+// idBatch is a JSON array of n events of the demo app from writer g, named
+// event at eventTime, whose messageIds are id-e0 … id-e<n-1>: the writers
+// of the crash and cluster tests find each batch in an export by them.
+func idBatch(event, eventTime, id string, g, n int) []byte {
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"type":"event","event":%q,"userId":"u%d","eventTime":%q,"appKey":"%s","messageId":"%s-e%d","attributes":{"i":%d}}`,
+			event, g, eventTime, demoApp, id, i, i)
+	}
+	body.WriteByte(']')
+	return body.Bytes()
 }
