@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,31 +24,13 @@ import (
 	"trove/internal/testutil"
 )
 
-var (
-	natsBinOnce sync.Once
-	natsBin     string
-	natsBinErr  error
-)
+var natsBin builtBinary
 
-// natsServerBinary builds nats-server once per test run.
+// natsServerBinary builds nats-server once per test run, from the module
+// the in-process harness uses.
 func natsServerBinary(t *testing.T) string {
 	t.Helper()
-	natsBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "trove-nats-server-")
-		if err != nil {
-			natsBinErr = err
-			return
-		}
-		natsBin = filepath.Join(dir, "nats-server")
-		out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-		if err != nil {
-			natsBinErr = fmt.Errorf("go build nats-server: %v\n%s", err, out)
-		}
-	})
-	if natsBinErr != nil {
-		t.Fatal(natsBinErr)
-	}
-	return natsBin
+	return natsBin.get(t, "nats-server", "", "github.com/nats-io/nats-server/v2")
 }
 
 // natsProcs are three nats-server processes forming one JetStream cluster.

@@ -29,40 +29,56 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	binPath   string
-	buildErr  error
+	binDirOnce sync.Once
+	binDir     string // the built binaries, removed by TestMain
+	binDirErr  error
 )
+
+// builtBinary is a binary that go build makes once per test run, in binDir.
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get builds the binary the first time it is asked for, with go build -o
+// binDir/name args... run in dir ("" for the e2e module), and returns its
+// path.
+func (b *builtBinary) get(t *testing.T, name, dir string, args ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		binDirOnce.Do(func() { binDir, binDirErr = os.MkdirTemp("", "trove-e2e-bin-") })
+		if b.err = binDirErr; b.err != nil {
+			return
+		}
+		b.path = filepath.Join(binDir, name)
+		goCmd, err := exec.LookPath("go")
+		if err != nil {
+			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		full := append([]string{"build", "-o", b.path}, args...)
+		cmd := exec.Command(goCmd, full...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(full, " "), err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+var troveBin builtBinary
 
 // troveBinary builds the binary once per test run, with -race when the
 // tests run with it.
 func troveBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "trove-crash-test-"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "trove")
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		args := []string{"build", "-o", binPath}
-		if raceEnabled() {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command(goCmd, append(args, ".")...)
-		cmd.Dir = moduleRoot
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if raceEnabled() {
+		return troveBin.get(t, "trove", moduleRoot, "-race", ".")
 	}
-	return binPath
+	return troveBin.get(t, "trove", moduleRoot, ".")
 }
 
 func raceEnabled() bool {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -38,11 +37,7 @@ var (
 // with the default http.max_body_memory (Operations, Memory).
 const memFloodMaxRSS = 300 << 20
 
-var (
-	plainOnce sync.Once
-	plainPath string
-	plainErr  error
-)
+var plainBin builtBinary
 
 // plainBinary returns the binary built without -race: the same one as
 // troveBinary when the tests run without it.
@@ -54,29 +49,7 @@ func plainBinary(t *testing.T) string {
 	if !raceEnabled() {
 		return troveBinary(t)
 	}
-	plainOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "trove-memflood-")
-		if err != nil {
-			plainErr = err
-			return
-		}
-		// Removed with the other binary's directory.
-		plainPath = filepath.Join(dir, "trove")
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goCmd, "build", "-o", plainPath, ".")
-		cmd.Dir = moduleRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			plainErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if plainErr != nil {
-		t.Fatal(plainErr)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(plainPath)) })
-	return plainPath
+	return plainBin.get(t, "trove-plain", moduleRoot, ".")
 }
 
 // Each flood event is floodEventLen bytes; a batch holds floodEvents of
