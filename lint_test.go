@@ -50,7 +50,7 @@ var layers = map[string][]string{
 	// through export, as a download does.
 	"sinks":   {"config", "export", "storage"},
 	"obs":     {"storage"},
-	"admin":   {"auth", "schema", "storage", "apierr", "httpbody"},
+	"admin":   {"auth", "schema", "storage", "apierr", "httpbody", "logentry"},
 	"backup":  {"storage", "httpbody"},
 	"storage": {},
 	// Request bodies (limits and Content-Encodings, for every API), and

@@ -21,6 +21,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/httpbody"
+	"trove/logentry"
 	"trove/schema"
 	"trove/storage"
 )
@@ -47,7 +48,7 @@ type Handler struct {
 	mu sync.Mutex
 	// changes, when set, is the replicated log that changes go through
 	// (replicate.go).
-	changes Log
+	changes logentry.Log
 	// schemas are the apps' contracts (schemas.go).
 	schemas *schema.Registry
 

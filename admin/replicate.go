@@ -8,6 +8,7 @@ import (
 	"github.com/goccy/go-json"
 
 	"trove/apierr"
+	"trove/logentry"
 	"trove/storage"
 )
 
@@ -19,14 +20,8 @@ import (
 // node is refused by every node once applied. A node answers once it has
 // applied the change itself.
 
-// A Log appends entries to a replicated log and returns, once this node
-// has applied the entry, what ApplyEntry returned for it.
-type Log interface {
-	Append(entry []byte) (any, error)
-}
-
 // SetLog makes changes go through l (cluster mode).
-func (h *Handler) SetLog(l Log) { h.changes = l }
+func (h *Handler) SetLog(l logentry.Log) { h.changes = l }
 
 // The operations of a change.
 const (

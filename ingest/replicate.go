@@ -19,18 +19,11 @@ import (
 // Sequences and generated messageIds follow from the entry's place in the
 // log (storage.Writer.AllocLog), so every node stores the same bytes.
 
-// A Log appends entries to a replicated log. Append returns once the entry
-// is in the log and this node has applied it, with what ApplyEntry
-// returned for it here.
-type Log interface {
-	Append(entry []byte) (any, error)
-}
-
 // LogSink stores batches through a replicated log (see above). Suppressed
 // users and quarantine replays read the node's own store.
 type LogSink struct {
 	StoreSink
-	Log Log
+	Log logentry.Log
 }
 
 // AppendEvents implements eventSink: the batch's duplicates are those the

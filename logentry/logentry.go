@@ -10,6 +10,13 @@ import (
 	"errors"
 )
 
+// A Log appends entries to the replicated log. Append returns once the
+// entry is in the log and this node has applied it, with what applying it
+// returned here (the answer of the write that made it).
+type Log interface {
+	Append(entry []byte) (any, error)
+}
+
 // ErrMalformed is the error of an entry that cannot be read.
 var ErrMalformed = errors.New("malformed log entry")
 

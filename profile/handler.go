@@ -17,6 +17,7 @@ import (
 	"trove/apierr"
 	"trove/auth"
 	"trove/httpbody"
+	"trove/logentry"
 	"trove/obs"
 	"trove/storage"
 )
@@ -43,7 +44,7 @@ type Handler struct {
 	limiter Limiter
 	// log, when set, is the replicated log that writes go through
 	// (replicate.go).
-	log Log
+	log logentry.Log
 }
 
 // NewHandler returns a Handler storing profiles in db.

@@ -18,14 +18,8 @@ import (
 // remove converge to the same profiles everywhere and the answer, 409s
 // included, is the one a single node gives.
 
-// A Log appends entries to a replicated log and returns, once this node
-// has applied the entry, what ApplyEntry returned for it.
-type Log interface {
-	Append(entry []byte) (any, error)
-}
-
 // SetLog makes profile writes go through l (cluster mode).
-func (h *Handler) SetLog(l Log) { h.log = l }
+func (h *Handler) SetLog(l logentry.Log) { h.log = l }
 
 // The kinds of profile entries.
 const (

@@ -66,7 +66,7 @@ func runCluster(n *cluster.Node, a *apis, db *storage.DB, cfg *config.Config, lo
 	go r.publish(n, cfg, storage.DefaultRetentionInterval, log)
 }
 
-// logOf is the ingest.Log and profile.Log of a node: entries of kind.
+// logOf is the logentry.Log of a node: entries of kind.
 type logOf struct {
 	n    *cluster.Node
 	kind string
