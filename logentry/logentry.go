@@ -1,8 +1,9 @@
 // Package logentry writes and reads the fields of the entries that cluster
 // mode appends to its replicated log (SPEC section 9, README "Cluster
-// mode"): uvarint-length-prefixed byte runs, varints and booleans. Its
-// Reader remembers the first error, so that a decoder reads every field
-// and checks once, and a field never reads past the entry.
+// mode"): uvarint-length-prefixed byte runs, varints and booleans; and
+// Log, the log that the write paths append them to. Its Reader remembers
+// the first error, so that a decoder reads every field and checks once,
+// and a field never reads past the entry.
 package logentry
 
 import (

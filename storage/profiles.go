@@ -214,24 +214,13 @@ func (t *ProfileTxn) Commit() error {
 		t.batch.Set(appendProfileKey(nil, t.app, id), appendProfileValue(nil, seq, t.bodies[id]), nil)
 	}
 	t.recordForgotten()
-	var appliedAt int64
-	if t.logSeq != 0 {
-		appliedAt = t.db.setApplied(t.batch, t.logSeq, t.now)
-	}
-	if t.batch.Empty() {
+	if t.logSeq == 0 && t.batch.Empty() {
 		return nil
 	}
-	opt := pebble.NoSync
-	if t.db.opts.Sync && t.logSeq == 0 {
-		opt = pebble.Sync
-	}
-	if err := t.batch.Commit(opt); err != nil {
+	if err := t.db.commit(t.batch, t.logSeq, t.now, t.db.opts.Sync); err != nil {
 		return fmt.Errorf("cannot commit profiles: %w", err)
 	}
 	committed = true
-	if t.logSeq != 0 {
-		t.db.markApplied(t.logSeq, appliedAt)
-	}
 	if len(t.forget) > 0 {
 		t.db.addForgotten(t.app, t.forget)
 		t.db.kickPurge()

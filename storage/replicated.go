@@ -182,6 +182,24 @@ func (db *DB) markApplied(logSeq uint64, at int64) {
 	db.seq.passTo((logSeq+1)<<LogSeqShift - 1)
 }
 
+// commit commits b: when logSeq is 0 as a write of this node (synced when
+// sync is set), else as what applies log entry logSeq at now, with meta
+// log_applied in the same batch and unsynced (see the top of this file).
+func (db *DB) commit(b *pebble.Batch, logSeq uint64, now time.Time, sync bool) error {
+	if logSeq == 0 {
+		if sync {
+			return b.Commit(pebble.Sync)
+		}
+		return b.Commit(pebble.NoSync)
+	}
+	at := db.setApplied(b, logSeq, now)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	db.markApplied(logSeq, at)
+	return nil
+}
+
 // InLog makes the transaction apply log entry logSeq of a replicated
 // store: its profiles' change sequences are the entry's (as
 // Writer.AllocLog's), and Commit records the entry as applied, unsynced.
@@ -214,11 +232,9 @@ func (db *DB) ExpireEntry(logSeq uint64, at time.Time, keep func(appKey string) 
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
-	applied := db.setApplied(b, logSeq, at)
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := db.commit(b, logSeq, at, false); err != nil {
 		return fmt.Errorf("cannot record log entry %d as applied: %w", logSeq, err)
 	}
-	db.markApplied(logSeq, applied)
 	return nil
 }
 

@@ -97,15 +97,8 @@ func (db *DB) changeSchema(appKey, event string, schema []byte, del bool, now ti
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	b.Set(k, appendSchemaValue(nil, rec), nil)
-	opt, at := pebble.Sync, int64(0)
-	if logSeq != 0 {
-		opt, at = pebble.NoSync, db.setApplied(b, logSeq, now)
-	}
-	if err := b.Commit(opt); err != nil {
+	if err := db.commit(b, logSeq, now, true); err != nil {
 		return SchemaRecord{}, fmt.Errorf("cannot store schema %q of app %q: %w", event, appKey, err)
-	}
-	if logSeq != 0 {
-		db.markApplied(logSeq, at)
 	}
 	return rec, nil
 }

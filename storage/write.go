@@ -267,22 +267,11 @@ func (w *Writer) Commit() error {
 	w.ensureBatch()
 	w.appendBlocks()
 	slice, dedupKeys, dedupRefs := w.dedupEntries()
-	var appliedAt int64
-	if w.logSeq != 0 {
-		appliedAt = w.db.setApplied(w.batch, w.logSeq, w.now)
-	}
-	if w.batch.Empty() {
+	if w.logSeq == 0 && w.batch.Empty() {
 		return nil
 	}
-	opt := pebble.NoSync
-	if w.db.opts.Sync && w.logSeq == 0 {
-		opt = pebble.Sync
-	}
-	if err := w.batch.Commit(opt); err != nil {
+	if err := w.db.commit(w.batch, w.logSeq, w.now, w.db.opts.Sync); err != nil {
 		return fmt.Errorf("cannot commit batch: %w", err)
-	}
-	if w.logSeq != 0 {
-		w.db.markApplied(w.logSeq, appliedAt)
 	}
 	w.db.disk.wrote(w.batch.Len())
 	if len(dedupKeys) > 0 {
