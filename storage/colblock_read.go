@@ -498,11 +498,13 @@ func (d *decodedBlock) decodeV2(payload []byte, f *Filter) error {
 
 func (d *decodedBlock) setEmpty() {
 	d.h.count = 0
-	d.seqs, d.times, d.ends, d.body = d.seqs[:0], d.times[:0], d.ends[:0], d.raw[:0]
+	d.seqs, d.times, d.starts, d.ends, d.body = d.seqs[:0], d.times[:0], d.starts[:0], d.ends[:0], d.raw[:0]
 }
 
 // rebuild writes the bodies of a columnar block from its templates and
-// columns into d.raw. With keep, only the events keep marks stay, and the
+// columns into d.stage, in section 2's order, and points starts and ends
+// at them (no copy into event order: an export copies each body once,
+// into its response). With keep, only the events keep marks stay, and the
 // others are dropped from seqs and times too.
 //
 // It is long on purpose: it is the per-event loop of every columnar export
@@ -510,8 +512,6 @@ func (d *decodedBlock) setEmpty() {
 // travel through calls for each of the block's events.
 func (d *decodedBlock) rebuild(keep []bool) error {
 	n := d.h.count
-	// Bodies are rebuilt in section 2's order into stage, then copied in
-	// event order into raw.
 	out := slices.Grow(d.stage[:0], min(d.h.rawLen, 4*(d.h.s1Raw+d.h.s2Raw))+16) // +16: appendShort's room
 	d.order, d.counts = bodyOrder(d.order, d.counts, d.uidCode, nil, len(d.uidDict))
 	d.bodyEnd = slices.Grow(d.bodyEnd[:0], n)[:n]
@@ -621,27 +621,25 @@ func (d *decodedBlock) rebuild(keep []bool) error {
 	if len(out) != d.h.rawLen {
 		return fmt.Errorf("%w: bodies are %d bytes, header says %d", errCorrupt, len(out), d.h.rawLen)
 	}
-	d.stage = out
-	// Each body starts where the one before it in section 2's order ends.
-	raw := slices.Grow(d.raw[:0], len(out))
-	d.ends = slices.Grow(d.ends[:0], n)[:n]
+	// Each body starts where the one before it in section 2's order ends;
+	// the bodies stay where they were rebuilt, in that order.
+	d.stage, d.body = out, out
+	d.starts = slices.Grow(d.starts[:0], n)[:n]
 	prev := 0
 	for _, i := range d.order {
-		d.ends[i], prev = prev, d.bodyEnd[i] // ends holds the starts for now
+		d.starts[i], prev = prev, d.bodyEnd[i]
 	}
+	d.ends, d.bodyEnd = d.bodyEnd[:n], d.ends
 	w := 0
 	for i := range n {
 		if keep != nil && !keep[i] {
 			continue
 		}
-		raw = append(raw, out[d.ends[i]:d.bodyEnd[i]]...)
-		d.seqs[w], d.times[w] = d.seqs[i], d.times[i]
-		d.ends[w] = len(raw)
+		d.seqs[w], d.times[w], d.starts[w], d.ends[w] = d.seqs[i], d.times[i], d.starts[i], d.ends[i]
 		w++
 	}
-	d.raw, d.body = raw, raw
 	d.h.count = w
-	d.seqs, d.times, d.ends = d.seqs[:w], d.times[:w], d.ends[:w]
+	d.seqs, d.times, d.starts, d.ends = d.seqs[:w], d.times[:w], d.starts[:w], d.ends[:w]
 	return nil
 }
 
@@ -763,11 +761,7 @@ func (d *decodedBlock) head(i int) eventHead {
 }
 
 func (d *decodedBlock) bodyOf(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = d.ends[i-1]
-	}
-	return d.body[start:d.ends[i]]
+	return d.body[d.start(i):d.ends[i]]
 }
 
 // scanHeads fills headSpans from the bodies.
@@ -855,13 +849,24 @@ func (d *decodedBlock) compact(f *Filter) {
 		if !f.keepHead(ev, uid, d.seqs[i], &d.unesc) {
 			continue
 		}
-		end += copy(d.body[end:], body)
-		d.seqs[w], d.times[w], d.ends[w] = d.seqs[i], d.times[i], end
+		if len(d.starts) > 0 {
+			// Bodies out of event order stay where they are.
+			d.starts[w], d.ends[w] = d.starts[i], d.ends[i]
+		} else {
+			end += copy(d.body[end:], body)
+			d.ends[w] = end
+		}
+		d.seqs[w], d.times[w] = d.seqs[i], d.times[i]
 		copy(d.headSpans[w*nHead:], sp)
 		w++
 	}
 	d.h.count = w
-	d.seqs, d.times, d.ends, d.body = d.seqs[:w], d.times[:w], d.ends[:w], d.body[:end]
+	d.seqs, d.times, d.ends = d.seqs[:w], d.times[:w], d.ends[:w]
+	if len(d.starts) > 0 {
+		d.starts = d.starts[:w]
+	} else {
+		d.body = d.body[:end]
+	}
 }
 
 // decodeWhere decodes the events of a block value that f keeps. A

@@ -319,9 +319,13 @@ type decodedBlock struct {
 	h     blockHeader
 	seqs  []uint64
 	times []int64 // eventTimes in µs, whatever the block's version
-	ends  []int
-	body  []byte // the bodies region of raw
-	raw   []byte
+	// Body i is body[start(i):ends[i]]: the bodies lie back to back in
+	// event order (starts empty), or where starts says (a columnar block's
+	// rebuilt bodies, in section 2's order).
+	starts []int
+	ends   []int
+	body   []byte // the bodies region of raw, or stage
+	raw    []byte
 	colState
 }
 
@@ -330,11 +334,18 @@ func (d *decodedBlock) len() int { return d.h.count }
 // event returns the i-th event. The body is borrowed: it is valid until the
 // next decode into d.
 func (d *decodedBlock) event(i int) (seq uint64, t int64, body []byte) {
-	start := 0
-	if i > 0 {
-		start = d.ends[i-1]
+	return d.seqs[i], d.times[i], d.body[d.start(i):d.ends[i]]
+}
+
+// start returns where body i starts.
+func (d *decodedBlock) start(i int) int {
+	if len(d.starts) > 0 {
+		return d.starts[i]
 	}
-	return d.seqs[i], d.times[i], d.body[start:d.ends[i]]
+	if i > 0 {
+		return d.ends[i-1]
+	}
+	return 0
 }
 
 // decode decodes a block value of any version whole.
@@ -374,6 +385,7 @@ func (d *decodedBlock) decode(v []byte) error {
 	n := h.count
 	d.seqs = slices.Grow(d.seqs[:0], n)[:n]
 	d.times = slices.Grow(d.times[:0], n)[:n]
+	d.starts = d.starts[:0]
 	d.ends = slices.Grow(d.ends[:0], n)[:n]
 	r := byteReader{b: d.raw}
 	for i := range n {
@@ -409,23 +421,23 @@ func (d *decodedBlock) copyRange(src *decodedBlock, lo, hi int64) {
 	i, _ := slices.BinarySearch(src.times[:n], lo)
 	j, _ := slices.BinarySearch(src.times[:n], hi)
 	j = max(i, j)
-	start, end := 0, 0
-	if i > 0 {
-		start = src.ends[i-1]
-	}
-	if j > 0 {
-		end = src.ends[j-1]
-	}
-	end = max(start, end)
 	d.h = src.h
 	d.h.count = j - i
 	d.seqs = append(d.seqs[:0], src.seqs[i:j]...)
 	d.times = append(d.times[:0], src.times[i:j]...)
-	d.ends = d.ends[:0]
-	for _, e := range src.ends[i:j] {
-		d.ends = append(d.ends, e-start)
+	d.starts, d.ends, d.raw = d.starts[:0], d.ends[:0], d.raw[:0]
+	if len(src.starts) > 0 {
+		for k := i; k < j; k++ {
+			d.raw = append(d.raw, src.body[src.starts[k]:src.ends[k]]...)
+			d.ends = append(d.ends, len(d.raw))
+		}
+	} else if j > i {
+		start := src.start(i)
+		for _, e := range src.ends[i:j] {
+			d.ends = append(d.ends, e-start)
+		}
+		d.raw = append(d.raw, src.body[start:src.ends[j-1]]...)
 	}
-	d.raw = append(d.raw[:0], src.body[start:end]...)
 	d.body = d.raw
 }
 
