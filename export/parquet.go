@@ -9,7 +9,6 @@ import (
 
 	"github.com/goccy/go-json"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // ParquetRow is one event as a row of a Parquet export (SPEC section 8).
@@ -65,15 +64,14 @@ const parquetBatch = 512
 // an io.Writer in row groups: bytes go out as each row group fills, the
 // footer last, on Close. It is not safe for concurrent use.
 type ParquetWriter struct {
-	w    *parquet.GenericWriter[ParquetRow]
-	rows []ParquetRow
-	head storedHead
-	n    int64
-	pipe *parquetPipe // nil: rows are written in Append's goroutine
-	slot bool         // holds one of parquetPipes
+	w     *parquet.GenericWriter[ParquetRow]
+	rows  []ParquetRow
+	head  storedHead
+	n     int64
+	pipe  *parquetPipe // nil: rows are written in Append's goroutine
+	batch *bodyBatch   // the pipeline's batch being filled
+	slot  bool         // holds one of parquetPipes
 }
-
-var parquetZstd = &zstd.Codec{Level: zstd.SpeedDefault}
 
 // NewParquetWriter returns a ParquetWriter writing a file to w, with
 // rowGroupRows rows in each row group (ParquetRowGroupRows when 0).
@@ -84,7 +82,7 @@ func NewParquetWriter(w io.Writer, rowGroupRows int) *ParquetWriter {
 	pw := parquet.NewGenericWriter[ParquetRow](w,
 		parquet.Compression(parquetZstd),
 		parquet.MaxRowsPerRowGroup(int64(rowGroupRows)),
-		parquet.PageBufferSize(1<<20),
+		parquet.PageBufferSize(parquetPageBytes),
 		parquet.WriteBufferSize(0), // the caller buffers
 		parquet.CreatedBy("trove", "1", ""),
 	)
@@ -92,35 +90,65 @@ func NewParquetWriter(w io.Writer, rowGroupRows int) *ParquetWriter {
 }
 
 // Rows returns the number of rows written so far (buffered ones included).
-func (p *ParquetWriter) Rows() int64 { return p.n + int64(len(p.rows)) }
+func (p *ParquetWriter) Rows() int64 {
+	n := p.n + int64(len(p.rows))
+	if p.pipe != nil {
+		n += int64(len(p.batch.seqs))
+	}
+	return n
+}
 
 // Append adds the stored event body with ingest sequence seq. body is
-// only read during the call.
+// only read during the call. A pipelined writer converts it later, on a
+// worker, so an event that cannot be converted fails a later Append or
+// Close instead.
 func (p *ParquetWriter) Append(seq uint64, body []byte) error {
-	h := &p.head
+	if p.pipe != nil {
+		b := p.batch
+		b.seqs = append(b.seqs, seq)
+		b.arena = append(b.arena, body...)
+		b.ends = append(b.ends, len(b.arena))
+		if len(b.seqs) == parquetBatch {
+			return p.flushRows()
+		}
+		return nil
+	}
+	var err error
+	if p.rows, err = appendRow(p.rows, &p.head, seq, body, string(body)); err != nil {
+		return err
+	}
+	if len(p.rows) == cap(p.rows) {
+		return p.flushRows()
+	}
+	return nil
+}
+
+// appendRow appends the row of the stored event body with sequence seq to
+// rows; raw is body as a string, the row's raw column. h is scratch.
+func appendRow(rows []ParquetRow, h *storedHead, seq uint64, body []byte, raw string) ([]ParquetRow, error) {
 	*h = storedHead{}
 	if err := json.Unmarshal(body, h); err != nil {
-		return fmt.Errorf("cannot convert event seq %d to Parquet: %w", seq, err)
+		return rows, fmt.Errorf("cannot convert event seq %d to Parquet: %w", seq, err)
 	}
 	et, err := parseStoredTime(h.EventTime)
 	if err != nil {
-		return fmt.Errorf("cannot convert event seq %d to Parquet: eventTime: %w", seq, err)
+		return rows, fmt.Errorf("cannot convert event seq %d to Parquet: eventTime: %w", seq, err)
 	}
 	rt, err := parseStoredTime(h.ReceivedAt)
 	if err != nil {
-		return fmt.Errorf("cannot convert event seq %d to Parquet: receivedAt: %w", seq, err)
+		return rows, fmt.Errorf("cannot convert event seq %d to Parquet: receivedAt: %w", seq, err)
 	}
 	var ot int64
 	if h.OriginalEventTime != "" {
 		if ot, err = parseStoredTime(h.OriginalEventTime); err != nil {
-			return fmt.Errorf("cannot convert event seq %d to Parquet: originalEventTime: %w", seq, err)
+			return rows, fmt.Errorf("cannot convert event seq %d to Parquet: originalEventTime: %w", seq, err)
 		}
 	}
 	attrs := ""
 	if len(h.Attributes) > 0 && string(h.Attributes) != "null" {
 		attrs = string(h.Attributes)
 	}
-	p.rows = append(p.rows, ParquetRow{
+	return append(rows, ParquetRow{
 		Seq:               int64(seq),
 		AppKey:            h.AppKey,
 		Event:             h.Event,
@@ -133,25 +161,24 @@ func (p *ParquetWriter) Append(seq uint64, body []byte) error {
 		ContextIP:         h.Context.IP,
 		ContextUserAgent:  h.Context.UserAgent,
 		Attributes:        attrs,
-		Raw:               string(body),
-	})
-	if len(p.rows) == cap(p.rows) {
-		return p.flushRows()
-	}
-	return nil
+		Raw:               raw,
+	}), nil
 }
 
 func (p *ParquetWriter) flushRows() error {
-	if len(p.rows) == 0 {
-		return nil
-	}
 	if pp := p.pipe; pp != nil {
-		n := len(p.rows)
+		n := len(p.batch.seqs)
+		if n == 0 {
+			return nil
+		}
 		var err error
-		if p.rows, err = pp.add(p.rows); err != nil {
+		if p.batch, err = pp.add(p.batch); err != nil {
 			return err
 		}
 		p.n += int64(n)
+		return nil
+	}
+	if len(p.rows) == 0 {
 		return nil
 	}
 	n, err := p.w.Write(p.rows)

@@ -230,4 +230,28 @@ func TestParquetPipeline(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("a pipelined writer whose output fails: %v; want the write's error", err)
 	}
+
+	// A pipelined writer converts on its workers: an event that is not a
+	// stored event fails a later Append or Close, naming its sequence,
+	// whether it is the last one or more follow.
+	for _, more := range []int{0, 5000} {
+		pw = export.NewParquetWriter(io.Discard, 1000)
+		pw.Pipeline()
+		err = nil
+		for i := 0; i < 700 && err == nil; i++ {
+			err = pw.Append(uint64(i+1), []byte(parquetBody(i)))
+		}
+		if err == nil {
+			err = pw.Append(701, []byte(`{"event":"x","eventTime":"yesterday"}`))
+		}
+		for i := 0; i < more && err == nil; i++ {
+			err = pw.Append(uint64(702+i), []byte(parquetBody(i)))
+		}
+		if cerr := pw.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil || !strings.Contains(err.Error(), "seq 701") || !strings.Contains(err.Error(), "eventTime") {
+			t.Errorf("a pipelined writer given an event it cannot convert (%d after it): %v; want an error naming seq 701's eventTime", more, err)
+		}
+	}
 }
