@@ -104,9 +104,8 @@ func (h *Handler) ApplyEntry(logSeq uint64, entry []byte) (any, error) {
 		return nil, fmt.Errorf("%w: %v", errChange, err)
 	}
 	r := h.apply(c, logSeq)
-	var ae *apierr.Error
-	if r.err != nil && !errors.As(r.err, &ae) {
-		return nil, r.err
+	if err := apierr.Failure(r.err); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

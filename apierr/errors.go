@@ -72,6 +72,19 @@ func Field(err error) string {
 	return ""
 }
 
+// Failure returns err when it is a failure (of the store, of the disk)
+// rather than a refusal, and nil when err is nil or is, or wraps, an
+// *Error: a refusal is the outcome of a request, the same wherever it is
+// applied, while a failure means the request must be applied again (a
+// replicated log entry, say).
+func Failure(err error) error {
+	var e *Error
+	if err == nil || errors.As(err, &e) {
+		return nil
+	}
+	return err
+}
+
 // KindOf names the JSON type of a raw value (surrounding space ignored) as
 // messages do: "a string", "an object", "an array", "a boolean", "null",
 // "a number", or "nothing" for no value at all.

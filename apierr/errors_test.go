@@ -28,6 +28,12 @@ func TestError(t *testing.T) {
 			if got := Field(tt.err); got != tt.field {
 				t.Fatalf("Field = %q; want %q", got, tt.field)
 			}
+			if got := Failure(tt.err); (got == nil) != (tt.kind != nil) {
+				t.Fatalf("Failure(%v) = %v; want nil exactly for a refusal (an *Error)", tt.err, got)
+			}
 		})
+	}
+	if err := Failure(nil); err != nil {
+		t.Errorf("Failure(nil) = %v; want nil", err)
 	}
 }

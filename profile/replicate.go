@@ -2,7 +2,6 @@ package profile
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -137,26 +136,15 @@ func (h *Handler) ApplyEntry(logSeq uint64, entry []byte) (any, error) {
 	switch d.kind {
 	case entryEach:
 		res := h.applyEach(string(d.appKey), d.objs, d.now, logSeq)
-		return res, storeError(res.err)
+		return res, apierr.Failure(res.err)
 	case entryDelete:
 		res := h.applyDelete(string(d.appKey), d.userID, d.suppress, d.now, logSeq)
-		return res, storeError(res.err)
+		return res, apierr.Failure(res.err)
 	}
 	_, ups, err := decodeRequest(d.body, h.cfg.MaxProfiles, h.cfg.MaxFields)
 	if err != nil {
 		return requestResult{err: err}, nil // checked by the appending node; refused alike here
 	}
 	res := h.applyRequest(string(d.appKey), d.idemKey, ups, d.now, logSeq)
-	return res, storeError(res.err)
-}
-
-// storeError is err when it is a failure of the store (the entry must be
-// applied again), and nil when it is a refusal (*apierr.Error): that is
-// the entry's outcome, the same on every node.
-func storeError(err error) error {
-	var ae *apierr.Error
-	if err == nil || errors.As(err, &ae) {
-		return nil
-	}
-	return err
+	return res, apierr.Failure(res.err)
 }
