@@ -56,8 +56,8 @@ type storedContext struct {
 // the memory of a file; readers such as DuckDB parallelise over row groups.
 const ParquetRowGroupRows = 64 << 10
 
-// parquetBatch is how many rows are converted before they are handed to
-// the Parquet writer in one call.
+// parquetBatch is how many events are converted and handed to the Parquet
+// writer (or a pipeline's worker) at a time.
 const parquetBatch = 512
 
 // ParquetWriter converts stored events to Parquet rows and streams them to

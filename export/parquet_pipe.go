@@ -13,9 +13,9 @@ import (
 // A pipelined ParquetWriter (Pipeline, the HTTP export's) writes its row
 // groups on two goroutines side by side: most of a Parquet export's time
 // is compressing pages (zstd), which one row group's columns do one after
-// the other, so the caller decodes events into batches of rows and hands
-// row group 0 to worker 0, row group 1 to worker 1, row group 2 to worker 0
-// again once it has caught up, and so on. A worker writes each batch into
+// the other, so the caller gathers events into batches and hands row group
+// 0 to worker 0, row group 1 to worker 1, row group 2 to worker 0 again
+// once it has caught up, and so on. A worker writes each batch into
 // its row group's column writers as it comes (parquet-go's
 // ConcurrentRowGroupWriter), and commits the row group once the one before
 // it is committed, so the file's row groups keep the events' order.
@@ -78,8 +78,8 @@ func (b *bodyBatch) reset() {
 	b.seqs, b.ends, b.arena = b.seqs[:0], b.ends[:0], b.arena[:0]
 }
 
-// pipeWork is a batch of rows for a worker's row group, or with rows nil
-// the end of the row group: commit it once after is closed, then close
+// pipeWork is a batch of events for a worker's row group, or with batch
+// nil the end of the row group: commit it once after is closed, then close
 // committed.
 type pipeWork struct {
 	batch     *bodyBatch
