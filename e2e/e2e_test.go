@@ -97,9 +97,19 @@ type response struct {
 // request sends one request; header holds "Name: value" pairs.
 func request(t *testing.T, method, url string, body io.Reader, header ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
+	r, err := tryRequest(method, url, body, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// tryRequest is request for a caller that copes with a failed exchange
+// itself: the error names the method and the URL.
+func tryRequest(method, url string, body io.Reader, header ...string) (response, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return response{}, err
 	}
 	for _, h := range header {
 		k, v, _ := strings.Cut(h, ": ")
@@ -107,14 +117,14 @@ func request(t *testing.T, method, url string, body io.Reader, header ...string)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return response{}, fmt.Errorf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, url, err)
+		return response{}, fmt.Errorf("%s %s: reading the body: %v", method, url, err)
 	}
-	return response{resp.StatusCode, resp.Header, b}
+	return response{resp.StatusCode, resp.Header, b}, nil
 }
 
 const jsonType = "Content-Type: application/json"
@@ -168,14 +178,29 @@ type exported struct {
 
 func exportFrom(t *testing.T, addr, path, app, query string, header ...string) exported {
 	t.Helper()
-	if len(header) == 0 {
-		header = []string{"Authorization: Bearer " + backendSecret}
-	}
+	url := exportURL(addr, path, app, query)
+	return parseExport(t, url, request(t, "GET", url, nil, exportHeader(header)...))
+}
+
+func exportURL(addr, path, app, query string) string {
 	url := "http://" + addr + path + "?appKey=" + app
 	if query != "" {
 		url += "&" + query
 	}
-	r := request(t, "GET", url, nil, header...)
+	return url
+}
+
+// exportHeader is header, or the backend token when it is empty.
+func exportHeader(header []string) []string {
+	if len(header) == 0 {
+		return []string{"Authorization: Bearer " + backendSecret}
+	}
+	return header
+}
+
+// parseExport checks the answer r to an export of url and splits its lines.
+func parseExport(t *testing.T, url string, r response) exported {
+	t.Helper()
 	if r.status != http.StatusOK {
 		t.Fatalf("GET %s: status %d (%s); want 200", url, r.status, r.body)
 	}
