@@ -194,7 +194,6 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 	var zw compressor
 	if b.enc != "" {
 		zw = getCompressor(b.enc, cw)
-		defer putCompressor(b.enc, zw)
 		out = zw
 	}
 	if !b.rows {
@@ -208,8 +207,13 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 	if err == nil {
 		err = bw.Flush()
 	}
-	if err == nil && zw != nil {
-		err = zw.Close() // ends the frame; a broken stream must not get one
+	if zw != nil {
+		if err == nil {
+			err = zw.Close() // ends the frame; a broken stream must not get one
+		}
+		// The zstd encoder compresses on a goroutine of its own: once it
+		// is back in the pool, nothing writes to w or counts in cw.
+		putCompressor(b.enc, zw)
 	}
 	b.release()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/valyala/fasthttp"
 
 	"trove/apierr"
@@ -445,30 +447,118 @@ func TestStreamOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		head := make([]byte, 64<<10)
-		if _, err := io.ReadFull(br, head); err != nil {
-			t.Fatal(err)
-		}
-		closed := make(chan error, 1)
-		go func() { closed <- db.Close() }() // scans stop with ErrClosed
-		rest, err := io.ReadAll(br)
-		if err == nil {
-			t.Errorf("the export ended cleanly after %d of %d bytes; want a broken transfer", len(head)+len(rest), len(want))
-		} else if !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Logf("read error: %v", err)
-		}
-		if got := append(head, rest...); len(got) >= len(want) || !bytes.HasPrefix([]byte(want), got) {
+		if got := failMidStream(t, db, resp); len(got) >= len(want) || !bytes.HasPrefix([]byte(want), got) {
 			t.Errorf("got %d bytes; want a prefix of the %d stored", len(got), len(want))
 		}
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Close did not return within 10s")
+	})
+}
+
+// TestZstdStreamOverHTTP checks a zstd export, whose encoder compresses
+// on a goroutine of its own: whole, it decodes to the stored lines; a
+// client that leaves and a store that fails mid-stream end it without a
+// race, and a failure leaves the client a broken transfer whose bytes are
+// a frame without its end.
+func TestZstdStreamOverHTTP(t *testing.T) {
+	db := openStore(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var bodies []string
+	var want strings.Builder
+	for i := range 4000 {
+		pad := make([]byte, 450)
+		for j := range pad {
+			pad[j] = "0123456789abcdef"[rnd.IntN(16)]
+		}
+		b := fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, pad)
+		bodies = append(bodies, b)
+		want.WriteString(b + "\n")
+	}
+	store(t, db, appA, bodies, 20)
+	h := export.NewHandler(db, registry(), slog.New(slog.DiscardHandler))
+	url := serve(t, h, true)
+	get := func(t *testing.T, c *http.Client) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept-Encoding", "zstd") // set here, so not decoded by the client
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if enc := resp.Header.Get("Content-Encoding"); enc != "zstd" {
+			t.Fatalf("Content-Encoding %q; want zstd", enc)
+		}
+		return resp
+	}
+
+	t.Run("whole", func(t *testing.T) {
+		resp := get(t, http.DefaultClient)
+		defer resp.Body.Close()
+		zr, err := zstd.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("decoding the export: %v", err)
+		}
+		if string(got) != want.String() {
+			t.Errorf("got %d bytes; want the %d stored", len(got), want.Len())
 		}
 	})
+	t.Run("client leaves", func(t *testing.T) {
+		resp := get(t, smallReads)
+		if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // mid-stream: the connection is dropped
+	})
+	t.Run("store fails mid-stream", func(t *testing.T) {
+		sent := failMidStream(t, db, get(t, smallReads))
+		zr, err := zstd.NewReader(bytes.NewReader(sent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		got, err := io.ReadAll(zr)
+		if err == nil {
+			t.Errorf("the %d bytes received decode as a whole frame", len(sent))
+		}
+		if len(got) >= want.Len() || !strings.HasPrefix(want.String(), string(got)) {
+			t.Errorf("decoded %d bytes; want a prefix of the %d stored", len(got), want.Len())
+		}
+	})
+}
+
+// failMidStream reads 64 KiB of the export resp, closes db so that its
+// scan stops with ErrClosed, and returns all that the client received; it
+// checks that the transfer broke rather than ended like a whole body, and
+// that Close returned.
+func failMidStream(t *testing.T, db *storage.DB, resp *http.Response) []byte {
+	t.Helper()
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(br, head); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	rest, err := io.ReadAll(br)
+	if err == nil {
+		t.Errorf("the export ended cleanly after %d bytes; want a broken transfer", len(head)+len(rest))
+	} else if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("read error: %v", err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10s")
+	}
+	return append(head, rest...)
 }
