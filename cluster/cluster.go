@@ -161,10 +161,15 @@ func (n *Node) Run(apply Applier) {
 }
 
 // Close stops applying and disconnects. Appends still waiting fail.
+//
+// The connection closes before the appliers are waited for: a reader
+// that is recreating its consumer waits on a NATS request (up to 10 s,
+// and again, while NATS does not answer), which only closing the
+// connection ends at once.
 func (n *Node) Close() {
 	n.cancel()
-	n.done.Wait()
 	n.nc.Close()
+	n.done.Wait()
 }
 
 // Done is closed when Close is called.
@@ -192,6 +197,9 @@ func (n *Node) Append(kind string, entry []byte) (any, error) {
 	msg.Header.Set(headerKind, kind)
 	msg.Header.Set(headerNode, n.cfg.Node)
 	for attempt := 0; ; attempt++ {
+		if n.ctx.Err() != nil {
+			return nil, unavailable("this node is shutting down")
+		}
 		try := time.Now().Add(2 * time.Second)
 		if try.After(deadline) {
 			try = deadline
@@ -274,20 +282,27 @@ func (n *Node) applyFrom(ctx context.Context) error {
 	defer it.Stop()
 	n.reading.Store(true)
 	defer n.reading.Store(false)
-	stopped := make(chan struct{})
-	defer close(stopped)
+	// Next waits on rctx as well as on Stop, which a close or a kick
+	// cancels: a Stop that comes while nats.go's ordered consumer is
+	// recreating its own consumer (after a reconnect, or missed
+	// heartbeats) can miss the pull subscription it puts in next, and
+	// leave Next waiting on it.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		select {
-		case <-ctx.Done():
+		case <-rctx.Done():
 		case <-n.kick:
-		case <-stopped:
-			return
 		}
+		cancel()
 		it.Stop()
 	}()
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(jetstream.NextContext(rctx))
 		if err != nil {
+			if rctx.Err() != nil {
+				return nil // a kick or a close, which said why
+			}
 			return err
 		}
 		if err := n.applyMsg(msg); err != nil {

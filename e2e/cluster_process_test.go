@@ -9,6 +9,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"trove/internal/testutil"
+	"trove/server"
 )
 
 var natsBin builtBinary
@@ -189,4 +191,33 @@ func TestClusterNATSCrashAndPartition(t *testing.T) {
 	}
 	t.Logf("CLUSTER_NATS_CRASH: sent=%d acked=%d exported=%d lost=%d duplicates=%d nodes_equal=%v",
 		len(w.mu.sent), len(w.mu.acked), len(e1.lines), countPrefix(problems, "lost"), countPrefix(problems, "duplicate"), slices.Equal(e1.lines, e2.lines))
+}
+
+// TestClusterShutdownNATSFrozen stops a node while every NATS server is
+// frozen (SIGSTOP: their connections stay open and answer nothing, as
+// behind a cut network). By then the node's reader of the stream has
+// missed its heartbeats and is recreating its consumer, with a request
+// that nothing answers; the shutdown does not wait that request out.
+// With nothing in flight a shutdown has nothing to wait for: Serve
+// returns within half the shutdown plan.
+func TestClusterShutdownNATSFrozen(t *testing.T) {
+	nats := startNATSProcs(t)
+	n := startServer(t, clusterConfig(strings.Join(nats.urls, ","), "trove-1"))
+	waitClusterReady(t, n.addr)
+	decodeAnswer(t, postEvents(t, n.addr, "["+event("before", "m-before")+"]"), http.StatusAccepted)
+	for i := range 3 {
+		nats.signal(i, syscall.SIGSTOP)
+	}
+	frozen := time.Now()
+	// Unready once its pings go unanswered, seconds after the reader
+	// missed its heartbeats.
+	why := waitReady(t, n.addr, http.StatusServiceUnavailable, 30*time.Second)
+	t.Logf("unready %v after NATS froze: %s", time.Since(frozen).Round(time.Millisecond), why)
+	start := time.Now()
+	n.stop()
+	took := time.Since(start)
+	if bound := server.DefaultShutdown().End / 2; took > bound {
+		t.Errorf("Serve returned %v after its context was cancelled with NATS frozen; want within %v", took.Round(time.Millisecond), bound)
+	}
+	t.Logf("CLUSTER_SHUTDOWN_FROZEN: unready_after=%v shutdown=%v", start.Sub(frozen).Round(time.Millisecond), took.Round(time.Millisecond))
 }
