@@ -282,20 +282,29 @@ func (n *Node) applyFrom(ctx context.Context) error {
 	defer it.Stop()
 	n.reading.Store(true)
 	defer n.reading.Store(false)
-	// Next waits on rctx as well as on Stop, which a close or a kick
-	// cancels: a Stop that comes while nats.go's ordered consumer is
-	// recreating its own consumer (after a reconnect, or missed
-	// heartbeats) can miss the pull subscription it puts in next, and
-	// leave Next waiting on it.
+	// A kick cancels rctx, which ends Next, and the iterator stops when
+	// Next has returned. Stop must not come while Next runs: nats.go's
+	// ordered consumer recreates its consumer inside Next (after a
+	// reconnect, or missed heartbeats), and a Stop between that and the
+	// swap of its pull subscription misses the new one, which Next then
+	// waits on (and which keeps pulling). Only a close stops it from
+	// here, as a recreation that waits on NATS ignores rctx; the closed
+	// connection then takes every subscription with it.
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
 		select {
-		case <-rctx.Done():
 		case <-n.kick:
+			cancel()
+		case <-rctx.Done():
 		}
-		cancel()
-		it.Stop()
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped:
+		}
 	}()
 	for {
 		msg, err := it.Next(jetstream.NextContext(rctx))
