@@ -204,7 +204,7 @@ func (n *Node) Append(kind string, entry []byte) (any, error) {
 		if try.After(deadline) {
 			try = deadline
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), try)
+		ctx, cancel := context.WithDeadline(n.ctx, try)
 		_, err := n.js.PublishMsg(ctx, msg)
 		cancel()
 		if err == nil {
@@ -225,6 +225,8 @@ func (n *Node) Append(kind string, entry []byte) (any, error) {
 	select {
 	case r := <-ch:
 		return r.v, r.err
+	case <-n.ctx.Done():
+		return nil, unavailable("the write is in the stream, but this node is shutting down before it applied it")
 	case <-time.After(max(time.Until(deadline), 2*time.Second)):
 		return nil, unavailable(fmt.Sprintf("the write is in the stream, but this node has not applied it within %s (it is at entry %d)", n.cfg.WriteTimeout, n.applied.Load()))
 	}
