@@ -160,16 +160,33 @@ func (n *Node) Run(apply Applier) {
 	go n.watchLoop(n.ctx)
 }
 
+// closeWait bounds how long Close waits for the applier once the
+// connection is closed.
+const closeWait = time.Second
+
 // Close stops applying and disconnects. Appends still waiting fail.
 //
-// The connection closes before the appliers are waited for: a reader
-// that is recreating its consumer waits on a NATS request (up to 10 s,
-// and again, while NATS does not answer), which only closing the
-// connection ends at once.
+// The connection closes before the applier is waited for, and the wait is
+// bounded: a reader that is recreating its consumer waits on a NATS
+// request (up to 10 s a try while NATS does not answer), which only the
+// close ends, and then nats.go sleeps out its back-off (up to 10 s after a
+// long outage) before it sees it is stopped. An applier still in there
+// applies nothing more: its connection is gone, and the store refuses
+// writes once it closes; what it did not apply is applied at the next
+// start, from the entry after the last applied.
 func (n *Node) Close() {
 	n.cancel()
 	n.nc.Close()
-	n.done.Wait()
+	done := make(chan struct{})
+	go func() {
+		n.done.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		n.log.Warn("the reader of the stream did not stop within " + closeWait.String() + " of the close (nats.go is retrying its consumer); closing all the same")
+	}
 }
 
 // Done is closed when Close is called.

@@ -193,31 +193,46 @@ func TestClusterNATSCrashAndPartition(t *testing.T) {
 		len(w.mu.sent), len(w.mu.acked), len(e1.lines), countPrefix(problems, "lost"), countPrefix(problems, "duplicate"), slices.Equal(e1.lines, e2.lines))
 }
 
-// TestClusterShutdownNATSFrozen stops a node while every NATS server is
-// frozen (SIGSTOP: their connections stay open and answer nothing, as
-// behind a cut network). By then the node's reader of the stream has
-// missed its heartbeats and is recreating its consumer, with a request
-// that nothing answers; the shutdown does not wait that request out.
-// With nothing in flight a shutdown has nothing to wait for: Serve
-// returns within half the shutdown plan.
+// TestClusterShutdownNATSFrozen stops two nodes while every NATS server
+// is frozen (SIGSTOP: their connections stay open and answer nothing, as
+// behind a cut network): one once it is unready, seconds in, the other
+// after 45 s. By then each node's reader of the stream has missed its
+// heartbeats and is recreating its consumer inside nats.go, with requests
+// that nothing answers (10 s a try) and, after the second, back-offs of
+// 2, 4 and 8 s; the shutdown waits out neither. With nothing in flight a
+// shutdown has nothing to wait for: Serve returns within half the
+// shutdown plan.
 func TestClusterShutdownNATSFrozen(t *testing.T) {
 	nats := startNATSProcs(t)
-	n := startServer(t, clusterConfig(strings.Join(nats.urls, ","), "trove-1"))
-	waitClusterReady(t, n.addr)
-	decodeAnswer(t, postEvents(t, n.addr, "["+event("before", "m-before")+"]"), http.StatusAccepted)
+	urls := strings.Join(nats.urls, ",")
+	n1 := startServer(t, clusterConfig(urls, "trove-1"))
+	n2 := startServer(t, clusterConfig(urls, "trove-2"))
+	waitClusterReady(t, n1.addr)
+	waitClusterReady(t, n2.addr)
+	decodeAnswer(t, postEvents(t, n1.addr, "["+event("before", "m-before")+"]"), http.StatusAccepted)
 	for i := range 3 {
 		nats.signal(i, syscall.SIGSTOP)
 	}
 	frozen := time.Now()
+	stop := func(n *testServer) time.Duration {
+		t.Helper()
+		start := time.Now()
+		n.stop()
+		took := time.Since(start)
+		if bound := server.DefaultShutdown().End / 2; took > bound {
+			t.Errorf("Serve returned %v after its context was cancelled, %v after NATS froze; want within %v",
+				took.Round(time.Millisecond), start.Sub(frozen).Round(time.Millisecond), bound)
+		}
+		return took
+	}
 	// Unready once its pings go unanswered, seconds after the reader
 	// missed its heartbeats.
-	why := waitReady(t, n.addr, http.StatusServiceUnavailable, 30*time.Second)
+	why := waitReady(t, n1.addr, http.StatusServiceUnavailable, 30*time.Second)
 	t.Logf("unready %v after NATS froze: %s", time.Since(frozen).Round(time.Millisecond), why)
-	start := time.Now()
-	n.stop()
-	took := time.Since(start)
-	if bound := server.DefaultShutdown().End / 2; took > bound {
-		t.Errorf("Serve returned %v after its context was cancelled with NATS frozen; want within %v", took.Round(time.Millisecond), bound)
-	}
-	t.Logf("CLUSTER_SHUTDOWN_FROZEN: unready_after=%v shutdown=%v", start.Sub(frozen).Round(time.Millisecond), took.Round(time.Millisecond))
+	unready := time.Since(frozen)
+	took1 := stop(n1)
+	time.Sleep(time.Until(frozen.Add(45 * time.Second))) // into the fourth try, whose back-off is 8 s
+	took2 := stop(n2)
+	t.Logf("CLUSTER_SHUTDOWN_FROZEN: unready_after=%v shutdown=%v shutdown_after_45s=%v",
+		unready.Round(time.Millisecond), took1.Round(time.Millisecond), took2.Round(time.Millisecond))
 }
