@@ -32,4 +32,9 @@
 //
 // Status gives /readyz and /metrics the node's position against the
 // stream's last entry, read once a second.
+//
+// Closing never waits on NATS: Node.Close closes the connection, which
+// fails every request in flight, and then waits at most a second for the
+// applier, whose ordered consumer may be sleeping out nats.go's back-off.
+// Only a close calls the iterator's Stop while Next runs (see applyFrom).
 package cluster
