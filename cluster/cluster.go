@@ -76,7 +76,11 @@ type Node struct {
 	last      atomic.Uint64 // the stream's last entry, as last seen
 	lastAt    atomic.Int64  // when the stream stored that, Unix ns
 	seen      atomic.Bool   // the stream's state has been read
-	reading   atomic.Bool   // the applier has a consumer of the stream
+	// connected follows the connection's handlers, so that Status never
+	// waits on the connection's lock, which a write to a server that
+	// stopped reading holds for up to flushTimeout.
+	connected atomic.Bool
+	reading   atomic.Bool // the applier has a consumer of the stream
 	stuck     atomic.Pointer[string]
 	// kick makes the applier recreate its consumer (a reconnect, or a
 	// stream that moved on while the applier did not: watchLoop).
@@ -123,14 +127,32 @@ func Start(cfg Config, applied uint64, at time.Time, log *slog.Logger) (*Node, e
 		nats.PingInterval(time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// A server that stops reading (frozen, or behind a partition that
+		// drops packets) stalls the write of a large entry once the
+		// socket's buffers are full, and the client holds its lock through
+		// that write: pings, publishes and Close all wait. nats.go's
+		// default gives up after a minute; this moves to another server
+		// within seconds.
+		nats.FlusherTimeout(flushTimeout),
+		// The handlers run in order on one goroutine of the client's;
+		// ConnectHandler also runs for a connection made at once.
+		nats.ConnectHandler(func(*nats.Conn) { n.connected.Store(true) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.connected.Store(false)
 			if err != nil {
 				n.log.Warn("disconnected from NATS; writes are refused until it is back", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.connected.Store(true)
 			n.log.Info("reconnected to NATS", "url", c.ConnectedUrl())
 			n.kickApplier()
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { n.connected.Store(false) }),
+		// Into the log rather than nats.go's own line on stderr, and
+		// without the connection's lock, which its default takes.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			n.log.Warn("NATS client error", "err", err)
 		}),
 	}
 	if cfg.CredentialsFile != "" {
@@ -160,9 +182,15 @@ func (n *Node) Run(apply Applier) {
 	go n.watchLoop(n.ctx)
 }
 
-// closeWait bounds how long Close waits for the applier once the
-// connection is closed.
-const closeWait = time.Second
+// flushTimeout bounds a write to a NATS server: a server that takes no
+// more of an entry for that long is left for another. A 1 MB entry (NATS's
+// default max_payload) needs 2.7 Mbit/s to make it.
+const flushTimeout = 3 * time.Second
+
+// closeWait bounds Close: closing the connection (which may wait up to
+// the connect timeout, 2 s, for a reconnect's handshake) and then the
+// applier.
+const closeWait = 2 * time.Second
 
 // Close stops applying and disconnects. Appends still waiting fail.
 //
@@ -176,16 +204,16 @@ const closeWait = time.Second
 // start, from the entry after the last applied.
 func (n *Node) Close() {
 	n.cancel()
-	n.nc.Close()
 	done := make(chan struct{})
 	go func() {
+		n.nc.Close()
 		n.done.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(closeWait):
-		n.log.Warn("the reader of the stream did not stop within " + closeWait.String() + " of the close (nats.go is retrying its consumer); closing all the same")
+		n.log.Warn("the NATS connection and the reader of the stream did not stop within " + closeWait.String() + " (NATS does not answer); closing all the same")
 	}
 }
 
@@ -468,7 +496,7 @@ type Status struct {
 
 // Status returns the node's state.
 func (n *Node) Status() Status {
-	s := Status{Connected: n.nc.IsConnected(), Applied: n.applied.Load(), Last: n.last.Load()}
+	s := Status{Connected: n.connected.Load(), Applied: n.applied.Load(), Last: n.last.Load()}
 	if s.Last > s.Applied {
 		s.Lag = s.Last - s.Applied
 		s.LagTime = time.Duration(max(n.lastAt.Load()-n.appliedAt.Load(), 0))

@@ -33,8 +33,11 @@
 // Status gives /readyz and /metrics the node's position against the
 // stream's last entry, read once a second.
 //
-// Closing never waits on NATS: Node.Close closes the connection, which
-// fails every request in flight, and then waits at most a second for the
-// applier, whose ordered consumer may be sleeping out nats.go's back-off.
-// Only a close calls the iterator's Stop while Next runs (see applyFrom).
+// Closing never waits long on NATS: Node.Close closes the connection,
+// which fails every request in flight, and waits for that and the applier
+// (whose ordered consumer may be sleeping out nats.go's back-off) for two
+// seconds at most. Only a close calls the iterator's Stop while Next runs
+// (see applyFrom). A write that a server stops reading is given up after
+// flushTimeout, and Status reads the connection's state from its handlers,
+// so that /readyz never waits on the connection's lock.
 package cluster

@@ -8,6 +8,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -235,4 +237,100 @@ func TestClusterShutdownNATSFrozen(t *testing.T) {
 	took2 := stop(n2)
 	t.Logf("CLUSTER_SHUTDOWN_FROZEN: unready_after=%v shutdown=%v shutdown_after_45s=%v",
 		unready.Round(time.Millisecond), took1.Round(time.Millisecond), took2.Round(time.Millisecond))
+}
+
+// frozenBatch is a batch of 150 events of ~30 KB each whose attributes
+// do not compress (4.4 MB, ~3.3 MB once the node compresses it): a few of
+// them fill the socket buffers to a NATS server that stops reading.
+func frozenBatch(t *testing.T, k int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteByte('[')
+	pad := make([]byte, 22000)
+	for i := range 150 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		rand.Read(pad)
+		fmt.Fprintf(&b, `{"type":"event","event":"big","userId":"u1","eventTime":"2020-06-03T17:03:48Z","appKey":"%s","messageId":"big-%d-%d","attributes":{"pad":"%s"}}`,
+			demoApp, k, i, base64.StdEncoding.EncodeToString(pad))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// TestClusterNATSFrozenUnderLargeWrites freezes every NATS server while
+// large writes are on their way to it. The client library holds its
+// connection's lock through a write that the frozen server no longer
+// reads, which by its default lasts a minute: /readyz then answered
+// nothing, the writes hung past any client's timeout, and so did the
+// shutdown. Now /readyz answers throughout and turns 503 within seconds,
+// a shutdown with those writes in flight returns within its plan, and
+// every one of them is answered within write_timeout and a little.
+func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
+	nats := startNATSProcs(t)
+	n := startServer(t, clusterConfig(strings.Join(nats.urls, ","), "trove-1"))
+	waitClusterReady(t, n.addr)
+	bodies := make([]string, 8)
+	for k := range bodies {
+		bodies[k] = frozenBatch(t, k)
+	}
+	decodeAnswer(t, postEvents(t, n.addr, bodies[0]), http.StatusAccepted)
+	for i := range 3 {
+		nats.signal(i, syscall.SIGSTOP)
+	}
+	frozen := time.Now()
+	// Seven at once: some are refused for the memory their bodies take,
+	// the others are in flight to the frozen servers.
+	type answer struct {
+		k      int
+		status int
+		took   time.Duration
+		err    error
+	}
+	answers := make(chan answer, len(bodies))
+	for k := 1; k < len(bodies); k++ {
+		go func() {
+			r, err := tryRequest("POST", "http://"+n.addr+"/v1/events", strings.NewReader(bodies[k]), jsonType)
+			answers <- answer{k, r.status, time.Since(frozen), err}
+		}()
+	}
+	probe := &http.Client{Timeout: 2 * time.Second}
+	defer probe.CloseIdleConnections()
+	var unready time.Duration
+	for unready == 0 {
+		if time.Since(frozen) > 20*time.Second {
+			t.Fatal("/readyz still answers 200 20 s after every NATS server froze")
+		}
+		t0 := time.Now()
+		resp, err := probe.Get("http://" + n.addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz did not answer within 2 s, %v after NATS froze under large writes: %v", time.Since(frozen).Round(time.Millisecond), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			unready = time.Since(frozen)
+		}
+		time.Sleep(100*time.Millisecond - time.Since(t0))
+	}
+	// Stopped with the writes still in flight: the drain waits for them,
+	// then refuses them.
+	start := time.Now()
+	n.stop()
+	took := time.Since(start)
+	if plan := server.DefaultShutdown().End; took > plan {
+		t.Errorf("Serve returned %v after its context was cancelled; want within the shutdown plan's %v", took.Round(time.Millisecond), plan)
+	}
+	for range len(bodies) - 1 {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			t.Errorf("batch %d, sent as NATS froze: %v after %v; want an answer", a.k, a.err, a.took.Round(time.Millisecond))
+		case a.status != http.StatusServiceUnavailable && a.status != http.StatusAccepted:
+			t.Errorf("batch %d, sent as NATS froze: status %d; want 503 (or 202)", a.k, a.status)
+		case a.took > 15*time.Second:
+			t.Errorf("batch %d, sent as NATS froze, was answered after %v; want within write_timeout (10 s) and a little", a.k, a.took.Round(time.Millisecond))
+		}
+	}
+	t.Logf("CLUSTER_FROZEN_WRITES: unready_after=%v shutdown=%v", unready.Round(time.Millisecond), took.Round(time.Millisecond))
 }
