@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -265,7 +266,7 @@ func frozenBatch(t *testing.T, k int) string {
 // reads, which by its default lasts a minute: /readyz then answered
 // nothing, the writes hung past any client's timeout, and so did the
 // shutdown. Now /readyz answers throughout and turns 503 within seconds,
-// a shutdown with those writes in flight returns within its plan, and
+// a shutdown with those writes in flight returns within 10 s, and
 // every one of them is answered within write_timeout and a little.
 func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 	nats := startNATSProcs(t)
@@ -285,6 +286,7 @@ func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 	type answer struct {
 		k      int
 		status int
+		busy   bool // refused for the memory of the bodies, before NATS
 		took   time.Duration
 		err    error
 	}
@@ -292,7 +294,9 @@ func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 	for k := 1; k < len(bodies); k++ {
 		go func() {
 			r, err := tryRequest("POST", "http://"+n.addr+"/v1/events", strings.NewReader(bodies[k]), jsonType)
-			answers <- answer{k, r.status, time.Since(frozen), err}
+			var e struct{ Error string }
+			json.Unmarshal(r.body, &e)
+			answers <- answer{k, r.status, e.Error == "busy", time.Since(frozen), err}
 		}()
 	}
 	probe := &http.Client{Timeout: 2 * time.Second}
@@ -318,11 +322,16 @@ func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 	start := time.Now()
 	n.stop()
 	took := time.Since(start)
-	if plan := server.DefaultShutdown().End; took > plan {
-		t.Errorf("Serve returned %v after its context was cancelled; want within the shutdown plan's %v", took.Round(time.Millisecond), plan)
+	// The plan ends at 9.5 s; the README promises 10, docker stop's grace.
+	if took > 10*time.Second {
+		t.Errorf("Serve returned %v after its context was cancelled; want within 10 s (the shutdown plan ends at %v)", took.Round(time.Millisecond), server.DefaultShutdown().End)
 	}
+	inFlight := 0
 	for range len(bodies) - 1 {
 		a := <-answers
+		if a.err == nil && !a.busy {
+			inFlight++
+		}
 		switch {
 		case a.err != nil:
 			t.Errorf("batch %d, sent as NATS froze: %v after %v; want an answer", a.k, a.err, a.took.Round(time.Millisecond))
@@ -332,5 +341,8 @@ func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 			t.Errorf("batch %d, sent as NATS froze, was answered after %v; want within write_timeout (10 s) and a little", a.k, a.took.Round(time.Millisecond))
 		}
 	}
-	t.Logf("CLUSTER_FROZEN_WRITES: unready_after=%v shutdown=%v", unready.Round(time.Millisecond), took.Round(time.Millisecond))
+	if inFlight == 0 {
+		t.Error("every batch was refused as busy before it reached NATS; want some in flight to the frozen servers")
+	}
+	t.Logf("CLUSTER_FROZEN_WRITES: unready_after=%v shutdown=%v writes_in_flight=%d", unready.Round(time.Millisecond), took.Round(time.Millisecond), inFlight)
 }
