@@ -409,12 +409,21 @@ func (n *Node) applyMsg(msg jetstream.Msg) error {
 
 // ensureStream creates the stream when it does not exist.
 func (n *Node) ensureStream(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := n.js.Stream(ctx, n.cfg.Stream)
+	// A NATS cluster that has just started answers no JetStream request
+	// until it has elected its meta leader, a few seconds: a short first
+	// request, tried again after a pause, makes a new cluster's nodes
+	// ready as soon as it can answer.
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := n.js.Stream(ictx, n.cfg.Stream)
+	cancel()
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return err
+		if err != nil {
+			return fmt.Errorf("cannot read the state of the stream %q (is JetStream up?): %w", n.cfg.Stream, err)
+		}
+		return nil
 	}
+	ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	_, err = n.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:       n.cfg.Stream,
 		Subjects:   []string{n.subject},
