@@ -108,6 +108,30 @@ func (c *natsProcs) signal(i int, sig syscall.Signal) {
 	}
 }
 
+// freezeAll stops every server with SIGSTOP: their connections stay open
+// and answer nothing (the cleanup's kill thaws them first).
+func (c *natsProcs) freezeAll() {
+	c.t.Helper()
+	for i := range c.procs {
+		c.signal(i, syscall.SIGSTOP)
+	}
+}
+
+// startNodes starts a Trove node on the servers for each name and waits
+// until every one is ready.
+func (c *natsProcs) startNodes(t *testing.T, names ...string) []*testServer {
+	t.Helper()
+	urls := strings.Join(c.urls, ",")
+	nodes := make([]*testServer, len(names))
+	for i, name := range names {
+		nodes[i] = startServer(t, clusterConfig(urls, name))
+	}
+	for _, n := range nodes {
+		waitClusterReady(t, n.addr)
+	}
+	return nodes
+}
+
 // streamLeader returns the index of the server leading stream.
 func (c *natsProcs) streamLeader(t *testing.T, stream string) int {
 	t.Helper()
@@ -146,11 +170,8 @@ func (c *natsProcs) streamLeader(t *testing.T, stream string) int {
 // export the same bytes.
 func TestClusterNATSCrashAndPartition(t *testing.T) {
 	nats := startNATSProcs(t)
-	urls := strings.Join(nats.urls, ",")
-	n1 := startServer(t, clusterConfig(urls, "trove-1"))
-	n2 := startServer(t, clusterConfig(urls, "trove-2"))
-	waitClusterReady(t, n1.addr)
-	waitClusterReady(t, n2.addr)
+	nodes := nats.startNodes(t, "trove-1", "trove-2")
+	n1, n2 := nodes[0], nodes[1]
 	w := startClusterWriters(t, 4, n1.addr, n2.addr)
 	acked := func() int {
 		w.mu.Lock()
@@ -207,15 +228,10 @@ func TestClusterNATSCrashAndPartition(t *testing.T) {
 // shutdown plan.
 func TestClusterShutdownNATSFrozen(t *testing.T) {
 	nats := startNATSProcs(t)
-	urls := strings.Join(nats.urls, ",")
-	n1 := startServer(t, clusterConfig(urls, "trove-1"))
-	n2 := startServer(t, clusterConfig(urls, "trove-2"))
-	waitClusterReady(t, n1.addr)
-	waitClusterReady(t, n2.addr)
+	nodes := nats.startNodes(t, "trove-1", "trove-2")
+	n1, n2 := nodes[0], nodes[1]
 	decodeAnswer(t, postEvents(t, n1.addr, "["+event("before", "m-before")+"]"), http.StatusAccepted)
-	for i := range 3 {
-		nats.signal(i, syscall.SIGSTOP)
-	}
+	nats.freezeAll()
 	frozen := time.Now()
 	stop := func(n *testServer) time.Duration {
 		t.Helper()
@@ -272,16 +288,13 @@ func frozenBatch(t *testing.T, k int) string {
 // has its connection closed then.
 func TestClusterNATSFrozenUnderLargeWrites(t *testing.T) {
 	nats := startNATSProcs(t)
-	n := startServer(t, clusterConfig(strings.Join(nats.urls, ","), "trove-1"))
-	waitClusterReady(t, n.addr)
+	n := nats.startNodes(t, "trove-1")[0]
 	bodies := make([]string, 8)
 	for k := range bodies {
 		bodies[k] = frozenBatch(t, k)
 	}
 	decodeAnswer(t, postEvents(t, n.addr, bodies[0]), http.StatusAccepted)
-	for i := range 3 {
-		nats.signal(i, syscall.SIGSTOP)
-	}
+	nats.freezeAll()
 	frozen := time.Now()
 	// Seven at once: some are refused for the memory their bodies take,
 	// the others are in flight to the frozen servers.
