@@ -263,7 +263,10 @@ func (n *Node) Append(kind string, entry []byte) (any, error) {
 		if time.Now().Add(wait).After(deadline) {
 			return nil, unavailable(fmt.Sprintf("the NATS stream %q did not take the write: %v", n.cfg.Stream, err))
 		}
-		time.Sleep(wait)
+		select {
+		case <-n.ctx.Done(): // the loop's first check answers
+		case <-time.After(wait):
+		}
 	}
 	// An entry the stream took is applied shortly, however long the
 	// publishing took.
