@@ -79,6 +79,12 @@ type Options struct {
 
 	// fs, when set, is the file system the store lives on (tests).
 	fs vfs.FS
+	// fewCompactions turns off the compactions Pebble starts on a small
+	// store that it does not start on a large one (tests): tombstone-density
+	// compactions skip tombstones that overlap more than 40 times their size
+	// in the last level, and read-triggered ones need reads of a key range
+	// that a large store spreads over many files.
+	fewCompactions bool
 
 	// CommitHook, when set, is called by every Writer and ProfileTxn commit
 	// once it holds the store open, before it writes (tests that race
@@ -247,6 +253,10 @@ func pebbleOptions(opts Options, cache *pebble.Cache, log *slog.Logger) *pebble.
 	}
 	if opts.fs != nil {
 		po.FS = opts.fs
+	}
+	if opts.fewCompactions {
+		po.Experimental.TombstoneDenseCompactionThreshold = -1
+		po.Experimental.ReadSamplingMultiplier = -1
 	}
 	return po
 }

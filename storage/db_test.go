@@ -1151,6 +1151,53 @@ func TestMergeStopsAtWatermark(t *testing.T) {
 	checkReadAll(t, "after merging", readAll(t, newSnapshot(t, db), apps, days), want)
 }
 
+// TestMergedAwayBlocksLeaveTheStore checks that once ingest is quiet, the
+// blocks the background merger replaced stop taking space: the live
+// sstables reference no more blob bytes than the blocks they hold. The app
+// merges away far less than the 16 MiB after which every pass compacts, so
+// before settleMerged its replaced blocks stayed until later writes pushed
+// compactions through them. The compactions Pebble would start on a store
+// this small but not on a large one are off (fewCompactions): they did not
+// run in the store of 1 M events where the replaced blocks stayed (S1).
+func TestMergedAwayBlocksLeaveTheStore(t *testing.T) {
+	db := openTestDB(t, Options{MergeInterval: 20 * time.Millisecond, fewCompactions: true})
+	app := ensureApp(t, db, benchAppKey)
+	writeBenchEvents(t, db, app, generateBenchEventsIDs(t, 10_000, true))
+	// The small groups' blocks go to sstables, as a busy server's do.
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if n := countGroups(t, db); n != 1 {
+			return fmt.Errorf("%d groups, not yet merged into one", n)
+		}
+		live := 0
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(nsBlock)}, UpperBound: []byte{byte(nsBlock) + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			live += len(v)
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		m := db.pdb.Metrics()
+		var refs uint64
+		for i := range m.Levels {
+			refs += m.Levels[i].EstimatedReferencesSize
+		}
+		if refs > uint64(live)*11/10 {
+			return fmt.Errorf("sstables reference %d bytes of blob values; the live blocks are %d", refs, live)
+		}
+		return nil
+	})
+}
+
 // TestEventsByTimeWindows merges days much larger than the read budget, with
 // blocks that span a whole day and blocks that span minutes, and checks the
 // order and the contents against a sort of everything.
