@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
+
+	"trove/internal/testutil"
 )
 
 // mountSmallFS creates a 192 MiB ext4 image, loop-mounts it on a new
@@ -236,6 +238,10 @@ func TestDiskFullLoopMount(t *testing.T) {
 	if got := exported(); !slices.Equal(got, acked) {
 		t.Errorf("export after recovery: %d events; want the %d acknowledged", len(got), len(acked))
 	}
+	// The child's log lines reach its stderr in batches, within 100 ms.
+	testutil.WaitFor(t, 5*time.Second, testutil.Until("the log says writes are accepted again", func() bool {
+		return strings.Contains(c.logs.String(), "accepting writes again")
+	}))
 	logs := c.logs.String()
 	if n := strings.Count(logs, "refusing writes"); n != 1 {
 		t.Errorf("the log says \"refusing writes\" %d times; want once", n)

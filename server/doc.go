@@ -15,5 +15,6 @@
 // Files: serve.go (flags, config, Serve, the serving sequence), apis.go
 // (the handlers and their route table), registry.go (apps, tokens, the
 // admin token), shutdown.go (the plan and the store's bounded close),
-// limits.go (the apps' rate limits), hooks.go (Options and Hooks).
+// limits.go (the apps' rate limits), hooks.go (Options and Hooks),
+// logbuf.go (log lines to a file or a pipe, written in batches).
 package server

@@ -163,6 +163,14 @@ func Serve(ctx context.Context, args []string, stdout, stderr io.Writer, o Optio
 		return 0
 	}
 	log := newLogger(stderr, cfg)
+	if f, ok := stderr.(*os.File); ok && !isTerminal(f) {
+		// The process's own stderr, a file or a pipe: written in batches
+		// (logbuf.go). A terminal, or a writer a caller passes, gets each
+		// line as it is logged.
+		b := newLogBuffer(f)
+		defer b.Close()
+		log = slog.New(flushingHandler{newLogger(b, cfg).Handler(), b})
+	}
 	if err := serveConfig(ctx, cfg, log, o); err != nil {
 		log.Error("trove stopped", "err", err)
 		return 1
