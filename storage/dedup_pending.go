@@ -47,8 +47,18 @@ func sameBucket(a, b entryKey) bool {
 	return a.slice == b.slice && a.app == b.app && a.fp>>32 == b.fp>>32
 }
 
+// compareEntryKeys orders entries as their index keys: by slice, app and
+// fingerprint. It runs for every entry of every commit, several times
+// (sorts, merges of the pending runs, lookups), so it stops at the first
+// field that differs (cmp.Or would compare all three first).
 func compareEntryKeys(a, b entryKey) int {
-	return cmp.Or(cmp.Compare(a.slice, b.slice), cmp.Compare(a.app, b.app), cmp.Compare(a.fp, b.fp))
+	if c := cmp.Compare(a.slice, b.slice); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.app, b.app); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.fp, b.fp)
 }
 
 // pendingSet is a set of entries, kept as sorted runs: a commit appends

@@ -64,6 +64,7 @@ var writerBufsPool sync.Pool
 
 type pendingEvent struct {
 	app uint32
+	day int32 // DayOf(ev.time), which appendBlocks groups by
 	ev  blockEvent
 }
 
@@ -159,8 +160,12 @@ func (w *Writer) CheckDuplicates(keys []DedupKey) ([]bool, error) {
 // duplicate of its first occurrence.
 func (w *Writer) markRepeats(dup []bool) {
 	keys := w.keys
+	// cmp.Or would evaluate both comparisons; fingerprints almost never tie.
 	slices.SortFunc(w.order, func(a, b fpIndex) int {
-		return cmp.Or(cmp.Compare(a.fp, b.fp), cmp.Compare(a.i, b.i))
+		if c := cmp.Compare(a.fp, b.fp); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
 	})
 	w.reserved = w.reserved[:0]
 	for j, o := range w.order {
@@ -209,7 +214,7 @@ func (w *Writer) Alloc(n int) (uint64, error) {
 // retained, unmodified, until Commit returns. An event
 // with a client messageId is added with AddKeyedEvent instead.
 func (w *Writer) AddEvent(app uint32, seq uint64, timeUs int64, body []byte) {
-	w.events = append(w.events, pendingEvent{app: app, ev: blockEvent{seq: seq, time: timeUs, body: body}})
+	w.events = append(w.events, pendingEvent{app: app, day: DayOf(timeUs), ev: blockEvent{seq: seq, time: timeUs, body: body}})
 }
 
 // AddKeyedEvent adds the event carrying keys[key] of CheckDuplicates, which
@@ -300,20 +305,10 @@ func (w *Writer) appendBlocks() {
 	last := w.first + uint64(w.n) - 1
 	// Group by app, then by day; each (app, day) becomes one block.
 	slices.SortFunc(w.events, func(a, b pendingEvent) int {
-		if a.app != b.app {
-			if a.app < b.app {
-				return -1
-			}
-			return 1
+		if c := cmp.Compare(a.app, b.app); c != 0 {
+			return c
 		}
-		da, db := DayOf(a.ev.time), DayOf(b.ev.time)
-		if da != db {
-			if da < db {
-				return -1
-			}
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.day, b.day)
 	})
 	evs := slices.Grow(w.evs[:0], len(w.events))[:len(w.events)]
 	w.evs = evs
@@ -324,9 +319,9 @@ func (w *Writer) appendBlocks() {
 		app := w.events[i].app
 		g := groupValue{last: last}
 		for i < len(w.events) && w.events[i].app == app {
-			day := DayOf(w.events[i].ev.time)
+			day := w.events[i].day
 			j := i
-			for j < len(w.events) && w.events[j].app == app && DayOf(w.events[j].ev.time) == day {
+			for j < len(w.events) && w.events[j].app == app && w.events[j].day == day {
 				j++
 			}
 			block := evs[i:j]
