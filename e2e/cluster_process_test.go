@@ -45,7 +45,9 @@ type natsProcs struct {
 	confs []string
 	names []string
 	urls  []string
+	ports [][2]int // each server's client and cluster port
 	procs []*exec.Cmd
+	held  [][]int // the ports of a server that is down (holdPorts)
 }
 
 func startNATSProcs(t *testing.T) *natsProcs {
@@ -69,14 +71,16 @@ func startNATSProcs(t *testing.T) *natsProcs {
 		}
 		c.confs, c.names = append(c.confs, conf), append(c.names, name)
 		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		c.ports = append(c.ports, [2]int{ports[i], ports[3+i]})
 	}
-	c.procs = make([]*exec.Cmd, 3)
+	c.procs, c.held = make([]*exec.Cmd, 3), make([][]int, 3)
 	for i := range 3 {
 		c.start(i)
 	}
 	t.Cleanup(func() {
 		for i := range c.procs {
 			c.kill(i)
+			releasePorts(c.held[i])
 		}
 	})
 	return c
@@ -84,6 +88,8 @@ func startNATSProcs(t *testing.T) *natsProcs {
 
 func (c *natsProcs) start(i int) {
 	c.t.Helper()
+	releasePorts(c.held[i])
+	c.held[i] = nil
 	cmd := exec.Command(c.bin, "-c", c.confs[i])
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -98,6 +104,7 @@ func (c *natsProcs) kill(i int) {
 		p.Process.Kill()
 		p.Wait()
 		c.procs[i] = nil
+		c.held[i] = holdPorts(c.ports[i][0], c.ports[i][1])
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type natsCluster struct {
 	t       *testing.T
 	opts    []natsserver.Options // each server's; a start gets a copy, as a server changes its own
 	servers []*natsserver.Server // nil while down
+	held    [][]int              // the ports of a server that is down (holdPorts)
 }
 
 // natsWait bounds every wait of the harness: a start, an election.
@@ -47,7 +49,7 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 	for i := range n {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[n+i])})
 	}
-	c := &natsCluster{t: t, servers: make([]*natsserver.Server, n)}
+	c := &natsCluster{t: t, servers: make([]*natsserver.Server, n), held: make([][]int, n)}
 	for i := range n {
 		c.opts = append(c.opts, natsserver.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
@@ -63,7 +65,13 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 			Routes:     routes,
 		})
 	}
-	t.Cleanup(c.KillAll) // after t.TempDir, so it runs before the stores are removed
+	// After t.TempDir, so it runs before the stores are removed.
+	t.Cleanup(func() {
+		c.KillAll()
+		for i := range c.held {
+			releasePorts(c.held[i])
+		}
+	})
 	c.RestartAll()
 	testutil.WaitFor(t, natsWait, func() error {
 		for _, s := range c.servers {
@@ -94,6 +102,39 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// holdPorts binds sockets to ports while their server is down, so that
+// nothing the test starts meanwhile is given one of them: the kernel hands
+// freed ports out again, and a Trove node started on 127.0.0.1:0 once took
+// a killed server's cluster port, which then could not start again. The
+// sockets do not listen, so a client connecting there is refused at once,
+// as by a server that is down; the kernel skips a bound port when it picks
+// one for a listener on port 0. A port that cannot be bound is skipped.
+// releasePorts closes them, right before the server starts.
+func holdPorts(ports ...int) []int {
+	var fds []int
+	for _, p := range ports {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			continue
+		}
+		// As a listener has it, so that the killed server's connections
+		// in TIME_WAIT do not keep the port from being bound.
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: p, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			syscall.Close(fd)
+			continue
+		}
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+func releasePorts(fds []int) {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
 // URLs is every server's client URL, comma-separated, as a node's config
 // lists them (those of servers that are down too).
 func (c *natsCluster) URLs() string {
@@ -118,6 +159,7 @@ func (c *natsCluster) Kill(i int) {
 		s.Shutdown()
 		s.WaitForShutdown()
 		c.servers[i] = nil
+		c.held[i] = holdPorts(c.opts[i].Port, c.opts[i].Cluster.Port)
 	}
 }
 
@@ -128,6 +170,8 @@ func (c *natsCluster) Restart(i int) {
 	if c.servers[i] != nil {
 		c.t.Fatalf("nats-server %s is running", c.opts[i].ServerName)
 	}
+	releasePorts(c.held[i])
+	c.held[i] = nil
 	opts := c.opts[i]
 	s, err := natsserver.NewServer(&opts)
 	if err != nil {
