@@ -75,6 +75,9 @@ func startNATSProcs(t *testing.T) *natsProcs {
 	}
 	c.procs, c.held = make([]*exec.Cmd, 3), make([][]int, 3)
 	for i := range 3 {
+		c.held[i] = holdPorts(c.ports[i][0], c.ports[i][1])
+	}
+	for i := range 3 {
 		c.start(i)
 	}
 	t.Cleanup(func() {

@@ -64,6 +64,9 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 			Cluster:    natsserver.ClusterOpts{Name: "trove-e2e", Host: "127.0.0.1", Port: ports[n+i]},
 			Routes:     routes,
 		})
+		// Held until the server starts: the servers start one by one,
+		// while other tests listen on port 0.
+		c.held[i] = holdPorts(ports[i], ports[n+i])
 	}
 	// After t.TempDir, so it runs before the stores are removed.
 	t.Cleanup(func() {
