@@ -158,16 +158,16 @@ func (db *DB) settleMerged() error {
 }
 
 // maybeCompact compacts app's blocks once the blocks merged away since its
-// last compaction amount to at least min bytes and a 1/fraction of what the
+// last compaction amount to at least minBytes and a 1/fraction of what the
 // app takes on disk. Pebble would reclaim their space only when later
 // writes push compactions through the same keys, which for a quiet app may
 // be never; compacting at a fixed fraction keeps the cost proportional to
 // what was merged. After each pass the fraction is a quarter; once ingest
 // is quiet (settleMerged) it is a thirty-second, so that what the last
 // passes of a burst merged away does not stay on disk until the next burst.
-func (db *DB) maybeCompact(app uint32, fraction, min uint64) error {
+func (db *DB) maybeCompact(app uint32, fraction, minBytes uint64) error {
 	deleted := db.mergeDeleted[app]
-	if deleted == 0 || deleted < min {
+	if deleted == 0 || deleted < minBytes {
 		return nil
 	}
 	start, end := appendAppPrefix(nil, nsBlock, app), appUpperBound(nsBlock, app)
