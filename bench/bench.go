@@ -406,6 +406,7 @@ type result struct {
 	genTime   time.Duration
 	zipTime   time.Duration
 	cpu       time.Duration   // process CPU time over the run; 0 when unknown
+	machine   machineCPU      // the machine's CPU times over the run; zero when unknown
 	latencies []time.Duration // sorted
 	firstErr  string
 	reads     *readResult // profile reads, when the run made any
@@ -534,6 +535,9 @@ func (r *result) clientLine(o options) string {
 	if r.cpu > 0 && r.elapsed > 0 {
 		fmt.Fprintf(&b, ", process CPU %.2fs (%.0f%% of one core)", r.cpu.Seconds(), 100*r.cpu.Seconds()/r.elapsed.Seconds())
 	}
+	if m := r.machine.String(); m != "" {
+		b.WriteString("; " + m)
+	}
 	return b.String()
 }
 
@@ -582,6 +586,7 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 		stopReads = startReads(ctx, o, tgt, sh.known)
 	}
 	cpu0, cpuOK := processCPU()
+	m0, machineOK := readMachineCPU()
 	start := time.Now()
 	workers := make([]*worker, o.conns)
 	var wg sync.WaitGroup
@@ -594,6 +599,9 @@ func run(ctx context.Context, o options, tgt target, stderr io.Writer, progress 
 	res := &result{elapsed: time.Since(start), counted: sh.counted}
 	if cpu1, ok := processCPU(); ok && cpuOK {
 		res.cpu = cpu1 - cpu0
+	}
+	if m1, ok := readMachineCPU(); ok && machineOK {
+		res.machine = m1.since(m0)
 	}
 	res.reads = stopReads()
 	stopProgress()

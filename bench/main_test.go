@@ -510,6 +510,11 @@ func TestMainAgainstServer(t *testing.T) {
 			}
 			// A leading newline in a wantStdout pins a label to the start of a line.
 			checkContains(t, "stdout", "\n"+stdout, tt.wantStdout)
+			// A run of -duration lasts many clock ticks; a short one may
+			// last none, and then says nothing of the machine.
+			if _, ok := readMachineCPU(); ok && tt.wantEvents == -1 && tt.wantCode == 0 && !strings.Contains(stdout, "; this machine's CPUs ") {
+				t.Errorf("the client line does not say what the machine's CPUs did:\n%s", stdout)
+			}
 			checkContains(t, "stderr", stderr, tt.wantStderr)
 		})
 	}
