@@ -209,6 +209,16 @@ var (
 	}()
 )
 
+// walMinSyncInterval is the least time between two syncs of the WAL,
+// Pebble's group commit made wider: W1 (8 connections of 500-event
+// batches, every one synced) did 246,716-259,037 events/s with it against
+// 232,208-235,709 without, p99 44-46 ms against 48-56, on this project's
+// 2-core machine, whose disk bounds W1 (2026-12-08, three pairs
+// alternated); W2 (64 connections of single events) the same events/s
+// for less CPU (75 % of the machine busy against 81 %). A write that
+// comes 500 µs or more after the last sync is synced at once.
+const walMinSyncInterval = 500 * time.Microsecond
+
 // spanPolicy separates the values of event blocks (nsBlock) and keeps
 // every other value next to its key.
 func spanPolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
@@ -238,6 +248,11 @@ func pebbleOptions(opts Options, cache *pebble.Cache, log *slog.Logger) *pebble.
 		FormatMajorVersion:         pebble.FormatNewest,
 		Logger:                     pebbleLogger{log},
 		Cleaner:                    deletingCleaner{},
+		// A commit that asks for a sync still waits for it, so a 202
+		// stays durable; syncs asked for within walMinSyncInterval of
+		// the last one wait for it to pass, and so take more commits
+		// each.
+		WALMinSyncInterval: func() time.Duration { return walMinSyncInterval },
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
