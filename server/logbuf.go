@@ -68,12 +68,17 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 }
 
 // Flush writes every line kept so far before it returns.
-func (b *logBuffer) Flush() {
+func (b *logBuffer) Flush() { b.flush(false) }
+
+// flush writes what is kept; closing makes later lines go out at once, set
+// while writeMu is held so that none of them overtakes the last batch.
+func (b *logBuffer) flush(closing bool) {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 	b.mu.Lock()
 	out := b.buf
 	b.buf = b.spare[:0]
+	b.closed = b.closed || closing
 	b.mu.Unlock()
 	if len(out) > 0 {
 		// A log that cannot be written has nowhere to say so.
@@ -95,14 +100,12 @@ func (b *logBuffer) run() {
 	for {
 		select {
 		case <-b.stop:
-			b.Flush()
 			return
 		case <-b.kick:
 		}
 		t.Reset(logFlushDelay)
 		select {
 		case <-b.stop:
-			b.Flush()
 			return
 		case <-t.C:
 		case <-b.kick:
@@ -113,21 +116,12 @@ func (b *logBuffer) run() {
 	}
 }
 
-// Close writes what is left and stops the flusher. Lines logged after it
+// Close stops the flusher and writes what is left. Lines logged after it
 // are written at once.
 func (b *logBuffer) Close() {
 	close(b.stop)
 	<-b.done
-	b.writeMu.Lock()
-	defer b.writeMu.Unlock()
-	b.mu.Lock()
-	b.closed = true
-	out := b.buf
-	b.buf, b.spare = nil, nil
-	b.mu.Unlock()
-	if len(out) > 0 {
-		_, _ = b.w.Write(out)
-	}
+	b.flush(true)
 }
 
 // flushingHandler writes a warning or an error, and every line kept before

@@ -210,13 +210,11 @@ var (
 )
 
 // walMinSyncInterval is the least time between two syncs of the WAL,
-// Pebble's group commit made wider: W1 (8 connections of 500-event
-// batches, every one synced) did 246,716-259,037 events/s with it against
-// 232,208-235,709 without, p99 44-46 ms against 48-56, on this project's
-// 2-core machine, whose disk bounds W1 (2026-12-08, three pairs
-// alternated); W2 (64 connections of single events) the same events/s
-// for less CPU (75 % of the machine busy against 81 %). A write that
-// comes 500 µs or more after the last sync is synced at once.
+// Pebble's group commit made wider. On this project's 2-core machine,
+// whose disk bounds W1, it gave W1 6-10 % more events/s in five pairs
+// alternated, p99 no higher, and W2 the same events/s for less CPU
+// (2026-12-08; README, Performance). A write that comes 500 µs or more
+// after the last sync is synced at once.
 const walMinSyncInterval = 500 * time.Microsecond
 
 // spanPolicy separates the values of event blocks (nsBlock) and keeps

@@ -167,7 +167,7 @@ func (db *DB) settleMerged() error {
 // passes of a burst merged away does not stay on disk until the next burst.
 func (db *DB) maybeCompact(app uint32, fraction, minBytes uint64) error {
 	deleted := db.mergeDeleted[app]
-	if deleted == 0 || deleted < minBytes {
+	if deleted < minBytes {
 		return nil
 	}
 	start, end := appendAppPrefix(nil, nsBlock, app), appUpperBound(nsBlock, app)
